@@ -1,0 +1,71 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "swift-workers",
+    products: [
+        .library(name: "Workers", targets: ["Workers"]),
+        .executable(name: "workers", targets: ["workers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Only what Swift cannot call directly: CPU_COUNT, gettid, pthread naming.
+        .target(name: "CWorkersShims"),
+        // Primitives, queues, the cgroup-aware CPU count, the Job protocol, shared errors.
+        .target(
+            name: "WorkersCore",
+            dependencies: [
+                "CWorkersShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // ThreadPool: a TaskExecutor of dedicated threads for blocking work.
+        .target(
+            name: "WorkersThreads",
+            dependencies: [
+                "WorkersCore",
+                "CWorkersShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Umbrella: `import Workers`.
+        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads"], swiftSettings: swiftSettings),
+        // The command tree, in a library so tests can drive it in-process.
+        .target(
+            name: "WorkersCLI",
+            dependencies: [
+                "Workers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "workers", dependencies: ["WorkersCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkersCoreTests", dependencies: ["WorkersCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WorkersThreadsTests",
+            dependencies: [
+                "WorkersThreads",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

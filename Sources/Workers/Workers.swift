@@ -1,0 +1,3 @@
+// `import Workers` brings in the whole toolkit.
+@_exported import WorkersCore
+@_exported import WorkersThreads

@@ -1,0 +1,27 @@
+import ArgumentParser
+
+/// The `workers` command tree. The executable's `main` only calls `WorkersCommand.main()`.
+public struct WorkersCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "workers",
+        abstract: "Concurrency and parallelism for Swift on Linux: thread pools, measured.",
+        version: "0.1.0",
+        subcommands: [DemoCommand.self]
+    )
+
+    public init() {}
+
+    /// Parses the process's arguments, runs the command and exits with its status.
+    public static func runFromCommandLine() async {
+        await main()
+    }
+}
+
+/// `workers demo …`: small, self-explaining demonstrations.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Small demonstrations that measure what the docs claim.",
+        subcommands: [ThreadsDemoCommand.self]
+    )
+}

@@ -1,0 +1,237 @@
+import WorkersCore
+
+extension ThreadPool {
+    /// Runs `body` on every input on the pool's threads and returns the results in input order.
+    ///
+    /// The input is consumed lazily: at most `maxInFlight` bodies run at once, and an input is read
+    /// only when a slot is free to run it, so an endless or expensive sequence is fine.
+    ///
+    /// - Parameters:
+    ///   - inputs: the inputs; read from pool threads, one at a time.
+    ///   - maxInFlight: most bodies running at once; default (and at most) the pool's `maxThreads`.
+    ///     Must be at least 1 (a precondition naming `maxInFlight`).
+    ///   - body: the blocking work for one input.
+    /// - Returns: `body`'s results, in the order of `inputs`.
+    /// - Throws: the error of the lowest-indexed input whose `body` threw; after the first error no
+    ///   further input is started. ``ThreadPoolError`` when the pool cannot take work.
+    ///
+    /// ## Cancellation
+    /// Cancelling the caller stops new inputs from starting, makes `Task.isCancelled` true inside
+    /// running bodies, and throws `CancellationError` once they return.
+    public func map<S: Sequence, T: Sendable>(
+        _ inputs: sending S,
+        maxInFlight: Int? = nil,
+        _ body: @escaping @Sendable (S.Element) throws -> T
+    ) async throws -> [T] where S.Element: Sendable {
+        try await mapInOrder(inputs, maxInFlight: maxInFlight) { try body($0) }
+    }
+
+    /// Runs a ``Job`` on every input on the pool's threads; results in input order.
+    ///
+    /// The same call runs the job on a process pool.
+    ///
+    /// - Parameters:
+    ///   - job: the job type.
+    ///   - inputs: the inputs, consumed lazily.
+    ///   - maxInFlight: most jobs running at once; default the pool's `maxThreads`.
+    /// - Returns: the outputs, in input order.
+    /// - Throws: the error of the lowest-indexed failed input; no further input starts after it.
+    ///
+    /// ## Cancellation
+    /// As ``map(_:maxInFlight:_:)``.
+    public func map<J: Job, S: Sequence>(
+        _ job: J.Type,
+        _ inputs: sending S,
+        maxInFlight: Int? = nil
+    ) async throws -> [J.Output] where S.Element == J.Input {
+        try await mapInOrder(inputs, maxInFlight: maxInFlight) { try await J().run($0) }
+    }
+
+    /// Runs `body` on every input on the pool's threads and yields `(index, value)` pairs as they
+    /// complete.
+    ///
+    /// Nothing starts until iteration begins. At most `maxInFlight` inputs are running or finished
+    /// but not yet consumed: a slow consumer holds the producers back.
+    ///
+    /// ```swift
+    /// for try await (index, page) in io.mapUnordered(urls) { try fetchSync($0) } { … }
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - inputs: the inputs, consumed lazily.
+    ///   - maxInFlight: most inputs running or waiting to be consumed; default the pool's
+    ///     `maxThreads`. At least 1.
+    ///   - body: the blocking work for one input.
+    /// - Returns: a single-pass sequence of `(index, value)` in completion order; it throws the
+    ///   first error a body throws, after which no further input starts.
+    ///
+    /// ## Cancellation
+    /// Cancelling the consuming task, or dropping the iterator, stops new inputs from starting and
+    /// makes `Task.isCancelled` true inside running bodies.
+    public func mapUnordered<S: Sequence & Sendable, T: Sendable>(
+        _ inputs: S,
+        maxInFlight: Int? = nil,
+        _ body: @escaping @Sendable (S.Element) throws -> T
+    ) -> UnorderedResults<T> where S.Element: Sendable {
+        let width = checkedWidth(maxInFlight)
+        return UnorderedResults(capacity: width) { sink in
+            await self.runLoops(inputs, width: width, body: { try body($0) }, sink: sink)
+        }
+    }
+
+    /// Runs a ``Job`` on every input; yields `(index, output)` as they complete.
+    ///
+    /// - Parameters:
+    ///   - job: the job type.
+    ///   - inputs: the inputs, consumed lazily.
+    ///   - maxInFlight: most jobs running or waiting to be consumed; default the pool's `maxThreads`.
+    /// - Returns: a single-pass sequence of `(index, output)` in completion order.
+    ///
+    /// ## Cancellation
+    /// As ``mapUnordered(_:maxInFlight:_:)``.
+    public func mapUnordered<J: Job, S: Sequence & Sendable>(
+        _ job: J.Type,
+        _ inputs: S,
+        maxInFlight: Int? = nil
+    ) -> UnorderedResults<J.Output> where S.Element == J.Input {
+        let width = checkedWidth(maxInFlight)
+        return UnorderedResults(capacity: width) { sink in
+            await self.runLoops(inputs, width: width, body: { try await J().run($0) }, sink: sink)
+        }
+    }
+
+    // MARK: - Engine
+
+    private func checkedWidth(_ maxInFlight: Int?) -> Int {
+        if let maxInFlight { precondition(maxInFlight >= 1, "maxInFlight must be at least 1 (got \(maxInFlight))") }
+        return min(maxInFlight ?? maxThreads, maxThreads)
+    }
+
+    private func mapInOrder<S: Sequence, T: Sendable>(
+        _ inputs: sending S,
+        maxInFlight: Int?,
+        _ body: @escaping @Sendable (S.Element) async throws -> T
+    ) async throws -> [T] where S.Element: Sendable {
+        let width = checkedWidth(maxInFlight)
+        let results = OrderedResults<T>()
+        let count = inputs.underestimatedCount
+        await runLoops(inputs, width: count > 0 ? min(width, count) : width, body: body, sink: results)
+        return try results.collect()
+    }
+
+    /// Runs `width` loops on the pool, each holding one admission slot and pulling inputs until
+    /// they run out, an error stops them, or the task is cancelled.
+    func runLoops<S: Sequence, T: Sendable, Sink: ResultSink<T>>(
+        _ inputs: sending S,
+        width: Int,
+        body: @escaping @Sendable (S.Element) async throws -> T,
+        sink: Sink
+    ) async where S.Element: Sendable {
+        let feeder = InputFeeder(inputs)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<width {
+                group.addTask(executorPreference: self) {
+                    await self.loop(feeder: feeder, body: body, sink: sink)
+                }
+            }
+            await group.waitForAll()
+        }
+        if Task.isCancelled { await sink.fail(index: Int.max, CancellationError()) }
+        await sink.finish()
+    }
+
+    private func loop<Element: Sendable, T: Sendable, Sink: ResultSink<T>>(
+        feeder: InputFeeder<Element>,
+        body: @Sendable (Element) async throws -> T,
+        sink: Sink
+    ) async {
+        do {
+            _ = try await core.admit()  // a loop is a job: it holds one slot while it pulls inputs
+        } catch {
+            feeder.stop()
+            await sink.fail(index: Int.max, error)
+            return
+        }
+        defer { core.finish() }
+        while !Task.isCancelled, let (index, input) = feeder.next() {
+            do {
+                let value = try await body(input)
+                guard await sink.store(index: index, value) else { feeder.stop(); return }
+            } catch {
+                feeder.stop()
+                await sink.fail(index: index, error)
+                return
+            }
+        }
+    }
+}
+
+/// Hands out the inputs of a `map`, one at a time, to the loops on the pool's threads.
+final class InputFeeder<Element: Sendable>: @unchecked Sendable {  // @unchecked: the iterator is only touched under `lock`.
+    private let lock = PthreadLock()
+    private var iterator: any IteratorProtocol<Element>
+    private var nextIndex = 0
+    private var stopped = false
+
+    init<S: Sequence>(_ inputs: sending S) where S.Element == Element {
+        iterator = inputs.makeIterator()
+    }
+
+    func next() -> (Int, Element)? {
+        lock.withLock {
+            guard !stopped, let element = iterator.next() else {
+                stopped = true
+                return nil
+            }
+            defer { nextIndex += 1 }
+            return (nextIndex, element)
+        }
+    }
+
+    func stop() {
+        lock.withLock { stopped = true }
+    }
+}
+
+/// Where a `map` loop puts results.
+protocol ResultSink<Value>: Sendable {
+    associatedtype Value: Sendable
+    /// Stores a value; `false` tells the loop to stop (the consumer has gone).
+    func store(index: Int, _ value: Value) async -> Bool
+    /// Records a failure; `index` orders failures (`Int.max` for failures of no input).
+    func fail(index: Int, _ error: any Error) async
+    /// Every loop has ended.
+    func finish() async
+}
+
+/// Collects `map` results in input order and keeps the lowest-indexed failure.
+final class OrderedResults<Value: Sendable>: ResultSink, @unchecked Sendable {  // @unchecked: state guarded by `lock`.
+    private let lock = PthreadLock()
+    private var values: [Value?] = []
+    private var failure: (index: Int, error: any Error)?
+
+    func store(index: Int, _ value: Value) async -> Bool {
+        lock.withLock {
+            if index >= values.count {
+                values.append(contentsOf: repeatElement(nil, count: index - values.count + 1))
+            }
+            values[index] = value
+        }
+        return true
+    }
+
+    func fail(index: Int, _ error: any Error) async {
+        lock.withLock {
+            if failure == nil || index < failure!.index { failure = (index, error) }
+        }
+    }
+
+    func finish() async {}
+
+    func collect() throws -> [Value] {
+        try lock.withLock {
+            if let failure { throw failure.error }
+            return values.map { $0! }
+        }
+    }
+}

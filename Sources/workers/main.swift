@@ -1,0 +1,3 @@
+import WorkersCLI
+
+await WorkersCommand.runFromCommandLine()
