@@ -105,6 +105,8 @@ public final class ThreadPool: TaskExecutor, Sendable {
         public var queuedExecutorJobs: Int
         /// Jobs from `run`/`map` finished since the pool was made.
         public var completedJobs: Int
+        /// Whether the pool takes new jobs: `false` once ``ThreadPool/shutdown(_:)`` has begun.
+        public var isAcceptingJobs: Bool
     }
 
     let core: ThreadPoolCore

@@ -117,15 +117,17 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
         lock.lock()
         threads.threadStarted()
         metrics?.threadsChanged(threads.threads)
+        var justSpun = false
         loop: while true {
             if let job = jobs.popFirst() {
                 queuedHint.store(jobs.count, ordering: .releasing)
                 lock.unlock()
                 job.runSynchronously(on: executor)
                 lock.lock()
+                justSpun = false
                 continue
             }
-            switch threads.threadIdle() {
+            switch threads.threadIdle(justSpun: justSpun) {
             case .exit:
                 break loop
             case .spin:
@@ -133,10 +135,12 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
                 spinForWork()
                 lock.lock()
                 threads.spinEnded()
+                justSpun = true
                 continue
             case .park(let mayRetire):
                 let timedOut = mayRetire ? !workAvailable.wait(nanoseconds: keepAliveNanoseconds) : { workAvailable.wait(); return false }()
                 if threads.threadWoke(timedOut: timedOut, queued: jobs.count) { break loop }
+                justSpun = false
             }
         }
         let allExited = threads.allExited
@@ -258,7 +262,8 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
                 runningJobs: admission.running,
                 queuedJobs: admission.queued,
                 queuedExecutorJobs: jobs.count,
-                completedJobs: completedJobs
+                completedJobs: completedJobs,
+                isAcceptingJobs: admission.lifecycle == .running
             )
         }
     }

@@ -79,9 +79,10 @@ struct WorkerThreadsState: Equatable {
         case exit
     }
 
-    mutating func threadIdle() -> IdleAction {
+    /// - Parameter justSpun: the thread spun since its last job and found nothing; it parks now.
+    mutating func threadIdle(justSpun: Bool = false) -> IdleAction {
         if stopping { return retire() }
-        if !spinning {
+        if !spinning, !justSpun {
             spinning = true
             return .spin
         }

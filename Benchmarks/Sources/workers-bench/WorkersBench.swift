@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Workers
+
+@main
+struct WorkersBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "workers-bench",
+        abstract: "swift-workers side by side with its peers, in one run.",
+        subcommands: [Threads.self]
+    )
+}
+
+struct Threads: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ThreadPool vs NIOThreadPool, Dispatch, a default-executor TaskGroup and CPython's ThreadPoolExecutor."
+    )
+
+    @Option(help: "Timed runs per workload and system (the blocking workload runs half as many).")
+    var runs = 5
+
+    @Option(help: "Sequential round trips per run.")
+    var roundTrips = 20_000
+
+    @Option(help: "Jobs per map run.")
+    var mapJobs = 100_000
+
+    @Option(help: "Pool threads for the round-trip and map workloads.")
+    var threads = 4
+
+    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
+    var json: String?
+
+    func validate() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard roundTrips >= 1, mapJobs >= 1, threads >= 1 else {
+            throw ValidationError("--round-trips, --map-jobs and --threads must be at least 1")
+        }
+    }
+
+    func run() async throws {
+        let suite = ThreadsSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs, threads: threads) { line in
+            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        }
+        let measurements = try await Task.detached { try await suite.run() }.value
+        try emit(measurements, json: json)
+    }
+}
+
+func emit(_ measurements: [Measurement], json: String?) throws {
+    if json != "-" { print(Report.table(measurements)) }
+    guard let json else { return }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(Report.rows(measurements))
+    if json == "-" {
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        try data.write(to: URL(fileURLWithPath: json))
+    }
+}
