@@ -377,8 +377,8 @@ struct ThreadPoolBox: Codable, Sendable {
     @Test func idleThreadsAboveTheMinimumRetire() async throws {
         let pool = ThreadPool(minThreads: 1, maxThreads: 4, keepAlive: .milliseconds(20))
         let barrier = Barrier(parties: 4)
+        // Four parties meet only if four threads ran at once.
         _ = try await pool.map(0..<4) { _ in try barrier.wait(timeout: .seconds(30)) }
-        #expect(pool.statistics.threads == 4)
         #expect(await eventually { pool.statistics.threads == 1 })
         #expect(try await pool.run { 5 } == 5)
         await pool.shutdown()
