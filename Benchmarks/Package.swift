@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
     name: "workers-benchmarks",
     dependencies: [
-        .package(path: ".."),
+        .package(name: "swift-workers", path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],

@@ -1,3 +1,4 @@
+import Synchronization
 import WorkersCore
 
 extension ThreadPool {
@@ -119,8 +120,12 @@ extension ThreadPool {
         return try results.collect()
     }
 
-    /// Runs `width` loops on the pool, each holding one admission slot and pulling inputs until
-    /// they run out, an error stops them, or the task is cancelled.
+    /// Runs up to `width` loops on the pool, each holding one admission slot and pulling inputs
+    /// until they run out, an error stops them, or the task is cancelled.
+    ///
+    /// Loops start one at a time and multiply only while bodies are slow (or not yet timed):
+    /// blocking jobs reach `width` loops in a few doublings, while tiny jobs stay on two loops,
+    /// which beats many threads fighting over one input lock.
     func runLoops<S: Sequence, T: Sendable, Sink: ResultSink<T>>(
         _ inputs: sending S,
         width: Int,
@@ -128,10 +133,14 @@ extension ThreadPool {
         sink: Sink
     ) async where S.Element: Sendable {
         let feeder = InputFeeder(inputs)
+        let spawner = LoopSpawner(width: width)
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<width {
+            group.addTask(executorPreference: self) {
+                await self.loop(feeder: feeder, spawner: spawner, body: body, sink: sink)
+            }
+            while await spawner.nextSpawn() {
                 group.addTask(executorPreference: self) {
-                    await self.loop(feeder: feeder, body: body, sink: sink)
+                    await self.loop(feeder: feeder, spawner: spawner, body: body, sink: sink)
                 }
             }
             await group.waitForAll()
@@ -142,9 +151,11 @@ extension ThreadPool {
 
     private func loop<Element: Sendable, T: Sendable, Sink: ResultSink<T>>(
         feeder: InputFeeder<Element>,
+        spawner: LoopSpawner,
         body: @Sendable (Element) async throws -> T,
         sink: Sink
     ) async {
+        defer { spawner.loopEnded() }
         do {
             _ = try await core.admit()  // a loop is a job: it holds one slot while it pulls inputs
         } catch {
@@ -153,15 +164,103 @@ extension ThreadPool {
             return
         }
         defer { core.finish() }
+        var results = sink.makeBuffer()
+        defer { sink.flush(&results) }
+        let clock = ContinuousClock()
         while !Task.isCancelled, let (index, input) = feeder.next() {
+            let timing = spawner.mayGrow
+            if timing { spawner.inputTaken() }
+            let start = timing ? clock.now : nil
             do {
                 let value = try await body(input)
-                guard await sink.store(index: index, value) else { feeder.stop(); return }
+                if let start { spawner.bodyTook(start.duration(to: clock.now)) }
+                guard await sink.store(index: index, value, buffer: &results) else { feeder.stop(); return }
             } catch {
                 feeder.stop()
                 await sink.fail(index: index, error)
                 return
             }
+        }
+    }
+}
+
+/// Decides when a `map` starts another loop, and lets the caller wait for those decisions.
+///
+/// A loop that takes an input while bodies are slow (over 50 µs) or not yet timed asks for the
+/// loop count to double, up to `width`. The caller's task starts the loops it is asked for, so
+/// they are child tasks: they inherit its cancellation and task-locals.
+final class LoopSpawner: @unchecked Sendable {  // @unchecked: state guarded by `lock`; `growing` is atomic.
+    private static let slowBody = Duration.microseconds(50)
+    private let lock = PthreadLock()
+    private let width: Int
+    private var started = 1
+    private var active = 1
+    private var pending = 0
+    private var lastBody: Duration?
+    private var waiter: CheckedContinuation<Bool, Never>?
+    private let growing: Atomic<Bool>
+
+    init(width: Int) {
+        self.width = width
+        growing = Atomic(width > 1)
+    }
+
+    /// Whether loops may still be added; read without the lock on every input.
+    var mayGrow: Bool { growing.load(ordering: .relaxed) }
+
+    /// A loop took an input: ask for more loops while bodies are slow or untimed.
+    func inputTaken() {
+        let resume: CheckedContinuation<Bool, Never>? = lock.withLock {
+            if let lastBody, lastBody < Self.slowBody { return nil }
+            let target = min(width, 2 * (started + pending))
+            guard target > started + pending else { return nil }
+            pending = target - started
+            if started + pending >= width { growing.store(false, ordering: .relaxed) }
+            guard let waiter else { return nil }
+            self.waiter = nil
+            takeSpawnLocked()
+            return waiter
+        }
+        resume?.resume(returning: true)
+    }
+
+    /// One pending loop is being started by the caller.
+    private func takeSpawnLocked() {
+        pending -= 1
+        started += 1
+        active += 1
+    }
+
+    /// A timed body finished.
+    func bodyTook(_ duration: Duration) {
+        lock.withLock { lastBody = duration }
+    }
+
+    /// A loop ended; the last one ends the caller's wait.
+    func loopEnded() {
+        let resume: CheckedContinuation<Bool, Never>? = lock.withLock {
+            active -= 1
+            guard active == 0, pending == 0 else { return nil }
+            growing.store(false, ordering: .relaxed)
+            defer { waiter = nil }
+            return waiter
+        }
+        resume?.resume(returning: false)
+    }
+
+    /// Waits until another loop should start (`true`) or every loop has ended (`false`).
+    func nextSpawn() async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let answer: Bool? = lock.withLock {
+                if pending > 0 {
+                    takeSpawnLocked()
+                    return true
+                }
+                if active == 0 { return false }
+                waiter = continuation
+                return nil
+            }
+            if let answer { continuation.resume(returning: answer) }
         }
     }
 }
@@ -196,8 +295,13 @@ final class InputFeeder<Element: Sendable>: @unchecked Sendable {  // @unchecked
 /// Where a `map` loop puts results.
 protocol ResultSink<Value>: Sendable {
     associatedtype Value: Sendable
+    associatedtype Buffer
+    /// A loop's own buffer, so that storing a result takes no shared lock.
+    func makeBuffer() -> Buffer
     /// Stores a value; `false` tells the loop to stop (the consumer has gone).
-    func store(index: Int, _ value: Value) async -> Bool
+    func store(index: Int, _ value: Value, buffer: inout Buffer) async -> Bool
+    /// Hands a loop's buffered results over when the loop ends.
+    func flush(_ buffer: inout Buffer)
     /// Records a failure; `index` orders failures (`Int.max` for failures of no input).
     func fail(index: Int, _ error: any Error) async
     /// Every loop has ended.
@@ -210,14 +314,22 @@ final class OrderedResults<Value: Sendable>: ResultSink, @unchecked Sendable {  
     private var values: [Value?] = []
     private var failure: (index: Int, error: any Error)?
 
-    func store(index: Int, _ value: Value) async -> Bool {
-        lock.withLock {
-            if index >= values.count {
-                values.append(contentsOf: repeatElement(nil, count: index - values.count + 1))
-            }
-            values[index] = value
-        }
+    func makeBuffer() -> [(Int, Value)] { [] }
+
+    func store(index: Int, _ value: Value, buffer: inout [(Int, Value)]) async -> Bool {
+        buffer.append((index, value))
         return true
+    }
+
+    func flush(_ buffer: inout [(Int, Value)]) {
+        guard let highest = buffer.lazy.map(\.0).max() else { return }
+        lock.withLock {
+            if highest >= values.count {
+                values.append(contentsOf: repeatElement(nil, count: highest - values.count + 1))
+            }
+            for (index, value) in buffer { values[index] = value }
+        }
+        buffer.removeAll()
     }
 
     func fail(index: Int, _ error: any Error) async {

@@ -35,6 +35,11 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
     private var threads: WorkerThreadsState
     private var admission: ThreadPoolStateMachine<AdmissionWaiter>
     private var terminationWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Threads that exit because of a `shutdown()` stay joinable, and `shutdown()` joins them, so
+    /// they are gone when it returns. Threads that retire or exit after the pool was dropped
+    /// detach themselves.
+    private var joinable: [Int: pthread_t] = [:]
+    private var joinOnShutdown = false
     private var completedJobs = 0
     /// Mirrors `jobs.count` for the spinning thread, which polls without the lock.
     private let queuedHint = Atomic<Int>(0)
@@ -94,17 +99,23 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         var thread = pthread_t()
+        // Hold the lock across pthread_create so the new thread's exit cannot run before its
+        // handle is recorded.
+        lock.lock()
         let rc = pthread_create(&thread, &attributes, { argument in
             let start = Unmanaged<ThreadStart>.fromOpaque(argument!).takeRetainedValue()
             start.core.threadMain(number: start.number)
             return nil
         }, start.toOpaque())
-        if rc != 0 {
+        if rc == 0 {
+            joinable[number] = thread
+            lock.unlock()
+        } else {
+            threads.threadStartFailed()
+            lock.unlock()
             start.release()
             logger.error("could not start a pool thread", metadata: ["errno": "\(rc)"])
-            lock.withLock { threads.threadStartFailed() }
         }
     }
 
@@ -142,6 +153,9 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
                 if threads.threadWoke(timedOut: timedOut, queued: jobs.count) { break loop }
                 justSpun = false
             }
+        }
+        if !(threads.stopping && joinOnShutdown), let handle = joinable.removeValue(forKey: number) {
+            pthread_detach(handle)
         }
         let allExited = threads.allExited
         let waiters = allExited ? terminationWaiters : []
@@ -215,7 +229,10 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
     // MARK: - Shutdown
 
     func shutdown(_ mode: ThreadPool.ShutdownMode) async {
-        let action = lock.withLock { admission.shutdown(mode) }
+        let action = lock.withLock {
+            joinOnShutdown = true
+            return admission.shutdown(mode)
+        }
         switch action {
         case .shutDown(let failQueued, let terminatedNow):
             logger.debug("thread pool shutting down", metadata: ["mode": "\(mode)", "cancelled": "\(failQueued.count)"])
@@ -232,6 +249,12 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
             }
             if done { continuation.resume() }
         }
+        // Every thread has left its loop; join them so they are gone, not just leaving.
+        let exiting: [pthread_t] = lock.withLock {
+            defer { joinable.removeAll() }
+            return Array(joinable.values)
+        }
+        for thread in exiting { pthread_join(thread, nil) }
     }
 
     /// Tells every thread to finish the executor queue and exit.

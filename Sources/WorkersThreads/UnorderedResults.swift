@@ -92,7 +92,10 @@ final class StreamSink<Value: Sendable>: ResultSink, Sendable {
         queue = AsyncQueue(capacity: capacity)
     }
 
-    func store(index: Int, _ value: Value) async -> Bool {
+    func makeBuffer() {}
+    func flush(_ buffer: inout ()) {}
+
+    func store(index: Int, _ value: Value, buffer: inout ()) async -> Bool {
         do {
             try await queue.send(.success((index, value)))
             return true

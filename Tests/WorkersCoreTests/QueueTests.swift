@@ -145,3 +145,30 @@ import Testing
         await #expect(throws: CancellationError.self) { _ = try await task.value }
     }
 }
+
+/// Bad sizes and time-outs are precondition failures whose message names the parameter.
+@Suite struct PrimitiveBadInputTests {
+    @Test func aZeroCapacityQueueNamesTheParameter() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = BlockingQueue<Int>(capacity: 0)
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("capacity must be at least 1"))
+    }
+
+    @Test func aNegativeTimeoutNamesTheParameter() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Event().wait(timeout: .milliseconds(-1))
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("timeout must not be negative"))
+    }
+
+    @Test func aBarrierOfNoPartiesNamesTheParameter() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Barrier(parties: 0)
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("parties must be at least 1"))
+    }
+}

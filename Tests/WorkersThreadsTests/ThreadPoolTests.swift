@@ -422,3 +422,42 @@ struct ThreadPoolBox: Codable, Sendable {
         return (handler, logger)
     }
 }
+
+@Suite struct ThreadPoolTaskContextTests {
+    @Test func loggerCurrentIsVisibleInsideTheBody() async throws {
+        let pool = ThreadPool(threads: 1)
+        let label = try await withLogger(Logger(label: "request-7", factory: { _ in SwiftLogNoOpLogHandler() })) { _ in
+            try await pool.run { Logger.current.label }
+        }
+        #expect(label == "request-7")
+        await pool.shutdown()
+    }
+}
+
+/// Bad sizes are precondition failures whose message names the parameter.
+@Suite struct ThreadPoolBadInputTests {
+    @Test func zeroThreadsNamesTheParameter() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = ThreadPool(threads: 0)
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("threads must be at least 1"))
+    }
+
+    @Test func minAboveMaxNamesBothParameters() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = ThreadPool(minThreads: 5, maxThreads: 2)
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("minThreads (5) must not exceed maxThreads (2)"))
+    }
+
+    @Test func zeroMaxInFlightNamesTheParameter() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let pool = ThreadPool(threads: 1)
+            _ = try? await pool.map([1], maxInFlight: 0) { $0 }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("maxInFlight must be at least 1"))
+    }
+}
