@@ -152,3 +152,38 @@ import Testing
         #expect(state.allExited)
     }
 }
+
+@Suite struct LoopSpawnerTests {
+    @Test func untimedInputsDoubleTheLoopsUpToTheWidth() async {
+        let spawner = LoopSpawner(width: 5)
+        spawner.inputTaken()  // 1 loop, untimed: ask for 2
+        #expect(await spawner.nextSpawn())
+        spawner.inputTaken()  // 2 loops: ask for 4
+        #expect(await spawner.nextSpawn())
+        #expect(await spawner.nextSpawn())
+        spawner.inputTaken()  // 4 loops: capped at 5
+        #expect(await spawner.nextSpawn())
+        #expect(!spawner.mayGrow)
+        for _ in 0..<5 { spawner.loopEnded() }
+        #expect(await !spawner.nextSpawn())
+    }
+
+    @Test func fastBodiesStopTheGrowth() async {
+        let spawner = LoopSpawner(width: 64)
+        spawner.bodyTook(.microseconds(1))
+        spawner.inputTaken()
+        spawner.loopEnded()
+        #expect(await !spawner.nextSpawn())  // no loop was asked for; the only loop ended
+    }
+
+    @Test func slowBodiesKeepGrowing() async {
+        let spawner = LoopSpawner(width: 64)
+        spawner.bodyTook(.milliseconds(10))
+        spawner.inputTaken()
+        #expect(await spawner.nextSpawn())
+    }
+
+    @Test func aWidthOfOneNeverGrows() {
+        #expect(!LoopSpawner(width: 1).mayGrow)
+    }
+}

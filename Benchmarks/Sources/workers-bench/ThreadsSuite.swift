@@ -13,6 +13,8 @@ struct ThreadsSuite {
     var blockingJobs = 1000
     var blockingThreads = 100
     var blockFor = Duration.milliseconds(10)
+    /// Workloads to run; empty runs all.
+    var only: Set<String> = []
     var progress: (String) -> Void
 
     static let nio = "NIOThreadPool"
@@ -20,10 +22,11 @@ struct ThreadsSuite {
     static let taskGroup = "TaskGroup, default executor"
 
     func run() async throws -> [Measurement] {
+        func wanted(_ workload: String) -> Bool { only.isEmpty || only.contains(workload) }
         var results: [Measurement] = []
-        results += try await roundTrip()
-        results += try await mapCost()
-        results += try await blocking()
+        if wanted("round-trip") { results += try await roundTrip() }
+        if wanted("map-100k") { results += try await mapCost() }
+        if wanted("blocking-1000x10ms") { results += try await blocking() }
         results += cpython()
         return results
     }
@@ -202,6 +205,7 @@ struct ThreadsSuite {
         let arguments = [
             script, "--runs", String(runs), "--round-trips", String(roundTrips), "--map-jobs", String(mapJobs),
             "--threads", String(threads), "--blocking-jobs", String(blockingJobs), "--blocking-threads", String(blockingThreads),
+            "--only", only.sorted().joined(separator: ","),
         ]
         progress("CPython ThreadPoolExecutor: the same three workloads")
         switch Python.run(arguments) {

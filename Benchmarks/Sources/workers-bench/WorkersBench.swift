@@ -28,18 +28,27 @@ struct Threads: AsyncParsableCommand {
     @Option(help: "Pool threads for the round-trip and map workloads.")
     var threads = 4
 
+    @Option(help: "Run only these workloads (comma-separated): round-trip, map-100k, blocking-1000x10ms.")
+    var only: String?
+
     @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
     var json: String?
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        let known: Set<String> = ["round-trip", "map-100k", "blocking-1000x10ms"]
+        for name in onlySet where !known.contains(name) {
+            throw ValidationError("--only: unknown workload '\(name)'; known: \(known.sorted().joined(separator: ", "))")
+        }
         guard roundTrips >= 1, mapJobs >= 1, threads >= 1 else {
             throw ValidationError("--round-trips, --map-jobs and --threads must be at least 1")
         }
     }
 
+    var onlySet: Set<String> { Set((only ?? "").split(separator: ",").map(String.init)) }
+
     func run() async throws {
-        let suite = ThreadsSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs, threads: threads) { line in
+        let suite = ThreadsSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs, threads: threads, only: onlySet) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         let measurements = try await Task.detached { try await suite.run() }.value
