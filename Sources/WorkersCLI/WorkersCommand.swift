@@ -2,6 +2,7 @@ import ArgumentParser
 
 /// The `workers` command tree. The executable's `main` only calls `WorkersCommand.main()`.
 public struct WorkersCommand: AsyncParsableCommand {
+    /// The command's name, abstract, version and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "workers",
         abstract: "Concurrency and parallelism for Swift on Linux: thread pools, measured.",
@@ -9,6 +10,7 @@ public struct WorkersCommand: AsyncParsableCommand {
         subcommands: [DemoCommand.self]
     )
 
+    /// Creates the root command (ArgumentParser fills its options).
     public init() {}
 
     /// Parses the process's arguments, runs the command and exits with its status.

@@ -11,6 +11,7 @@ import DequeModule
 /// It is also an `AsyncSequence`: `for try await item in queue` ends once the queue is finished and
 /// drained.
 public final class AsyncQueue<Element: Sendable>: AsyncSequence, @unchecked Sendable {  // @unchecked: state guarded by `lock`.
+    /// `CancellationError` when the receiving task is cancelled.
     public typealias Failure = any Error
 
     /// The most items the queue buffers.

@@ -16,6 +16,7 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Creates an error with `code`.
     public init(_ code: Code) { self.code = code }
 
+    /// The code, in words.
     public var description: String {
         switch code {
         case .full: "QueueError.full: the queue is full"
@@ -42,6 +43,7 @@ public struct BrokenBarrierError: Error, Hashable, Sendable, CustomStringConvert
     /// Creates an error with `code`.
     public init(_ code: Code) { self.code = code }
 
+    /// The code, in words.
     public var description: String {
         switch code {
         case .timedOut: "BrokenBarrierError.timedOut: this party's wait timed out and broke the barrier"

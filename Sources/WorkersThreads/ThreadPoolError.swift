@@ -22,6 +22,7 @@ public struct ThreadPoolError: Error, Hashable, Sendable, CustomStringConvertibl
         self.inputIndex = inputIndex
     }
 
+    /// The code, in words, with the job name and input index when set.
     public var description: String {
         var text: String
         switch code {

@@ -4,7 +4,9 @@ extension ThreadPool {
     /// The results of ``ThreadPool/mapUnordered(_:maxInFlight:_:)``: `(index, value)` pairs in
     /// completion order. Single-pass: iterate it once.
     public struct UnorderedResults<Value: Sendable>: AsyncSequence, Sendable {
+        /// A result and the index of its input.
         public typealias Element = (index: Int, value: Value)
+        /// The first error a body threw, or `CancellationError`.
         public typealias Failure = any Error
 
         let capacity: Int

@@ -153,6 +153,20 @@ struct ThreadPoolBox: Codable, Sendable {
 
     @concurrent static func onPool(_ pool: ThreadPool) async -> Bool { pool.isOnPoolThread }
 
+    @Test func theCallerContinuesOffThePoolAfterRun() async throws {
+        let pool = ThreadPool(threads: 1)
+        let placements = try await Task.detached { () -> [Bool] in
+            var placements: [Bool] = []
+            for _ in 0..<5 {
+                _ = try await pool.run { 1 }
+                placements.append(pool.isOnPoolThread)
+            }
+            return placements
+        }.value
+        #expect(placements == [false, false, false, false, false])  // the pool's threads stay free
+        await pool.shutdown()
+    }
+
     @Test func jobsRunOnThePool() async throws {
         let pool = ThreadPool(threads: 2)
         #expect(try await pool.run(Square.self, 9) == 81)
