@@ -54,3 +54,29 @@ final class Concurrency: Sendable {
     func leave() { current.subtract(1, ordering: .relaxed) }
     var peak: Int { highest.load(ordering: .relaxed) }
 }
+
+/// A job that holds one of a pool's threads until ``release()``.
+struct Occupant {
+    private let gate = Event()
+    private let task: Task<Void, any Error>
+
+    /// Starts the job and returns once it runs on the pool.
+    init(of pool: ThreadPool, finished: Counter? = nil) async throws {
+        let gate = self.gate
+        let started = CountDownLatch(count: 1)
+        task = Task {
+            try await pool.run {
+                started.countDown()
+                gate.wait()
+                finished?.increment()
+            }
+        }
+        try await started.wait()
+    }
+
+    /// Lets the job finish and waits for it.
+    func release() async throws {
+        gate.set()
+        try await task.value
+    }
+}

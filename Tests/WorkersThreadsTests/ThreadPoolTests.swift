@@ -70,18 +70,14 @@ struct ThreadPoolBox: Codable, Sendable {
 
     @Test func aCallerCancelledWhileQueuedFailsAtOnceAndItsJobNeverRuns() async throws {
         let pool = ThreadPool(threads: 1)
-        let gate = Event()
-        let started = CountDownLatch(count: 1)
-        let blocker = Task { try await pool.run { started.countDown(); gate.wait() } }
-        try await started.wait()
+        let blocker = try await Occupant(of: pool)
         let ran = Counter()
         let queued = Task { try await pool.run { ran.increment() } }
         #expect(await eventually { pool.statistics.queuedJobs == 1 })
         queued.cancel()
         await #expect(throws: CancellationError.self) { try await queued.value }
         #expect(pool.statistics.runningJobs == 1)  // the blocker still holds the only thread
-        gate.set()
-        try await blocker.value
+        try await blocker.release()
         #expect(ran.count == 0)
         await pool.shutdown()
     }
@@ -111,29 +107,21 @@ struct ThreadPoolBox: Codable, Sendable {
 
     @Test func rejectPolicyFailsWhenTheQueueIsFull() async throws {
         let pool = ThreadPool(threads: 1, queueCapacity: 1, whenQueueFull: .reject)
-        let gate = Event()
-        let started = CountDownLatch(count: 1)
-        let blocker = Task { try await pool.run { started.countDown(); gate.wait() } }
-        try await started.wait()
+        let blocker = try await Occupant(of: pool)
         let waiting = Task { try await pool.run { 2 } }
         #expect(await eventually { pool.statistics.queuedJobs == 1 })
         await #expect(throws: ThreadPoolError(.queueFull)) { try await pool.run { 3 } }
-        gate.set()
-        try await blocker.value
+        try await blocker.release()
         #expect(try await waiting.value == 2)
         await pool.shutdown()
     }
 
     @Test func runInCallerPolicyRunsTheJobOffThePool() async throws {
         let pool = ThreadPool(threads: 1, queueCapacity: 0, whenQueueFull: .runInCaller)
-        let gate = Event()
-        let started = CountDownLatch(count: 1)
-        let blocker = Task { try await pool.run { started.countDown(); gate.wait() } }
-        try await started.wait()
+        let blocker = try await Occupant(of: pool)
         let onPool = try await pool.run { pool.isOnPoolThread }
         #expect(!onPool)
-        gate.set()
-        try await blocker.value
+        try await blocker.release()
         await pool.shutdown()
     }
 
@@ -319,36 +307,28 @@ struct ThreadPoolBox: Codable, Sendable {
 @Suite(.timeLimit(.minutes(2))) struct ThreadPoolLifecycleTests {
     @Test func drainRunsQueuedJobsAndLaterSubmissionsFail() async throws {
         let pool = ThreadPool(threads: 1)
-        let gate = Event()
-        let started = CountDownLatch(count: 1)
-        let blocker = Task { try await pool.run { started.countDown(); gate.wait() } }
-        try await started.wait()
+        let blocker = try await Occupant(of: pool)
         let queued = (0..<3).map { value in Task { try await pool.run { value } } }
         #expect(await eventually { pool.statistics.queuedJobs == 3 })
         let shutdown = Task { await pool.shutdown(.drain) }
         #expect(await eventually { !pool.statistics.isAcceptingJobs })
         #expect(pool.statistics.queuedJobs == 3)  // a drain keeps the queue
         await #expect(throws: ThreadPoolError(.shutDown)) { try await pool.run { 9 } }
-        gate.set()
-        try await blocker.value
+        try await blocker.release()
         for (value, task) in queued.enumerated() { #expect(try await task.value == value) }
         await shutdown.value
     }
 
     @Test func cancelPendingFailsQueuedJobsAndWaitsForRunningOnes() async throws {
         let pool = ThreadPool(threads: 1)
-        let gate = Event()
-        let started = CountDownLatch(count: 1)
         let finished = Counter()
-        let blocker = Task { try await pool.run { started.countDown(); gate.wait(); finished.increment() } }
-        try await started.wait()
+        let blocker = try await Occupant(of: pool, finished: finished)
         let queued = (0..<3).map { value in Task { try await pool.run { value } } }
         #expect(await eventually { pool.statistics.queuedJobs == 3 })
         let shutdown = Task { await pool.shutdown(.cancelPending) }
         for task in queued { await #expect(throws: CancellationError.self) { _ = try await task.value } }
-        gate.set()
+        try await blocker.release()
         await shutdown.value
-        try await blocker.value
         #expect(finished.count == 1)
     }
 
