@@ -30,6 +30,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Frames, the binary payload codec and the handshake: pure, no I/O, nothing of ours.
+        .target(name: "WorkersWire", swiftSettings: swiftSettings),
         // ThreadPool: a TaskExecutor of dedicated threads for blocking work.
         .target(
             name: "WorkersThreads",
@@ -43,7 +45,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Umbrella: `import Workers`.
-        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads"], swiftSettings: swiftSettings),
+        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersWire"], swiftSettings: swiftSettings),
         // The command tree, in a library so tests can drive it in-process.
         .target(
             name: "WorkersCLI",
@@ -54,6 +56,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "workers", dependencies: ["WorkersCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersCoreTests", dependencies: ["WorkersCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkersThreadsTests",

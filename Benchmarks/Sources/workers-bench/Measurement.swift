@@ -38,7 +38,7 @@ struct Row: Codable {
 enum Report {
     static let ours = "swift-workers ThreadPool"
 
-    static func rows(_ measurements: [Measurement]) -> [Row] {
+    static func rows(_ measurements: [Measurement], reference ours: String = ours) -> [Row] {
         measurements.map { m in
             let reference = measurements.first { $0.workload == m.workload && $0.system == ours }
             let ratio = reference.map { m.median / $0.median }
@@ -51,15 +51,15 @@ enum Report {
         }
     }
 
-    static func table(_ measurements: [Measurement]) -> String {
+    static func table(_ measurements: [Measurement], reference: String = ours) -> String {
         var lines: [String] = []
         let header = ["workload", "system", "unit", "median", "min", "max", "runs", "× ours"]
         var body: [[String]] = []
-        for row in rows(measurements) {
+        for row in rows(measurements, reference: reference) {
             body.append([
                 row.workload, row.system, row.unit,
                 row.median_s.map(human) ?? "—", row.min_s.map(human) ?? "—", row.max_s.map(human) ?? "—",
-                String(row.runs), row.ratio_to_ours.map { String(format: "%.2f", $0) } ?? (row.note ?? "—"),
+                String(row.runs), row.ratio_to_ours.map { String(format: "%.2f", $0) } ?? "—",
             ])
         }
         let widths = header.indices.map { column in

@@ -7,7 +7,7 @@ struct WorkersBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workers-bench",
         abstract: "swift-workers side by side with its peers, in one run.",
-        subcommands: [Threads.self]
+        subcommands: [Threads.self, Wire.self]
     )
 }
 
@@ -56,15 +56,41 @@ struct Threads: AsyncParsableCommand {
     }
 }
 
-func emit(_ measurements: [Measurement], json: String?) throws {
-    if json != "-" { print(Report.table(measurements)) }
+func emit(_ measurements: [Measurement], json: String?, reference: String = Report.ours) throws {
+    if json != "-" { print(Report.table(measurements, reference: reference)) }
     guard let json else { return }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let data = try encoder.encode(Report.rows(measurements))
+    let data = try encoder.encode(Report.rows(measurements, reference: reference))
     if json == "-" {
         print(String(decoding: data, as: UTF8.self))
     } else {
         try data.write(to: URL(fileURLWithPath: json))
+    }
+}
+
+struct Wire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The process pool's payload codec vs JSONEncoder and binary PropertyListEncoder."
+    )
+
+    @Option(help: "Timed runs per codec and workload.")
+    var runs = 5
+
+    @Option(help: "Round trips per run of the small record (the 64 KiB payload runs 1/100 as many).")
+    var iterations = 20_000
+
+    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
+    var json: String?
+
+    func validate() throws {
+        guard runs >= 1, iterations >= 1 else { throw ValidationError("--runs and --iterations must be at least 1") }
+    }
+
+    func run() throws {
+        let suite = WireSuite(runs: runs, iterations: iterations) { line in
+            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        }
+        try emit(try suite.run(), json: json, reference: "WireEncoder/WireDecoder")
     }
 }

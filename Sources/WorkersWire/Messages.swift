@@ -1,0 +1,133 @@
+/// Driver → worker, first frame: who the worker is and what it will be asked to run.
+public struct Hello: Codable, Hashable, Sendable {
+    /// The driver's ``WireProtocol/version``.
+    public var protocolVersion: UInt16
+    /// The id the driver gives this worker (jobs can read it).
+    public var workerID: Int
+    /// The wire names of the jobs the driver may submit.
+    public var jobNames: [String]
+    /// The largest frame either side may send.
+    public var maxFrameSize: Int
+
+    /// Creates a hello for this build's protocol version.
+    public init(workerID: Int, jobNames: [String], maxFrameSize: Int = WireProtocol.defaultMaxFrameSize) {
+        self.protocolVersion = WireProtocol.version
+        self.workerID = workerID
+        self.jobNames = jobNames
+        self.maxFrameSize = maxFrameSize
+    }
+}
+
+/// Worker → driver: the handshake succeeded.
+public struct Welcome: Codable, Hashable, Sendable {
+    /// The worker's ``WireProtocol/version``.
+    public var protocolVersion: UInt16
+    /// The id the worker was given.
+    public var workerID: Int
+    /// The worker's process id (for signals and reports; meaningless across machines).
+    public var processID: Int32
+    /// Every job the worker can run.
+    public var jobNames: [String]
+
+    /// Creates a welcome for this build's protocol version.
+    public init(workerID: Int, processID: Int32, jobNames: [String]) {
+        self.protocolVersion = WireProtocol.version
+        self.workerID = workerID
+        self.processID = processID
+        self.jobNames = jobNames
+    }
+}
+
+/// Driver → worker: run job `jobName` on each input, in order, and answer with ``Outputs``.
+public struct Submit: Codable, Hashable, Sendable {
+    /// The job's wire name.
+    public var jobName: String
+    /// The encoded inputs (a batch of one when unchunked).
+    public var inputs: [[UInt8]]
+
+    /// Creates a submission.
+    public init(jobName: String, inputs: [[UInt8]]) {
+        self.jobName = jobName
+        self.inputs = inputs
+    }
+}
+
+/// Worker → driver: the encoded outputs of a ``Submit``, one per input, in order.
+public struct Outputs: Codable, Hashable, Sendable {
+    /// The encoded outputs.
+    public var outputs: [[UInt8]]
+
+    /// Creates the outputs.
+    public init(outputs: [[UInt8]]) { self.outputs = outputs }
+}
+
+/// Worker → driver: the job threw on the input at `index` of its batch; the outputs before it are
+/// delivered with it.
+public struct JobFailure: Codable, Hashable, Sendable {
+    /// The index in the batch of the input that failed.
+    public var index: Int
+    /// The outputs of the inputs before `index`.
+    public var completed: [[UInt8]]
+    /// The thrown error's type, as `String(reflecting:)` names it.
+    public var errorType: String
+    /// The thrown error, as `String(describing:)` prints it.
+    public var message: String
+
+    /// Creates a failure report.
+    public init(index: Int, completed: [[UInt8]], errorType: String, message: String) {
+        self.index = index
+        self.completed = completed
+        self.errorType = errorType
+        self.message = message
+    }
+}
+
+extension Frame {
+    /// A frame carrying `message` encoded with ``WireEncoder``.
+    public init<Message: Encodable>(kind: Kind, requestID: UInt64 = 0, message: Message) throws {
+        self.init(kind: kind, requestID: requestID, payload: try WireEncoder().encode(message))
+    }
+
+    /// The payload decoded as `type`.
+    ///
+    /// - Throws: ``WireError`` with `.malformedPayload` if it is not one.
+    public func decode<Message: Decodable>(_ type: Message.Type) throws(WireError) -> Message {
+        do {
+            return try WireDecoder().decode(type, from: payload)
+        } catch let error as WireError {
+            throw error
+        } catch {
+            throw WireError(.malformedPayload, "\(kind) frame: \(error)")
+        }
+    }
+}
+
+/// The two checks of the handshake, as pure functions.
+public enum Handshake {
+    /// The worker's answer to a driver's hello: a welcome, or the reason to reject it.
+    ///
+    /// - Parameters:
+    ///   - hello: what the driver sent.
+    ///   - jobNames: the jobs this worker can run.
+    ///   - processID: this worker's pid.
+    public static func answer(_ hello: Hello, jobNames: [String], processID: Int32) -> Result<Welcome, WireError> {
+        guard hello.protocolVersion == WireProtocol.version else {
+            return .failure(WireError(.versionMismatch(local: WireProtocol.version, remote: hello.protocolVersion)))
+        }
+        let known = Set(jobNames)
+        let missing = hello.jobNames.filter { !known.contains($0) }
+        guard missing.isEmpty else { return .failure(WireError(.unknownJobs(missing))) }
+        return .success(Welcome(workerID: hello.workerID, processID: processID, jobNames: jobNames))
+    }
+
+    /// The driver's check of a worker's welcome against the jobs it needs.
+    public static func check(_ welcome: Welcome, needs jobNames: [String]) -> Result<Welcome, WireError> {
+        guard welcome.protocolVersion == WireProtocol.version else {
+            return .failure(WireError(.versionMismatch(local: WireProtocol.version, remote: welcome.protocolVersion)))
+        }
+        let known = Set(welcome.jobNames)
+        let missing = jobNames.filter { !known.contains($0) }
+        guard missing.isEmpty else { return .failure(WireError(.unknownJobs(missing))) }
+        return .success(welcome)
+    }
+}
