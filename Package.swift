@@ -44,8 +44,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // ProcessPool: worker processes, the worker entry point, spawn and supervision.
+        .target(
+            name: "WorkersProcesses",
+            dependencies: [
+                "WorkersCore",
+                "WorkersWire",
+                "CWorkersShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Umbrella: `import Workers`.
-        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersWire"], swiftSettings: swiftSettings),
+        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersWire", "WorkersProcesses"], swiftSettings: swiftSettings),
         // The command tree, in a library so tests can drive it in-process.
         .target(
             name: "WorkersCLI",
@@ -56,6 +68,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "workers", dependencies: ["WorkersCLI"], swiftSettings: swiftSettings),
+        .target(name: "WorkersTestJobs", dependencies: ["WorkersCore", "WorkersProcesses"], path: "Tests/WorkersTestJobs", swiftSettings: swiftSettings),
+        .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WorkersProcessesTests",
+            dependencies: ["WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersCoreTests", dependencies: ["WorkersCore"], swiftSettings: swiftSettings),
         .testTarget(

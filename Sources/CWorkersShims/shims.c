@@ -55,3 +55,61 @@ void cworkers_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+
+pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return -rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return -rc; }
+
+    // Move the channel to fds 3 and 4 (via high numbers, in case they already are 3 or 4).
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 100);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 101);
+    posix_spawn_file_actions_adddup2(&actions, 100, 3);
+    posix_spawn_file_actions_adddup2(&actions, 101, 4);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 5);
+
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    pid_t pid = 0;
+    rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    return rc == 0 ? pid : -rc;
+}
+
+int cworkers_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+void cworkers_ignore_sigpipe(void) {
+    signal(SIGPIPE, SIG_IGN);
+}
+
+#include <fcntl.h>
+
+int cworkers_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+#include <sys/wait.h>
+
+int cworkers_wait_exited_keep_zombie(pid_t pid) {
+    siginfo_t info;
+    for (;;) {
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}

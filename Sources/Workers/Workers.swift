@@ -2,3 +2,4 @@
 @_exported import WorkersCore
 @_exported import WorkersThreads
 @_exported import WorkersWire
+@_exported import WorkersProcesses

@@ -24,3 +24,22 @@ int cworkers_cond_timedwait_ns(pthread_cond_t *cond, pthread_mutex_t *mutex, lon
 void cworkers_cpu_relax(void);
 
 #endif
+
+/// Spawns `path` with `argv`/`envp` in a new process group, signal mask cleared and default
+/// dispositions restored, with `in_fd` as its fd 3 and `out_fd` as its fd 4 (everything else
+/// above 2 closed). Uses posix_spawn (vfork-like, safe from a multi-threaded parent).
+/// Returns the pid, or -errno.
+pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd);
+
+/// Arms PR_SET_PDEATHSIG with `signal` (prctl is variadic). Returns 0 or -errno.
+int cworkers_set_parent_death_signal(int signal);
+
+/// Ignores SIGPIPE in this process, so a write to a dead peer is EPIPE, not death.
+void cworkers_ignore_sigpipe(void);
+
+/// pipe2(fds, O_CLOEXEC). Returns 0 or -errno.
+int cworkers_pipe_cloexec(int fds[2]);
+
+/// Waits until process `pid` has exited, without reaping it (waitid with WNOWAIT), so its pid and
+/// process group id stay reserved. Returns 0 or -errno.
+int cworkers_wait_exited_keep_zombie(pid_t pid);

@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WorkersWire
+
+/// Blocking frame I/O on a pair of file descriptors, with an optional deadline on reads.
+struct FrameChannel {
+    enum ReadOutcome {
+        case frame(Frame)
+        case endOfFile
+        case timedOut
+        case violation(WireError)
+    }
+
+    let readFD: Int32
+    let writeFD: Int32
+    let maxFrameSize: Int
+    private var decoder: FrameDecoder
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(readFD: Int32, writeFD: Int32, maxFrameSize: Int) {
+        self.readFD = readFD
+        self.writeFD = writeFD
+        self.maxFrameSize = maxFrameSize
+        decoder = FrameDecoder(maxFrameSize: maxFrameSize)
+    }
+
+    /// Writes a whole frame. Returns `false` if the peer has gone (EPIPE, or any write error).
+    func write(_ frame: Frame) -> Bool {
+        guard let bytes = try? frame.encoded(maxFrameSize: maxFrameSize) else { return false }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(writeFD, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    /// Reads the next frame, waiting at most until `deadline` (monotonic nanoseconds) when set.
+    mutating func read(deadline: UInt64? = nil) -> ReadOutcome {
+        while true {
+            do {
+                if let frame = try decoder.next() { return .frame(frame) }
+            } catch {
+                return .violation(error)
+            }
+            if let deadline {
+                let now = monotonicNanoseconds()
+                if now >= deadline { return .timedOut }
+                var descriptor = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+                let milliseconds = Int32(min((deadline - now + 999_999) / 1_000_000, UInt64(Int32.max)))
+                let ready = poll(&descriptor, 1, milliseconds)
+                if ready == 0 { continue }  // re-check the deadline
+                if ready < 0, errno == EINTR { continue }
+            }
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(readFD, $0.baseAddress, $0.count) }
+            if count > 0 {
+                decoder.feed(buffer[0..<count])
+            } else if count == 0 {
+                return .endOfFile
+            } else if errno != EINTR {
+                return .endOfFile
+            }
+        }
+    }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}

@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import Foundation
+import Logging
+import WorkersCore
+import WorkersWire
+
+/// Worker processes for parallelism and isolation: a trap, a leak or a runaway job costs one job,
+/// never the program.
+///
+/// ```swift
+/// try await WorkerProcess.runIfWorker(jobs: [Checksum.self])   // first thing in main
+/// let pool = try await ProcessPool(workers: 2, jobs: [Checksum.self])
+/// let sum = try await pool.run(Checksum.self, bytes)
+/// let sums = try await pool.map(Checksum.self, blobs)
+/// await pool.shutdown()
+/// ```
+///
+/// Each worker is served by a thread of the driver that sends it one batch at a time and waits for
+/// the answer. A worker that dies, times out or breaks the protocol fails only the batch it held,
+/// and is replaced before the next one: there is no broken-pool state.
+public final class ProcessPool: Sendable {
+    /// What ``shutdown(_:)`` does with queued jobs.
+    public enum ShutdownMode: Hashable, Sendable {
+        /// Runs every queued job, then stops the workers. The default.
+        case drain
+        /// Fails queued jobs with `CancellationError` and kills the workers running jobs (whose
+        /// callers get `CancellationError` too), then stops the idle workers.
+        case cancelPending
+    }
+
+    /// A worker as the pool sees it now.
+    public struct WorkerInfo: Hashable, Sendable {
+        /// The worker's id (stable across its restarts).
+        public var id: Int
+        /// The live process, if one is running.
+        public var processID: Int32?
+        /// Whether it is running a batch now.
+        public var isBusy: Bool
+        /// Batches this slot has answered.
+        public var jobsDone: Int
+        /// How many times its process was replaced after a crash, time-out or recycling.
+        public var restarts: Int
+    }
+
+    let state: PoolState
+    /// The number of workers.
+    public let workers: Int
+
+    /// Starts `workers` worker processes and waits until each has completed the handshake.
+    ///
+    /// - Parameters:
+    ///   - workers: at least 1 (a precondition naming `workers`); default ``cpuCount``.
+    ///   - jobs: the jobs the pool will submit; each worker must know them.
+    ///   - executable: the worker program; default this program (`/proc/self/exe`), which must call
+    ///     ``WorkerProcess/runIfWorker(jobs:)`` first thing.
+    ///   - maxJobsPerWorker: replace a worker after this many batches; default never.
+    ///   - logger: where the pool logs worker starts and crashes.
+    /// - Throws: ``ProcessPoolError`` if a worker cannot be started.
+    ///
+    /// ## Cancellation
+    /// Not cancellable: the start is bounded by the handshake time-out (30 s per worker).
+    public init(
+        workers: Int = cpuCount,
+        jobs: [any Job.Type],
+        executable: String? = nil,
+        maxJobsPerWorker: Int? = nil,
+        logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws {
+        precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
+        if let maxJobsPerWorker { precondition(maxJobsPerWorker >= 1, "maxJobsPerWorker must be at least 1 (got \(maxJobsPerWorker))") }
+        cworkers_ignore_sigpipe()
+        let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        self.workers = workers
+        state = PoolState(
+            executable: path, jobNames: jobs.map { $0.name }, workers: workers,
+            maxJobsPerWorker: maxJobsPerWorker, logger: logger
+        )
+        try await state.start()
+    }
+
+    /// Runs `job` on `input` in a worker process.
+    ///
+    /// - Parameters:
+    ///   - job: the job type (one of the pool's `jobs`).
+    ///   - input: its input, sent to the worker encoded.
+    ///   - timeout: kill the worker and fail with `.timedOut` if the job runs longer.
+    /// - Returns: the job's output.
+    /// - Throws: ``ProcessPoolError``: `.jobFailed` with the job's error, `.workerCrashed`,
+    ///   `.timedOut`, `.protocolViolation`, `.shutDown`; or `CancellationError`.
+    ///
+    /// ## Cancellation
+    /// A queued job is dropped at once; a running one is stopped by killing its worker, which is
+    /// replaced. Either way the caller gets `CancellationError`.
+    public func run<J: Job>(_ job: J.Type, _ input: J.Input, timeout: Duration? = nil) async throws -> J.Output {
+        let bytes = try WireEncoder().encode(input)
+        let outputs = try await state.submit(jobName: J.name, inputs: [bytes], firstIndex: nil, timeout: timeout)
+        return try WireDecoder().decode(J.Output.self, from: outputs[0])
+    }
+
+    /// Runs `job` on every input in the worker processes; results in input order.
+    ///
+    /// Inputs are sent in chunks (`chunkSize`, or by default a quarter of each worker's share when
+    /// the count is known, else 1) and consumed lazily, at most two chunks per worker in flight.
+    ///
+    /// - Parameters:
+    ///   - job: the job type.
+    ///   - inputs: the inputs.
+    ///   - chunkSize: inputs per batch sent to a worker; at least 1.
+    ///   - timeout: per batch.
+    /// - Returns: the outputs, in input order.
+    /// - Throws: the first failure in input order, as ``ProcessPoolError`` with `inputIndex` set.
+    ///
+    /// ## Cancellation
+    /// Cancelling the caller drops queued chunks and kills the workers running its chunks.
+    public func map<J: Job, S: Sequence>(
+        _ job: J.Type, _ inputs: S, chunkSize: Int? = nil, timeout: Duration? = nil
+    ) async throws -> [J.Output] where S.Element == J.Input {
+        let count = inputs.underestimatedCount
+        let size = chunkSize ?? max(1, min(10_000, count / (workers * 4)))
+        precondition(size >= 1, "chunkSize must be at least 1 (got \(size))")
+        let window = workers * 2
+        var iterator = inputs.makeIterator()
+        var results: [[J.Output]?] = []
+        var nextChunk = 0
+        var firstIndex = 0
+        let encoder = WireEncoder()
+        try await withThrowingTaskGroup(of: (Int, [J.Output]).self) { group in
+            func submitNext() throws -> Bool {
+                var chunk: [[UInt8]] = []
+                while chunk.count < size, let input = iterator.next() { chunk.append(try encoder.encode(input)) }
+                guard !chunk.isEmpty else { return false }
+                let chunkIndex = nextChunk
+                let start = firstIndex
+                nextChunk += 1
+                firstIndex += chunk.count
+                results.append(nil)
+                let state = self.state
+                group.addTask {
+                    let outputs = try await state.submit(jobName: J.name, inputs: chunk, firstIndex: start, timeout: timeout)
+                    let decoder = WireDecoder()
+                    return (chunkIndex, try outputs.map { try decoder.decode(J.Output.self, from: $0) })
+                }
+                return true
+            }
+            var inFlight = 0
+            while inFlight < window, try submitNext() { inFlight += 1 }
+            while let (chunkIndex, outputs) = try await group.next() {
+                results[chunkIndex] = outputs
+                if try !submitNext() { inFlight -= 1 }
+            }
+        }
+        return results.flatMap { $0! }
+    }
+
+    /// The workers now.
+    public var workerInfo: [WorkerInfo] { state.info }
+
+    /// Batches waiting for a worker now.
+    public var queuedBatches: Int { state.queuedCount }
+
+    /// Stops the pool: no new jobs; queued ones run (`.drain`) or fail (`.cancelPending`); then
+    /// each worker is told goodbye, given a grace period, sent SIGTERM and SIGKILL to its process
+    /// group, and reaped.
+    ///
+    /// ## Cancellation
+    /// Not cancellable: it returns when every worker has been reaped.
+    public func shutdown(_ mode: ShutdownMode = .drain) async {
+        await state.shutdown(mode)
+    }
+}

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import Foundation
+import WorkersCore
+import WorkersWire
+
+/// The worker side of a ``ProcessPool``.
+///
+/// A pool starts workers by running the current program again (like multiprocessing's "spawn"),
+/// so the program's `main` must hand control to the worker loop first thing:
+///
+/// ```swift
+/// @main struct App {
+///     static func main() async throws {
+///         try await WorkerProcess.runIfWorker(jobs: [Checksum.self])   // returns at once in the driver
+///         …
+///     }
+/// }
+/// ```
+public enum WorkerProcess {
+    static let idVariable = "WORKERS_WORKER_ID"
+    static let parentVariable = "WORKERS_PARENT_PID"
+
+    /// This process's worker id, or `nil` in a driver. A job can read it.
+    public static var workerID: Int? {
+        ProcessInfo.processInfo.environment[idVariable].flatMap(Int.init)
+    }
+
+    /// In a worker process, serves jobs until the driver says goodbye or goes away, then exits the
+    /// process; in any other process, returns at once.
+    ///
+    /// The worker arms the parent-death signal (and checks its parent is still the one that started
+    /// it), ignores SIGPIPE, answers the driver's handshake with the names of `jobs`, and runs each
+    /// submitted batch in order.
+    ///
+    /// - Parameter jobs: every job type this program can run in a worker.
+    ///
+    /// ## Cancellation
+    /// A worker is cancelled by being killed; nothing in it waits on the caller's task.
+    public static func runIfWorker(jobs: [any Job.Type]) async throws {
+        guard let id = workerID else { return }
+        let status = await serve(workerID: id, jobs: jobs)
+        exit(status)
+    }
+
+    /// The worker loop; returns the exit status.
+    static func serve(workerID: Int, jobs: [any Job.Type]) async -> Int32 {
+        _ = cworkers_set_parent_death_signal(SIGKILL)
+        if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap(Int32.init), getppid() != parent {
+            return 70  // the driver died before the death signal was armed
+        }
+        cworkers_ignore_sigpipe()
+        var runners: [String: JobRunner] = [:]
+        for job in jobs {
+            let runner = makeRunner(job)
+            runners[runner.name] = runner
+        }
+        var channel = FrameChannel(readFD: 3, writeFD: 4, maxFrameSize: WireProtocol.defaultMaxFrameSize)
+        guard case .frame(let first) = channel.read(), first.kind == .hello, let hello = try? first.decode(Hello.self) else {
+            return 71
+        }
+        switch Handshake.answer(hello, jobNames: runners.keys.sorted(), processID: getpid()) {
+        case .failure(let error):
+            _ = channel.write(Frame(kind: .reject, payload: Array(error.description.utf8)))
+            return 72
+        case .success(let welcome):
+            guard let frame = try? Frame(kind: .welcome, message: welcome), channel.write(frame) else { return 73 }
+        }
+        while true {
+            switch channel.read() {
+            case .endOfFile:
+                return 0
+            case .timedOut, .violation:
+                return 74
+            case .frame(let frame):
+                switch frame.kind {
+                case .goodbye:
+                    return 0
+                case .submit:
+                    guard let submit = try? frame.decode(Submit.self) else { return 75 }
+                    let reply = await run(submit, runners: runners, requestID: frame.requestID)
+                    guard channel.write(reply) else { return 0 }
+                default:
+                    return 76
+                }
+            }
+        }
+    }
+
+    static func run(_ submit: Submit, runners: [String: JobRunner], requestID: UInt64) async -> Frame {
+        guard let runner = runners[submit.jobName] else {
+            let failure = JobFailure(index: 0, completed: [], errorType: unknownJobType, message: submit.jobName)
+            return (try? Frame(kind: .failure, requestID: requestID, message: failure)) ?? Frame(kind: .failure, requestID: requestID)
+        }
+        var outputs: [[UInt8]] = []
+        outputs.reserveCapacity(submit.inputs.count)
+        for (index, input) in submit.inputs.enumerated() {
+            do {
+                outputs.append(try await runner.run(input))
+            } catch {
+                let failure = JobFailure(
+                    index: index, completed: outputs,
+                    errorType: String(reflecting: type(of: error)), message: String(describing: error)
+                )
+                return (try? Frame(kind: .failure, requestID: requestID, message: failure)) ?? Frame(kind: .failure, requestID: requestID)
+            }
+        }
+        return (try? Frame(kind: .result, requestID: requestID, message: Outputs(outputs: outputs))) ?? Frame(kind: .failure, requestID: requestID)
+    }
+
+    static let unknownJobType = "WorkersProcesses.UnknownJob"
+}
+
+/// A job type with its input decoding and output encoding erased.
+struct JobRunner: Sendable {
+    let name: String
+    let run: @Sendable ([UInt8]) async throws -> [UInt8]
+}
+
+func makeRunner<J: Job>(_ job: J.Type) -> JobRunner {
+    JobRunner(name: J.name) { bytes in
+        let input = try WireDecoder().decode(J.Input.self, from: bytes)
+        return try WireEncoder().encode(try await J().run(input))
+    }
+}

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import WorkersTestJobs
+@testable import WorkersProcesses
+
+/// The test worker executable, next to the test bundle in the build folder.
+let workerExecutable: String = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("WorkersTestWorker").path), directory.path != "/" {
+        directory.deleteLastPathComponent()
+    }
+    return directory.appendingPathComponent("WorkersTestWorker").path
+}()
+
+func makePool(workers: Int = 2, maxJobsPerWorker: Int? = nil) async throws -> ProcessPool {
+    try await ProcessPool(workers: workers, jobs: TestJobs.all, executable: workerExecutable, maxJobsPerWorker: maxJobsPerWorker)
+}
+
+func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
+
+/// Waits until the pool's only worker runs a batch (there is no event for it).
+func untilBusy(_ pool: ProcessPool) async {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+    while !pool.workerInfo[0].isBusy, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+}
+
+@Suite(.timeLimit(.minutes(2))) struct ProcessPoolTests {
+    @Test func runsJobsInWorkerProcesses() async throws {
+        let pool = try await makePool()
+        #expect(try await pool.run(Square.self, 12) == 144)
+        #expect(try await pool.run(Echo.self, [1, 2, 3]) == [1, 2, 3])
+        let who = try await pool.run(WhoAmI.self, 0)
+        #expect([0, 1].contains(who[0]))
+        #expect(Int32(who[1]) != getpid())
+        await pool.shutdown()
+    }
+
+    @Test func mapKeepsInputOrderAcrossChunks() async throws {
+        let pool = try await makePool()
+        #expect(try await pool.map(Square.self, Array(0..<1000)) == (0..<1000).map { $0 * $0 })
+        #expect(try await pool.map(Square.self, 0..<37, chunkSize: 5) == (0..<37).map { $0 * $0 })
+        #expect(try await pool.map(Square.self, [Int]()) == [])
+        await pool.shutdown()
+    }
+
+    @Test func aThrownErrorComesBackAsJobFailedWithItsIndex() async throws {
+        let pool = try await makePool()
+        await #expect(throws: ProcessPoolError(.jobFailed(type: "WorkersTestJobs.Failure", message: "failure -3"), jobName: "fail")) {
+            try await pool.run(Fail.self, -3)
+        }
+        do {
+            _ = try await pool.map(Fail.self, [1, 2, -7, 4], chunkSize: 2)
+            Issue.record("expected a failure")
+        } catch let error as ProcessPoolError {
+            #expect(error.inputIndex == 2)
+        }
+        #expect(try await pool.run(Fail.self, 5) == 5)  // the same worker carries on
+        await pool.shutdown()
+    }
+
+    @Test func aTrapCostsOneJobAndTheWorkerIsReplaced() async throws {
+        let pool = try await makePool(workers: 1)
+        let before = try await pool.run(Nap.self, 0)
+        await #expect(throws: ProcessPoolError(.workerCrashed(signal: SIGILL, exitCode: nil), jobName: "trap")) {
+            try await pool.run(Trap.self, true)
+        }
+        let after = try await pool.run(Nap.self, 0)
+        #expect(after != before)
+        #expect(!isAlive(before))
+        #expect(pool.workerInfo[0].restarts == 1)
+        await pool.shutdown()
+    }
+
+    @Test func aWorkerThatExitsFailsOnlyItsJob() async throws {
+        let pool = try await makePool(workers: 1)
+        await #expect(throws: ProcessPoolError(.workerCrashed(signal: nil, exitCode: 3), jobName: "exit")) {
+            try await pool.run(ExitNow.self, 3)
+        }
+        #expect(try await pool.run(Square.self, 3) == 9)
+        await pool.shutdown()
+    }
+
+    @Test func aKilledWorkerCostsOneJob() async throws {
+        let pool = try await makePool(workers: 1)
+        let pid = try #require(pool.workerInfo[0].processID)
+        let napping = Task { try await pool.run(Nap.self, 10_000) }
+        await untilBusy(pool)
+        kill(pid, SIGKILL)
+        await #expect(throws: ProcessPoolError(.workerCrashed(signal: SIGKILL, exitCode: nil), jobName: "nap")) { try await napping.value }
+        #expect(try await pool.run(Square.self, 4) == 16)
+        await pool.shutdown()
+    }
+
+    @Test func aJobOverItsTimeoutIsKilled() async throws {
+        let pool = try await makePool(workers: 1)
+        let start = ContinuousClock.now
+        await #expect(throws: ProcessPoolError(.timedOut, jobName: "nap")) {
+            try await pool.run(Nap.self, 20_000, timeout: .milliseconds(100))
+        }
+        #expect(start.duration(to: .now) < .seconds(10))
+        #expect(try await pool.run(Square.self, 5) == 25)
+        await pool.shutdown()
+    }
+
+    @Test func garbageOnTheWireIsAProtocolViolation() async throws {
+        let pool = try await makePool(workers: 1)
+        do {
+            _ = try await pool.run(Garbage.self, 0)
+            Issue.record("expected a protocol violation")
+        } catch let error as ProcessPoolError {
+            guard case .protocolViolation = error.code else { Issue.record("got \(error)"); return }
+        }
+        #expect(try await pool.run(Square.self, 6) == 36)
+        await pool.shutdown()
+    }
+
+    @Test func cancellingARunningJobKillsItsWorker() async throws {
+        let pool = try await makePool(workers: 1)
+        let pid = try #require(pool.workerInfo[0].processID)
+        let task = Task { try await pool.run(Nap.self, 20_000) }
+        await untilBusy(pool)
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(!isAlive(pid))
+        #expect(try await pool.run(Square.self, 7) == 49)
+        await pool.shutdown()
+    }
+
+    @Test func maxJobsPerWorkerRecyclesWorkers() async throws {
+        let pool = try await makePool(workers: 1, maxJobsPerWorker: 2)
+        var pids: Set<Int32> = []
+        for _ in 0..<6 { pids.insert(try await pool.run(Nap.self, 0)) }
+        #expect(pids.count == 3)
+        await pool.shutdown()
+    }
+
+    @Test func cpuBoundJobsRunInParallel() async throws {
+        let pool = try await makePool(workers: 2)
+        let pids = try await pool.map(Nap.self, [300, 300], chunkSize: 1)
+        #expect(Set(pids).count == 2)  // both workers held one each at once
+        await pool.shutdown()
+    }
+
+    @Test func shutdownReapsEveryWorkerAndRefusesNewJobs() async throws {
+        let pool = try await makePool(workers: 2)
+        let pids = pool.workerInfo.compactMap(\.processID)
+        #expect(pids.count == 2)
+        await pool.shutdown()
+        for pid in pids { #expect(!isAlive(pid)) }
+        await #expect(throws: ProcessPoolError(.shutDown, jobName: "square")) { try await pool.run(Square.self, 1) }
+    }
+
+    @Test func cancelPendingFailsQueuedJobs() async throws {
+        let pool = try await makePool(workers: 1)
+        let running = Task { try await pool.run(Nap.self, 5_000) }
+        await untilBusy(pool)
+        let queued = Task { try await pool.run(Square.self, 2) }
+        while pool.queuedBatches == 0 { await Task.yield() }
+        await pool.shutdown(.cancelPending)
+        await #expect(throws: CancellationError.self) { try await queued.value }
+        await #expect(throws: CancellationError.self) { try await running.value }
+    }
+}

@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WorkersCore
+import WorkersProcesses
+
+/// Jobs the process-pool tests run in `WorkersTestWorker`: well-behaved ones and every way a job
+/// can go wrong.
+public enum TestJobs {
+    public static let all: [any Job.Type] = [
+        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self,
+    ]
+}
+
+public struct Square: Job {
+    public static let name = "square"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int { input * input }
+}
+
+public struct Echo: Job {
+    public static let name = "echo"
+    public init() {}
+    public func run(_ input: [UInt8]) async throws -> [UInt8] { input }
+}
+
+/// Sleeps `input` milliseconds, then returns the worker's pid.
+public struct Nap: Job {
+    public static let name = "nap"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int32 {
+        usleep(UInt32(input) * 1000)
+        return getpid()
+    }
+}
+
+/// Traps (a Swift runtime failure) when the input is true.
+public struct Trap: Job {
+    public static let name = "trap"
+    public init() {}
+    public func run(_ input: Bool) async throws -> Int {
+        let values: [Int] = []
+        return input ? values[1] : 0
+    }
+}
+
+public struct Failure: Error, CustomStringConvertible {
+    public var value: Int
+    public var description: String { "failure \(value)" }
+}
+
+/// Throws for negative inputs.
+public struct Fail: Job {
+    public static let name = "fail"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int {
+        if input < 0 { throw Failure(value: input) }
+        return input
+    }
+}
+
+/// Exits the worker with the input as status.
+public struct ExitNow: Job {
+    public static let name = "exit"
+    public init() {}
+    public func run(_ input: Int32) async throws -> Int { exit(input) }
+}
+
+/// Writes garbage on the worker's channel, then waits to be killed.
+public struct Garbage: Job {
+    public static let name = "garbage"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int {
+        let junk = [UInt8](repeating: 0xFF, count: 64)
+        _ = junk.withUnsafeBytes { write(4, $0.baseAddress, $0.count) }
+        sleep(30)
+        return 0
+    }
+}
+
+/// The worker's id and pid.
+public struct WhoAmI: Job {
+    public static let name = "who-am-i"
+    public init() {}
+    public func run(_ input: Int) async throws -> [Int] { [WorkerProcess.workerID ?? -1, Int(getpid())] }
+}
+
+/// Burns CPU for `input` milliseconds.
+public struct Spin: Job {
+    public static let name = "spin"
+    public init() {}
+    public func run(_ input: Int) async throws -> UInt64 {
+        let end = ContinuousClock.now.advanced(by: .milliseconds(input))
+        var x: UInt64 = 1
+        while ContinuousClock.now < end {
+            for _ in 0..<10_000 { x = x &* 6364136223846793005 &+ 1442695040888963407 }
+        }
+        return x
+    }
+}
