@@ -3,11 +3,19 @@ import Foundation
 import Workers
 
 @main
+enum Entry {
+    static func main() async throws {
+        // The benchmark program is also the worker program of its process pools.
+        try await WorkerProcess.runIfWorker(jobs: BenchJobs.all)
+        await WorkersBench.main()
+    }
+}
+
 struct WorkersBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workers-bench",
         abstract: "swift-workers side by side with its peers, in one run.",
-        subcommands: [Threads.self, Wire.self]
+        subcommands: [Threads.self, Processes.self, Wire.self]
     )
 }
 
@@ -92,5 +100,37 @@ struct Wire: ParsableCommand {
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         try emit(try suite.run(), json: json, reference: "WireEncoder/WireDecoder")
+    }
+}
+
+struct Processes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ProcessPool vs CPython's ProcessPoolExecutor and multiprocessing.Pool."
+    )
+
+    @Option(help: "Timed runs per workload (the CPU workload runs half as many).")
+    var runs = 5
+
+    @Option(help: "Sequential round trips per run.")
+    var roundTrips = 2_000
+
+    @Option(help: "Jobs per map run.")
+    var mapJobs = 200_000
+
+    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
+    var json: String?
+
+    func validate() throws {
+        guard runs >= 1, roundTrips >= 1, mapJobs >= 1 else {
+            throw ValidationError("--runs, --round-trips and --map-jobs must be at least 1")
+        }
+    }
+
+    func run() async throws {
+        let suite = ProcessesSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs) { line in
+            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        }
+        let measurements = try await Task.detached { try await suite.run() }.value
+        try emit(measurements, json: json, reference: ProcessesSuite.ours)
     }
 }
