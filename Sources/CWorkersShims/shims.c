@@ -56,23 +56,28 @@ void cworkers_cpu_relax(void) {
 #endif
 }
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
 
 pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd) {
+    // Give the channel fresh numbers of at least 5 first, so moving them to 3 and 4 in the child
+    // can never overwrite one with the other (whatever numbers the caller's fds had).
+    int in_high = fcntl(in_fd, F_DUPFD_CLOEXEC, 5);
+    if (in_high < 0) return -errno;
+    int out_high = fcntl(out_fd, F_DUPFD_CLOEXEC, 5);
+    if (out_high < 0) { int saved = errno; close(in_high); return -saved; }
+
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) return -rc;
+    if (rc != 0) { close(in_high); close(out_high); return -rc; }
     rc = posix_spawnattr_init(&attr);
-    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return -rc; }
+    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); close(in_high); close(out_high); return -rc; }
 
-    // Move the channel to fds 3 and 4 (via high numbers, in case they already are 3 or 4).
-    posix_spawn_file_actions_adddup2(&actions, in_fd, 100);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 101);
-    posix_spawn_file_actions_adddup2(&actions, 100, 3);
-    posix_spawn_file_actions_adddup2(&actions, 101, 4);
+    posix_spawn_file_actions_adddup2(&actions, in_high, 3);
+    posix_spawn_file_actions_adddup2(&actions, out_high, 4);
     posix_spawn_file_actions_addclosefrom_np(&actions, 5);
 
     sigset_t empty, all;
@@ -87,6 +92,8 @@ pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const en
     rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
+    close(in_high);
+    close(out_high);
     return rc == 0 ? pid : -rc;
 }
 

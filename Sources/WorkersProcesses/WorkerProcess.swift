@@ -59,6 +59,7 @@ public enum WorkerProcess {
         }
         var channel = FrameChannel(readFD: 3, writeFD: 4, maxFrameSize: WireProtocol.defaultMaxFrameSize)
         guard case .frame(let first) = channel.read(), first.kind == .hello, let hello = try? first.decode(Hello.self) else {
+            complain("no hello from the driver: errno \(errno)")
             return 71
         }
         switch Handshake.answer(hello, jobNames: runners.keys.sorted(), processID: getpid()) {
@@ -66,7 +67,10 @@ public enum WorkerProcess {
             _ = channel.write(Frame(kind: .reject, payload: Array(error.description.utf8)))
             return 72
         case .success(let welcome):
-            guard let frame = try? Frame(kind: .welcome, message: welcome), channel.write(frame) else { return 73 }
+            guard let frame = try? Frame(kind: .welcome, message: welcome), channel.write(frame) else {
+                complain("could not send the handshake's welcome: errno \(errno)")
+                return 73
+            }
         }
         while true {
             switch channel.read() {
@@ -111,6 +115,12 @@ public enum WorkerProcess {
     }
 
     static let unknownJobType = "WorkersProcesses.UnknownJob"
+
+    /// A last word on stderr before a worker exits on a broken channel.
+    static func complain(_ message: String) {
+        let line = "workers: worker \(workerID ?? -1) (pid \(getpid())): \(message)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
 }
 
 /// A job type with its input decoding and output encoding erased.

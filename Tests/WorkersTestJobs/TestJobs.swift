@@ -8,7 +8,7 @@ import WorkersProcesses
 /// can go wrong.
 public enum TestJobs {
     public static let all: [any Job.Type] = [
-        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self,
+        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self,
     ]
 }
 
@@ -96,5 +96,24 @@ public struct Spin: Job {
             for _ in 0..<10_000 { x = x &* 6364136223846793005 &+ 1442695040888963407 }
         }
         return x
+    }
+}
+
+/// Returns its value, or kills its worker (exit status 9) when `crash` is set.
+public struct CrashIf: Job {
+    public struct Input: Codable, Sendable {
+        public var value: Int
+        public var crash: Bool
+        public init(value: Int, crash: Bool) {
+            self.value = value
+            self.crash = crash
+        }
+    }
+
+    public static let name = "crash-if"
+    public init() {}
+    public func run(_ input: Input) async throws -> Int {
+        if input.crash { exit(9) }
+        return input.value
     }
 }
