@@ -11,17 +11,19 @@ import WorkersWire
 final class PendingBatch: @unchecked Sendable {  // @unchecked: mutable fields are guarded by the pool's lock.
     let id: UInt64
     let jobName: String
-    let inputs: [[UInt8]]
+    let inputs: [UInt8]
+    let count: Int
     let firstIndex: Int?
     let timeout: Duration?
-    var continuation: CheckedContinuation<[[UInt8]], any Error>?
+    var continuation: CheckedContinuation<[UInt8], any Error>?
     var runningPID: pid_t?
     var cancelled = false
 
-    init(id: UInt64, jobName: String, inputs: [[UInt8]], firstIndex: Int?, timeout: Duration?) {
+    init(id: UInt64, jobName: String, inputs: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) {
         self.id = id
         self.jobName = jobName
         self.inputs = inputs
+        self.count = count
         self.firstIndex = firstIndex
         self.timeout = timeout
     }
@@ -103,13 +105,14 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
 
     // MARK: Submit
 
-    func submit(jobName: String, inputs: [[UInt8]], firstIndex: Int?, timeout: Duration?) async throws -> [[UInt8]] {
+    /// Queues a batch (`count` inputs encoded as one array) and returns its encoded outputs.
+    func submit(jobName: String, inputs: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) async throws -> [UInt8] {
         let batch: PendingBatch = lock.withLock {
             nextBatchID += 1
-            return PendingBatch(id: nextBatchID, jobName: jobName, inputs: inputs, firstIndex: firstIndex, timeout: timeout)
+            return PendingBatch(id: nextBatchID, jobName: jobName, inputs: inputs, count: count, firstIndex: firstIndex, timeout: timeout)
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[[UInt8]], any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
                 let refusal: (any Error)? = lock.withLock {
                     guard lifecycle == .running else { return batch.error(.shutDown) }
                     if Task.isCancelled { return CancellationError() }
@@ -121,7 +124,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                 if let refusal { continuation.resume(throwing: refusal) }
             }
         } onCancel: {
-            let (queued, pid): (CheckedContinuation<[[UInt8]], any Error>?, pid_t?) = lock.withLock {
+            let (queued, pid): (CheckedContinuation<[UInt8], any Error>?, pid_t?) = lock.withLock {
                 batch.cancelled = true
                 if let index = queue.firstIndex(where: { $0 === batch }) {
                     queue.remove(at: index)
@@ -205,13 +208,13 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     }
 
     enum Exchange {
-        case answered(Result<[[UInt8]], any Error>)
+        case answered(Result<[UInt8], any Error>)
         /// The worker died (`nil`: reap it for its status) or must be killed (`code`).
         case workerLost(ProcessPoolError.Code?)
     }
 
     private func exchange(_ batch: PendingBatch, with worker: WorkerHandle) -> Exchange {
-        guard let frame = try? Frame(kind: .submit, requestID: batch.id, message: Submit(jobName: batch.jobName, inputs: batch.inputs)) else {
+        guard let frame = try? Frame(kind: .submit, requestID: batch.id, message: Submit(jobName: batch.jobName, count: batch.count, inputs: batch.inputs)) else {
             return .answered(.failure(batch.error(.protocolViolation("input too large for a frame"))))
         }
         guard worker.channel.write(frame) else { return .workerLost(nil) }
@@ -227,7 +230,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
             guard reply.requestID == batch.id else { return .workerLost(.protocolViolation("answer to request \(reply.requestID), expected \(batch.id)")) }
             switch reply.kind {
             case .result:
-                guard let outputs = try? reply.decode(Outputs.self), outputs.outputs.count == batch.inputs.count else {
+                guard let outputs = try? reply.decode(Outputs.self), outputs.count == batch.count else {
                     return .workerLost(.protocolViolation("malformed result"))
                 }
                 return .answered(.success(outputs.outputs))
@@ -253,8 +256,8 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
         }
     }
 
-    private func finish(_ batch: PendingBatch, _ result: Result<[[UInt8]], any Error>) {
-        let continuation: CheckedContinuation<[[UInt8]], any Error>? = lock.withLock {
+    private func finish(_ batch: PendingBatch, _ result: Result<[UInt8], any Error>) {
+        let continuation: CheckedContinuation<[UInt8], any Error>? = lock.withLock {
             batch.runningPID = nil
             defer { batch.continuation = nil }
             return batch.continuation

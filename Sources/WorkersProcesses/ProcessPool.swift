@@ -96,9 +96,12 @@ public final class ProcessPool: Sendable {
     /// A queued job is dropped at once; a running one is stopped by killing its worker, which is
     /// replaced. Either way the caller gets `CancellationError`.
     public func run<J: Job>(_ job: J.Type, _ input: J.Input, timeout: Duration? = nil) async throws -> J.Output {
-        let bytes = try WireEncoder().encode(input)
-        let outputs = try await state.submit(jobName: J.name, inputs: [bytes], firstIndex: nil, timeout: timeout)
-        return try WireDecoder().decode(J.Output.self, from: outputs[0])
+        let bytes = try WireEncoder().encode([input])
+        let outputs = try await state.submit(jobName: J.name, inputs: bytes, count: 1, firstIndex: nil, timeout: timeout)
+        guard let output = try WireDecoder().decode([J.Output].self, from: outputs).first else {
+            throw ProcessPoolError(.protocolViolation("no output"), jobName: J.name)
+        }
+        return output
     }
 
     /// Runs `job` on every input in the worker processes; results in input order.
@@ -130,19 +133,21 @@ public final class ProcessPool: Sendable {
         let encoder = WireEncoder()
         try await withThrowingTaskGroup(of: (Int, [J.Output]).self) { group in
             func submitNext() throws -> Bool {
-                var chunk: [[UInt8]] = []
-                while chunk.count < size, let input = iterator.next() { chunk.append(try encoder.encode(input)) }
+                var chunk: [J.Input] = []
+                chunk.reserveCapacity(min(size, 4096))
+                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
                 guard !chunk.isEmpty else { return false }
+                let count = chunk.count
+                let encoded = try encoder.encode(chunk)
                 let chunkIndex = nextChunk
                 let start = firstIndex
                 nextChunk += 1
-                firstIndex += chunk.count
+                firstIndex += count
                 results.append(nil)
                 let state = self.state
                 group.addTask {
-                    let outputs = try await state.submit(jobName: J.name, inputs: chunk, firstIndex: start, timeout: timeout)
-                    let decoder = WireDecoder()
-                    return (chunkIndex, try outputs.map { try decoder.decode(J.Output.self, from: $0) })
+                    let outputs = try await state.submit(jobName: J.name, inputs: encoded, count: count, firstIndex: start, timeout: timeout)
+                    return (chunkIndex, try WireDecoder().decode([J.Output].self, from: outputs))
                 }
                 return true
             }

@@ -98,20 +98,20 @@ public enum WorkerProcess {
             let failure = JobFailure(index: 0, completed: [], errorType: unknownJobType, message: submit.jobName)
             return (try? Frame(kind: .failure, requestID: requestID, message: failure)) ?? Frame(kind: .failure, requestID: requestID)
         }
-        var outputs: [[UInt8]] = []
-        outputs.reserveCapacity(submit.inputs.count)
-        for (index, input) in submit.inputs.enumerated() {
-            do {
-                outputs.append(try await runner.run(input))
-            } catch {
-                let failure = JobFailure(
-                    index: index, completed: outputs,
-                    errorType: String(reflecting: type(of: error)), message: String(describing: error)
-                )
-                return (try? Frame(kind: .failure, requestID: requestID, message: failure)) ?? Frame(kind: .failure, requestID: requestID)
-            }
+        do {
+            let (count, outputs) = try await runner.run(submit.inputs)
+            return try Frame(kind: .result, requestID: requestID, message: Outputs(count: count, outputs: outputs))
+        } catch let failure as BatchFailure {
+            let report = JobFailure(
+                index: failure.index, completed: failure.completed,
+                errorType: String(reflecting: type(of: failure.error)), message: String(describing: failure.error)
+            )
+            return (try? Frame(kind: .failure, requestID: requestID, message: report)) ?? Frame(kind: .failure, requestID: requestID)
+        } catch {
+            // The batch did not decode, or the outputs did not encode: the job cannot run here.
+            let report = JobFailure(index: 0, completed: [], errorType: String(reflecting: type(of: error)), message: String(describing: error))
+            return (try? Frame(kind: .failure, requestID: requestID, message: report)) ?? Frame(kind: .failure, requestID: requestID)
         }
-        return (try? Frame(kind: .result, requestID: requestID, message: Outputs(outputs: outputs))) ?? Frame(kind: .failure, requestID: requestID)
     }
 
     static let unknownJobType = "WorkersProcesses.UnknownJob"
@@ -123,15 +123,33 @@ public enum WorkerProcess {
     }
 }
 
-/// A job type with its input decoding and output encoding erased.
+/// A job type with its batch decoding and encoding erased.
 struct JobRunner: Sendable {
     let name: String
-    let run: @Sendable ([UInt8]) async throws -> [UInt8]
+    /// Runs a batch (an encoded array of inputs); returns the count and the encoded outputs, or
+    /// throws ``BatchFailure`` when the job throws.
+    let run: @Sendable ([UInt8]) async throws -> (Int, [UInt8])
+}
+
+/// The job threw on input `index`; `completed` holds the encoded outputs before it.
+struct BatchFailure: Error {
+    var index: Int
+    var completed: [UInt8]
+    var error: any Error
 }
 
 func makeRunner<J: Job>(_ job: J.Type) -> JobRunner {
     JobRunner(name: J.name) { bytes in
-        let input = try WireDecoder().decode(J.Input.self, from: bytes)
-        return try WireEncoder().encode(try await J().run(input))
+        let inputs = try WireDecoder().decode([J.Input].self, from: bytes)
+        var outputs: [J.Output] = []
+        outputs.reserveCapacity(inputs.count)
+        for (index, input) in inputs.enumerated() {
+            do {
+                outputs.append(try await J().run(input))
+            } catch {
+                throw BatchFailure(index: index, completed: try WireEncoder().encode(outputs), error: error)
+            }
+        }
+        return (outputs.count, try WireEncoder().encode(outputs))
     }
 }

@@ -38,43 +38,53 @@ public struct Welcome: Codable, Hashable, Sendable {
     }
 }
 
-/// Driver → worker: run job `jobName` on each input, in order, and answer with ``Outputs``.
+/// Driver → worker: run job `jobName` on each of `count` inputs, in order, and answer with
+/// ``Outputs``. The inputs travel as one encoded array, so a chunk costs one encoding, not one per
+/// input.
 public struct Submit: Codable, Hashable, Sendable {
     /// The job's wire name.
     public var jobName: String
-    /// The encoded inputs (a batch of one when unchunked).
-    public var inputs: [[UInt8]]
+    /// How many inputs `inputs` holds (1 when unchunked).
+    public var count: Int
+    /// The inputs, encoded together as an array with ``WireEncoder``.
+    public var inputs: [UInt8]
 
     /// Creates a submission.
-    public init(jobName: String, inputs: [[UInt8]]) {
+    public init(jobName: String, count: Int, inputs: [UInt8]) {
         self.jobName = jobName
+        self.count = count
         self.inputs = inputs
     }
 }
 
-/// Worker → driver: the encoded outputs of a ``Submit``, one per input, in order.
+/// Worker → driver: the outputs of a ``Submit``, one per input, in order, encoded as one array.
 public struct Outputs: Codable, Hashable, Sendable {
-    /// The encoded outputs.
-    public var outputs: [[UInt8]]
+    /// How many outputs `outputs` holds.
+    public var count: Int
+    /// The outputs, encoded together as an array.
+    public var outputs: [UInt8]
 
     /// Creates the outputs.
-    public init(outputs: [[UInt8]]) { self.outputs = outputs }
+    public init(count: Int, outputs: [UInt8]) {
+        self.count = count
+        self.outputs = outputs
+    }
 }
 
-/// Worker → driver: the job threw on the input at `index` of its batch; the outputs before it are
-/// delivered with it.
+/// Worker → driver: the job threw on the input at `index` of its batch; the outputs of the inputs
+/// before it come with it.
 public struct JobFailure: Codable, Hashable, Sendable {
     /// The index in the batch of the input that failed.
     public var index: Int
-    /// The outputs of the inputs before `index`.
-    public var completed: [[UInt8]]
+    /// The outputs of the inputs before `index`, encoded together as an array.
+    public var completed: [UInt8]
     /// The thrown error's type, as `String(reflecting:)` names it.
     public var errorType: String
     /// The thrown error, as `String(describing:)` prints it.
     public var message: String
 
     /// Creates a failure report.
-    public init(index: Int, completed: [[UInt8]], errorType: String, message: String) {
+    public init(index: Int, completed: [UInt8], errorType: String, message: String) {
         self.index = index
         self.completed = completed
         self.errorType = errorType

@@ -94,7 +94,7 @@ let sample = Sample(
     }
 
     @Test func messagesTravelInFrames() throws {
-        let submit = Submit(jobName: "checksum", inputs: [[1, 2], [3]])
+        let submit = Submit(jobName: "checksum", count: 2, inputs: try WireEncoder().encode([[1, 2], [3]] as [[UInt8]]))
         let frame = try Frame(kind: .submit, requestID: 9, message: submit)
         var decoder = FrameDecoder()
         decoder.feed(try frame.encoded())
