@@ -93,15 +93,27 @@ public struct JobFailure: Codable, Hashable, Sendable {
 }
 
 extension Frame {
-    /// A frame carrying `message` encoded with ``WireEncoder``.
+    /// A frame carrying `message` encoded with ``WireEncoder`` (or its equivalent fast path).
     public init<Message: Encodable>(kind: Kind, requestID: UInt64 = 0, message: Message) throws {
-        self.init(kind: kind, requestID: requestID, payload: try WireEncoder().encode(message))
+        if let direct = message as? any DirectWireMessage {
+            var payload: [UInt8] = []
+            direct.wireValue.write(to: &payload)
+            self.init(kind: kind, requestID: requestID, payload: payload)
+        } else {
+            self.init(kind: kind, requestID: requestID, payload: try WireEncoder().encode(message))
+        }
     }
 
     /// The payload decoded as `type`.
     ///
     /// - Throws: ``WireError`` with `.malformedPayload` if it is not one.
     public func decode<Message: Decodable>(_ type: Message.Type) throws(WireError) -> Message {
+        if let direct = type as? any DirectWireMessage.Type {
+            var index = 0
+            let value = try WireValue.read(from: payload, at: &index)
+            guard index == payload.count else { throw WireError(.malformedPayload, "\(kind) frame: trailing bytes") }
+            return try direct.init(wireValue: value) as! Message
+        }
         do {
             return try WireDecoder().decode(type, from: payload)
         } catch let error as WireError {
@@ -139,5 +151,90 @@ public enum Handshake {
         let missing = jobNames.filter { !known.contains($0) }
         guard missing.isEmpty else { return .failure(WireError(.unknownJobs(missing))) }
         return .success(welcome)
+    }
+}
+
+// MARK: - Fast paths for the messages on the hot path
+
+/// A message written straight to the wire form, without Codable's containers: `Submit`, `Outputs`
+/// and `JobFailure` travel once per batch, and a round trip of an empty job is mostly their cost.
+/// The bytes are the same a ``WireEncoder`` would write, so either side may use either path.
+protocol DirectWireMessage {
+    var wireValue: WireValue { get }
+    init(wireValue: WireValue) throws(WireError)
+}
+
+extension WireValue {
+    /// The entries of a map, by key (messages have few keys: a linear search).
+    fileprivate func field(_ key: String) throws(WireError) -> WireValue {
+        guard case .map(let entries) = self, let value = entries.first(where: { $0.0 == key })?.1 else {
+            throw WireError(.malformedPayload, "no field \(key)")
+        }
+        return value
+    }
+
+    fileprivate func string(_ key: String) throws(WireError) -> String {
+        guard case .string(let value) = try field(key) else { throw WireError(.malformedPayload, "\(key) is not a string") }
+        return value
+    }
+
+    fileprivate func int(_ key: String) throws(WireError) -> Int {
+        switch try field(key) {
+        case .int(let value): guard let int = Int(exactly: value) else { break }; return int
+        case .uint(let value): guard let int = Int(exactly: value) else { break }; return int
+        default: break
+        }
+        throw WireError(.malformedPayload, "\(key) is not an integer")
+    }
+
+    fileprivate func bytes(_ key: String) throws(WireError) -> [UInt8] {
+        switch try field(key) {
+        case .bytes(let value): return value
+        case .array(let values):
+            // A generic encoder wrote the bytes as an array of small integers.
+            var bytes: [UInt8] = []
+            for value in values {
+                guard case .uint(let byte) = value, let narrow = UInt8(exactly: byte) else { throw WireError(.malformedPayload, "\(key) is not bytes") }
+                bytes.append(narrow)
+            }
+            return bytes
+        default: throw WireError(.malformedPayload, "\(key) is not bytes")
+        }
+    }
+}
+
+extension Submit: DirectWireMessage {
+    var wireValue: WireValue {
+        .map([("jobName", .string(jobName)), ("count", .int(Int64(count))), ("inputs", .bytes(inputs))])
+    }
+
+    init(wireValue: WireValue) throws(WireError) {
+        self.init(jobName: try wireValue.string("jobName"), count: try wireValue.int("count"), inputs: try wireValue.bytes("inputs"))
+    }
+}
+
+extension Outputs: DirectWireMessage {
+    var wireValue: WireValue {
+        .map([("count", .int(Int64(count))), ("outputs", .bytes(outputs))])
+    }
+
+    init(wireValue: WireValue) throws(WireError) {
+        self.init(count: try wireValue.int("count"), outputs: try wireValue.bytes("outputs"))
+    }
+}
+
+extension JobFailure: DirectWireMessage {
+    var wireValue: WireValue {
+        .map([
+            ("index", .int(Int64(index))), ("completed", .bytes(completed)),
+            ("errorType", .string(errorType)), ("message", .string(message)),
+        ])
+    }
+
+    init(wireValue: WireValue) throws(WireError) {
+        self.init(
+            index: try wireValue.int("index"), completed: try wireValue.bytes("completed"),
+            errorType: try wireValue.string("errorType"), message: try wireValue.string("message")
+        )
     }
 }

@@ -127,3 +127,22 @@ let sample = Sample(
         }
     }
 }
+
+@Suite struct DirectMessageTests {
+    /// The fast path writes what the generic encoder writes, and reads what it reads.
+    @Test func fastPathsMatchTheGenericCodec() throws {
+        let submit = Submit(jobName: "j", count: 2, inputs: [1, 2, 3])
+        let outputs = Outputs(count: 1, outputs: [9])
+        let failure = JobFailure(index: 1, completed: [4], errorType: "E", message: "m")
+        #expect(try Frame(kind: .submit, message: submit).payload == WireEncoder().encode(submit))
+        #expect(try Frame(kind: .result, message: outputs).payload == WireEncoder().encode(outputs))
+        #expect(try Frame(kind: .failure, message: failure).payload == WireEncoder().encode(failure))
+        #expect(try Frame(kind: .submit, payload: WireEncoder().encode(submit)).decode(Submit.self) == submit)
+        #expect(try WireDecoder().decode(JobFailure.self, from: Frame(kind: .failure, message: failure).payload) == failure)
+    }
+
+    @Test func aMissingFieldIsMalformed() throws {
+        let payload = try WireEncoder().encode(["jobName": "j"])
+        #expect(throws: WireError.self) { try Frame(kind: .submit, payload: payload).decode(Submit.self) }
+    }
+}
