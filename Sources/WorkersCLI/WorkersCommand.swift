@@ -14,6 +14,9 @@ public struct WorkersCommand: AsyncParsableCommand {
     public init() {}
 
     /// Parses the process's arguments, runs the command and exits with its status.
+    ///
+    /// ## Cancellation
+    /// It is the program's whole life: nothing cancels it but a signal, which ends the process.
     public static func runFromCommandLine() async {
         await main()
     }
