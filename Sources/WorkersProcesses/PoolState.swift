@@ -18,6 +18,7 @@ final class PendingBatch: @unchecked Sendable {  // @unchecked: mutable fields a
     var continuation: CheckedContinuation<[UInt8], any Error>?
     var runningPID: pid_t?
     var cancelled = false
+    var attempts = 0
 
     init(id: UInt64, jobName: String, inputs: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) {
         self.id = id
@@ -42,6 +43,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     let jobNames: [String]
     let workerCount: Int
     let maxJobsPerWorker: Int?
+    let retry: RetryPolicy
     let logger: Logger
     let grace = Duration.seconds(2)
 
@@ -54,11 +56,12 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     private var slotsAlive = 0
     private var stoppedWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, logger: Logger) {
+    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, retry: RetryPolicy, logger: Logger) {
         self.executable = executable
         self.jobNames = jobNames
         self.workerCount = workers
         self.maxJobsPerWorker = maxJobsPerWorker
+        self.retry = retry
         self.logger = logger
         slots = (0..<workers).map { ProcessPool.WorkerInfo(id: $0, processID: nil, isBusy: false, jobsDone: 0, restarts: 0) }
         workAvailable = PthreadCondition(lock: lock)
@@ -181,13 +184,23 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                     worker = nil
                 }
             case .workerLost(let code):
-                let cancelled = lock.withLock { batch.cancelled || lifecycle == .cancelling }
                 let status = code == nil ? current.reap() : { current.kill() }()
-                let error: any Error = cancelled ? CancellationError() : batch.error(code ?? status.crashCode)
-                logger.debug("worker lost", metadata: ["slot": "\(slot)", "pid": "\(current.pid)", "error": "\(error)"])
-                finish(batch, .failure(error))
+                let failure = code ?? status.crashCode
                 worker = nil
-                lock.withLock { slots[slot].processID = nil }
+                let (cancelled, retried): (Bool, Bool) = lock.withLock {
+                    slots[slot].processID = nil
+                    let cancelled = batch.cancelled || lifecycle == .cancelling
+                    batch.attempts += 1
+                    guard !cancelled, retry.retries(after: batch.attempts, failure) else { return (cancelled, false) }
+                    batch.runningPID = nil
+                    queue.insert(batch, at: 0)  // first in line: it has waited longest
+                    workAvailable.signal()
+                    return (false, true)
+                }
+                logger.debug("worker lost", metadata: ["slot": "\(slot)", "pid": "\(current.pid)", "error": "\(failure)", "retried": "\(retried)"])
+                if !retried {
+                    finish(batch, .failure(cancelled ? CancellationError() : batch.error(failure)))
+                }
             }
         }
         let cancelling = lock.withLock { lifecycle == .cancelling }

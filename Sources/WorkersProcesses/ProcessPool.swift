@@ -58,6 +58,7 @@ public final class ProcessPool: Sendable {
     ///   - executable: the worker program; default this program (`/proc/self/exe`), which must call
     ///     ``WorkerProcess/runIfWorker(jobs:)`` first thing.
     ///   - maxJobsPerWorker: replace a worker after this many batches; default never.
+    ///   - retry: whether a batch whose worker died runs again on a fresh one; default ``RetryPolicy/none``.
     ///   - logger: where the pool logs worker starts and crashes.
     /// - Throws: ``ProcessPoolError`` if a worker cannot be started.
     ///
@@ -68,6 +69,7 @@ public final class ProcessPool: Sendable {
         jobs: [any Job.Type],
         executable: String? = nil,
         maxJobsPerWorker: Int? = nil,
+        retry: RetryPolicy = .none,
         logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws {
         precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
@@ -77,7 +79,7 @@ public final class ProcessPool: Sendable {
         self.workers = workers
         state = PoolState(
             executable: path, jobNames: jobs.map { $0.name }, workers: workers,
-            maxJobsPerWorker: maxJobsPerWorker, logger: logger
+            maxJobsPerWorker: maxJobsPerWorker, retry: retry, logger: logger
         )
         try await state.start()
     }

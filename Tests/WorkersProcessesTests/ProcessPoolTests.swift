@@ -15,8 +15,12 @@ let workerExecutable: String = {
     return directory.appendingPathComponent("WorkersTestWorker").path
 }()
 
-func makePool(workers: Int = 2, maxJobsPerWorker: Int? = nil) async throws -> ProcessPool {
-    try await ProcessPool(workers: workers, jobs: TestJobs.all, executable: workerExecutable, maxJobsPerWorker: maxJobsPerWorker)
+func makePool(workers: Int = 2, maxJobsPerWorker: Int? = nil, retry: RetryPolicy = .none) async throws -> ProcessPool {
+    try await ProcessPool(workers: workers, jobs: TestJobs.all, executable: workerExecutable, maxJobsPerWorker: maxJobsPerWorker, retry: retry)
+}
+
+func temporaryPath() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("workers-\(UUID().uuidString)").path
 }
 
 func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
@@ -126,6 +130,36 @@ func untilBusy(_ pool: ProcessPool) async {
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(!isAlive(pid))
         #expect(try await pool.run(Square.self, 7) == 49)
+        await pool.shutdown()
+    }
+
+    @Test func aRetryPolicyRunsACrashedJobAgainOnAFreshWorker() async throws {
+        let pool = try await makePool(workers: 1, retry: RetryPolicy(maxAttempts: 2))
+        let path = temporaryPath()
+        defer { unlink(path) }
+        #expect(try await pool.run(CrashOnce.self, path) == 1)
+        #expect(pool.workerInfo[0].restarts == 1)
+        await pool.shutdown()
+    }
+
+    @Test func withoutRetriesTheCrashReachesTheCaller() async throws {
+        let pool = try await makePool(workers: 1)
+        let path = temporaryPath()
+        defer { unlink(path) }
+        await #expect(throws: ProcessPoolError(.workerCrashed(signal: nil, exitCode: 9), jobName: "crash-once")) {
+            try await pool.run(CrashOnce.self, path)
+        }
+        await pool.shutdown()
+    }
+
+    @Test func retriesAreBoundedAndThrownErrorsAreNotRetried() async throws {
+        let pool = try await makePool(workers: 1, retry: RetryPolicy(maxAttempts: 3))
+        await #expect(throws: ProcessPoolError(.workerCrashed(signal: nil, exitCode: 4), jobName: "exit")) {
+            try await pool.run(ExitNow.self, 4)
+        }
+        #expect(pool.workerInfo[0].restarts == 2)  // three attempts, each on a fresh worker but the first
+        await #expect(throws: ProcessPoolError.self) { try await pool.run(Fail.self, -1) }
+        #expect(pool.workerInfo[0].restarts == 3)  // the replacement for the third crash; none for the throw
         await pool.shutdown()
     }
 

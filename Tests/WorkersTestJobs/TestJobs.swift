@@ -8,7 +8,7 @@ import WorkersProcesses
 /// can go wrong.
 public enum TestJobs {
     public static let all: [any Job.Type] = [
-        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self,
+        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self, CrashOnce.self,
     ]
 }
 
@@ -115,5 +115,19 @@ public struct CrashIf: Job {
     public func run(_ input: Input) async throws -> Int {
         if input.crash { exit(9) }
         return input.value
+    }
+}
+
+/// Kills its worker the first time it sees `path` (creating the file), and returns 1 after that.
+public struct CrashOnce: Job {
+    public static let name = "crash-once"
+    public init() {}
+    public func run(_ path: String) async throws -> Int {
+        if access(path, F_OK) != 0 {
+            let fd = open(path, O_CREAT | O_WRONLY, 0o600)
+            close(fd)
+            exit(9)
+        }
+        return 1
     }
 }
