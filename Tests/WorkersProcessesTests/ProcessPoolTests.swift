@@ -50,6 +50,21 @@ func untilBusy(_ pool: ProcessPool) async {
         await pool.shutdown()
     }
 
+    @Test func mapUnorderedYieldsEveryIndexOnce() async throws {
+        let pool = try await makePool()
+        var seen: [Int: Int] = [:]
+        for try await (index, output) in pool.mapUnordered(Square.self, Array(0..<500), chunkSize: 7) {
+            #expect(seen[index] == nil)
+            seen[index] = output
+        }
+        #expect(seen.count == 500)
+        #expect(seen.allSatisfy { $0.value == $0.key * $0.key })
+        await #expect(throws: ProcessPoolError.self) {
+            for try await _ in pool.mapUnordered(Fail.self, [1, -2, 3], chunkSize: 1) {}
+        }
+        await pool.shutdown()
+    }
+
     @Test func aThrownErrorComesBackAsJobFailedWithItsIndex() async throws {
         let pool = try await makePool()
         await #expect(throws: ProcessPoolError(.jobFailed(type: "WorkersTestJobs.Failure", message: "failure -3"), jobName: "fail")) {
