@@ -44,6 +44,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     let workerCount: Int
     let maxJobsPerWorker: Int?
     let retry: RetryPolicy
+    let memoryLimit: Int?
     let logger: Logger
     let grace = Duration.seconds(2)
 
@@ -56,7 +57,8 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     private var slotsAlive = 0
     private var stoppedWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, retry: RetryPolicy, logger: Logger) {
+    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, retry: RetryPolicy, memoryLimit: Int?, logger: Logger) {
+        self.memoryLimit = memoryLimit
         self.executable = executable
         self.jobNames = jobNames
         self.workerCount = workers
@@ -232,7 +234,18 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
         }
         guard worker.channel.write(frame) else { return .workerLost(nil) }
         let deadline = batch.timeout.map { monotonicNanoseconds() + UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
-        switch worker.channel.read(deadline: deadline) {
+        var outcome: FrameChannel.ReadOutcome
+        while true {
+            // With a memory limit, wake every 10 ms to look at the worker's resident memory.
+            let tick = memoryLimit.map { _ in monotonicNanoseconds() + 10_000_000 }
+            outcome = worker.channel.read(deadline: [deadline, tick].compactMap { $0 }.min())
+            guard case .timedOut = outcome else { break }
+            if let deadline, monotonicNanoseconds() >= deadline { break }
+            if let memoryLimit, let resident = residentBytes(of: worker.pid), resident > memoryLimit {
+                return .workerLost(.resourceLimit)
+            }
+        }
+        switch outcome {
         case .endOfFile:
             return .workerLost(nil)
         case .timedOut:
@@ -308,3 +321,11 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     }
 }
 
+
+/// The resident set size of process `pid`, from /proc/PID/statm, or `nil` if it cannot be read.
+func residentBytes(of pid: pid_t) -> Int? {
+    guard let text = CPUCount.readSmallFile("/proc/\(pid)/statm") else { return nil }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

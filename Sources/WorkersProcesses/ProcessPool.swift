@@ -59,6 +59,11 @@ public final class ProcessPool: Sendable {
     ///     ``WorkerProcess/runIfWorker(jobs:)`` first thing.
     ///   - maxJobsPerWorker: replace a worker after this many batches; default never.
     ///   - retry: whether a batch whose worker died runs again on a fresh one; default ``RetryPolicy/none``.
+    ///   - memoryLimit: bytes of resident memory a worker may use while it runs a batch; past it the
+    ///     worker is killed and the batch fails with `.resourceLimit`. Checked every 10 ms, so a fast
+    ///     allocation can overshoot by what it allocates in that time. Default: no limit. (Resident
+    ///     memory rather than `RLIMIT_AS`: address-space limits also break programs that reserve much
+    ///     and use little, as sanitizers and some allocators do.)
     ///   - logger: where the pool logs worker starts and crashes.
     /// - Throws: ``ProcessPoolError`` if a worker cannot be started.
     ///
@@ -70,16 +75,18 @@ public final class ProcessPool: Sendable {
         executable: String? = nil,
         maxJobsPerWorker: Int? = nil,
         retry: RetryPolicy = .none,
+        memoryLimit: Int? = nil,
         logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws {
         precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
+        if let memoryLimit { precondition(memoryLimit > 0, "memoryLimit must be positive (got \(memoryLimit))") }
         if let maxJobsPerWorker { precondition(maxJobsPerWorker >= 1, "maxJobsPerWorker must be at least 1 (got \(maxJobsPerWorker))") }
         cworkers_ignore_sigpipe()
         let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         self.workers = workers
         state = PoolState(
             executable: path, jobNames: jobs.map { $0.name }, workers: workers,
-            maxJobsPerWorker: maxJobsPerWorker, retry: retry, logger: logger
+            maxJobsPerWorker: maxJobsPerWorker, retry: retry, memoryLimit: memoryLimit, logger: logger
         )
         try await state.start()
     }

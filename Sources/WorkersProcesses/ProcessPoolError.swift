@@ -9,6 +9,8 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         case workerCrashed(signal: Int32?, exitCode: Int32?)
         /// The job ran past its timeout; its worker was killed and replaced.
         case timedOut
+        /// The worker's resident memory passed the pool's `memoryLimit`; it was killed and replaced.
+        case resourceLimit
         /// The worker broke the wire protocol (garbage, an oversized frame); it was killed.
         case protocolViolation(String)
         /// The job threw in the worker.
@@ -41,6 +43,7 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         case .workerCrashed(let signal?, _): text = "ProcessPoolError.workerCrashed: the worker died of signal \(signal)"
         case .workerCrashed(_, let exitCode): text = "ProcessPoolError.workerCrashed: the worker exited with status \(exitCode ?? -1)"
         case .timedOut: text = "ProcessPoolError.timedOut: the job ran past its timeout"
+        case .resourceLimit: text = "ProcessPoolError.resourceLimit: the worker passed the pool's memory limit"
         case .protocolViolation(let detail): text = "ProcessPoolError.protocolViolation: \(detail)"
         case .jobFailed(let type, let message): text = "ProcessPoolError.jobFailed: \(type): \(message)"
         case .unknownJob: text = "ProcessPoolError.unknownJob: the worker does not know the job"

@@ -28,7 +28,7 @@ public struct RetryPolicy: Hashable, Sendable {
         switch code {
         case .workerCrashed, .protocolViolation: return true
         case .timedOut: return retriesTimeouts
-        case .shutDown, .jobFailed, .unknownJob, .spawnFailed: return false
+        case .shutDown, .jobFailed, .unknownJob, .spawnFailed, .resourceLimit: return false
         }
     }
 }

@@ -178,6 +178,14 @@ func untilBusy(_ pool: ProcessPool) async {
         await pool.shutdown()
     }
 
+    @Test func aWorkerOverItsMemoryLimitIsKilled() async throws {
+        let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, memoryLimit: 256 << 20)
+        #expect(try await pool.run(Hog.self, 16) == 16)  // well under the limit
+        await #expect(throws: ProcessPoolError(.resourceLimit, jobName: "hog")) { try await pool.run(Hog.self, 4096) }
+        #expect(try await pool.run(Square.self, 8) == 64)
+        await pool.shutdown()
+    }
+
     @Test func maxJobsPerWorkerRecyclesWorkers() async throws {
         let pool = try await makePool(workers: 1, maxJobsPerWorker: 2)
         var pids: Set<Int32> = []

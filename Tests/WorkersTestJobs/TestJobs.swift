@@ -8,7 +8,7 @@ import WorkersProcesses
 /// can go wrong.
 public enum TestJobs {
     public static let all: [any Job.Type] = [
-        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self, CrashOnce.self,
+        Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self, CrashOnce.self, Hog.self,
     ]
 }
 
@@ -129,5 +129,19 @@ public struct CrashOnce: Job {
             exit(9)
         }
         return 1
+    }
+}
+
+/// Allocates and touches `input` MiB, a MiB at a time, then returns how many it held.
+public struct Hog: Job {
+    public static let name = "hog"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int {
+        var blocks: [[UInt8]] = []
+        for index in 0..<input {
+            blocks.append([UInt8](repeating: UInt8(truncatingIfNeeded: index | 1), count: 1 << 20))
+            if index % 16 == 0 { usleep(1000) }
+        }
+        return blocks.count
     }
 }
