@@ -105,10 +105,7 @@ package struct WaitDeadline: Sendable {
         }
         let remaining = ContinuousClock.now.duration(to: end)
         guard remaining > .zero else { return false }
-        let (seconds, attoseconds) = remaining.components
-        let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let total = nanos.overflow ? Int64.max : nanos.partialValue &+ attoseconds / 1_000_000_000
-        _ = condition.wait(nanoseconds: total)
+        _ = condition.wait(nanoseconds: remaining.saturatingNanoseconds)
         return ContinuousClock.now < end
     }
 }

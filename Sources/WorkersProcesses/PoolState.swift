@@ -233,7 +233,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
             return .answered(.failure(batch.error(.protocolViolation("input too large for a frame"))))
         }
         guard worker.channel.write(frame) else { return .workerLost(nil) }
-        let deadline = batch.timeout.map { monotonicNanoseconds() + UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
+        let deadline = batch.timeout.map { monotonicNanoseconds() + UInt64($0.saturatingNanoseconds) }
         var outcome: FrameChannel.ReadOutcome
         while true {
             // With a memory limit, wake every 10 ms to look at the worker's resident memory.

@@ -131,43 +131,45 @@ public final class ProcessPool: Sendable {
     public func map<J: Job, S: Sequence>(
         _ job: J.Type, _ inputs: S, chunkSize: Int? = nil, timeout: Duration? = nil
     ) async throws -> [J.Output] where S.Element == J.Input {
-        let count = inputs.underestimatedCount
-        let size = chunkSize ?? max(1, min(10_000, count / (workers * 4)))
+        var chunks: [(start: Int, outputs: [J.Output])] = []
+        try await forEachChunk(job, inputs, chunkSize: chunkSize, timeout: timeout) { chunks.append(($0, $1)) }
+        return chunks.sorted { $0.start < $1.start }.flatMap(\.outputs)
+    }
+
+    /// Sends `inputs` to the workers in chunks, at most two per worker in flight, reading the input
+    /// only as chunks go out, and hands each answered chunk to `receive` with the index of its
+    /// first input, in completion order. The first failure cancels the chunks still running.
+    func forEachChunk<J: Job, S: Sequence>(
+        _ job: J.Type, _ inputs: S, chunkSize: Int?, timeout: Duration?,
+        _ receive: (Int, [J.Output]) async throws -> Void
+    ) async throws where S.Element == J.Input {
+        let size = chunkSize ?? max(1, min(10_000, inputs.underestimatedCount / (workers * 4)))
         precondition(size >= 1, "chunkSize must be at least 1 (got \(size))")
-        let window = workers * 2
         var iterator = inputs.makeIterator()
-        var results: [[J.Output]?] = []
-        var nextChunk = 0
         var firstIndex = 0
-        let encoder = WireEncoder()
+        let state = self.state
         try await withThrowingTaskGroup(of: (Int, [J.Output]).self) { group in
             func submitNext() throws -> Bool {
                 var chunk: [J.Input] = []
                 chunk.reserveCapacity(min(size, 4096))
                 while chunk.count < size, let input = iterator.next() { chunk.append(input) }
                 guard !chunk.isEmpty else { return false }
-                let count = chunk.count
-                let encoded = try encoder.encode(chunk)
-                let chunkIndex = nextChunk
                 let start = firstIndex
-                nextChunk += 1
+                let count = chunk.count
+                let encoded = try WireEncoder().encode(chunk)
                 firstIndex += count
-                results.append(nil)
-                let state = self.state
                 group.addTask {
                     let outputs = try await state.submit(jobName: J.name, inputs: encoded, count: count, firstIndex: start, timeout: timeout)
-                    return (chunkIndex, try WireDecoder().decode([J.Output].self, from: outputs))
+                    return (start, try WireDecoder().decode([J.Output].self, from: outputs))
                 }
                 return true
             }
-            var inFlight = 0
-            while inFlight < window, try submitNext() { inFlight += 1 }
-            while let (chunkIndex, outputs) = try await group.next() {
-                results[chunkIndex] = outputs
-                if try !submitNext() { inFlight -= 1 }
+            for _ in 0..<(workers * 2) where try !submitNext() { break }
+            while let (start, outputs) = try await group.next() {
+                try await receive(start, outputs)
+                _ = try submitNext()
             }
         }
-        return results.flatMap { $0! }
     }
 
     /// The workers now.

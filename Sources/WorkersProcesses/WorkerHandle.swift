@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CWorkersShims
 import Foundation
+import WorkersCore
 import WorkersWire
 
 /// One live worker process, seen from the driver: its pid (and process group), its channel.
@@ -83,8 +84,7 @@ final class WorkerHandle: @unchecked Sendable {
         reaped = true
         _ = channel.write(Frame(kind: .goodbye))
         close(channel.writeFD)
-        let deadline = monotonicNanoseconds() + UInt64(grace.components.seconds) * 1_000_000_000
-            + UInt64(grace.components.attoseconds / 1_000_000_000)
+        let deadline = monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)
         // The worker exits on goodbye; its end of the channel closing is the signal to reap it.
         switch channel.read(deadline: deadline) {
         case .endOfFile: break

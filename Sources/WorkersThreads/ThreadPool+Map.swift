@@ -73,10 +73,10 @@ extension ThreadPool {
         _ inputs: S,
         maxInFlight: Int? = nil,
         _ body: @escaping @Sendable (S.Element) throws -> T
-    ) -> UnorderedResults<T> where S.Element: Sendable {
+    ) -> IndexedResults<T> where S.Element: Sendable {
         let width = checkedWidth(maxInFlight)
-        return UnorderedResults(capacity: width) { sink in
-            await self.runLoops(inputs, width: width, body: { try body($0) }, sink: sink)
+        return IndexedResults(capacity: width) { channel in
+            await self.runLoops(inputs, width: width, body: { try body($0) }, sink: StreamSink(channel))
         }
     }
 
@@ -94,10 +94,10 @@ extension ThreadPool {
         _ job: J.Type,
         _ inputs: S,
         maxInFlight: Int? = nil
-    ) -> UnorderedResults<J.Output> where S.Element == J.Input {
+    ) -> IndexedResults<J.Output> where S.Element == J.Input {
         let width = checkedWidth(maxInFlight)
-        return UnorderedResults(capacity: width) { sink in
-            await self.runLoops(inputs, width: width, body: { try await J().run($0) }, sink: sink)
+        return IndexedResults(capacity: width) { channel in
+            await self.runLoops(inputs, width: width, body: { try await J().run($0) }, sink: StreamSink(channel))
         }
     }
 

@@ -62,8 +62,7 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
             policy: configuration.whenQueueFull
         )
         precondition(configuration.keepAlive >= .zero, "keepAlive must not be negative (got \(configuration.keepAlive))")
-        let (seconds, attoseconds) = configuration.keepAlive.components
-        keepAliveNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        keepAliveNanoseconds = configuration.keepAlive.saturatingNanoseconds
         namePrefix = configuration.threadNamePrefix
         logger = configuration.logger
         metrics = configuration.metricsFactory.map { ThreadPoolMetrics(label: configuration.metricsLabel, factory: $0) }

@@ -93,27 +93,15 @@ public struct JobFailure: Codable, Hashable, Sendable {
 }
 
 extension Frame {
-    /// A frame carrying `message` encoded with ``WireEncoder`` (or its equivalent fast path).
+    /// A frame carrying `message` encoded with ``WireEncoder``.
     public init<Message: Encodable>(kind: Kind, requestID: UInt64 = 0, message: Message) throws {
-        if let direct = message as? any DirectWireMessage {
-            var payload: [UInt8] = []
-            direct.wireValue.write(to: &payload)
-            self.init(kind: kind, requestID: requestID, payload: payload)
-        } else {
-            self.init(kind: kind, requestID: requestID, payload: try WireEncoder().encode(message))
-        }
+        self.init(kind: kind, requestID: requestID, payload: try WireEncoder().encode(message))
     }
 
     /// The payload decoded as `type`.
     ///
     /// - Throws: ``WireError`` with `.malformedPayload` if it is not one.
     public func decode<Message: Decodable>(_ type: Message.Type) throws(WireError) -> Message {
-        if let direct = type as? any DirectWireMessage.Type {
-            var index = 0
-            let value = try WireValue.read(from: payload, at: &index)
-            guard index == payload.count else { throw WireError(.malformedPayload, "\(kind) frame: trailing bytes") }
-            return try direct.init(wireValue: value) as! Message
-        }
         do {
             return try WireDecoder().decode(type, from: payload)
         } catch let error as WireError {
@@ -158,7 +146,8 @@ public enum Handshake {
 
 /// A message written straight to the wire form, without Codable's containers: `Submit`, `Outputs`
 /// and `JobFailure` travel once per batch, and a round trip of an empty job is mostly their cost.
-/// The bytes are the same a ``WireEncoder`` would write, so either side may use either path.
+/// ``WireEncoder`` and ``WireDecoder`` take this path for them at the top level; the bytes are
+/// the ones the Codable path writes.
 protocol DirectWireMessage {
     var wireValue: WireValue { get }
     init(wireValue: WireValue) throws(WireError)

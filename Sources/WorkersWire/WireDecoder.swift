@@ -14,6 +14,9 @@ public struct WireDecoder: Sendable {
         var index = 0
         let value = try WireValue.read(from: bytes, at: &index)
         guard index == bytes.count else { throw WireError(.malformedPayload, "\(bytes.count - index) trailing bytes") }
+        if let message = type as? any DirectWireMessage.Type {
+            return try message.init(wireValue: value) as! T
+        }
         return try Self.decode(type, from: value, codingPath: [])
     }
 

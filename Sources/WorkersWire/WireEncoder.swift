@@ -10,9 +10,13 @@ public struct WireEncoder: Sendable {
     ///
     /// - Throws: `EncodingError` if `value`'s `encode(to:)` throws or encodes nothing.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        var out: [UInt8] = []
+        if let message = value as? any DirectWireMessage {
+            message.wireValue.write(to: &out)
+            return out
+        }
         let root = EncodingNode()
         try Self.encode(value, into: root, codingPath: [])
-        var out: [UInt8] = []
         root.value.write(to: &out)
         return out
     }

@@ -79,15 +79,14 @@ import Testing
     @Test func threadsAndTasksMeetAtOneBarrier() async throws {
         let barrier = Barrier(parties: 2)
         let threadIndex = Locked<Int?>(nil)
-        Thread.detachNewThread { threadIndex.withLock { $0 = try? barrier.wait(timeout: .seconds(30)) } }
-        let taskIndex = try await barrier.wait()
-        let done = CountDownLatch(count: 1)
+        let threadDone = CountDownLatch(count: 1)
         Thread.detachNewThread {
-            while threadIndex.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.001) }
-            done.countDown()
+            threadIndex.withLock { $0 = try? barrier.wait(timeout: .seconds(30)) }
+            threadDone.countDown()
         }
-        try await done.wait()
-        #expect(Set([taskIndex, threadIndex.withLock { $0 }!]) == [0, 1])
+        let taskIndex = try await barrier.wait()
+        try await threadDone.wait()
+        #expect(Set([taskIndex, threadIndex.current]) == [0, 1])
     }
 
     @Test func cancellingAnAsyncPartyBreaksTheBarrier() async throws {

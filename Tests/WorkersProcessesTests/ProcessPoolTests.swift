@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import WorkersCore
 import WorkersTestJobs
 @testable import WorkersProcesses
 

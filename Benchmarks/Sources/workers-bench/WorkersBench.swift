@@ -39,8 +39,7 @@ struct Threads: AsyncParsableCommand {
     @Option(help: "Run only these workloads (comma-separated): round-trip, map-100k, blocking-1000x10ms.")
     var only: String?
 
-    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
-    var json: String?
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -60,20 +59,26 @@ struct Threads: AsyncParsableCommand {
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         let measurements = try await Task.detached { try await suite.run() }.value
-        try emit(measurements, json: json)
+        try output.emit(measurements)
     }
 }
 
-func emit(_ measurements: [Measurement], json: String?, reference: String = Report.ours) throws {
-    if json != "-" { print(Report.table(measurements, reference: reference)) }
-    guard let json else { return }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let data = try encoder.encode(Report.rows(measurements, reference: reference))
-    if json == "-" {
-        print(String(decoding: data, as: UTF8.self))
-    } else {
-        try data.write(to: URL(fileURLWithPath: json))
+/// How every suite reports: a table on standard output, and the rows as JSON when asked.
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
+    var json: String?
+
+    func emit(_ measurements: [Measurement], reference: String = Report.ours) throws {
+        if json != "-" { print(Report.table(measurements, reference: reference)) }
+        guard let json else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(Report.rows(measurements, reference: reference))
+        if json == "-" {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            try data.write(to: URL(fileURLWithPath: json))
+        }
     }
 }
 
@@ -88,8 +93,7 @@ struct Wire: ParsableCommand {
     @Option(help: "Round trips per run of the small record (the 64 KiB payload runs 1/100 as many).")
     var iterations = 20_000
 
-    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
-    var json: String?
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard runs >= 1, iterations >= 1 else { throw ValidationError("--runs and --iterations must be at least 1") }
@@ -99,7 +103,7 @@ struct Wire: ParsableCommand {
         let suite = WireSuite(runs: runs, iterations: iterations) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
-        try emit(try suite.run(), json: json, reference: "WireEncoder/WireDecoder")
+        try output.emit(try suite.run(), reference: "WireEncoder/WireDecoder")
     }
 }
 
@@ -117,8 +121,7 @@ struct Processes: AsyncParsableCommand {
     @Option(help: "Jobs per map run.")
     var mapJobs = 200_000
 
-    @Option(help: "Also write the rows as a JSON array to this file ('-' for standard output).")
-    var json: String?
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard runs >= 1, roundTrips >= 1, mapJobs >= 1 else {
@@ -131,6 +134,6 @@ struct Processes: AsyncParsableCommand {
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         let measurements = try await Task.detached { try await suite.run() }.value
-        try emit(measurements, json: json, reference: ProcessesSuite.ours)
+        try output.emit(measurements, reference: ProcessesSuite.ours)
     }
 }
