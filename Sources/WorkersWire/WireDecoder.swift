@@ -11,6 +11,12 @@ public struct WireDecoder: Sendable {
     /// - Throws: ``WireError`` (`.malformedPayload`) for bytes that are not a wire value, or
     ///   `DecodingError` for a value of the wrong shape.
     public func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        if let array = type as? any WireScalarArray.Type {
+            // The fast path; anything it does not take whole goes the general way, which gives
+            // the precise error.
+            var index = 0
+            if let values = try? array.readWireArray(bytes, &index), index == bytes.count { return values as! T }
+        }
         var index = 0
         let value = try WireValue.read(from: bytes, at: &index)
         guard index == bytes.count else { throw WireError(.malformedPayload, "\(bytes.count - index) trailing bytes") }

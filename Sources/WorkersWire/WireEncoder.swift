@@ -15,6 +15,10 @@ public struct WireEncoder: Sendable {
             message.wireValue.write(to: &out)
             return out
         }
+        if let array = value as? any WireScalarArray {
+            array.writeWireArray(to: &out)
+            return out
+        }
         let root = EncodingNode()
         try Self.encode(value, into: root, codingPath: [])
         root.value.write(to: &out)

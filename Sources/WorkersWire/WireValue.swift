@@ -117,7 +117,7 @@ enum WireValue: Equatable, Sendable {
     }
 }
 
-private func writeVarint(_ value: UInt64, to out: inout [UInt8]) {
+func writeVarint(_ value: UInt64, to out: inout [UInt8]) {
     var value = value
     while value >= 0x80 {
         out.append(UInt8(truncatingIfNeeded: value) | 0x80)
@@ -126,18 +126,18 @@ private func writeVarint(_ value: UInt64, to out: inout [UInt8]) {
     out.append(UInt8(value))
 }
 
-private func writeString(_ value: String, to out: inout [UInt8]) {
+func writeString(_ value: String, to out: inout [UInt8]) {
     let utf8 = value.utf8
     writeVarint(UInt64(utf8.count), to: &out)
     out.append(contentsOf: utf8)
 }
 
-private func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
     var little = value.littleEndian
     withUnsafeBytes(of: &little) { out.append(contentsOf: $0) }
 }
 
-private func readVarint(_ bytes: [UInt8], _ index: inout Int) throws(WireError) -> UInt64 {
+func readVarint(_ bytes: [UInt8], _ index: inout Int) throws(WireError) -> UInt64 {
     var result: UInt64 = 0
     var shift: UInt64 = 0
     while true {
@@ -152,7 +152,7 @@ private func readVarint(_ bytes: [UInt8], _ index: inout Int) throws(WireError) 
 }
 
 /// A count that must fit in what is left of the input (at least `elementSize` bytes per element).
-private func readCount(_ bytes: [UInt8], _ index: inout Int, elementSize: Int) throws(WireError) -> Int {
+func readCount(_ bytes: [UInt8], _ index: inout Int, elementSize: Int) throws(WireError) -> Int {
     let count = try readVarint(bytes, &index)
     guard count <= UInt64(bytes.count - index) / UInt64(elementSize) else {
         throw WireError(.malformedPayload, "length \(count) exceeds the payload")
@@ -160,7 +160,7 @@ private func readCount(_ bytes: [UInt8], _ index: inout Int, elementSize: Int) t
     return Int(count)
 }
 
-private func readString(_ bytes: [UInt8], _ index: inout Int) throws(WireError) -> String {
+func readString(_ bytes: [UInt8], _ index: inout Int) throws(WireError) -> String {
     let count = try readCount(bytes, &index, elementSize: 1)
     defer { index += count }
     guard let string = String(validating: bytes[index..<index + count], as: UTF8.self) else {
@@ -169,7 +169,7 @@ private func readString(_ bytes: [UInt8], _ index: inout Int) throws(WireError) 
     return string
 }
 
-private func readLittleEndian<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ index: inout Int) throws(WireError) -> T {
+func readLittleEndian<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ index: inout Int) throws(WireError) -> T {
     let size = MemoryLayout<T>.size
     guard bytes.count - index >= size else { throw WireError(.malformedPayload, "truncated number") }
     var value: T = 0

@@ -161,3 +161,49 @@ let sample = Sample(
         #expect(throws: WireError.self) { try Frame(kind: .submit, payload: payload).decode(Submit.self) }
     }
 }
+
+/// Arrays of scalars take a fast path; it must write the same bytes as the general coder (which
+/// `ContiguousArray` still goes through) and read back what it wrote.
+@Suite struct ScalarArrayTests {
+    private func sameAsGeneral<T: Codable & Equatable>(_ values: [T]) throws {
+        let fast = try WireEncoder().encode(values)
+        let general = try WireEncoder().encode(ContiguousArray(values))
+        #expect(fast == general)
+        #expect(try WireDecoder().decode([T].self, from: fast) == values)
+        #expect(try Array(WireDecoder().decode(ContiguousArray<T>.self, from: fast)) == values)
+    }
+
+    @Test func everyScalarMatchesTheGeneralCoder() throws {
+        try sameAsGeneral([0, 1, -1, 300, Int.max, Int.min])
+        try sameAsGeneral([Int64.min, 0, Int64.max])
+        try sameAsGeneral([Int32.min, -7, Int32.max])
+        try sameAsGeneral([Int16.min, Int16.max])
+        try sameAsGeneral([Int8.min, 0, Int8.max])
+        try sameAsGeneral([UInt.max, 0, 128])
+        try sameAsGeneral([UInt64.max, 1])
+        try sameAsGeneral([UInt32.max, 2])
+        try sameAsGeneral([UInt16.max, 3])
+        try sameAsGeneral([true, false, true])
+        try sameAsGeneral([0.0, -1.5, .infinity, Double.leastNonzeroMagnitude])
+        try sameAsGeneral(["", "héllo", "a\u{0}b", String(repeating: "x", count: 300)])
+        try sameAsGeneral([Int]())
+    }
+
+    @Test func integersCrossBetweenSignedAndUnsignedWhenTheyFit() throws {
+        let bytes = try WireEncoder().encode([UInt64(5), UInt64(7)])
+        #expect(try WireDecoder().decode([Int].self, from: bytes) == [5, 7])
+        let negative = try WireEncoder().encode([-1])
+        #expect(throws: DecodingError.self) { try WireDecoder().decode([UInt].self, from: negative) }
+        let wide = try WireEncoder().encode([Int.max])
+        #expect(throws: DecodingError.self) { try WireDecoder().decode([Int8].self, from: wide) }
+    }
+
+    @Test(arguments: 0..<30)
+    func garbageIsAnErrorNotACrash(seed: UInt64) throws {
+        var random = SplitMix64(state: seed)
+        var bytes = try WireEncoder().encode((0..<50).map { _ in Int.random(in: .min ... .max, using: &random) })
+        for _ in 0..<4 { bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random) }
+        bytes.removeLast(Int.random(in: 0..<3, using: &random))
+        _ = try? WireDecoder().decode([Int].self, from: bytes)  // an error or a value, never a trap
+    }
+}

@@ -5,7 +5,7 @@ struct Measurement: Codable, Sendable {
     var suite: String
     var workload: String
     var system: String
-    /// What a sample is: "per-op", "per-job", "wall" or "p99-late".
+    /// What a sample is: "per-op", "per-job", "per-element", "wall" or "p99-late".
     var unit: String
     var samples: [Double]
     var note: String?

@@ -78,6 +78,24 @@ struct WireSuite {
                 samples: try time(iterations: blobIterations) { _ = try blob(Self.blob) }, note: "\(blobSize) bytes"
             ))
         }
+        // A batch of job inputs: 10,000 integers, per integer. The wire coder takes arrays of
+        // scalars straight to bytes; JSON is the reference.
+        let numbers: [Int] = (0..<10_000).map { (index: Int) -> Int in index &* 7_919 &- 5_000_000 }
+        let arrayIterations = max(1, iterations / 200)
+        let arrayCodecs: [(String, () throws -> Void)] = [
+            ("WireEncoder/WireDecoder", {
+                let decoded = try WireDecoder().decode([Int].self, from: try WireEncoder().encode(numbers))
+                precondition(decoded.count == numbers.count)
+            }),
+            ("JSONEncoder/JSONDecoder", {
+                let decoded = try JSONDecoder().decode([Int].self, from: try JSONEncoder().encode(numbers))
+                precondition(decoded.count == numbers.count)
+            }),
+        ]
+        for (name, body) in arrayCodecs {
+            let samples = try time(iterations: arrayIterations, body).map { $0 / Double(numbers.count) }
+            results.append(Measurement(suite: "wire", workload: "[Int] round trip", system: name, unit: "per-element", samples: samples))
+        }
         return results
     }
 
