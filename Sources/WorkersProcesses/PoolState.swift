@@ -7,6 +7,13 @@ import Logging
 import WorkersCore
 import WorkersWire
 
+/// A batch's encoded outputs and how long the worker took over it (from sending the batch to
+/// reading the answer), which sizes the next chunks.
+struct BatchAnswer: Sendable {
+    var outputs: [UInt8]
+    var nanoseconds: UInt64
+}
+
 /// One batch of inputs for one job, from submission to its answer.
 final class PendingBatch: @unchecked Sendable {  // @unchecked: mutable fields are guarded by the pool's lock.
     let id: UInt64
@@ -15,7 +22,7 @@ final class PendingBatch: @unchecked Sendable {  // @unchecked: mutable fields a
     let count: Int
     let firstIndex: Int?
     let timeout: Duration?
-    var continuation: CheckedContinuation<[UInt8], any Error>?
+    var continuation: CheckedContinuation<BatchAnswer, any Error>?
     var runningPID: pid_t?
     var cancelled = false
     var attempts = 0
@@ -111,13 +118,13 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     // MARK: Submit
 
     /// Queues a batch (`count` inputs encoded as one array) and returns its encoded outputs.
-    func submit(jobName: String, inputs: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) async throws -> [UInt8] {
+        func submit(jobName: String, inputs: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) async throws -> BatchAnswer {
         let batch: PendingBatch = lock.withLock {
             nextBatchID += 1
             return PendingBatch(id: nextBatchID, jobName: jobName, inputs: inputs, count: count, firstIndex: firstIndex, timeout: timeout)
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchAnswer, any Error>) in
                 let refusal: (any Error)? = lock.withLock {
                     guard lifecycle == .running else { return batch.error(.shutDown) }
                     if Task.isCancelled { return CancellationError() }
@@ -129,7 +136,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                 if let refusal { continuation.resume(throwing: refusal) }
             }
         } onCancel: {
-            let (queued, pid): (CheckedContinuation<[UInt8], any Error>?, pid_t?) = lock.withLock {
+            let (queued, pid): (CheckedContinuation<BatchAnswer, any Error>?, pid_t?) = lock.withLock {
                 batch.cancelled = true
                 if let index = queue.firstIndex(where: { $0 === batch }) {
                     queue.remove(at: index)
@@ -223,7 +230,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     }
 
     enum Exchange {
-        case answered(Result<[UInt8], any Error>)
+        case answered(Result<BatchAnswer, any Error>)
         /// The worker died (`nil`: reap it for its status) or must be killed (`code`).
         case workerLost(ProcessPoolError.Code?)
     }
@@ -232,6 +239,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
         guard let frame = try? Frame(kind: .submit, requestID: batch.id, message: Submit(jobName: batch.jobName, count: batch.count, inputs: batch.inputs)) else {
             return .answered(.failure(batch.error(.protocolViolation("input too large for a frame"))))
         }
+        let started = monotonicNanoseconds()
         guard worker.channel.write(frame) else { return .workerLost(nil) }
         let deadline = batch.timeout.map { monotonicNanoseconds() + UInt64($0.saturatingNanoseconds) }
         var outcome: FrameChannel.ReadOutcome
@@ -259,7 +267,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                 guard let outputs = try? reply.decode(Outputs.self), outputs.count == batch.count else {
                     return .workerLost(.protocolViolation("malformed result"))
                 }
-                return .answered(.success(outputs.outputs))
+                return .answered(.success(BatchAnswer(outputs: outputs.outputs, nanoseconds: monotonicNanoseconds() - started)))
             case .failure:
                 guard let failure = try? reply.decode(JobFailure.self) else { return .workerLost(.protocolViolation("malformed failure")) }
                 if failure.errorType == WorkerProcess.unknownJobType { return .answered(.failure(batch.error(.unknownJob))) }
@@ -282,8 +290,8 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
         }
     }
 
-    private func finish(_ batch: PendingBatch, _ result: Result<[UInt8], any Error>) {
-        let continuation: CheckedContinuation<[UInt8], any Error>? = lock.withLock {
+    private func finish(_ batch: PendingBatch, _ result: Result<BatchAnswer, any Error>) {
+        let continuation: CheckedContinuation<BatchAnswer, any Error>? = lock.withLock {
             batch.runningPID = nil
             defer { batch.continuation = nil }
             return batch.continuation

@@ -106,8 +106,8 @@ public final class ProcessPool: Sendable {
     /// replaced. Either way the caller gets `CancellationError`.
     public func run<J: Job>(_ job: J.Type, _ input: J.Input, timeout: Duration? = nil) async throws -> J.Output {
         let bytes = try WireEncoder().encode([input])
-        let outputs = try await state.submit(jobName: J.name, inputs: bytes, count: 1, firstIndex: nil, timeout: timeout)
-        guard let output = try WireDecoder().decode([J.Output].self, from: outputs).first else {
+        let answer = try await state.submit(jobName: J.name, inputs: bytes, count: 1, firstIndex: nil, timeout: timeout)
+        guard let output = try WireDecoder().decode([J.Output].self, from: answer.outputs).first else {
             throw ProcessPoolError(.protocolViolation("no output"), jobName: J.name)
         }
         return output
@@ -115,14 +115,18 @@ public final class ProcessPool: Sendable {
 
     /// Runs `job` on every input in the worker processes; results in input order.
     ///
-    /// Inputs are sent in chunks (`chunkSize`, or by default a quarter of each worker's share when
-    /// the count is known, else 1) and consumed lazily, at most two chunks per worker in flight.
+    /// Inputs travel in chunks, consumed lazily, at most two chunks per worker in flight. Without
+    /// `chunkSize`, chunks adapt to the measured job time as joblib's auto batching does: the first
+    /// holds one input, and each answered chunk sizes the next to take about 5 ms in a worker
+    /// (growing at most 16-fold a step), never more than a quarter of a worker's share when the
+    /// count is known.
     ///
     /// - Parameters:
     ///   - job: the job type.
     ///   - inputs: the inputs.
-    ///   - chunkSize: inputs per batch sent to a worker; at least 1.
-    ///   - timeout: per batch.
+    ///   - chunkSize: inputs per batch sent to a worker, at least 1; default adaptive.
+    ///   - timeout: per job: a chunk of `n` inputs is stopped after `n × timeout` (pass
+    ///     `chunkSize: 1` for a strict limit on each job).
     /// - Returns: the outputs, in input order.
     /// - Throws: the first failure in input order, as ``ProcessPoolError`` with `inputIndex` set.
     ///
@@ -143,13 +147,14 @@ public final class ProcessPool: Sendable {
         _ job: J.Type, _ inputs: S, chunkSize: Int?, timeout: Duration?,
         _ receive: (Int, [J.Output]) async throws -> Void
     ) async throws where S.Element == J.Input {
-        let size = chunkSize ?? max(1, min(10_000, inputs.underestimatedCount / (workers * 4)))
-        precondition(size >= 1, "chunkSize must be at least 1 (got \(size))")
+        if let chunkSize { precondition(chunkSize >= 1, "chunkSize must be at least 1 (got \(chunkSize))") }
+        var sizer = ChunkSizer(chunkSize: chunkSize, knownCount: inputs.underestimatedCount, workers: workers)
         var iterator = inputs.makeIterator()
         var firstIndex = 0
         let state = self.state
-        try await withThrowingTaskGroup(of: (Int, [J.Output]).self) { group in
+        try await withThrowingTaskGroup(of: (Int, [J.Output], UInt64).self) { group in
             func submitNext() throws -> Bool {
+                let size = sizer.size
                 var chunk: [J.Input] = []
                 chunk.reserveCapacity(min(size, 4096))
                 while chunk.count < size, let input = iterator.next() { chunk.append(input) }
@@ -157,15 +162,17 @@ public final class ProcessPool: Sendable {
                 let start = firstIndex
                 let count = chunk.count
                 let encoded = try WireEncoder().encode(chunk)
+                let limit = timeout.map { $0 * count }
                 firstIndex += count
                 group.addTask {
-                    let outputs = try await state.submit(jobName: J.name, inputs: encoded, count: count, firstIndex: start, timeout: timeout)
-                    return (start, try WireDecoder().decode([J.Output].self, from: outputs))
+                    let answer = try await state.submit(jobName: J.name, inputs: encoded, count: count, firstIndex: start, timeout: limit)
+                    return (start, try WireDecoder().decode([J.Output].self, from: answer.outputs), answer.nanoseconds)
                 }
                 return true
             }
             for _ in 0..<(workers * 2) where try !submitNext() { break }
-            while let (start, outputs) = try await group.next() {
+            while let (start, outputs, nanoseconds) = try await group.next() {
+                sizer.record(count: outputs.count, nanoseconds: nanoseconds)
                 try await receive(start, outputs)
                 _ = try submitNext()
             }

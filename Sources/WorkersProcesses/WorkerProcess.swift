@@ -143,9 +143,14 @@ func makeRunner<J: Job>(_ job: J.Type) -> JobRunner {
         let inputs = try WireDecoder().decode([J.Input].self, from: bytes)
         var outputs: [J.Output] = []
         outputs.reserveCapacity(inputs.count)
-        for (index, input) in inputs.enumerated() {
+        let job = J()
+        // Plain indices, no tuples: this loop runs unspecialized (J is known only at run time),
+        // where every tuple or enumerated iterator costs a metadata lookup per input.
+        var index = 0
+        while index < inputs.count {
             do {
-                outputs.append(try await J().run(input))
+                outputs.append(try await job.run(inputs[index]))
+                index += 1
             } catch {
                 throw BatchFailure(index: index, completed: try WireEncoder().encode(outputs), error: error)
             }
