@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkersProcessesTests",
-            dependencies: ["WorkersCore", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker"],
+            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),

@@ -34,3 +34,30 @@ extension ProcessPool {
         }
     }
 }
+
+extension ProcessPool: JobPool {
+    /// ``run(_:_:timeout:)`` with no time-out, as ``JobPool`` asks.
+    ///
+    /// ## Cancellation
+    /// As ``run(_:_:timeout:)``: the worker running it is killed and replaced.
+    public func run<J: Job>(_ job: J.Type, _ input: J.Input) async throws -> J.Output {
+        try await run(job, input, timeout: nil)
+    }
+
+    /// ``map(_:_:chunkSize:timeout:)`` with adaptive chunks and no time-out, as ``JobPool`` asks.
+    ///
+    /// ## Cancellation
+    /// As ``map(_:_:chunkSize:timeout:)``.
+    public func map<J: Job, S: Sequence & Sendable>(_ job: J.Type, _ inputs: S) async throws -> [J.Output] where S.Element == J.Input {
+        try await map(job, inputs, chunkSize: nil, timeout: nil)
+    }
+
+    /// ``mapUnordered(_:_:chunkSize:timeout:)`` with adaptive chunks and no time-out, as
+    /// ``JobPool`` asks.
+    ///
+    /// ## Cancellation
+    /// As ``mapUnordered(_:_:chunkSize:timeout:)``.
+    public func mapUnordered<J: Job, S: Sequence & Sendable>(_ job: J.Type, _ inputs: S) -> IndexedResults<J.Output> where S.Element == J.Input {
+        mapUnordered(job, inputs, chunkSize: nil, timeout: nil)
+    }
+}

@@ -347,3 +347,21 @@ final class OrderedResults<Value: Sendable>: ResultSink, @unchecked Sendable {  
         }
     }
 }
+
+extension ThreadPool: JobPool {
+    /// ``map(_:_:maxInFlight:)`` with its default window, as ``JobPool`` asks.
+    ///
+    /// ## Cancellation
+    /// As ``map(_:_:maxInFlight:)``.
+    public func map<J: Job, S: Sequence & Sendable>(_ job: J.Type, _ inputs: S) async throws -> [J.Output] where S.Element == J.Input {
+        try await map(job, inputs, maxInFlight: nil)
+    }
+
+    /// ``mapUnordered(_:_:maxInFlight:)`` with its default window, as ``JobPool`` asks.
+    ///
+    /// ## Cancellation
+    /// As ``mapUnordered(_:_:maxInFlight:)``.
+    public func mapUnordered<J: Job, S: Sequence & Sendable>(_ job: J.Type, _ inputs: S) -> IndexedResults<J.Output> where S.Element == J.Input {
+        mapUnordered(job, inputs, maxInFlight: nil)
+    }
+}

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import WorkersCore
 import WorkersTestJobs
+import WorkersThreads
 @testable import WorkersProcesses
 
 /// The test worker executable, next to the test bundle in the build folder.
@@ -41,6 +42,29 @@ func untilBusy(_ pool: ProcessPool) async {
         #expect([0, 1].contains(who[0]))
         #expect(Int32(who[1]) != getpid())
         await pool.shutdown()
+    }
+
+    /// The same generic code runs on threads and in processes and gets the same answers.
+    @Test func codeWrittenForJobPoolRunsOnBothPools() async throws {
+        func squares(_ inputs: [Int], on pool: some JobPool) async throws -> (Int, [Int], [Int]) {
+            let one = try await pool.run(Square.self, 7)
+            let ordered = try await pool.map(Square.self, inputs)
+            var unordered: [Int: Int] = [:]
+            for try await (index, value) in pool.mapUnordered(Square.self, inputs) { unordered[index] = value }
+            return (one, ordered, inputs.indices.map { unordered[$0] ?? -1 })
+        }
+        let inputs = Array(-50..<250)
+        let expected = inputs.map { $0 * $0 }
+        let threads = ThreadPool(threads: 3)
+        let processes = try await makePool()
+        for pool in [threads, processes] as [any JobPool] {
+            let (one, ordered, unordered) = try await squares(inputs, on: pool)
+            #expect(one == 49)
+            #expect(ordered == expected)
+            #expect(unordered == expected)
+        }
+        await threads.shutdown()
+        await processes.shutdown()
     }
 
     @Test func mapKeepsInputOrderAcrossChunks() async throws {
