@@ -53,6 +53,7 @@ let package = Package(
                 "CWorkersShims",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -72,7 +73,7 @@ let package = Package(
         .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkersProcessesTests",
-            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker"],
+            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),

@@ -53,6 +53,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     let retry: RetryPolicy
     let memoryLimit: Int?
     let logger: Logger
+    let metrics: ProcessPoolMetrics?
     let grace = Duration.seconds(2)
 
     private let lock = PthreadLock()
@@ -64,8 +65,9 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
     private var slotsAlive = 0
     private var stoppedWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, retry: RetryPolicy, memoryLimit: Int?, logger: Logger) {
+    init(executable: String, jobNames: [String], workers: Int, maxJobsPerWorker: Int?, retry: RetryPolicy, memoryLimit: Int?, logger: Logger, metrics: ProcessPoolMetrics?) {
         self.memoryLimit = memoryLimit
+        self.metrics = metrics
         self.executable = executable
         self.jobNames = jobNames
         self.workerCount = workers
@@ -133,7 +135,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                     workAvailable.signal()
                     return nil
                 }
-                if let refusal { continuation.resume(throwing: refusal) }
+                if let refusal { continuation.resume(throwing: refusal) } else { reportQueueDepth() }
             }
         } onCancel: {
             let (queued, pid): (CheckedContinuation<BatchAnswer, any Error>?, pid_t?) = lock.withLock {
@@ -181,16 +183,21 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                 finish(batch, .failure(CancellationError()))
                 continue
             }
+            reportQueueDepth()
+            metrics?.batchStarted()
+            let started = monotonicNanoseconds()
             let outcome = exchange(batch, with: current)
             lock.withLock { slots[slot].isBusy = false }
             switch outcome {
             case .answered(let result):
+                metrics?.batchEnded(answered: (try? result.get()).map { _ in batch.count }, nanoseconds: monotonicNanoseconds() - started)
                 finish(batch, result)
                 current.jobsDone += 1
                 lock.withLock { slots[slot].jobsDone += 1 }
                 if let limit = maxJobsPerWorker, current.jobsDone >= limit {
                     _ = current.stop(grace: grace)
                     worker = nil
+                    metrics?.workerExited("recycled")
                 }
             case .workerLost(let code):
                 let status = code == nil ? current.reap() : { current.kill() }()
@@ -206,6 +213,8 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                     workAvailable.signal()
                     return (false, true)
                 }
+                metrics?.batchEnded(answered: nil, nanoseconds: monotonicNanoseconds() - started)
+                metrics?.workerExited(cancelled ? "cancelled" : failure.metricsReason)
                 logger.debug("worker lost", metadata: ["slot": "\(slot)", "pid": "\(current.pid)", "error": "\(failure)", "retried": "\(retried)"])
                 if !retried {
                     finish(batch, .failure(cancelled ? CancellationError() : batch.error(failure)))
@@ -288,6 +297,11 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
                 workAvailable.wait()
             }
         }
+    }
+
+    private func reportQueueDepth() {
+        guard let metrics else { return }
+        metrics.queueDepthChanged(lock.withLock { queue.count })
     }
 
     private func finish(_ batch: PendingBatch, _ result: Result<BatchAnswer, any Error>) {

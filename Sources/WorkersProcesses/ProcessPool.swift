@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CoreMetrics
 import CWorkersShims
 import DequeModule
 import Foundation
@@ -65,6 +66,9 @@ public final class ProcessPool: Sendable {
     ///     memory rather than `RLIMIT_AS`: address-space limits also break programs that reserve much
     ///     and use little, as sanitizers and some allocators do.)
     ///   - logger: where the pool logs worker starts and crashes.
+    ///   - metricsFactory: reports swift-metrics when set: `<label>.busy`, `.queue_depth`, `.jobs`,
+    ///     `.batch_duration` and `.worker_exits` (by `reason`). Default `nil`: no metrics.
+    ///   - metricsLabel: the metrics' label prefix; default `workers.processpool`.
     /// - Throws: ``ProcessPoolError`` if a worker cannot be started.
     ///
     /// ## Cancellation
@@ -76,7 +80,9 @@ public final class ProcessPool: Sendable {
         maxJobsPerWorker: Int? = nil,
         retry: RetryPolicy = .none,
         memoryLimit: Int? = nil,
-        logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil,
+        metricsLabel: String = "workers.processpool"
     ) async throws {
         precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
         if let memoryLimit { precondition(memoryLimit > 0, "memoryLimit must be positive (got \(memoryLimit))") }
@@ -86,7 +92,8 @@ public final class ProcessPool: Sendable {
         self.workers = workers
         state = PoolState(
             executable: path, jobNames: jobs.map { $0.name }, workers: workers,
-            maxJobsPerWorker: maxJobsPerWorker, retry: retry, memoryLimit: memoryLimit, logger: logger
+            maxJobsPerWorker: maxJobsPerWorker, retry: retry, memoryLimit: memoryLimit, logger: logger,
+            metrics: metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
         )
         try await state.start()
     }

@@ -6,6 +6,7 @@ import Testing
 import WorkersCore
 import WorkersTestJobs
 import WorkersThreads
+import MetricsTestKit
 @testable import WorkersProcesses
 
 /// The test worker executable, next to the test bundle in the build folder.
@@ -65,6 +66,19 @@ func untilBusy(_ pool: ProcessPool) async {
         }
         await threads.shutdown()
         await processes.shutdown()
+    }
+
+    @Test func reportsMetricsWhenGivenAFactory() async throws {
+        let metrics = TestMetrics()
+        let pool = try await ProcessPool(workers: 2, jobs: TestJobs.all, executable: workerExecutable, maxJobsPerWorker: 3, metricsFactory: metrics, metricsLabel: "test.pool")
+        _ = try await pool.map(Square.self, Array(0..<100), chunkSize: 10)
+        await #expect(throws: ProcessPoolError.self) { try await pool.run(ExitNow.self, 3) }
+        await pool.shutdown()
+        #expect(try metrics.expectCounter("test.pool.jobs").totalValue == 100)
+        #expect(try metrics.expectMeter("test.pool.busy").lastValue == 0)
+        #expect(try metrics.expectTimer("test.pool.batch_duration").values.count == 10)
+        #expect(try metrics.expectCounter("test.pool.worker_exits", [("reason", "crashed")]).totalValue == 1)
+        #expect(try metrics.expectCounter("test.pool.worker_exits", [("reason", "recycled")]).totalValue >= 2)
     }
 
     @Test func mapKeepsInputOrderAcrossChunks() async throws {
