@@ -10,6 +10,8 @@ let package = Package(
     name: "swift-workers",
     products: [
         .library(name: "Workers", targets: ["Workers"]),
+        // Opt-in: pools as swift-service-lifecycle services, so `Workers` alone never builds it.
+        .library(name: "WorkersServiceLifecycle", targets: ["WorkersServiceLifecycle"]),
         .executable(name: "workers", targets: ["workers"]),
     ],
     dependencies: [
@@ -17,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Only what Swift cannot call directly: CPU_COUNT, gettid, pthread naming.
@@ -59,6 +62,16 @@ let package = Package(
         ),
         // Umbrella: `import Workers`.
         .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersWire", "WorkersProcesses"], swiftSettings: swiftSettings),
+        // ProcessPool and ThreadPool as swift-service-lifecycle services.
+        .target(
+            name: "WorkersServiceLifecycle",
+            dependencies: [
+                "WorkersThreads",
+                "WorkersProcesses",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command tree, in a library so tests can drive it in-process.
         .target(
             name: "WorkersCLI",
@@ -73,7 +86,7 @@ let package = Package(
         .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkersProcessesTests",
-            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker", "WorkersServiceLifecycle", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),

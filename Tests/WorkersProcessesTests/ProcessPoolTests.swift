@@ -6,7 +6,10 @@ import Testing
 import WorkersCore
 import WorkersTestJobs
 import WorkersThreads
+import Logging
 import MetricsTestKit
+import ServiceLifecycle
+import WorkersServiceLifecycle
 @testable import WorkersProcesses
 
 /// The test worker executable, next to the test bundle in the build folder.
@@ -79,6 +82,21 @@ func untilBusy(_ pool: ProcessPool) async {
         #expect(try metrics.expectTimer("test.pool.batch_duration").values.count == 10)
         #expect(try metrics.expectCounter("test.pool.worker_exits", [("reason", "crashed")]).totalValue == 1)
         #expect(try metrics.expectCounter("test.pool.worker_exits", [("reason", "recycled")]).totalValue >= 2)
+    }
+
+    @Test func aServiceGroupDrainsThePoolOnGracefulShutdown() async throws {
+        let pool = try await makePool()
+        let threads = ThreadPool(threads: 2)
+        let group = ServiceGroup(services: [pool, threads], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(try await pool.run(Square.self, 9) == 81)
+            #expect(try await threads.run(Square.self, 4) == 16)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(pool.workerInfo.allSatisfy { $0.processID == nil })
+        await #expect(throws: ProcessPoolError.self) { try await pool.run(Square.self, 1) }
     }
 
     @Test func mapKeepsInputOrderAcrossChunks() async throws {
