@@ -41,12 +41,25 @@ struct FrameChannel {
     }
 
     /// Reads the next frame, waiting at most until `deadline` (monotonic nanoseconds) when set.
-    mutating func read(deadline: UInt64? = nil) -> ReadOutcome {
+    ///
+    /// With `spin`, it first polls without sleeping for up to that many nanoseconds, yielding the
+    /// CPU between polls: an answer that comes within a few tens of microseconds is then read
+    /// without the wake-up a blocked thread pays (measured: a wake-up costs about 10–20 µs here).
+    mutating func read(deadline: UInt64? = nil, spin: UInt64 = 0) -> ReadOutcome {
+        var spinUntil = spin > 0 ? monotonicNanoseconds() + spin : 0
         while true {
             do {
                 if let frame = try decoder.next() { return .frame(frame) }
             } catch {
                 return .violation(error)
+            }
+            if spinUntil > 0 {
+                var descriptor = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
+                while poll(&descriptor, 1, 0) == 0 {
+                    if monotonicNanoseconds() >= spinUntil { break }
+                    sched_yield()
+                }
+                spinUntil = 0
             }
             if let deadline {
                 let now = monotonicNanoseconds()

@@ -255,7 +255,7 @@ final class PoolState: @unchecked Sendable {  // @unchecked: mutable state is gu
         while true {
             // With a memory limit, wake every 10 ms to look at the worker's resident memory.
             let tick = memoryLimit.map { _ in monotonicNanoseconds() + 10_000_000 }
-            outcome = worker.channel.read(deadline: [deadline, tick].compactMap { $0 }.min())
+            outcome = worker.channel.read(deadline: [deadline, tick].compactMap { $0 }.min(), spin: WorkerProcess.spinNanoseconds)
             guard case .timedOut = outcome else { break }
             if let deadline, monotonicNanoseconds() >= deadline { break }
             if let memoryLimit, let resident = residentBytes(of: worker.pid), resident > memoryLimit {

@@ -22,6 +22,8 @@ import WorkersWire
 public enum WorkerProcess {
     static let idVariable = "WORKERS_WORKER_ID"
     static let parentVariable = "WORKERS_PARENT_PID"
+    /// How long each side of the channel polls before it blocks (`WORKERS_SPIN_US` overrides, in µs).
+    static let spinNanoseconds: UInt64 = ProcessInfo.processInfo.environment["WORKERS_SPIN_US"].flatMap(UInt64.init).map { $0 * 1_000 } ?? 50_000
 
     /// This process's worker id, or `nil` in a driver. A job can read it.
     public static var workerID: Int? {
@@ -73,7 +75,7 @@ public enum WorkerProcess {
             }
         }
         while true {
-            switch channel.read() {
+            switch channel.read(spin: WorkerProcess.spinNanoseconds) {
             case .endOfFile:
                 return 0
             case .timedOut, .violation:
