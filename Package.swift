@@ -72,11 +72,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `workers lab`: workloads, the simulated GIL, experiments, the CPython peer, reports.
+        .target(
+            name: "WorkersLab",
+            dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "CWorkersShims"],
+            swiftSettings: swiftSettings
+        ),
         // The command tree, in a library so tests can drive it in-process.
         .target(
             name: "WorkersCLI",
             dependencies: [
                 "Workers",
+                "WorkersLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -101,6 +108,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "WorkersLabTests", dependencies: ["WorkersLab", "WorkersCore"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -1,13 +1,19 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Workers
+import WorkersLab
 
 /// The `workers` command tree. The executable's `main` only calls `WorkersCommand.main()`.
 public struct WorkersCommand: AsyncParsableCommand {
     /// The command's name, abstract, version and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "workers",
-        abstract: "Concurrency and parallelism for Swift on Linux: thread pools, measured.",
+        abstract: "Concurrency and parallelism for Swift on Linux: threads, processes and the GIL, measured.",
         version: "0.1.0",
-        subcommands: [DemoCommand.self]
+        subcommands: [LabCommand.self, ProfileCommand.self, DemoCommand.self]
     )
 
     /// Creates the root command (ArgumentParser fills its options).
@@ -17,7 +23,14 @@ public struct WorkersCommand: AsyncParsableCommand {
     ///
     /// ## Cancellation
     /// It is the program's whole life: nothing cancels it but a signal, which ends the process.
+    /// In a worker process of the lab's process pool, it serves jobs instead and never returns.
     public static func runFromCommandLine() async {
+        do {
+            try await WorkerProcess.runIfWorker(jobs: LabJobs.all)
+        } catch {
+            FileHandle.standardError.write(Data("workers: worker failed: \(error)\n".utf8))
+            Glibc.exit(70)
+        }
         await main()
     }
 }

@@ -1,0 +1,107 @@
+import Foundation
+
+/// Sentences drawn from the measured cells: every number in them comes from this run, and a
+/// sentence changes its verdict when the numbers do — none is printed regardless.
+enum Conclusions {
+    static func draw(_ cells: [LabCell], config: LabReport.Config) -> [String] {
+        let table = Table(cells: cells)
+        var lines: [String] = []
+        let x = { (value: Double) in format(value) + "×" }
+
+        // 1–2. Concurrency: threads and one-thread async on I/O-bound work.
+        if let threads = table[.ioSleep, "threads"], let async1 = table[.ioSleep, "async-1"] {
+            lines.append(
+                "I/O-bound (\(config.ioTasks) sleeps of \(format(config.ioSleepMs)) ms): \(threads.label) was \(x(threads.speedup)) faster than serial "
+                + "and async tasks on one thread \(x(async1.speedup)) — "
+                + (async1.speedup >= 0.75 * Double(config.ioTasks)
+                    ? "concurrency is one worker switching while the others wait; it needs no second core."
+                    : "less than the \(config.ioTasks)× that switching while waiting allows; this machine was busy.")
+            )
+        }
+        if let net = table[.ioNet, "threads"], let netAsync = table[.ioNet, "async-1"] {
+            lines.append("Real I/O (\(config.ioTasks) requests to a loopback server answering after \(format(config.netLatencyMs)) ms): threads \(x(net.speedup)), one thread with non-blocking sockets \(x(netAsync.speedup)).")
+        }
+        // 3. CPU-bound work: Swift threads, under the GIL, one thread.
+        if let threads = table[.cpu, "threads"], let gil = table[.cpu, "threads-gil"] {
+            let gilVerdict = abs(gil.speedup - 1) <= 0.15
+                ? "one thread runs at a time, so threads do not speed up CPU-bound work under a GIL"
+                : "not the 1.0× a GIL should allow; the simulation was disturbed"
+            lines.append(
+                "CPU-bound (\(config.cpuTasks) tasks): Swift threads, which have no GIL, ran \(x(threads.speedup)) on \(threads.workers) threads; "
+                + "under the simulated GIL (\(format(config.switchIntervalMs)) ms switch interval) \(x(gil.speedup)) — \(gilVerdict)."
+            )
+        }
+        if let async1 = table[.cpu, "async-1"] {
+            lines.append("Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)): with nothing to wait for, switching gains nothing.")
+        }
+        // 4. Processes.
+        if let processes = table[.cpu, "processes"] {
+            let cores = min(processes.workers, cpuCountForConclusions(cells, config))
+            let verdict = processes.speedup >= 0.85 * Double(cores)
+                ? "each has its own interpreter and lock, so every core works"
+                : "short of \(cores)× on \(cores) cores; start-up or a busy machine took the rest"
+            lines.append("Processes: \(processes.label) ran the CPU-bound tasks \(x(processes.speedup)) faster than serial — \(verdict).")
+        }
+        // Mixed: the convoy effect.
+        if let gil = table[.mixed, "threads-gil"], let late = gil.probeMedianMs {
+            var line = "Mixed: a 1 ms sleep woke \(format(late)) ms late (median) behind one CPU thread under the simulated GIL"
+            let ratio = late / config.switchIntervalMs
+            line += ratio >= 0.5 && ratio <= 2
+                ? ", about one switch interval (\(format(config.switchIntervalMs)) ms): the convoy effect"
+                : ", \(format(ratio))× the switch interval"
+            if let threads = table[.mixed, "threads"]?.probeMedianMs { line += "; \(format(threads)) ms behind a Swift thread with no GIL" }
+            if let processes = table[.mixed, "processes"]?.probeMedianMs { line += "; \(format(processes)) ms behind a CPU process" }
+            lines.append(line + ".")
+        }
+        // CPython side by side.
+        let pairs: [(LabWorkload, String, String, String)] = [
+            (.ioSleep, "cpython-threads", "threads", "threads on I/O"),
+            (.cpu, "cpython-threads", "threads-gil", "threads on CPU (vs the simulated GIL)"),
+            (.cpu, "cpython-processes", "processes", "processes on CPU"),
+        ]
+        var agreements: [String] = []
+        var worst = 0.0
+        for (workload, pythonMode, swiftMode, name) in pairs {
+            guard let python = table[workload, pythonMode], python.speedup > 0, let swift = table[workload, swiftMode], swift.speedup > 0 else { continue }
+            let difference = abs(python.speedup / swift.speedup - 1)
+            worst = max(worst, difference)
+            agreements.append("\(name) \(x(python.speedup)) (Swift \(x(swift.speedup)), \(format(difference * 100)) % apart)")
+        }
+        if !agreements.isEmpty {
+            lines.append((worst <= 0.15 ? "CPython agrees: " : "CPython differs by more than 15 % somewhere: ") + agreements.joined(separator: "; ") + ".")
+        } else if let note = cells.first(where: { $0.source == .cpython && $0.note != nil })?.note {
+            lines.append("CPython: \(note); its columns are empty.")
+        }
+        if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"] {
+            let rule = io.speedup > 2 && gil.speedup < 1.3 && processes.speedup > 1.3
+            lines.append(rule
+                ? "So, under a GIL: threads (or async) for I/O-bound work (\(x(io.speedup))), processes for CPU-bound work (\(x(processes.speedup)) vs \(x(gil.speedup)) for threads)."
+                : "This run does not bear out the rule of thumb (threads \(x(io.speedup)) on I/O, \(x(gil.speedup)) on CPU under the GIL, processes \(x(processes.speedup))); run it again on a quieter machine.")
+        }
+        return lines
+    }
+
+    /// The CPUs the run had: workers of the CPU modes never exceed them usefully.
+    private static func cpuCountForConclusions(_ cells: [LabCell], _ config: LabReport.Config) -> Int {
+        max(1, config.workers)
+    }
+
+    /// Two significant figures or so: 7.9, 1.02, 0.06, 812.
+    static func format(_ value: Double) -> String {
+        let magnitude = abs(value)
+        let digits = magnitude >= 100 ? 0 : magnitude >= 10 ? 1 : magnitude >= 0.1 ? 2 : 3
+        var text = String(format: "%.\(digits)f", value)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+        }
+        return text
+    }
+
+    struct Table {
+        let cells: [LabCell]
+        subscript(workload: LabWorkload, mode: String) -> LabCell? {
+            cells.first { $0.workload == workload && $0.mode == mode && $0.wallSeconds > 0 }
+        }
+    }
+}

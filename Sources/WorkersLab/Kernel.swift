@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// The lab's CPU-bound work: a 64-bit linear congruential generator folded into a checksum — the
+/// same loop the CPython peer runs, so the two can be told apart only by speed. The checksum is
+/// printed, so the optimiser cannot drop the work, and every mode must agree on it.
+public enum Kernel {
+    /// Iterations between checkpoints: about 4 µs of work here, finer than any switch interval.
+    public static let checkpointEvery = 4_096
+
+    /// Runs `iterations` steps from `seed`; calls `checkpoint` every ``checkpointEvery`` steps.
+    @inline(never)
+    public static func run(seed: UInt64, iterations: Int, checkpoint: () -> Void = {}) -> UInt64 {
+        var state = seed
+        var accumulator: UInt64 = 0
+        var remaining = iterations
+        while remaining > 0 {
+            let steps = min(remaining, checkpointEvery)
+            for _ in 0..<steps {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                accumulator ^= state >> 33
+            }
+            remaining -= steps
+            checkpoint()
+        }
+        return accumulator
+    }
+
+    /// Iterations that take about `seconds` on one core of this machine (the fastest of three
+    /// timed runs, so a busy moment does not inflate the size).
+    public static func calibrate(seconds: Double) -> Int {
+        let probe = 4_000_000
+        var best = Double.infinity
+        var sink: UInt64 = 0
+        for attempt in 0..<3 {
+            let start = monotonicSeconds()
+            sink ^= run(seed: UInt64(attempt + 1), iterations: probe)
+            best = min(best, monotonicSeconds() - start)
+        }
+        calibrationSink.store(sink, ordering: .relaxed)  // kept, so the timed runs are not dropped
+        return max(Self.checkpointEvery, Int(Double(probe) * seconds / max(best, 1e-6)))
+    }
+
+    private static let calibrationSink = Atomic<UInt64>(0)
+}
+
+/// CLOCK_MONOTONIC in seconds.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (comparable across processes on one machine).
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// Sleeps the calling thread (a blocking call, as `time.sleep` is).
+func blockingSleep(seconds: Double) {
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+}

@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WorkersCore
+
+/// `workers lab`: measures, on this machine, what the course text claims — threads for I/O,
+/// processes for CPU, and what a GIL does to threads — in Swift and, when python3 is here, in
+/// CPython side by side.
+public struct Lab: Sendable {
+    /// The sizes to run with.
+    public var config: LabReport.Config
+    /// The workloads to run, in order.
+    public var workloads: [LabWorkload]
+    /// The python3 to compare with; `nil` to skip CPython.
+    public var python: String?
+    /// The worker program for the process modes; default this program.
+    public var executable: String?
+    /// Called with a short line as each cell starts.
+    public var progress: @Sendable (String) -> Void
+
+    /// The default sizes: about 30 s in all on 2 cores; `quick` about 10 s.
+    public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
+        LabReport.Config(
+            quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
+            cpuTasks: 2 * workers, cpuTaskMs: quick ? 150 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60
+        )
+    }
+
+    public init(
+        config: LabReport.Config, workloads: [LabWorkload] = LabWorkload.allCases, python: String?,
+        executable: String? = nil, progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.config = config
+        self.workloads = workloads
+        self.python = python
+        self.executable = executable
+        self.progress = progress
+    }
+
+    /// Runs every workload in every mode and draws the conclusions.
+    ///
+    /// ## Cancellation
+    /// Checked between cells; a cell that has started runs to its end (its threads and processes
+    /// are not interruptible), then `CancellationError` is thrown.
+    public func run() async throws -> LabReport {
+        var config = self.config
+        progress("calibrating the CPU kernel")
+        config.kernelIterations = Kernel.calibrate(seconds: config.cpuTaskMs / 1_000)
+        let server = workloads.contains(.ioNet) ? try LoopbackServer(latency: config.netLatencyMs / 1_000) : nil
+        defer { server?.stop() }
+
+        let experiments = SwiftExperiments(config: config, executable: executable, progress: progress)
+        var cells: [LabCell] = []
+        for workload in workloads {
+            try Task.checkCancellation()
+            cells += try await experiments.run(workload, port: server?.port)
+        }
+        var pythonVersion: String?
+        if let python {
+            progress("CPython: the same workloads")
+            let peer = CPythonPeer(python: python)
+            pythonVersion = peer.version()
+            do {
+                cells += try peer.run(config: config, workloads: workloads, port: server?.port)
+            } catch {
+                cells += workloads.map { LabCell.missing($0, note: "CPython failed: \(error)") }
+            }
+        } else {
+            cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
+        }
+        let machine = LabReport.Machine(cpus: cpuCount, os: Self.kernelName(), python: pythonVersion)
+        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config))
+    }
+
+    /// The first `python3` on PATH, or `nil`.
+    public static func findPython() -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/python3"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    static func kernelName() -> String {
+        var name = utsname()
+        uname(&name)
+        func field<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return "\(field(name.sysname)) \(field(name.release)) \(field(name.machine))"
+    }
+}
+
+extension LabCell {
+    /// A placeholder for a source that did not run, saying why.
+    static func missing(_ workload: LabWorkload, note: String) -> LabCell {
+        LabCell(workload: workload, mode: "cpython", label: "CPython", workers: 0, wallSeconds: 0, speedup: 0, cpuPerWall: 0, source: .cpython, note: note)
+    }
+}

@@ -1,0 +1,205 @@
+/// What the lab measures, as data: the rows of its tables, the spans of its timelines, and the
+/// conclusions drawn from them. The same shape comes from the Swift side and from the CPython
+/// peer (`source`), so one renderer draws both.
+
+/// A workload the lab runs in every mode.
+public enum LabWorkload: String, Codable, Sendable, CaseIterable {
+    /// Tasks that wait (sleep): I/O-bound.
+    case ioSleep = "io-sleep"
+    /// Requests to a loopback server the lab starts, which answers after a set latency: real I/O.
+    case ioNet = "io-net"
+    /// A deterministic CPU kernel whose checksum is printed: CPU-bound.
+    case cpu
+    /// A probe measuring how late a 1 ms sleep wakes while CPU-bound work runs.
+    case mixed
+
+    /// The heading a person reads.
+    public var title: String {
+        switch self {
+        case .ioSleep: "I/O-bound: tasks that sleep"
+        case .ioNet: "I/O-bound: requests to a loopback server"
+        case .cpu: "CPU-bound: a deterministic kernel"
+        case .mixed: "Mixed: I/O latency while CPU work runs"
+        }
+    }
+}
+
+/// Where a cell was measured.
+public enum LabSource: String, Codable, Sendable {
+    case swift
+    case cpython
+}
+
+/// What a lane of a timeline was doing during a span.
+public enum LabSpanState: String, Codable, Sendable {
+    /// Computing (and, under a GIL, holding it).
+    case running
+    /// Blocked on I/O or a sleep (a GIL is released meanwhile).
+    case waiting
+    /// Ready to compute but waiting for the GIL.
+    case gilWait = "gil-wait"
+}
+
+/// One interval on one lane of a timeline.
+public struct LabSpan: Codable, Sendable, Hashable {
+    /// The worker (thread, process or the single thread) that ran it, from 0.
+    public var lane: Int
+    /// The task it belonged to, from 0; -1 for the probe of the mixed workload.
+    public var task: Int
+    /// Seconds from the start of the cell.
+    public var start: Double
+    /// Seconds from the start of the cell.
+    public var end: Double
+    /// What the lane was doing.
+    public var state: LabSpanState
+
+    public init(lane: Int, task: Int, start: Double, end: Double, state: LabSpanState) {
+        self.lane = lane
+        self.task = task
+        self.start = start
+        self.end = end
+        self.state = state
+    }
+}
+
+/// One measured workload × mode.
+public struct LabCell: Codable, Sendable {
+    /// The workload.
+    public var workload: LabWorkload
+    /// The mode's stable id: `serial`, `async-1`, `threads`, `threads-gil`, `processes`,
+    /// `cpython-serial`, `cpython-threads`, `cpython-processes`, `cpython-asyncio`.
+    public var mode: String
+    /// The mode as a person reads it ("ThreadPool(8)").
+    public var label: String
+    /// Workers (threads or processes) it used.
+    public var workers: Int
+    /// Wall time in seconds.
+    public var wallSeconds: Double
+    /// Serial wall time of the same source and workload ÷ this wall time.
+    public var speedup: Double
+    /// CPU time (user + system, all threads and children) ÷ wall time.
+    public var cpuPerWall: Double
+    /// The kernel's checksum, for CPU work; `nil` elsewhere.
+    public var checksum: String?
+    /// Where it was measured.
+    public var source: LabSource
+    /// For the mixed workload: the probe's median lateness in milliseconds.
+    public var probeMedianMs: Double?
+    /// For the mixed workload: the probe's 90th-percentile lateness in milliseconds.
+    public var probeP90Ms: Double?
+    /// The timeline, when recorded.
+    public var spans: [LabSpan]?
+    /// Why a cell has no numbers ("python3 not found"), or a remark.
+    public var note: String?
+
+    enum CodingKeys: String, CodingKey {
+        case workload, mode, label, workers
+        case wallSeconds = "wall_s"
+        case speedup
+        case cpuPerWall = "cpu_per_wall"
+        case checksum, source
+        case probeMedianMs = "probe_median_ms"
+        case probeP90Ms = "probe_p90_ms"
+        case spans, note
+    }
+
+    public init(
+        workload: LabWorkload, mode: String, label: String, workers: Int, wallSeconds: Double,
+        speedup: Double, cpuPerWall: Double, checksum: String? = nil, source: LabSource,
+        probeMedianMs: Double? = nil, probeP90Ms: Double? = nil, spans: [LabSpan]? = nil, note: String? = nil
+    ) {
+        self.workload = workload
+        self.mode = mode
+        self.label = label
+        self.workers = workers
+        self.wallSeconds = wallSeconds
+        self.speedup = speedup
+        self.cpuPerWall = cpuPerWall
+        self.checksum = checksum
+        self.source = source
+        self.probeMedianMs = probeMedianMs
+        self.probeP90Ms = probeP90Ms
+        self.spans = spans
+        self.note = note
+    }
+}
+
+/// Everything one run of the lab measured.
+public struct LabReport: Codable, Sendable {
+    /// The machine it ran on.
+    public struct Machine: Codable, Sendable {
+        /// CPUs this process may use (``cpuCount``).
+        public var cpus: Int
+        /// The kernel, from uname.
+        public var os: String
+        /// `python3 --version`, or `nil` when python3 was not found.
+        public var python: String?
+
+        public init(cpus: Int, os: String, python: String?) {
+            self.cpus = cpus
+            self.os = os
+            self.python = python
+        }
+    }
+
+    /// The sizes it ran with.
+    public struct Config: Codable, Sendable {
+        public var quick: Bool
+        /// Workers for CPU-bound modes (threads and processes).
+        public var workers: Int
+        /// I/O tasks (sleeps and requests), and threads in the I/O thread modes.
+        public var ioTasks: Int
+        public var ioSleepMs: Double
+        public var netLatencyMs: Double
+        /// CPU tasks, each calibrated to take `cpuTaskMs` serially.
+        public var cpuTasks: Int
+        public var cpuTaskMs: Double
+        /// The simulated GIL's switch interval (CPython's default is 5 ms).
+        public var switchIntervalMs: Double
+        /// Sleeps of 1 ms the mixed workload's probe makes.
+        public var probeCount: Int
+        /// Kernel iterations per CPU task in Swift, from calibration.
+        public var kernelIterations: Int
+
+        enum CodingKeys: String, CodingKey {
+            case quick, workers
+            case ioTasks = "io_tasks"
+            case ioSleepMs = "io_sleep_ms"
+            case netLatencyMs = "net_latency_ms"
+            case cpuTasks = "cpu_tasks"
+            case cpuTaskMs = "cpu_task_ms"
+            case switchIntervalMs = "switch_interval_ms"
+            case probeCount = "probe_count"
+            case kernelIterations = "kernel_iterations"
+        }
+
+        public init(
+            quick: Bool, workers: Int, ioTasks: Int, ioSleepMs: Double, netLatencyMs: Double, cpuTasks: Int,
+            cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0
+        ) {
+            self.quick = quick
+            self.workers = workers
+            self.ioTasks = ioTasks
+            self.ioSleepMs = ioSleepMs
+            self.netLatencyMs = netLatencyMs
+            self.cpuTasks = cpuTasks
+            self.cpuTaskMs = cpuTaskMs
+            self.switchIntervalMs = switchIntervalMs
+            self.probeCount = probeCount
+            self.kernelIterations = kernelIterations
+        }
+    }
+
+    public var machine: Machine
+    public var config: Config
+    public var cells: [LabCell]
+    /// Sentences computed from the cells.
+    public var conclusions: [String]
+
+    public init(machine: Machine, config: Config, cells: [LabCell], conclusions: [String]) {
+        self.machine = machine
+        self.config = config
+        self.cells = cells
+        self.conclusions = conclusions
+    }
+}

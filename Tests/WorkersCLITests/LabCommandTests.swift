@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+/// `workers lab` and `workers profile`, end to end. Only checks that hold on a busy machine: the
+/// structure, the I/O speed-ups (sleeping needs no CPU) and the GIL's ceiling. The full list of
+/// targets is `scripts/check-lab.sh`.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct LabCommandTests {
+    struct Cell: Decodable {
+        var workload: String
+        var mode: String
+        var workers: Int
+        var wall_s: Double
+        var speedup: Double
+        var cpu_per_wall: Double
+        var source: String
+        var checksum: String?
+        var probe_median_ms: Double?
+        var spans: [Span]?
+        var note: String?
+    }
+
+    struct Span: Decodable {
+        var lane: Int
+        var task: Int
+        var start: Double
+        var end: Double
+        var state: String
+    }
+
+    struct Report: Decodable {
+        struct Config: Decodable { var switch_interval_ms: Double; var io_tasks: Int }
+        var config: Config
+        var cells: [Cell]
+        var conclusions: [String]
+    }
+
+    @Test func labQuickMeasuresEveryWorkloadInEveryMode() throws {
+        let output = try WorkersBinaryTests.run([
+            "lab", "--quick", "--io-sleep-ms", "40", "--cpu-task-ms", "60", "--probe-count", "15", "--json", "-",
+        ])
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let report = try JSONDecoder().decode(Report.self, from: Data(output.stdout.utf8))
+        let swift = report.cells.filter { $0.source == "swift" }
+        func cell(_ workload: String, _ mode: String) -> Cell? { swift.first { $0.workload == workload && $0.mode == mode } }
+
+        for workload in ["io-sleep", "io-net", "cpu"] {
+            for mode in ["serial", "async-1", "threads", "threads-gil", "processes"] {
+                let found = cell(workload, mode)
+                #expect(found != nil, "no \(workload) × \(mode)")
+                #expect((found?.wall_s ?? 0) > 0)
+                let spans: [Span] = found.flatMap(\.spans) ?? []
+                #expect(!spans.isEmpty, "\(workload) × \(mode) has no timeline")
+            }
+        }
+        // I/O: sleeping needs no CPU, so the speed-up holds on a busy machine.
+        #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 4)
+        #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 4)
+        // The GIL's ceiling: never faster than one thread (with room for a noisy serial run).
+        #expect((cell("cpu", "threads-gil")?.speedup ?? 9) <= 1.3)
+        // Every mode ran the same work.
+        let checksums = Set(["serial", "async-1", "threads", "threads-gil", "processes"].compactMap { cell("cpu", $0)?.checksum })
+        #expect(checksums.count == 1)
+        // The convoy: behind a CPU thread under the GIL, a 1 ms sleep wakes at least half an interval late.
+        #expect((cell("mixed", "threads-gil")?.probe_median_ms ?? 0) >= report.config.switch_interval_ms / 2)
+        #expect(report.conclusions.count >= 4)
+        // CPython: measured cells, or one that says why not.
+        let python = report.cells.filter { $0.source == "cpython" }
+        #expect(!python.isEmpty)
+        if python.contains(where: { $0.note == "python3 not found" }) == false {
+            #expect(python.contains { $0.workload == "cpu" && $0.mode == "cpython-processes" && $0.speedup > 0 })
+        }
+    }
+
+    @Test func labWritesAnHTMLReportAndPrintsTablesAndConclusions() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lab-test-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let html = directory.appendingPathComponent("lab.html").path
+        let output = try WorkersBinaryTests.run([
+            "lab", "--quick", "--no-python", "--only", "io-sleep,cpu", "--io-sleep-ms", "20", "--cpu-task-ms", "40",
+            "--report", html, "--svg-dir", directory.path,
+        ])
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(output.stdout.contains("Conclusions"))
+        #expect(output.stdout.contains("ThreadPool(2) + simulated GIL") || output.stdout.contains("simulated GIL"))
+        #expect(output.stdout.contains("python3 not found"))
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("<svg"))
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("cpu-threads-gil.svg").path))
+        #expect(output.stderr.contains("cpu · threads-gil"))  // the progress line
+    }
+
+    @Test func badLabFlagsNameThemselves() throws {
+        let unknown = try WorkersBinaryTests.run(["lab", "--only", "disk"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("--only"))
+        let zero = try WorkersBinaryTests.run(["lab", "--cpu-task-ms", "0"])
+        #expect(zero.status != 0)
+        #expect(zero.stderr.contains("--cpu-task-ms"))
+    }
+
+    @Test func profileTellsASleepFromALoop() throws {
+        let sleep = try WorkersBinaryTests.run(["profile", "--json", "--", "sleep", "0.3"])
+        #expect(sleep.status == 0, "stderr: \(sleep.stderr)")
+        struct Profile: Decodable { var kind: String; var use: String; var workers: Int; var cpu_per_wall: Double; var advice: [String] }
+        let waiting = try JSONDecoder().decode(Profile.self, from: Data(sleep.stdout.utf8))
+        #expect(waiting.kind == "io-bound")
+        #expect(waiting.use == "threads")
+
+        let loop = try WorkersBinaryTests.run(["profile", "--json", "--", "sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+        #expect(loop.status == 0, "stderr: \(loop.stderr)")
+        let computing = try JSONDecoder().decode(Profile.self, from: Data(loop.stdout.utf8))
+        // On a busy machine the loop gets less than a core, so only the direction is certain.
+        #expect(computing.kind != "io-bound")
+        #expect(computing.use == "processes")
+        #expect(computing.cpu_per_wall > 10 * waiting.cpu_per_wall)
+    }
+
+    @Test func profilePassesTheCommandsStatusAndNamesAMissingOne() throws {
+        let failing = try WorkersBinaryTests.run(["profile", "--", "sh", "-c", "exit 3"])
+        #expect(failing.status == 3)
+        #expect(failing.stderr.contains("workers profile: sh -c exit 3 (exit status 3)"))
+        let missing = try WorkersBinaryTests.run(["profile", "--", "no-such-command-for-workers"])
+        #expect(missing.status == 127)
+        #expect(missing.stderr.contains("command not found"))
+        let none = try WorkersBinaryTests.run(["profile"])
+        #expect(none.status != 0)
+    }
+}

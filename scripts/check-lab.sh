@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Checks a `workers lab` JSON result against the lab's acceptance list.
+#
+#   scripts/check-lab.sh [path-to-lab.json]
+#
+# Without a path it runs `swift run -c release workers lab --quick --json /tmp/workers-lab.json` from
+# the repository root (the directory above scripts/) and checks that file.
+# Prints one line per check, "PASS|FAIL|SKIP  <description>: <measured> (want <criterion>)", and exits
+# 1 if any check fails.
+set -euo pipefail
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$script_dir/.." && pwd)"
+
+if [[ $# -gt 1 ]]; then
+    echo "usage: $0 [path-to-lab.json]" >&2
+    exit 2
+fi
+
+if [[ $# -eq 1 ]]; then
+    lab_json="$1"
+else
+    lab_json="/tmp/workers-lab.json"
+    rm -f "$lab_json"
+    echo "running: swift run -c release workers lab --quick --json $lab_json (in $repo_root)" >&2
+    (cd "$repo_root" && swift run -c release workers lab --quick --json "$lab_json")
+fi
+
+if [[ ! -f "$lab_json" ]]; then
+    echo "FAIL  lab JSON exists: $lab_json not found (want a file)"
+    exit 1
+fi
+
+python3 - "$lab_json" <<'PY'
+import json
+import math
+import sys
+
+path = sys.argv[1]
+results = []  # (status, line)
+
+
+def report(status, description, measured, want):
+    results.append(status)
+    print("%s  %s: %s (want %s)" % (status, description, measured, want))
+
+
+def fmt(x):
+    if x is None:
+        return "missing"
+    if isinstance(x, float):
+        return "%.3f" % x
+    return str(x)
+
+
+try:
+    with open(path) as f:
+        doc = json.load(f)
+except Exception as error:
+    print("FAIL  lab JSON parses: %s (want valid JSON)" % error)
+    sys.exit(1)
+
+if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+    print("FAIL  lab JSON shape: top level is not an object with a \"cells\" array (want {machine, config, cells, conclusions})")
+    sys.exit(1)
+
+config = doc.get("config") or {}
+cells = [c for c in doc["cells"] if isinstance(c, dict)]
+interval_ms = config.get("switch_interval_ms")
+if not isinstance(interval_ms, (int, float)) or isinstance(interval_ms, bool) or interval_ms <= 0:
+    interval_ms = 5.0
+interval_ms = float(interval_ms)
+
+
+def num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def find(source, workload, mode):
+    for c in cells:
+        if c.get("source") == source and c.get("workload") == workload and c.get("mode") == mode:
+            return c
+    return None
+
+
+def value(cell, key):
+    if cell is None:
+        return None
+    v = cell.get(key)
+    return float(v) if num(v) else None
+
+
+def check_min(description, cell, key, low):
+    v = value(cell, key)
+    report("PASS" if v is not None and v >= low else "FAIL", description, fmt(v), ">= %g" % low)
+
+
+def check_max(description, cell, key, high, strict=False):
+    v = value(cell, key)
+    ok = v is not None and (v < high if strict else v <= high)
+    report("PASS" if ok else "FAIL", description, fmt(v), ("< %g" if strict else "<= %g") % high)
+
+
+def check_between(description, cell, key, low, high):
+    v = value(cell, key)
+    report("PASS" if v is not None and low <= v <= high else "FAIL", description, fmt(v),
+           "between %g and %g" % (low, high))
+
+
+def workers_of(cell):
+    return cell.get("workers") if cell is not None else "?"
+
+
+# --- I/O-bound -------------------------------------------------------------------------------
+threads_io = find("swift", "io-sleep", "threads")
+io_tasks = config.get("io_tasks", workers_of(threads_io))
+check_min("io-sleep (%s tasks): swift threads speedup" % io_tasks, threads_io, "speedup", 6)
+check_min("io-sleep (%s tasks): swift async-1 speedup" % io_tasks, find("swift", "io-sleep", "async-1"), "speedup", 6)
+
+# --- CPU-bound -------------------------------------------------------------------------------
+cpu_threads = find("swift", "cpu", "threads")
+check_min("cpu: swift threads (workers=%s) speedup" % workers_of(cpu_threads), cpu_threads, "speedup", 1.8)
+cpu_gil = find("swift", "cpu", "threads-gil")
+check_between("cpu: swift threads-gil (workers=%s) speedup" % workers_of(cpu_gil), cpu_gil, "speedup", 0.85, 1.15)
+cpu_proc = find("swift", "cpu", "processes")
+check_min("cpu: swift processes (workers=%s) speedup" % workers_of(cpu_proc), cpu_proc, "speedup", 1.8)
+check_max("cpu: swift async-1 speedup", find("swift", "cpu", "async-1"), "speedup", 1.1)
+
+# --- Mixed -----------------------------------------------------------------------------------
+check_between("mixed: swift threads-gil probe_median_ms (switch interval %g ms)" % interval_ms,
+              find("swift", "mixed", "threads-gil"), "probe_median_ms", interval_ms / 2, interval_ms * 2)
+check_max("mixed: swift processes probe_median_ms", find("swift", "mixed", "processes"), "probe_median_ms", 1,
+          strict=True)
+
+# --- CPython against the Swift simulation ----------------------------------------------------
+def python_missing(cell):
+    note = cell.get("note")
+    return isinstance(note, str) and note.startswith("python3 not found")
+
+
+cpython_cells = [c for c in cells if c.get("source") == "cpython"]
+have_cpython = bool(cpython_cells) and not any(python_missing(c) for c in cpython_cells)
+pairs = [
+    ("io-sleep", "cpython-threads", "threads"),
+    ("cpu", "cpython-threads", "threads-gil"),
+    ("cpu", "cpython-processes", "processes"),
+]
+for workload, py_mode, swift_mode in pairs:
+    description = "%s: cpython %s speedup vs swift %s" % (workload, py_mode, swift_mode)
+    if not have_cpython:
+        why = "no CPython cells" if not cpython_cells else "python3 not found"
+        print("SKIP  %s: %s (want |ratio - 1| <= 0.15)" % (description, why))
+        continue
+    py = value(find("cpython", workload, py_mode), "speedup")
+    sw = value(find("swift", workload, swift_mode), "speedup")
+    if py is None or sw is None or sw <= 0:
+        report("FAIL", description, "cpython %s, swift %s" % (fmt(py), fmt(sw)), "|ratio - 1| <= 0.15")
+        continue
+    ratio = py / sw
+    report("PASS" if abs(ratio - 1) <= 0.15 else "FAIL", description,
+           "%.3f / %.3f = %.3f" % (py, sw, ratio), "|ratio - 1| <= 0.15")
+
+# --- Structure -------------------------------------------------------------------------------
+required = {
+    "workload": str, "mode": str, "label": str, "workers": int, "wall_s": (int, float),
+    "speedup": (int, float), "cpu_per_wall": (int, float), "source": str,
+}
+optional = {
+    "checksum": str, "probe_median_ms": (int, float), "probe_p90_ms": (int, float), "spans": list, "note": str,
+}
+span_keys = {"lane": int, "task": int, "start": (int, float), "end": (int, float), "state": str}
+workloads = {"io-sleep", "io-net", "cpu", "mixed"}
+states = {"running", "waiting", "gil-wait"}
+problems = []
+for i, c in enumerate(doc["cells"]):
+    where = "cell %d (%s/%s/%s)" % (i, c.get("source"), c.get("workload"), c.get("mode")) if isinstance(c, dict) else "cell %d" % i
+    if not isinstance(c, dict):
+        problems.append("%s is not an object" % where)
+        continue
+    for key, kind in required.items():
+        if key not in c:
+            problems.append("%s lacks %s" % (where, key))
+        elif isinstance(c[key], bool) or not isinstance(c[key], kind):
+            problems.append("%s has a bad %s" % (where, key))
+    for key, kind in optional.items():
+        if c.get(key) is not None and (isinstance(c[key], bool) or not isinstance(c[key], kind)):
+            problems.append("%s has a bad %s" % (where, key))
+    if c.get("workload") not in workloads:
+        problems.append("%s has an unknown workload" % where)
+    if c.get("source") not in ("swift", "cpython"):
+        problems.append("%s has an unknown source" % where)
+    for j, s in enumerate(c.get("spans") or []):
+        if not isinstance(s, dict) or any(k not in s or isinstance(s[k], bool) or not isinstance(s[k], t)
+                                          for k, t in span_keys.items()) or s["state"] not in states:
+            problems.append("%s span %d is malformed" % (where, j))
+            break
+report("PASS" if not problems else "FAIL", "structure: every cell has the required keys",
+       "%d cells, %d problems%s" % (len(cells), len(problems), (" (" + "; ".join(problems[:5]) + ")") if problems else ""),
+       "0 problems")
+
+missing = []
+serial_mode = {"swift": "serial", "cpython": "cpython-serial"}
+for source in ("swift", "cpython"):
+    if source == "cpython" and not have_cpython:
+        continue
+    present = sorted(set(c.get("workload") for c in cells if c.get("source") == source))
+    for workload in present:
+        if find(source, workload, serial_mode[source]) is None:
+            missing.append("%s/%s" % (source, workload))
+sources = "swift" + (" and cpython" if have_cpython else "")
+if not any(c.get("source") == "swift" for c in cells):
+    missing.append("no swift cells at all")
+report("PASS" if not missing else "FAIL", "structure: every workload has a serial cell per source (%s)" % sources,
+       "missing: " + ", ".join(missing) if missing else "none missing", "none missing")
+
+failed = results.count("FAIL")
+print("%d passed, %d failed" % (results.count("PASS"), failed))
+sys.exit(1 if failed else 0)
+PY
