@@ -3,6 +3,7 @@
 #
 #   scripts/check-lab.sh [path-to-lab.json]
 #
+# WORKERS_BIN=path/to/workers uses that binary instead of `swift run -c release`.
 # Without a path it runs `swift run -c release workers lab --quick --json /tmp/workers-lab.json` from
 # the repository root (the directory above scripts/) and checks that file.
 # Prints one line per check, "PASS|FAIL|SKIP  <description>: <measured> (want <criterion>)", and exits
@@ -22,8 +23,13 @@ if [[ $# -eq 1 ]]; then
 else
     lab_json="/tmp/workers-lab.json"
     rm -f "$lab_json"
-    echo "running: swift run -c release workers lab --quick --json $lab_json (in $repo_root)" >&2
-    (cd "$repo_root" && swift run -c release workers lab --quick --json "$lab_json")
+    if [[ -n "${WORKERS_BIN:-}" ]]; then
+        echo "running: $WORKERS_BIN lab --quick --json $lab_json" >&2
+        "$WORKERS_BIN" lab --quick --json "$lab_json"
+    else
+        echo "running: swift run -c release workers lab --quick --json $lab_json (in $repo_root)" >&2
+        (cd "$repo_root" && swift run -c release workers lab --quick --json "$lab_json")
+    fi
 fi
 
 if [[ ! -f "$lab_json" ]]; then

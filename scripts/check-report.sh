@@ -3,6 +3,7 @@
 #
 #   scripts/check-report.sh [lab.html]
 #
+# WORKERS_BIN=path/to/workers uses that binary instead of `swift run -c release`.
 # Without a file it runs `swift run -c release workers lab --quick --report /tmp/workers-lab.html` from the
 # repository root (the directory above scripts/). Needs `chromium`; when it is missing and we are root it
 # runs `apt-get install -y chromium`. If Chromium still is not available it prints
@@ -26,8 +27,13 @@ if [[ $# -eq 1 ]]; then
 else
     html="/tmp/workers-lab.html"
     rm -f "$html"
-    echo "running: swift run -c release workers lab --quick --report $html (in $repo_root)" >&2
-    (cd "$repo_root" && swift run -c release workers lab --quick --report "$html")
+    if [[ -n "${WORKERS_BIN:-}" ]]; then
+        echo "running: $WORKERS_BIN lab --quick --report $html" >&2
+        "$WORKERS_BIN" lab --quick --report "$html"
+    else
+        echo "running: swift run -c release workers lab --quick --report $html (in $repo_root)" >&2
+        (cd "$repo_root" && swift run -c release workers lab --quick --report "$html")
+    fi
 fi
 
 if [[ ! -f "$html" ]]; then
