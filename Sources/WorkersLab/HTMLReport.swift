@@ -62,16 +62,18 @@ extension HTMLReport {
           border-radius: 10px; }
         .table-wrap { overflow-x: auto; }
         table { border-collapse: collapse; width: 100%; font-size: 14px; }
-        th, td { padding: 6px 10px; border-bottom: 1px solid #edf2f7; text-align: left; vertical-align: top; }
+        th, td { padding: 6px 8px; border-bottom: 1px solid #edf2f7; text-align: left; vertical-align: top; }
         th { background: #f7fafc; color: #4a5568; font-weight: 600; font-size: 12px; text-transform: uppercase;
-          letter-spacing: 0.3px; white-space: nowrap; }
+          letter-spacing: 0.3px; }
         tbody tr:hover { background: #f7fafc; }
         td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
         th.num { text-align: right; }
+        td.mode { min-width: 150px; }
         td.mode strong { font-weight: 600; }
         td.mode code { display: block; color: #718096; font-size: 12px; }
-        td.note { color: #4a5568; font-size: 13px; max-width: 300px; }
-        td.checksum code { font-size: 12px; word-break: break-all; }
+        td.note { color: #4a5568; font-size: 13px; min-width: 200px; max-width: 340px; }
+        td.checksum code { font-size: 12px; white-space: nowrap; }
+        td.checksum.long code { white-space: normal; word-break: break-all; }
         .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; }
         .badge.swift { background: #feebc8; color: #9c4221; }
         .badge.cpython { background: #e9d8fd; color: #553c9a; }
@@ -81,7 +83,7 @@ extension HTMLReport {
         .slow { color: #c53030; }
         .hint { margin: 0 0 10px; color: #718096; font-size: 13px; }
         figure.timeline { margin: 0 0 14px; }
-        figure.timeline svg { display: block; width: 100%; max-width: 900px; height: auto; }
+        figure.timeline svg { display: block; width: 100%; height: auto; }
         .none { color: #a0aec0; }
         footer { color: #a0aec0; font-size: 12px; text-align: center; margin-top: 28px; }
         """
@@ -120,7 +122,7 @@ extension HTMLReport {
     }
 
     private static func configLine(_ config: LabReport.Config) -> String {
-        let ms = { (value: Double) in LabFormat.duration(value / 1000) }
+        let ms = { (value: Double) in LabFormat.configMilliseconds(value) }
         var parts: [String] = []
         if config.quick { parts.append("quick run") }
         parts.append("\(config.workers) CPU workers")
@@ -192,9 +194,9 @@ extension HTMLReport {
         let longestWall = cells.map(\.wallSeconds).filter { $0.isFinite && $0 > 0 }.max() ?? 0
         var html = "<div class=\"table-wrap\">\n<table>\n<thead><tr>"
         html += "<th>Mode</th><th>Source</th><th class=\"num\">Workers</th><th class=\"num\">Wall</th>"
-        html += "<th class=\"num\">Speed-up</th><th class=\"num\">CPU ÷ wall</th>"
+        html += "<th class=\"num\">Speed\u{2011}up</th><th class=\"num\">CPU ÷ wall</th>"
         if columns.checksum { html += "<th>Checksum</th>" }
-        if columns.probe { html += "<th class=\"num\">Probe median</th><th class=\"num\">Probe p90</th>" }
+        if columns.probe { html += "<th class=\"num\">Probe median / p90</th>" }
         if columns.note { html += "<th>Note</th>" }
         html += "</tr></thead>\n<tbody>\n"
         for cell in cells {
@@ -210,17 +212,15 @@ extension HTMLReport {
         html += "<td class=\"mode\"><strong>\(esc(cell.label))</strong><code>\(esc(cell.mode))</code></td>"
         html += "<td><span class=\"badge \(cell.source.rawValue)\">\(esc(cell.source.rawValue))</span></td>"
         html += "<td class=\"num\">\(cell.workers)</td>"
-        html += "<td class=\"num\">\(esc(LabFormat.duration(cell.wallSeconds)))\(wallBar(cell.wallSeconds, longest: longestWall))</td>"
+        html += "<td class=\"num\">\(wallHTML(cell.wallSeconds))\(wallBar(cell.wallSeconds, longest: longestWall))</td>"
         html += "<td class=\"num\">\(speedupHTML(cell.speedup))</td>"
-        html += "<td class=\"num\">\(esc(LabFormat.ratio(cell.cpuPerWall)))</td>"
+        html += "<td class=\"num\">\(ratioHTML(cell.cpuPerWall))</td>"
         if columns.checksum {
             let checksum = cell.checksum.map { "<code>\(esc($0))</code>" } ?? none
-            html += "<td class=\"checksum\">\(checksum)</td>"
+            let wraps = (cell.checksum?.count ?? 0) > 24
+            html += "<td class=\"checksum\(wraps ? " long" : "")\">\(checksum)</td>"
         }
-        if columns.probe {
-            html += "<td class=\"num\">\(millisecondsHTML(cell.probeMedianMs))</td>"
-            html += "<td class=\"num\">\(millisecondsHTML(cell.probeP90Ms))</td>"
-        }
+        if columns.probe { html += "<td class=\"num\">\(probeHTML(cell))</td>" }
         if columns.note { html += "<td class=\"note\">\(esc(cell.note ?? ""))</td>" }
         html += "</tr>\n"
         return html
@@ -243,16 +243,25 @@ extension HTMLReport {
         return text
     }
 
-    private static func millisecondsHTML(_ value: Double?) -> String {
-        guard let value, value.isFinite else { return none }
-        return LabFormat.escape(LabFormat.milliseconds(value)) + " ms"
+    private static func probeHTML(_ cell: LabCell) -> String {
+        let known = [cell.probeMedianMs, cell.probeP90Ms].contains { $0?.isFinite == true }
+        guard known else { return none }
+        return LabFormat.escape(LabFormat.probe(medianMs: cell.probeMedianMs, p90Ms: cell.probeP90Ms))
+    }
+
+    private static func wallHTML(_ wall: Double) -> String {
+        wall.isFinite && wall > 0 ? LabFormat.escape(LabFormat.wall(wall)) : none
+    }
+
+    private static func ratioHTML(_ value: Double) -> String {
+        value.isFinite && value >= 0 ? LabFormat.escape(LabFormat.ratio(value)) : none
     }
 }
 
 // MARK: - Timeline SVG
 
 extension HTMLReport {
-    /// At most about this many bars per SVG; denser timelines are drawn per pixel column.
+    /// At most about this many bars per SVG; denser timelines are drawn as stacked time slices.
     fileprivate static let maxBars = 3000
 
     /// One bar of a timeline: a span, or several merged ones.
@@ -313,6 +322,9 @@ extension HTMLReport {
             out += gridAndAxis()
             out += rowBackgroundsAndLabels()
             out += bars()
+            if rows.isEmpty {
+                out += "<text x=\"\(coordinate(plotLeft + 8))\" y=\"\(coordinate(plotTop + 14))\" fill=\"#718096\">no timeline recorded</text>\n"
+            }
             out += wallMarker()
             out += legend()
             out += "</svg>\n"
@@ -335,9 +347,6 @@ extension HTMLReport {
             if !shares.isEmpty { details.append("lane time: " + shares.joined(separator: ", ")) }
             let line = truncated(details.joined(separator: " · "), maxWidth: width - 28, charWidth: 6.2)
             out += "<text x=\"14\" y=\"39\" font-size=\"11.5\" fill=\"#718096\">\(esc(line))</text>\n"
-            if rows.isEmpty {
-                out += "<text x=\"\(coordinate(plotLeft))\" y=\"\(coordinate(plotTop + 14))\" fill=\"#a0aec0\">no timeline recorded</text>\n"
-            }
             return out
         }
 
@@ -395,11 +404,8 @@ extension HTMLReport {
 
         private func bars() -> String {
             let secondsPerPixel = scale / max(1, plotWidth)
-            var barsByRow = rows.map { mergeAdjacent($0.spans, within: secondsPerPixel * 0.5) }
-            if barsByRow.reduce(0, { $0 + $1.count }) > HTMLReport.maxBars {
-                let columns = max(1, min(Int(plotWidth), HTMLReport.maxBars / max(1, rows.count)))
-                barsByRow = rows.map { dominantColumns($0.spans, columns: columns, scale: scale) }
-            }
+            let barsByRow = rows.map { mergeAdjacent($0.spans, within: secondsPerPixel * 0.5) }
+            guard barsByRow.reduce(0, { $0 + $1.count }) <= HTMLReport.maxBars else { return stackedBars() }
             var out = "<g>\n"
             for (index, rowBars) in barsByRow.enumerated() {
                 let isProbe = rows[index].label == LabFormat.probeLabel
@@ -412,6 +418,54 @@ extension HTMLReport {
             }
             out += "</g>\n"
             return out
+        }
+
+        /// A timeline too dense for one bar per span: each row is cut into equal time slices, and a
+        /// slice shows the share of each state as stacked bands (running on top), so interleaving
+        /// finer than a pixel still reads as "two thirds running, one third gil-wait".
+        private func stackedBars() -> String {
+            let layers = HTMLReport.stackOrder.count
+            let columns = max(1, min(Int(plotWidth), HTMLReport.maxBars / max(1, rows.count * layers)))
+            var out = "<g>\n"
+            for (index, row) in rows.enumerated() {
+                for stack in HTMLReport.stacks(row.spans, columns: columns, scale: scale) {
+                    out += stackRects(stack, y: rowY(index))
+                }
+            }
+            out += "</g>\n"
+            return out
+        }
+
+        private func stackRects(_ stack: Stack, y: Double) -> String {
+            let left = x(stack.start)
+            let barWidth = max(0.6, x(stack.end) - left)
+            let tip = LabFormat.escape(stackTooltip(stack))
+            var out = ""
+            var top = y
+            for (layer, state) in HTMLReport.stackOrder.enumerated() {
+                let bandHeight = stack.shares[layer] * rowHeight
+                guard bandHeight > 0 else { continue }
+                out += "<rect x=\"\(coordinate(left))\" y=\"\(coordinate(top))\" width=\"\(coordinate(barWidth))\" "
+                out += "height=\"\(coordinate(bandHeight))\" fill=\"\(fill(state))\"><title>\(tip)</title></rect>\n"
+                top += bandHeight
+            }
+            return out
+        }
+
+        private func stackTooltip(_ stack: Stack) -> String {
+            let who: String
+            switch stack.tasks {
+            case nil: who = "no task"
+            case let range? where range.lowerBound < 0 && range.upperBound < 0: who = "probe"
+            case let range? where range.lowerBound == range.upperBound: who = "task \(range.lowerBound)"
+            case let range?: who = "tasks \(max(0, range.lowerBound))–\(range.upperBound)"
+            }
+            let shares = HTMLReport.stackOrder.enumerated().compactMap { layer, state in
+                stack.shares[layer] > 0 ? "\(state.rawValue) \(LabFormat.percent(stack.shares[layer]))" : nil
+            }
+            let decimals = scale < 0.1 ? 4 : 3
+            let times = LabFormat.fixed(stack.start, decimals: decimals) + "–" + LabFormat.fixed(stack.end, decimals: decimals) + " s"
+            return "\(who), \(shares.joined(separator: ", ")) \(times)"
         }
 
         private func overlaps(_ bars: [Bar]) -> Bool {
@@ -539,58 +593,72 @@ extension HTMLReport {
         return bars
     }
 
-    /// What one pixel column of a dense row mostly did.
-    private struct Column {
-        var cover: [Double] = [0, 0, 0]
-        var bestTask: [Int?] = [nil, nil, nil]
-        var bestOverlap: [Double] = [0, 0, 0]
+    /// The states of a stacked slice, top to bottom.
+    fileprivate static let stackOrder: [LabSpanState] = [.running, .gilWait, .waiting]
+
+    /// A run of time slices of a dense row with the same mix of states.
+    fileprivate struct Stack {
+        var start: Double
+        var end: Double
+        /// The share of the slice time in each state of ``stackOrder``, in eighths.
+        var shares: [Double]
+        /// The lowest and highest task seen, or `nil` when none.
+        var tasks: ClosedRange<Int>?
     }
 
-    private static let states: [LabSpanState] = [.running, .gilWait, .waiting]
-
-    /// Draws a dense row as `columns` equal slices of `0...scale` seconds, each showing the state that
-    /// covers most of it (nothing when idle time does), with runs of equal slices joined into one bar.
-    fileprivate static func dominantColumns(_ spans: [LabSpan], columns: Int, scale: Double) -> [Bar] {
+    /// Cuts `0...scale` into `columns` slices and measures each state's share of every slice
+    /// (rounded to eighths so that similar neighbours join), then joins equal neighbours into runs.
+    fileprivate static func stacks(_ spans: [LabSpan], columns: Int, scale: Double) -> [Stack] {
         guard scale > 0, columns > 0 else { return [] }
         let slice = scale / Double(columns)
-        var cells = [Column](repeating: Column(), count: columns)
+        var cover = [[Double]](repeating: [0, 0, 0], count: columns)
+        var tasks = [ClosedRange<Int>?](repeating: nil, count: columns)
         for span in spans where span.start < scale {
-            guard let stateIndex = states.firstIndex(of: span.state) else { continue }
+            guard let layer = stackOrder.firstIndex(of: span.state) else { continue }
             let first = min(columns - 1, max(0, Int(span.start / slice)))
             let last = min(columns - 1, max(0, Int(span.end / slice)))
             for index in first...last {
-                let low = Double(index) * slice, high = low + slice
-                let overlap = min(span.end, high) - max(span.start, low)
+                let low = Double(index) * slice
+                let overlap = min(span.end, low + slice) - max(span.start, low)
                 guard overlap > 0 else { continue }
-                cells[index].cover[stateIndex] += overlap
-                if overlap > cells[index].bestOverlap[stateIndex] {
-                    cells[index].bestOverlap[stateIndex] = overlap
-                    cells[index].bestTask[stateIndex] = span.task
-                }
+                cover[index][layer] += overlap
+                let known = tasks[index]
+                tasks[index] = min(known?.lowerBound ?? span.task, span.task)...max(known?.upperBound ?? span.task, span.task)
             }
         }
-        var bars: [Bar] = []
-        for (index, column) in cells.enumerated() {
-            guard let winner = dominantState(column.cover, slice: slice) else { continue }
+        var runs: [Stack] = []
+        for index in 0..<columns {
+            let shares = quantizedShares(cover[index], slice: slice)
+            guard shares.contains(where: { $0 > 0 }) else { continue }
             let start = Double(index) * slice
-            let task = column.bestTask[winner]
-            if let last = bars.last, last.state == states[winner], abs(last.end - start) < slice * 0.01 {
-                bars[bars.count - 1].end = start + slice
-                if last.task != task { bars[bars.count - 1].task = nil }
+            if let last = runs.last, last.shares == shares, abs(last.end - start) < slice * 0.01 {
+                runs[runs.count - 1].end = start + slice
+                runs[runs.count - 1].tasks = union(last.tasks, tasks[index])
             } else {
-                bars.append(Bar(start: start, end: start + slice, state: states[winner], task: task))
+                runs.append(Stack(start: start, end: start + slice, shares: shares, tasks: tasks[index]))
             }
         }
-        return bars
+        return runs
     }
 
-    /// The index of the state covering most of a slice, or `nil` when idle time dominates.
-    private static func dominantState(_ cover: [Double], slice: Double) -> Int? {
-        let idle = slice - cover.reduce(0, +)
-        guard let best = cover.indices.max(by: { cover[$0] < cover[$1] || (cover[$0] == cover[$1] && $0 > $1) }),
-            cover[best] > 0, cover[best] >= idle
-        else { return nil }
-        return best
+    /// Each state's share of a slice in eighths; overlapping spans are scaled down to fill at most all of it.
+    private static func quantizedShares(_ cover: [Double], slice: Double) -> [Double] {
+        let total = cover.reduce(0, +)
+        let divisor = max(slice, total)
+        guard divisor > 0 else { return cover.map { _ in 0 } }
+        var shares = cover.map { ($0 / divisor * 8).rounded() / 8 }
+        // A state present in the slice keeps at least one eighth so that it never vanishes.
+        for index in shares.indices where shares[index] == 0 && cover[index] > 0 { shares[index] = 0.125 }
+        while shares.reduce(0, +) > 1, let largest = shares.indices.max(by: { shares[$0] < shares[$1] }) {
+            shares[largest] -= 0.125
+        }
+        return shares
+    }
+
+    private static func union(_ lhs: ClosedRange<Int>?, _ rhs: ClosedRange<Int>?) -> ClosedRange<Int>? {
+        guard let lhs else { return rhs }
+        guard let rhs else { return lhs }
+        return min(lhs.lowerBound, rhs.lowerBound)...max(lhs.upperBound, rhs.upperBound)
     }
 }
 

@@ -14,7 +14,8 @@ enum LabFormat {
         var scale: Int64 = 1
         for _ in 0..<places { scale *= 10 }
         let scaled = (abs(value) * Double(scale)).rounded()
-        guard scaled < 9e15 else { return String(Int64(value.rounded())) }
+        // Beyond 2⁵³ there are no digits after the point left to print; Swift's own form is exact.
+        guard scaled < 9e15 else { return abs(value) < 9e15 ? String(Int64(value.rounded())) : String(value) }
         let units = Int64(scaled)
         let sign = value < 0 && units != 0 ? "-" : ""
         let whole = String(units / scale)
@@ -28,6 +29,7 @@ enum LabFormat {
     /// not finite.
     static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return missing }
+        if seconds == 0 { return "0 ms" }
         let milliseconds = seconds * 1000
         if milliseconds < 1 { return fixed(milliseconds, decimals: 2) + " ms" }
         if milliseconds < 10 { return fixed(milliseconds, decimals: 1) + " ms" }
@@ -35,6 +37,11 @@ enum LabFormat {
         if seconds < 9.995 { return fixed(seconds, decimals: 2) + " s" }
         if seconds < 99.95 { return fixed(seconds, decimals: 1) + " s" }
         return fixed(seconds, decimals: 0) + " s"
+    }
+
+    /// A measured wall time as ``duration(_:)`` prints it, or "—" when nothing was measured (≤ 0).
+    static func wall(_ seconds: Double) -> String {
+        seconds > 0 ? duration(seconds) : missing
     }
 
     /// A speed-up factor: "0.45×", "7.9×", "123×"; "—" when not positive or not finite.
@@ -65,6 +72,14 @@ enum LabFormat {
         if abs(value) < 9.995 { return fixed(value, decimals: 2) }
         if abs(value) < 99.95 { return fixed(value, decimals: 1) }
         return fixed(value, decimals: 0)
+    }
+
+    /// A configured duration in milliseconds: "5 ms", "0.5 ms", "1.5 s"; whole numbers without decimals.
+    static func configMilliseconds(_ value: Double) -> String {
+        guard value.isFinite, value >= 0 else { return missing }
+        if value >= 1000 { return duration(value / 1000) }
+        if value == value.rounded() { return fixed(value, decimals: 0) + " ms" }
+        return milliseconds(value) + " ms"
     }
 
     /// The probe's lateness as "median / p90 ms" ("0.08 / 0.15 ms"); "—" when neither is known.

@@ -32,7 +32,7 @@ public enum TerminalReport {
         let slices = max(1, width)
         let scale = LabFormat.effectiveTimeScale(timeScale, for: cell)
         let rows = LabFormat.rows(for: cell)
-        var lines = ["\(cell.label) — \(LabFormat.duration(cell.wallSeconds))"]
+        var lines = ["\(cell.label) — \(LabFormat.wall(cell.wallSeconds))"]
         guard !rows.isEmpty else {
             lines.append("  (no timeline recorded)")
             return lines.joined(separator: "\n") + "\n"
@@ -70,7 +70,7 @@ extension TerminalReport {
             Column(header: "mode", rightAligned: false, values: cells.map(\.label)),
             Column(header: "source", rightAligned: false, values: cells.map(\.source.rawValue)),
             Column(header: "workers", rightAligned: true, values: cells.map { String($0.workers) }),
-            Column(header: "wall", rightAligned: true, values: cells.map { LabFormat.duration($0.wallSeconds) }),
+            Column(header: "wall", rightAligned: true, values: cells.map { LabFormat.wall($0.wallSeconds) }),
             Column(header: "speed-up", rightAligned: true, values: cells.map { LabFormat.speedup($0.speedup) }),
             Column(header: "cpu/wall", rightAligned: true, values: cells.map { LabFormat.ratio($0.cpuPerWall) }),
         ]
