@@ -412,18 +412,39 @@ def cpu_workload(cfg, ctx, n):
             return await asyncio.gather(*(one_async(i) for i in range(count)))
         return finish(cell, list(asyncio.run(main())))
 
-    serial_cell = Cell("cpu", "cpython-serial", "CPython serial", 1)
-    serial_cell.notes.append(n_note)
-    threads_cell = Cell("cpu", "cpython-threads", "CPython threading (%d threads)" % workers, workers)
-    threads_cell.notes += [n_note, gil_remark()]
-    proc_cell = Cell("cpu", "cpython-processes", "CPython multiprocessing.Pool(%d)" % workers, workers)
-    proc_cell.notes.append(n_note)
     async_cell = Cell("cpu", "cpython-asyncio", "CPython asyncio (1 thread, no parallelism)", 1)
     async_cell.notes += [n_note, "coroutines that never await run one after another"]
+    # A core of a virtual machine can run CPython's loop at two-thirds speed for a while (seen:
+    # 239-354 ns an iteration on one idle core); the runs whose ratios are compared with the
+    # simulation each keep the faster of two tries.
+    def best_of_two(make, body):
+        first = run_cell(make(), body)
+        second = run_cell(make(), body)
+        if first.failed:
+            return second
+        best = second if (not second.failed and second.wall < first.wall) else first
+        best.notes.append("faster of 2 runs")
+        return best
+
+    def make_serial():
+        cell = Cell("cpu", "cpython-serial", "CPython serial", 1)
+        cell.notes.append(n_note)
+        return cell
+
+    def make_processes():
+        cell = Cell("cpu", "cpython-processes", "CPython multiprocessing.Pool(%d)" % workers, workers)
+        cell.notes.append(n_note)
+        return cell
+
+    def make_threads():
+        cell = Cell("cpu", "cpython-threads", "CPython threading (%d threads)" % workers, workers)
+        cell.notes += [n_note, gil_remark()]
+        return cell
+
     cells = [
-        run_cell(serial_cell, serial),
-        run_cell(threads_cell, threads),
-        run_cell(proc_cell, processes),
+        best_of_two(make_serial, serial),
+        best_of_two(make_threads, threads),
+        best_of_two(make_processes, processes),
         run_cell(async_cell, run_async),
     ]
     set_speedups(cells)

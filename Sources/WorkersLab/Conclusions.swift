@@ -69,6 +69,25 @@ enum Conclusions {
         }
         if !agreements.isEmpty {
             lines.append((worst <= 0.15 ? "CPython agrees: " : "CPython differs by more than 15 % somewhere: ") + agreements.joined(separator: "; ") + ".")
+            // Parallel runs that kept the CPUs busy yet gained less: each core ran slower with the
+            // other busy (shared physical cores, caches, memory bandwidth) — a property of the
+            // machine and of the loop, which CPU ÷ wall against speed-up shows.
+            if let python = table[.cpu, "cpython-processes"], let swift = table[.cpu, "processes"],
+               python.cpuPerWall > 0, swift.cpuPerWall > 0 {
+                let pythonEfficiency = python.speedup / python.cpuPerWall
+                let swiftEfficiency = swift.speedup / swift.cpuPerWall
+                // Only the case it explains: CPUs busy (CPU ÷ wall near the workers) yet a speed-up
+                // well short of it. Above 1.0, the serial run was the slow one, not the parallel.
+                let lower = min(pythonEfficiency, swiftEfficiency)
+                if lower < 0.85, max(pythonEfficiency, swiftEfficiency) <= 1.05, abs(pythonEfficiency - swiftEfficiency) > 0.15 {
+                    let slower = pythonEfficiency < swiftEfficiency ? "CPython's" : "Swift's"
+                    lines.append(
+                        "Processes kept \(format(python.cpuPerWall)) CPUs busy in CPython for \(x(python.speedup)) and \(format(swift.cpuPerWall)) in Swift for \(x(swift.speedup)): "
+                        + "\(slower) loop ran slower with both CPUs busy (\(format(min(pythonEfficiency, swiftEfficiency) * 100)) % of its speed alone vs \(format(max(pythonEfficiency, swiftEfficiency) * 100)) %) — "
+                        + "the CPUs share execution resources (on a VM, often two threads of one core), which an interpreter's loop feels more than a tight arithmetic one."
+                    )
+                }
+            }
         } else if let note = cells.first(where: { $0.source == .cpython && $0.note != nil })?.note {
             lines.append("CPython: \(note); its columns are empty.")
         }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Synchronization
 import WorkersCore
 import WorkersProcesses
@@ -218,12 +219,16 @@ struct SwiftExperiments {
             return Outcome(workers: workers, checksum: results.reduce(0, ^), note: note)
         default:
             let workers = config.workers
+            let begin = monotonicSeconds()
             let pool = try await ProcessPool(workers: workers, jobs: LabJobs.all, executable: executable)
+            let started = monotonicSeconds()
             let inputs = (0..<tasks).map { KernelJob.Input(seed: UInt64($0 + 1), iterations: iterations) }
             let outputs = try await pool.map(KernelJob.self, inputs, chunkSize: 1)
+            let stopping = monotonicSeconds()
             await pool.shutdown()
+            let note = String(format: "includes starting the pool (%.0f ms) and stopping it (%.0f ms)", (started - begin) * 1_000, (monotonicSeconds() - stopping) * 1_000)
             record(outputs.map(\.timing), state: .running, into: recorder)
-            return Outcome(workers: workers, checksum: outputs.map(\.checksum).reduce(0, ^))
+            return Outcome(workers: workers, checksum: outputs.map(\.checksum).reduce(0, ^), note: note)
         }
     }
 

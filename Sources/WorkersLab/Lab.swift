@@ -23,7 +23,7 @@ public struct Lab: Sendable {
     public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
         LabReport.Config(
             quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
-            cpuTasks: 2 * workers, cpuTaskMs: quick ? 150 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60
+            cpuTasks: 2 * workers, cpuTaskMs: quick ? 200 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60
         )
     }
 

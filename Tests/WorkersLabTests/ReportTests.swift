@@ -51,6 +51,17 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         #expect(odd.contains("does not bear out"))
     }
 
+    @Test func slowParallelCPythonIsExplainedByTheNumbers() {
+        var all = cells(python: (threads: 1.0, processes: 1.3))
+        for index in all.indices where all[index].mode == "cpython-processes" { all[index].cpuPerWall = 2.0 }
+        for index in all.indices where all[index].mode == "processes" { all[index].cpuPerWall = 1.95 }
+        let text = Conclusions.draw(all, config: config).joined(separator: "\n")
+        #expect(text.contains("CPython's loop ran slower with both CPUs busy (65 %"))
+        // A superlinear speed-up means a slow serial run, which that sentence does not explain.
+        for index in all.indices where all[index].mode == "cpython-processes" { all[index].speedup = 2.2; all[index].cpuPerWall = 1.7 }
+        #expect(!Conclusions.draw(all, config: config).joined().contains("loop ran slower"))
+    }
+
     @Test func cpythonIsComparedWithTheSimulation() {
         let agree = Conclusions.draw(cells(python: (threads: 0.97, processes: 1.8)), config: config).joined()
         #expect(agree.contains("CPython agrees"))
