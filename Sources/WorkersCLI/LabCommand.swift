@@ -44,7 +44,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "CPU-bound tasks (default: twice the workers).")
     var cpuTasks: Int?
 
-    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 250; --quick 150).")
+    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 250; --quick 200).")
     var cpuTaskMs: Double?
 
     @Option(name: .long, help: "The simulated GIL's switch interval, in ms (CPython's default: 5).")

@@ -109,7 +109,7 @@ struct SwiftExperiments {
         case "threads", "threads-gil":
             let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
             let pool = ThreadPool(threads: tasks)
-            _ = try await pool.map(Array(0..<tasks), maxInFlight: tasks) { task in
+            _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
                 let lane = recorder.laneForCurrentThread()
                 gil?.take(lane, task: task)
                 gil?.releaseForIO(lane, task: task)
@@ -150,7 +150,7 @@ struct SwiftExperiments {
         case "threads", "threads-gil":
             let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
             let pool = ThreadPool(threads: tasks)
-            _ = try await pool.map(Array(0..<tasks), maxInFlight: tasks) { task in
+            _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
                 let lane = recorder.laneForCurrentThread()
                 gil?.take(lane, task: task)
                 gil?.releaseForIO(lane, task: task)
@@ -205,7 +205,7 @@ struct SwiftExperiments {
             let workers = config.workers
             let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
             let pool = ThreadPool(threads: workers)
-            let results = try await pool.map(Array(0..<tasks), maxInFlight: workers) { task -> UInt64 in
+            let results = try await eachOnItsOwnJob(tasks, on: pool) { task -> UInt64 in
                 let lane = recorder.laneForCurrentThread()
                 guard let gil else {
                     return recorder.span(thread: lane, task: task, .running) { Kernel.run(seed: UInt64(task + 1), iterations: iterations) }
@@ -315,6 +315,20 @@ struct SwiftExperiments {
         let pool = ThreadPool(threads: 1)
         defer { Task { await pool.shutdown() } }
         return try await pool.run { try body() }
+    }
+
+    /// Submits each task as its own job, all at once — as `ThreadPoolExecutor.submit` does — so
+    /// every thread the pool has starts at once (`map` grows its loops step by step instead, which
+    /// on a busy machine delays the later ones); results in task order.
+    private func eachOnItsOwnJob<T: Sendable>(
+        _ tasks: Int, on pool: ThreadPool, _ body: @escaping @Sendable (Int) throws -> T
+    ) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            for task in 0..<tasks { group.addTask { (task, try await pool.run { try body(task) }) } }
+            var results: [(Int, T)] = []
+            for try await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
     }
 
     /// Puts process timings on lanes by worker pid, in order of first appearance.

@@ -55,8 +55,9 @@ import Testing
         // I/O: sleeping needs no CPU, so the speed-up holds on a busy machine.
         #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 4)
         #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 4)
-        // The GIL's ceiling: never faster than one thread (with room for a noisy serial run).
-        #expect((cell("cpu", "threads-gil")?.speedup ?? 9) <= 1.3)
+        // The GIL's ceiling: one thread runs at a time, so the process never uses more than one
+        // CPU's worth (a busy machine only lowers it; a speed-up would also need a fair serial run).
+        #expect((cell("cpu", "threads-gil")?.cpu_per_wall ?? 9) <= 1.2)
         // Every mode ran the same work.
         let checksums = Set(["serial", "async-1", "threads", "threads-gil", "processes"].compactMap { cell("cpu", $0)?.checksum })
         #expect(checksums.count == 1)
