@@ -72,6 +72,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `workers run`: GNU parallel's command line, compiled.
+        .target(
+            name: "WorkersRun",
+            dependencies: [
+                "WorkersCore",
+                "CWorkersShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // `workers lab`: workloads, the simulated GIL, experiments, the CPython peer, reports.
         .target(
             name: "WorkersLab",
@@ -84,6 +94,7 @@ let package = Package(
             dependencies: [
                 "Workers",
                 "WorkersLab",
+                "WorkersRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -108,6 +119,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "WorkersRunTests", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersLabTests", dependencies: ["WorkersLab", "WorkersCore"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers"], swiftSettings: swiftSettings),
     ],

@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 int cworkers_affinity_cpu_count(void) {
     cpu_set_t set;
@@ -119,4 +121,86 @@ int cworkers_wait_exited_keep_zombie(pid_t pid) {
         if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0) return 0;
         if (errno != EINTR) return -errno;
     }
+}
+
+pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
+    // Fresh numbers above 2 first, so the dup2s to 0, 1 and 2 cannot clobber one another.
+    int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
+    int high[3] = { -1, -1, -1 };
+    for (int i = 0; i < 3; i++) {
+        if (sources[i] < 0) continue;
+        high[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 3);
+        if (high[i] < 0) {
+            int saved = errno;
+            for (int j = 0; j < i; j++) if (high[j] >= 0) close(high[j]);
+            return -saved;
+        }
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc == 0) rc = posix_spawnattr_init(&attr);
+    if (rc != 0) {
+        for (int i = 0; i < 3; i++) if (high[i] >= 0) close(high[i]);
+        return -rc;
+    }
+    for (int i = 0; i < 3; i++) if (high[i] >= 0) posix_spawn_file_actions_adddup2(&actions, high[i], i);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    pid_t pid = 0;
+    rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    for (int i = 0; i < 3; i++) if (high[i] >= 0) close(high[i]);
+    return rc == 0 ? pid : -rc;
+}
+
+int cworkers_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) return -errno;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    return (int)fd;
+}
+
+int cworkers_anonymous_file(const char *directory) {
+    int fd = open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    char path[4096];
+    int written = snprintf(path, sizeof(path), "%s/workers-run-XXXXXX", directory);
+    if (written < 0 || written >= (int)sizeof(path)) return -ENAMETOOLONG;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) return -errno;
+    unlink(path);
+    return fd;
+}
+
+static int signal_pipe_fd = -1;
+
+static void forward_signal(int signal) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signal;
+    if (signal_pipe_fd >= 0) (void)!write(signal_pipe_fd, &byte, 1);
+    errno = saved;
+}
+
+int cworkers_signals_to_pipe(int fd) {
+    signal_pipe_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    int signals[3] = { SIGINT, SIGTERM, SIGHUP };
+    for (int i = 0; i < 3; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -errno;
+    }
+    return 0;
 }

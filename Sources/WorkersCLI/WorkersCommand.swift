@@ -5,6 +5,7 @@ import Glibc
 import Foundation
 import Workers
 import WorkersLab
+import WorkersRun
 
 /// The `workers` command tree. The executable's `main` only calls `WorkersCommand.main()`.
 public struct WorkersCommand: AsyncParsableCommand {
@@ -13,7 +14,7 @@ public struct WorkersCommand: AsyncParsableCommand {
         commandName: "workers",
         abstract: "Concurrency and parallelism for Swift on Linux: threads, processes and the GIL, measured.",
         version: "0.1.0",
-        subcommands: [LabCommand.self, ProfileCommand.self, DemoCommand.self]
+        subcommands: [LabCommand.self, ProfileCommand.self, RunCommand.self, DemoCommand.self]
     )
 
     /// Creates the root command (ArgumentParser fills its options).
@@ -30,6 +31,12 @@ public struct WorkersCommand: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("workers: worker failed: \(error)\n".utf8))
             Glibc.exit(70)
+        }
+        // `workers run` takes GNU parallel's command line as it is (`:::`, `-j4`, unknown options
+        // named with status 255), so it bypasses the argument parser.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "run" {
+            Glibc.exit(RunMain.main(Array(arguments.dropFirst())))
         }
         await main()
     }

@@ -43,3 +43,19 @@ int cworkers_pipe_cloexec(int fds[2]);
 /// Waits until process `pid` has exited, without reaping it (waitid with WNOWAIT), so its pid and
 /// process group id stay reserved. Returns 0 or -errno.
 int cworkers_wait_exited_keep_zombie(pid_t pid);
+
+/// Spawns `path` with `argv`/`envp` for `workers run`: fds 0, 1 and 2 from `stdin_fd`,
+/// `stdout_fd` and `stderr_fd` (-1: inherit), in a new process group, with the signal mask
+/// cleared and default dispositions. Uses posix_spawn. Returns the pid, or -errno.
+pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd);
+
+/// pidfd_open(pid, 0) (a raw syscall). Returns the descriptor (close-on-exec), or -errno.
+int cworkers_pidfd_open(pid_t pid);
+
+/// An unnamed temporary file in `directory` (O_TMPFILE, falling back to mkstemp + unlink),
+/// close-on-exec. Returns the descriptor, or -errno.
+int cworkers_anonymous_file(const char *directory);
+
+/// Makes SIGINT, SIGTERM and SIGHUP write their number as one byte to `fd` (a non-blocking pipe)
+/// instead of ending the process. Returns 0 or -errno.
+int cworkers_signals_to_pipe(int fd);

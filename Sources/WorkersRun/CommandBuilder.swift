@@ -1,0 +1,201 @@
+import Foundation
+
+/// Turns a job's arguments into the command GNU parallel would run. Pure.
+///
+/// The template is shell code: its words are joined with spaces and run by a shell. Every
+/// substituted argument is shell-quoted, unless the template starts with a replacement string;
+/// `-q` quotes the template's words too. With no replacement string in the template, ` {}` is
+/// appended. With `--no-shell`, the words are the program and its arguments, with no shell at all.
+public struct CommandBuilder: Sendable {
+    let template: [String]
+    let replacement: String
+    let quoteTemplate: Bool
+    let noShell: Bool
+
+    public init(options: RunOptions) {
+        replacement = options.replacement
+        quoteTemplate = options.quoteTemplate
+        noShell = options.noShell
+        if !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
+            template = options.template + [options.replacement]
+        } else {
+            template = options.template
+        }
+    }
+
+    /// What one job needs to fill its template.
+    public struct Job: Sendable {
+        public var arguments: [String]
+        public var sequence: Int
+        public var slot: Int
+
+        public init(arguments: [String], sequence: Int, slot: Int) {
+            self.arguments = arguments
+            self.sequence = sequence
+            self.slot = slot
+        }
+    }
+
+    /// The shell command line for `job` (shell mode; for `--dry-run` in both modes).
+    public func commandLine(for job: Job) -> String {
+        guard !template.isEmpty else {
+            // No command: each input line is a command of its own.
+            return job.arguments.joined(separator: " ")
+        }
+        if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
+        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement) } ?? false)
+        return template.map { word in
+            let filled = substitute(word, job: job) { value in quoteValues ? shellQuote(value) : value }
+            return quoteTemplate ? quoteOutsideReplacements(word, job: job) : filled
+        }.joined(separator: " ")
+    }
+
+    /// The program and arguments for `job` in `--no-shell` mode: a word that is exactly `{}`
+    /// becomes one argument per input; anything else is one argument with values spliced in.
+    public func argv(for job: Job) -> [String] {
+        if template.isEmpty { return job.arguments }
+        return template.flatMap { word -> [String] in
+            if word == replacement { return job.arguments }
+            return [substitute(word, job: job) { $0 }]
+        }
+    }
+
+    // MARK: Replacement strings
+
+    /// A replacement string found in a word.
+    enum Token: Equatable {
+        case all(Modifier)
+        case position(Int, Modifier)
+        case sequence
+        case slot
+    }
+
+    enum Modifier: String, Equatable {
+        case none = "", noExtension = ".", basename = "/", dirname = "//", basenameNoExtension = "/."
+    }
+
+    /// Replaces every replacement string in `word`; `render` quotes (or not) each value.
+    func substitute(_ word: String, job: Job, render: (String) -> String) -> String {
+        var out = ""
+        var rest = Substring(word)
+        while !rest.isEmpty {
+            if let (token, length) = Self.token(at: rest, replacement: replacement) {
+                out += value(token, job: job, render: render)
+                rest = rest.dropFirst(length)
+            } else {
+                out.append(rest.removeFirst())
+            }
+        }
+        return out
+    }
+
+    private func value(_ token: Token, job: Job, render: (String) -> String) -> String {
+        switch token {
+        case .sequence: return String(job.sequence)
+        case .slot: return String(job.slot)
+        case .all(let modifier):
+            return job.arguments.map { render(Self.apply(modifier, to: $0)) }.joined(separator: " ")
+        case .position(let n, let modifier):
+            let argument = n >= 1 && n <= job.arguments.count ? job.arguments[n - 1] : ""
+            return render(Self.apply(modifier, to: argument))
+        }
+    }
+
+    /// The token at the start of `text` and its length in characters, if one is there.
+    static func token(at text: Substring, replacement: String) -> (Token, Int)? {
+        if text.hasPrefix(replacement) { return (.all(.none), replacement.count) }
+        guard text.first == "{", let close = text.firstIndex(of: "}") else { return nil }
+        let inside = text[text.index(after: text.startIndex)..<close]
+        let length = inside.count + 2
+        switch inside {
+        case "#": return (.sequence, length)
+        case "%": return (.slot, length)
+        default: break
+        }
+        let digits = inside.prefix { $0.isASCII && $0.isNumber }
+        guard let modifier = Modifier(rawValue: String(inside.dropFirst(digits.count))) else { return nil }
+        if digits.isEmpty {
+            // `{.}` `{/}` `{//}` `{/.}`; a bare `{}` only when it is the replacement string.
+            guard modifier != .none else { return nil }
+            return (.all(modifier), length)
+        }
+        guard let n = Int(digits), n >= 1 else { return nil }
+        return (.position(n, modifier), length)
+    }
+
+    static func hasReplacement(_ word: String, replacement: String) -> Bool {
+        var rest = Substring(word)
+        while !rest.isEmpty {
+            if token(at: rest, replacement: replacement) != nil { return true }
+            rest = rest.dropFirst()
+        }
+        return false
+    }
+
+    static func startsWithReplacement(_ word: String, replacement: String) -> Bool {
+        token(at: Substring(word), replacement: replacement) != nil
+    }
+
+    /// `{.}`, `{/}`, `{//}`, `{/.}` as GNU computes them.
+    static func apply(_ modifier: Modifier, to value: String) -> String {
+        switch modifier {
+        case .none: return value
+        case .noExtension: return removeExtension(value)
+        case .basename: return basename(value)
+        case .dirname: return dirname(value)
+        case .basenameNoExtension: return removeExtension(basename(value))
+        }
+    }
+
+    static func basename(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    static func dirname(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// Drops the last `.ext` of the last path component (`dir.x/file.tar.gz` → `dir.x/file.tar`).
+    static func removeExtension(_ path: String) -> String {
+        let name = basename(path)
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return path }
+        let cut = name.distance(from: dot, to: name.endIndex)
+        return String(path.dropLast(cut))
+    }
+
+    /// With `-q`: the template word's own text quoted, the substituted values as they are.
+    private func quoteOutsideReplacements(_ word: String, job: Job) -> String {
+        var out = ""
+        var literal = ""
+        var rest = Substring(word)
+        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement) } ?? false)
+        while !rest.isEmpty {
+            if let (token, length) = Self.token(at: rest, replacement: replacement) {
+                if !literal.isEmpty { out += shellQuote(literal); literal = "" }
+                out += value(token, job: job) { quoteValues ? shellQuote($0) : $0 }
+                rest = rest.dropFirst(length)
+            } else {
+                literal.append(rest.removeFirst())
+            }
+        }
+        if !literal.isEmpty { out += shellQuote(literal) }
+        return out.isEmpty ? "''" : out
+    }
+}
+
+/// `value` as one shell word: as it is when every character is safe, else in single quotes (a
+/// single quote inside becomes `'"'"'`). Works in sh, bash, dash, zsh and ksh.
+public func shellQuote(_ value: String) -> String {
+    if value.isEmpty { return "''" }
+    let safe = value.unicodeScalars.allSatisfy { scalar in
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", "_", "-", ".", "/", ":", "=", "@", "%", "+", ",": true
+        default: false
+        }
+    }
+    if safe { return value }
+    return "'" + value.replacingOccurrences(of: "'", with: "'\"'\"'") + "'"
+}

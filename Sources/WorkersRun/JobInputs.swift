@@ -1,0 +1,177 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Reads records (lines, NUL- or `-d`-separated) from a file descriptor, one at a time, so an
+/// endless input costs constant memory.
+final class RecordReader {
+    private let fd: Int32
+    private let separator: UInt8
+    private let closeWhenDone: Bool
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var atEnd = false
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(fd: Int32, separator: UInt8, closeWhenDone: Bool) {
+        self.fd = fd
+        self.separator = separator
+        self.closeWhenDone = closeWhenDone
+    }
+
+    convenience init(path: String, separator: UInt8) throws(RunUsageError) {
+        if path == "-" {
+            self.init(fd: 0, separator: separator, closeWhenDone: false)
+            return
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
+        self.init(fd: fd, separator: separator, closeWhenDone: true)
+    }
+
+    deinit { if closeWhenDone { close(fd) } }
+
+    /// The next record without its separator, or `nil` at the end. A last record without a
+    /// separator still counts; an empty input has no records.
+    func next() -> String? {
+        while true {
+            if let end = buffer[start...].firstIndex(of: separator) {
+                let record = String(decoding: buffer[start..<end], as: UTF8.self)
+                start = end + 1
+                if start > 64 * 1024 { buffer.removeFirst(start); start = 0 }
+                return record
+            }
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let record = String(decoding: buffer[start...], as: UTF8.self)
+                start = buffer.count
+                return record
+            }
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                buffer.append(contentsOf: chunk[0..<count])
+            } else if count == 0 || errno != EINTR {
+                atEnd = true
+            }
+        }
+    }
+}
+
+/// The jobs' argument lists, in order: one source streamed; several combined as GNU does (the
+/// cartesian product with the first source varying slowest, or paired with `:::+`/`--link`).
+final class JobInputs {
+    private let separator: UInt8
+    private let columnSeparator: NSRegularExpression?
+    private let perJob: Int
+    private var stream: RecordReader?
+    private var combined: [[String]] = []
+    private var combinedIndex = 0
+
+    init(options: RunOptions) throws(RunUsageError) {
+        if options.nullSeparated {
+            separator = 0
+        } else if let delimiter = options.delimiter {
+            guard let byte = delimiter.utf8.first, delimiter.utf8.count == 1 else {
+                throw RunUsageError("option -d: the delimiter must be one byte (got '\(delimiter)')")
+            }
+            separator = byte
+        } else {
+            separator = UInt8(ascii: "\n")
+        }
+        if let pattern = options.columnSeparator {
+            do {
+                columnSeparator = try NSRegularExpression(pattern: pattern)
+            } catch {
+                throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression")
+            }
+        } else {
+            columnSeparator = nil
+        }
+        perJob = options.argumentsPerJob ?? 1
+        let sources = options.sources
+        if sources.isEmpty {
+            stream = RecordReader(fd: 0, separator: separator, closeWhenDone: false)
+        } else if sources.count == 1 {
+            switch sources[0] {
+            case .file(let path): stream = try RecordReader(path: path, separator: separator)
+            case .arguments(let values): combined = values.map { [$0] }
+            }
+        } else {
+            var lists: [[String]] = []
+            for source in sources {
+                switch source {
+                case .arguments(let values): lists.append(values)
+                case .file(let path):
+                    let reader = try RecordReader(path: path, separator: separator)
+                    var values: [String] = []
+                    while let record = reader.next() { values.append(record) }
+                    lists.append(values)
+                }
+            }
+            combined = Self.combine(lists, linked: options.linked, linkAll: options.link)
+        }
+    }
+
+    /// GNU's combination: groups of linked sources are zipped (`:::+`: the shortest wins;
+    /// `--link`: shorter ones wrap), and the groups multiplied, the first varying slowest.
+    static func combine(_ lists: [[String]], linked: [Bool], linkAll: Bool) -> [[String]] {
+        if linkAll {
+            let longest = lists.map(\.count).max() ?? 0
+            guard !lists.contains(where: \.isEmpty) else { return [] }
+            return (0..<longest).map { row in lists.map { $0[row % $0.count] } }
+        }
+        var groups: [[[String]]] = []  // each group: rows of values
+        for (index, list) in lists.enumerated() {
+            let rows = list.map { [$0] }
+            if index > 0, index < linked.count, linked[index], var last = groups.popLast() {
+                let count = min(last.count, rows.count)
+                last = (0..<count).map { last[$0] + rows[$0] }
+                groups.append(last)
+            } else {
+                groups.append(rows)
+            }
+        }
+        var product: [[String]] = [[]]
+        for group in groups {
+            product = product.flatMap { prefix in group.map { prefix + $0 } }
+        }
+        return groups.isEmpty ? [] : product
+    }
+
+    /// The next job's arguments (`-N` groups several records), or `nil` when the input is done.
+    func next() -> [String]? {
+        var arguments: [String] = []
+        var records = 0
+        while records < perJob, let record = nextRecord() {
+            arguments += record
+            records += 1
+        }
+        return records == 0 ? nil : arguments
+    }
+
+    private func nextRecord() -> [String]? {
+        let record: [String]
+        if let stream {
+            guard let line = stream.next() else { return nil }
+            record = [line]
+        } else {
+            guard combinedIndex < combined.count else { return nil }
+            record = combined[combinedIndex]
+            combinedIndex += 1
+        }
+        guard let columnSeparator, record.count == 1 else { return record }
+        let line = record[0]
+        let range = NSRange(line.startIndex..., in: line)
+        var columns: [String] = []
+        var last = line.startIndex
+        for match in columnSeparator.matches(in: line, range: range) {
+            guard let matched = Range(match.range, in: line) else { continue }
+            columns.append(String(line[last..<matched.lowerBound]))
+            last = matched.upperBound
+        }
+        columns.append(String(line[last...]))
+        // --colsep implies --trim rl: spaces and tabs around each column go.
+        return columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \t")) }
+    }
+}

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WorkersCore
+
+/// `workers run`'s entry point: GNU parallel's command line in, its exit status out.
+public enum RunMain {
+    /// The help text.
+    public static let usage = """
+        USAGE: workers run [OPTIONS] [COMMAND [ARG…]] [::: ARGS… | :::: FILES… | :::+ ARGS… | ::::+ FILES…]
+
+        Runs COMMAND once per input, many at once — GNU parallel's behaviour, compiled. Inputs come
+        from ::: (several give the cartesian product), :::: or -a files, or stdin (one per line).
+        The command is shell code; each substituted input is shell-quoted. With no replacement
+        string, {} is appended. With no command, each input line is a command.
+
+        Replacement strings: {} {.} {/} {//} {/.} {#} {%} and {n} {n.} {n/} {n//} {n/.}.
+
+        OPTIONS:
+          -j, --jobs N|N%|+N|-N|0   jobs at once (default: one per CPU; 0: no limit)
+          -k, --keep-order          print outputs in input order
+          --tag, --tagstring STR    prefix each output line with the inputs (or STR)
+          -u, --ungroup             pass output through as it comes (drops -k and --tag)
+          --dry-run                 print the commands instead of running them
+          -q, --quote               quote the command's words too (no shell syntax in it)
+          --no-shell                run the command directly, without a shell
+          -I STR                    use STR instead of {}
+          -N, -n N                  N inputs per job ({1}…{N})
+          -0, --null; -d DELIM      input separator (default: newline)
+          -C, --colsep REGEX        split each input into columns {1} {2} …
+          -a, --arg-file FILE       read inputs from FILE; --link pairs sources
+          --joblog [+]FILE          GNU's 9-column job log (+ appends); --resume, --resume-failed
+          --timeout SECS|N%         kill a job after SECS (or N% of the median run time)
+          --retries N               try a failing job up to N times; only the last output is printed
+          --halt now|soon,fail|success|done=N|N%
+          --delay SECS              at least SECS between job starts
+          --progress                a progress line on stderr; --json: one JSON event per job on stderr
+          --will-cite, --no-notice  accepted; there is no notice
+
+        EXIT STATUS: 0 if all jobs succeeded; the number of failed jobs up to 100; 101 above; 255 for
+        a bad command line; with --halt now,fail=1 the failing job's status; 130/143 on SIGINT/SIGTERM.
+        """
+
+    /// Runs `arguments` (the words after `workers run`); returns the exit status.
+    public static func main(_ arguments: [String]) -> Int32 {
+        if arguments.first == "--help" || arguments.first == "-h" {
+            print(usage)
+            return 0
+        }
+        do {
+            let options = try RunOptions.parse(arguments)
+            let runner = try Runner(options: options, cpus: cpuCount)
+            return runner.run().exitStatus
+        } catch {
+            let message = "workers run: \(error.description)\nTry 'workers run --help'.\n"
+            _ = message.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+            return 255
+        }
+    }
+}

@@ -1,0 +1,281 @@
+/// What `workers run` was asked to do: GNU parallel's options, parsed. Pure.
+public struct RunOptions: Sendable, Equatable {
+    /// How many jobs run at once (`-j`).
+    public enum Jobs: Sendable, Equatable {
+        case count(Int)
+        /// Percent of the CPUs (`-j 50%`).
+        case percent(Double)
+        /// CPUs plus n (`-j +2`).
+        case plus(Int)
+        /// CPUs minus n (`-j -1`).
+        case minus(Int)
+        /// As many as there are jobs (`-j 0`).
+        case unlimited
+
+        /// The number of job slots on a machine with `cpus` CPUs.
+        public func slots(cpus: Int) -> Int {
+            switch self {
+            case .count(let n): max(1, n)
+            case .percent(let p): max(1, Int((Double(cpus) * p / 100).rounded(.down)))
+            case .plus(let n): max(1, cpus + n)
+            case .minus(let n): max(1, cpus - n)
+            case .unlimited: Int.max
+            }
+        }
+    }
+
+    /// One input source, in the order given.
+    public enum Source: Sendable, Equatable {
+        /// `::: a b c`
+        case arguments([String])
+        /// `:::: file` or `-a file` (`-` is standard input).
+        case file(String)
+    }
+
+    /// When `--halt` stops the run.
+    public struct Halt: Sendable, Equatable {
+        public enum When: String, Sendable { case now, soon }
+        public enum Why: Sendable, Equatable {
+            case fail, success, done
+        }
+        public enum Threshold: Sendable, Equatable {
+            case count(Int)
+            case percent(Double)
+        }
+        public var when: When
+        public var why: Why
+        public var threshold: Threshold
+    }
+
+    /// `--timeout secs` or `--timeout N%` (of the median run time so far).
+    public enum Timeout: Sendable, Equatable {
+        case seconds(Double)
+        case percentOfMedian(Double)
+    }
+
+    public var jobs: Jobs = .percent(100)
+    public var keepOrder = false
+    public var tag = false
+    public var tagString: String?
+    public var dryRun = false
+    public var ungroup = false
+    public var quoteTemplate = false
+    public var noShell = false
+    public var replacement = "{}"
+    /// `-N n`: arguments per job, as positional `{1}`…`{n}`.
+    public var argumentsPerJob: Int?
+    public var nullSeparated = false
+    public var delimiter: String?
+    public var columnSeparator: String?
+    public var link = false
+    /// Linked to the source before it (`:::+`, `::::+`), per source.
+    public var linked: [Bool] = []
+    public var sources: [Source] = []
+    public var joblog: String?
+    public var joblogAppend = false
+    public var resume = false
+    public var resumeFailed = false
+    public var timeout: Timeout?
+    public var retries = 1
+    public var halt: Halt?
+    public var delay: Double?
+    public var json = false
+    public var progress = false
+    /// The command template's words (empty: input lines are commands).
+    public var template: [String] = []
+
+    public init() {}
+}
+
+/// A bad command line: the message names the option. `workers run` exits with 255, as GNU does.
+public struct RunUsageError: Error, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension RunOptions {
+    /// Options GNU parallel has that `workers run` does not, named so scripts learn at once.
+    static let unsupported: Set<String> = [
+        "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
+        "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
+        "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
+        "--plus", "--pipe", "--pipepart", "--pipe-part", "--block", "--recstart", "--recend", "--round-robin",
+        "--results", "--res", "--line-buffer", "--lb", "--eta", "--bar", "--memfree", "--memsuspend", "--load",
+        "--nice", "--noswap", "--shuf", "-X", "-m", "--xargs", "-L", "--max-lines", "--retry-failed",
+        "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
+        "--term-seq", "--header", "--csv", "--tty", "--verbose", "-v", "--citation", "--bibtex", "-E",
+        "--shellquote", "--quote-template", "--fifo", "--cat", "--filter-hosts", "--workdir", "--wd",
+    ]
+
+    /// Parses `workers run`'s arguments as GNU parallel does: options first, then the command,
+    /// then input sources after `:::`, `::::`, `:::+` and `::::+`.
+    public static func parse(_ arguments: [String]) throws(RunUsageError) -> RunOptions {
+        var options = RunOptions()
+        var index = 0
+        func value(_ name: String, inline: String?) throws(RunUsageError) -> String {
+            if let inline { return inline }
+            index += 1
+            guard index < arguments.count else { throw RunUsageError("option \(name) needs a value") }
+            return arguments[index]
+        }
+        func integer(_ name: String, _ text: String, minimum: Int) throws(RunUsageError) -> Int {
+            guard let number = Int(text), number >= minimum else { throw RunUsageError("option \(name): '\(text)' is not a whole number of at least \(minimum)") }
+            return number
+        }
+        // Options, until the first word that is not one.
+        while index < arguments.count {
+            let word = arguments[index]
+            if isSeparator(word) { break }
+            if word == "--" { index += 1; break }
+            guard word.hasPrefix("-"), word.count > 1 else { break }
+            var name = word
+            var inline: String?
+            if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
+                name = String(word[..<equals])
+                inline = String(word[word.index(after: equals)...])
+            } else if !word.hasPrefix("--"), word.count > 2, ["-j", "-P", "-N", "-n", "-I", "-d", "-C", "-a"].contains(String(word.prefix(2))) {
+                name = String(word.prefix(2))
+                inline = String(word.dropFirst(2))
+            }
+            switch name {
+            case "-j", "-P", "--jobs", "--max-procs":
+                options.jobs = try parseJobs(try value(name, inline: inline), name: name)
+            case "-k", "--keep-order": options.keepOrder = true
+            case "--tag": options.tag = true
+            case "--tagstring": options.tagString = try value(name, inline: inline); options.tag = true
+            case "--dry-run", "--dryrun": options.dryRun = true
+            case "-u", "--ungroup": options.ungroup = true
+            case "--group": options.ungroup = false
+            case "-q", "--quote": options.quoteTemplate = true
+            case "--no-shell": options.noShell = true
+            case "-I", "--replace", "-i":
+                options.replacement = try value(name, inline: inline)
+                guard !options.replacement.isEmpty else { throw RunUsageError("option \(name) needs a non-empty string") }
+            case "-N", "--max-replace-args", "-n", "--max-args":
+                options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
+            case "-0", "--null": options.nullSeparated = true
+            case "-d", "--delimiter": options.delimiter = unescape(try value(name, inline: inline))
+            case "-C", "--colsep": options.columnSeparator = try value(name, inline: inline)
+            case "--trim": _ = try value(name, inline: inline)  // --colsep trims already
+            case "-a", "--arg-file": options.sources.append(.file(try value(name, inline: inline))); options.linked.append(false)
+            case "--link", "--xapply": options.link = true
+            case "--joblog":
+                var path = try value(name, inline: inline)
+                if path.hasPrefix("+") { options.joblogAppend = true; path.removeFirst() }
+                options.joblog = path
+            case "--resume": options.resume = true
+            case "--resume-failed": options.resumeFailed = true
+            case "--timeout": options.timeout = try parseTimeout(try value(name, inline: inline))
+            case "--retries": options.retries = try integer(name, try value(name, inline: inline), minimum: 1)
+            case "--halt", "--halt-on-error": options.halt = try parseHalt(try value(name, inline: inline))
+            case "--delay":
+                let text = try value(name, inline: inline)
+                guard let seconds = Double(text.hasSuffix("s") ? String(text.dropLast()) : text), seconds >= 0 else {
+                    throw RunUsageError("option --delay: '\(text)' is not a number of seconds")
+                }
+                options.delay = seconds
+            case "--json": options.json = true
+            case "--progress": options.progress = true
+            case "--will-cite", "--no-notice", "--gnu": break  // accepted; there is no notice
+            default:
+                if unsupported.contains(name) {
+                    throw RunUsageError("option \(name) is not supported by workers run")
+                }
+                throw RunUsageError("unknown option \(name)")
+            }
+            index += 1
+        }
+        // The command, until the first source separator.
+        while index < arguments.count, !isSeparator(arguments[index]) {
+            options.template.append(arguments[index])
+            index += 1
+        }
+        // Input sources.
+        while index < arguments.count {
+            let separator = arguments[index]
+            index += 1
+            var values: [String] = []
+            while index < arguments.count, !isSeparator(arguments[index]) {
+                values.append(arguments[index])
+                index += 1
+            }
+            let linked = separator.hasSuffix("+")
+            if separator.hasPrefix("::::") {
+                guard !values.isEmpty else { throw RunUsageError("\(separator) needs a file name") }
+                for (offset, file) in values.enumerated() {
+                    options.sources.append(.file(file))
+                    options.linked.append(linked && offset == 0)
+                }
+            } else {
+                // `:::` values are split on newlines, as GNU does.
+                options.sources.append(.arguments(values.flatMap { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }))
+                options.linked.append(linked)
+            }
+        }
+        if options.ungroup { options.keepOrder = false; options.tag = false }  // as GNU: -u drops -k and --tag
+        if options.resume || options.resumeFailed, options.joblog == nil {
+            throw RunUsageError("option --resume needs --joblog")
+        }
+        return options
+    }
+
+    static func isSeparator(_ word: String) -> Bool {
+        word == ":::" || word == "::::" || word == ":::+" || word == "::::+"
+    }
+
+    static func parseJobs(_ text: String, name: String) throws(RunUsageError) -> Jobs {
+        if text.hasSuffix("%"), let percent = Double(text.dropLast()), percent > 0 { return .percent(percent) }
+        if text.hasPrefix("+"), let n = Int(text.dropFirst()), n >= 0 { return .plus(n) }
+        if text.hasPrefix("-"), let n = Int(text.dropFirst()), n >= 0 { return .minus(n) }
+        if let n = Int(text), n >= 0 { return n == 0 ? .unlimited : .count(n) }
+        throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N or 0")
+    }
+
+    static func parseTimeout(_ text: String) throws(RunUsageError) -> Timeout {
+        if text.hasSuffix("%"), let percent = Double(text.dropLast()), percent > 0 { return .percentOfMedian(percent) }
+        if let seconds = Double(text), seconds > 0 { return .seconds(seconds) }
+        throw RunUsageError("option --timeout: '\(text)' is not seconds or N%")
+    }
+
+    /// `now|soon,fail|success|done=N|N%`, or the old 0, 1, 2, -1, -2.
+    static func parseHalt(_ text: String) throws(RunUsageError) -> Halt? {
+        switch text {
+        case "0", "never": return nil
+        case "1": return Halt(when: .soon, why: .fail, threshold: .count(1))
+        case "2": return Halt(when: .now, why: .fail, threshold: .count(1))
+        case "-1": return Halt(when: .soon, why: .success, threshold: .count(1))
+        case "-2": return Halt(when: .now, why: .success, threshold: .count(1))
+        default: break
+        }
+        let parts = text.split(separator: ",", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let when = Halt.When(rawValue: parts[0]) else {
+            throw RunUsageError("option --halt: '\(text)' is not now|soon,fail|success|done=N|N%")
+        }
+        let condition = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
+        guard condition.count == 2 else { throw RunUsageError("option --halt: '\(text)' has no =N") }
+        let why: Halt.Why
+        switch condition[0] {
+        case "fail": why = .fail
+        case "success": why = .success
+        case "done": why = .done
+        default: throw RunUsageError("option --halt: '\(condition[0])' is not fail, success or done")
+        }
+        let amount = condition[1]
+        if amount.hasSuffix("%"), let percent = Double(amount.dropLast()), percent > 0, percent <= 100 {
+            return Halt(when: when, why: why, threshold: .percent(percent))
+        }
+        guard let count = Int(amount), count >= 1 else { throw RunUsageError("option --halt: '\(amount)' is not N or N%") }
+        return Halt(when: when, why: why, threshold: .count(count))
+    }
+
+    /// `-d '\n'`, `-d '\t'`, `-d '\0'` as GNU reads them.
+    static func unescape(_ text: String) -> String {
+        switch text {
+        case "\\n": "\n"
+        case "\\t": "\t"
+        case "\\0": "\0"
+        case "\\r": "\r"
+        default: text
+        }
+    }
+}

@@ -1,0 +1,490 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import Foundation
+
+/// Runs the jobs: spawns each with posix_spawn in a process group of its own, waits on pidfds with
+/// `poll` (no sleeping, no polling loop), buffers each job's output in unlinked temporary files and
+/// prints it whole (`--group`), keeps the joblog, and applies `--halt`, `--timeout` and `--retries`.
+public final class Runner {
+    let options: RunOptions
+    let builder: CommandBuilder
+    let inputs: JobInputs
+    let slots: Int
+    let shell: String?
+    private let environment: [String]
+    private let output: OutputWriter
+    private var joblog: Int32 = -1
+    private var skip: Set<Int> = []
+    private let devNull: Int32
+    private var signalPipe: [Int32] = [-1, -1]
+
+    private struct Pending {
+        var sequence: Int
+        var arguments: [String]
+        var attempt: Int
+    }
+
+    private struct Running {
+        var job: Pending
+        var command: String
+        var slot: Int
+        var pid: pid_t
+        var pidfd: Int32
+        var startEpoch: Double
+        var startMonotonic: Double
+        var stdout: Int32
+        var stderr: Int32
+        var deadline: Double?
+        var termSentAt: Double?
+        var timedOut = false
+    }
+
+    private struct Finished {
+        var sequence: Int
+        var arguments: [String]
+        var stdout: Int32
+        var stderr: Int32
+        var skipped = false
+    }
+
+    /// What a run came to.
+    public struct Summary: Sendable {
+        public var started = 0
+        public var succeeded = 0
+        public var failed = 0
+        public var exitStatus: Int32 = 0
+        public var failures: [(sequence: Int, exit: Int32, signal: Int32, command: String)] = []
+    }
+
+    public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
+        self.options = options
+        builder = CommandBuilder(options: options)
+        inputs = try JobInputs(options: options)
+        slots = options.jobs.slots(cpus: cpus)
+        shell = options.noShell ? nil : Self.findShell()
+        environment = ProcessInfo.processInfo.environment
+            .filter { $0.key != "PARALLEL_SEQ" && $0.key != "PARALLEL_JOBSLOT" }
+            .map { "\($0.key)=\($0.value)" }
+        output = OutputWriter()
+        devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if let path = options.joblog, !options.dryRun {
+            if options.resume || options.resumeFailed {
+                skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
+            }
+            let exists = access(path, F_OK) == 0
+            let append = options.joblogAppend || options.resume || options.resumeFailed
+            joblog = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+            guard joblog >= 0 else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
+            if !(append && exists) {
+                write(joblog, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n")
+            }
+        }
+    }
+
+    deinit {
+        if joblog >= 0 { close(joblog) }
+        if devNull >= 0 { close(devNull) }
+        for fd in signalPipe where fd >= 0 { close(fd) }
+    }
+
+    /// Runs every job; returns GNU parallel's exit status and what happened.
+    public func run() -> Summary {
+        var summary = Summary()
+        var retries: Deque<Pending> = []
+        var running: [Running] = []
+        var usedSlots = Set<Int>()
+        var nextSequence = 1
+        var inputDone = false
+        var halting: (when: RunOptions.Halt.When, status: Int32)?
+        var caughtSignal: Int32?
+        var lastStart = -Double.infinity
+        var nextToPrint = 1
+        var waiting: [Int: Finished] = [:]
+        var runtimes: [Double] = []
+        cworkers_ignore_sigpipe()
+        if cworkers_pipe_cloexec(&signalPipe) == 0 {
+            _ = fcntl(signalPipe[1], F_SETFL, O_NONBLOCK)
+            _ = cworkers_signals_to_pipe(signalPipe[1])
+        }
+
+        func flushInOrder() {
+            while let finished = waiting.removeValue(forKey: nextToPrint) {
+                if !finished.skipped { output.print(finished.stdout, finished.stderr, tag: tag(for: finished)) }
+                nextToPrint += 1
+            }
+        }
+
+        func finish(_ job: Running, exit: Int32, signal: Int32) {
+            let runtime = monotonicSeconds() - job.startMonotonic
+            let failed = exit != 0 || signal != 0 || job.timedOut
+            if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
+                // Only the last attempt's output is printed.
+                close(job.stdout); close(job.stderr)
+                retries.append(Pending(sequence: job.job.sequence, arguments: job.job.arguments, attempt: job.job.attempt + 1))
+                return
+            }
+            if joblog >= 0 {
+                let line = String(format: "%d\t:\t%.3f\t%10.3f\t0\t0\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime,
+                                  job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
+                write(joblog, line)
+            }
+            if failed {
+                summary.failed += 1
+                if summary.failures.count < 10 { summary.failures.append((job.job.sequence, exit, signal, job.command)) }
+            } else {
+                summary.succeeded += 1
+                runtimes.append(runtime)
+            }
+            if options.json {
+                let event: [String: Any] = [
+                    "seq": job.job.sequence, "slot": job.slot, "exit": Int(exit), "signal": Int(signal),
+                    "timed_out": job.timedOut, "runtime_s": runtime, "command": job.command, "args": job.job.arguments,
+                ]
+                if let data = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) {
+                    output.writeError(String(decoding: data, as: UTF8.self) + "\n")
+                }
+            }
+            let finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: job.stdout, stderr: job.stderr)
+            if !options.ungroup {
+                if options.keepOrder {
+                    waiting[finished.sequence] = finished
+                    flushInOrder()
+                } else {
+                    output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+                }
+            }
+            if options.progress {
+                output.progress("workers run: \(summary.succeeded + summary.failed) done, \(summary.failed) failed, \(running.count) running")
+            }
+            if halting == nil, let halt = options.halt, let status = haltStatus(halt, summary: summary, failedNow: failed, exit: exit, signal: signal) {
+                halting = (halt.when, status)
+                if halt.when == .now { for other in running where other.pid != job.pid { kill(-other.pid, SIGTERM) } }
+            }
+        }
+
+        while true {
+            // Start jobs while there are slots, input and no reason to stop.
+            while halting == nil, caughtSignal == nil, running.count < slots {
+                if let delay = options.delay, monotonicSeconds() - lastStart < delay { break }
+                var next = retries.popFirst()
+                while next == nil, !inputDone {
+                    guard let arguments = inputs.next() else { inputDone = true; break }
+                    let sequence = nextSequence
+                    nextSequence += 1
+                    if skip.contains(sequence) {
+                        if options.keepOrder { waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
+                        continue
+                    }
+                    next = Pending(sequence: sequence, arguments: arguments, attempt: 1)
+                }
+                guard let job = next else { break }
+                var slot = 1
+                while usedSlots.contains(slot) { slot += 1 }
+                let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
+                let command = builder.commandLine(for: filled)
+                if options.dryRun {
+                    output.write(command + "\n")
+                    continue
+                }
+                if job.attempt == 1 { summary.started += 1 }
+                switch spawn(filled, command: command) {
+                case .success(let (pid, pidfd, out, err)):
+                    usedSlots.insert(slot)
+                    lastStart = monotonicSeconds()
+                    var deadline: Double?
+                    switch options.timeout {
+                    case .seconds(let seconds): deadline = lastStart + seconds
+                    case .percentOfMedian(let percent) where runtimes.count >= 3:
+                        deadline = lastStart + median(runtimes) * percent / 100
+                    default: break
+                    }
+                    running.append(Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: Date().timeIntervalSince1970,
+                                           startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline))
+                case .failure(let message):
+                    output.writeError("workers run: \(message)\n")
+                    summary.failed += 1
+                    if summary.failures.count < 10 { summary.failures.append((job.sequence, 127, 0, command)) }
+                    if options.keepOrder { waiting[job.sequence] = Finished(sequence: job.sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
+                }
+            }
+            if running.isEmpty {
+                let more = !retries.isEmpty || !inputDone
+                if !more || halting != nil || caughtSignal != nil { break }
+                if options.delay == nil { continue }
+            }
+
+            // Wait for an exit, a signal, a deadline or the next --delay start.
+            let now = monotonicSeconds()
+            var wake = Double.infinity
+            for job in running {
+                if let sent = job.termSentAt { wake = min(wake, sent + 0.2) } else if let deadline = job.deadline { wake = min(wake, deadline) }
+            }
+            if let delay = options.delay, running.count < slots, halting == nil, !(inputDone && retries.isEmpty) { wake = min(wake, lastStart + delay) }
+            let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
+            var descriptors = running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
+            descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+            if ready < 0, errno != EINTR { break }
+
+            if descriptors.last.map({ $0.revents != 0 }) == true {
+                var byte: UInt8 = 0
+                if read(signalPipe[0], &byte, 1) == 1 {
+                    caughtSignal = Int32(byte)
+                    for job in running { kill(-job.pid, SIGTERM) }
+                }
+            }
+            var index = 0
+            while index < running.count {
+                var status: Int32 = 0
+                if descriptors[index].revents != 0, waitpid(running[index].pid, &status, WNOHANG) == running[index].pid {
+                    let job = running.remove(at: index)
+                    descriptors.remove(at: index)
+                    close(job.pidfd)
+                    usedSlots.remove(job.slot)
+                    let (exit, signal) = Self.decode(status)
+                    finish(job, exit: exit, signal: signal)
+                    continue
+                }
+                index += 1
+            }
+            // Time-outs: TERM first, KILL 200 ms later (GNU's sequence, shortened).
+            let later = monotonicSeconds()
+            for index in running.indices {
+                if let sent = running[index].termSentAt {
+                    if later >= sent + 0.2 { kill(-running[index].pid, SIGKILL) }
+                } else if let deadline = running[index].deadline, later >= deadline {
+                    running[index].timedOut = true
+                    running[index].termSentAt = later
+                    output.writeError("workers run: Warning: this job was killed because it timed out: \(running[index].command)\n")
+                    kill(-running[index].pid, SIGTERM)
+                }
+            }
+            if caughtSignal != nil {
+                for job in running { kill(-job.pid, SIGKILL) }
+            }
+        }
+        flushInOrder()
+        if let signal = caughtSignal {
+            summary.exitStatus = 128 + signal
+        } else if let halting {
+            summary.exitStatus = halting.status
+        } else {
+            summary.exitStatus = summary.failed == 0 ? 0 : summary.failed <= 100 ? Int32(summary.failed) : 101
+        }
+        if summary.failed > 0, !options.dryRun {
+            var text = "workers run: \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
+            for failure in summary.failures {
+                let how = failure.signal != 0 ? "signal \(failure.signal)" : "exit \(failure.exit)"
+                text += "  #\(failure.sequence) (\(how)): \(failure.command)\n"
+            }
+            if summary.failed > summary.failures.count { text += "  … and \(summary.failed - summary.failures.count) more\n" }
+            output.writeError(text)
+        }
+        return summary
+    }
+
+    // MARK: Pieces
+
+    private func tag(for finished: Finished) -> String? {
+        guard options.tag else { return nil }
+        if let tagString = options.tagString {
+            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: finished.arguments, sequence: finished.sequence, slot: 0)) { $0 }
+        }
+        return finished.arguments.joined(separator: " ")
+    }
+
+    private func haltStatus(_ halt: RunOptions.Halt, summary: Summary, failedNow: Bool, exit: Int32, signal: Int32) -> Int32? {
+        let done = summary.succeeded + summary.failed
+        let count: Int
+        switch halt.why {
+        case .fail: guard failedNow else { return nil }; count = summary.failed
+        case .success: guard !failedNow else { return nil }; count = summary.succeeded
+        case .done: count = done
+        }
+        let reached: Bool
+        switch halt.threshold {
+        case .count(let n): reached = count >= n
+        case .percent(let p): reached = done >= 3 && Double(count) * 100 >= p * Double(done)
+        }
+        guard reached else { return nil }
+        switch halt.why {
+        case .fail:
+            if case .count(1) = halt.threshold { return signal != 0 ? 128 + signal : max(1, exit) }
+            return summary.failed <= 100 ? Int32(summary.failed) : 101
+        case .success, .done:
+            return summary.failed <= 100 ? Int32(summary.failed) : 101
+        }
+    }
+
+    private enum SpawnResult {
+        case success((pid_t, Int32, Int32, Int32))
+        case failure(String)
+    }
+
+    private func spawn(_ job: CommandBuilder.Job, command: String) -> SpawnResult {
+        let argv: [String]
+        if let shell {
+            argv = [shell, "-c", command]
+        } else {
+            argv = builder.argv(for: job)
+        }
+        guard let program = argv.first, !program.isEmpty else { return .failure("job \(job.sequence): nothing to run") }
+        guard let path = Self.resolve(program) else { return .failure("\(program): command not found") }
+        var out: Int32 = -1
+        var err: Int32 = -1
+        if !options.ungroup {
+            out = cworkers_anonymous_file(NSTemporaryDirectory())
+            err = cworkers_anonymous_file(NSTemporaryDirectory())
+            guard out >= 0, err >= 0 else {
+                if out >= 0 { close(out) }
+                if err >= 0 { close(err) }
+                return .failure("cannot create a temporary file: \(String(cString: strerror(errno)))")
+            }
+        }
+        let env = environment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)"]
+        let pid = withCStrings(argv) { argvPointer in
+            withCStrings(env) { envPointer in
+                cworkers_spawn_job(path, argvPointer, envPointer, devNull, out, err)
+            }
+        }
+        guard pid > 0 else {
+            if out >= 0 { close(out); close(err) }
+            return .failure("\(program): \(String(cString: strerror(-pid)))")
+        }
+        let pidfd = cworkers_pidfd_open(pid)
+        guard pidfd >= 0 else {
+            kill(-pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            if out >= 0 { close(out); close(err) }
+            return .failure("pidfd_open: \(String(cString: strerror(-pidfd)))")
+        }
+        return .success((pid, pidfd, out, err))
+    }
+
+    static func decode(_ status: Int32) -> (exit: Int32, signal: Int32) {
+        if status & 0x7F == 0 { return ((status >> 8) & 0xFF, 0) }
+        return (0, status & 0x7F)
+    }
+
+    /// A program name as a path: as given when it has a slash, else the first match on PATH.
+    static func resolve(_ program: String) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") where access("\(directory)/\(program)", X_OK) == 0 {
+            return "\(directory)/\(program)"
+        }
+        return nil
+    }
+
+    /// GNU's choice: `$PARALLEL_SHELL`, else the shell that started us, else `$SHELL`, else /bin/sh.
+    static func findShell() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let shell = environment["PARALLEL_SHELL"], !shell.isEmpty { return shell }
+        let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"]
+        if let parent = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(getppid())/exe"),
+           shells.contains(URL(fileURLWithPath: parent).lastPathComponent) {
+            return parent
+        }
+        if let shell = environment["SHELL"], !shell.isEmpty, access(shell, X_OK) == 0 { return shell }
+        return "/bin/sh"
+    }
+
+    /// Sequence numbers a joblog records: all of them (`--resume`), or the ones that succeeded
+    /// (`--resume-failed`).
+    static func finishedSequences(in path: String, failedToo: Bool) -> Set<Int> {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        var done = Set<Int>()
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count >= 8, let sequence = Int(fields[0]) else { continue }
+            let ok = fields[6].trimmingCharacters(in: .whitespaces) == "0" && fields[7].trimmingCharacters(in: .whitespaces) == "0"
+            if failedToo || ok { done.insert(sequence) }
+        }
+        return done
+    }
+
+    private func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 { if errno == EINTR { continue }; return }
+            offset += written
+        }
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Writes jobs' output to our stdout and stderr: whole, one job at a time, never half a line.
+final class OutputWriter {
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private let progressOnTerminal = isatty(STDERR_FILENO) == 1
+
+    /// Copies a finished job's stdout then its stderr (closing both), each line tagged if asked.
+    func print(_ stdout: Int32, _ stderr: Int32, tag: String?) {
+        copy(stdout, to: STDOUT_FILENO, tag: tag)
+        copy(stderr, to: STDERR_FILENO, tag: tag)
+    }
+
+    private func copy(_ fd: Int32, to target: Int32, tag: String?) {
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        lseek(fd, 0, SEEK_SET)
+        var atLineStart = true
+        let prefix = tag.map { Array(($0 + "\t").utf8) }
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }
+            guard let prefix else {
+                writeAll(target, buffer[0..<count])
+                continue
+            }
+            var tagged: [UInt8] = []
+            tagged.reserveCapacity(count + prefix.count * 4)
+            for byte in buffer[0..<count] {
+                if atLineStart { tagged += prefix }
+                tagged.append(byte)
+                atLineStart = byte == UInt8(ascii: "\n")
+            }
+            writeAll(target, tagged[...])
+        }
+    }
+
+    func write(_ text: String) { writeAll(STDOUT_FILENO, Array(text.utf8)[...]) }
+    func writeError(_ text: String) { writeAll(STDERR_FILENO, Array(text.utf8)[...]) }
+
+    func progress(_ text: String) {
+        writeError(progressOnTerminal ? "\r\u{1B}[K" + text : text + "\n")
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
+        var offset = bytes.startIndex
+        while offset < bytes.endIndex {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
+            if written < 0 { if errno == EINTR { continue }; return }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import Testing
+
+/// `workers run` end to end: real jobs, compared with GNU parallel's documented output and exit
+/// status (GNU parallel itself is not needed).
+@Suite(.timeLimit(.minutes(3))) struct RunCommandTests {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `workers run …` with `stdin` as its standard input, in `directory` if given.
+    static func run(_ arguments: [String], stdin: String = "", directory: URL? = nil, environment: [String: String] = [:]) throws -> Output {
+        let process = Process()
+        process.executableURL = WorkersBinaryTests.binary
+        process.arguments = ["run"] + arguments
+        if let directory { process.currentDirectoryURL = directory }
+        var env = ProcessInfo.processInfo.environment
+        env["PARALLEL_SHELL"] = "/bin/sh"
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        process.standardInput = input
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let errors = Thread.detachNewThreadReturning { err.fileHandleForReading.readDataToEndOfFile() }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: errors.value, as: UTF8.self))
+    }
+
+    static func scratch() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test func stdinLinesAndTripleColonArguments() throws {
+        let lines = try Self.run(["-k", "echo", "x"], stdin: "1\n2\n3\n")
+        #expect(lines.status == 0)
+        #expect(lines.stdout == "x 1\nx 2\nx 3\n")
+        let product = try Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"])
+        #expect(product.stdout == "a1\na2\nb1\nb2\n")
+        let linked = try Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", "c", ":::+", "1", "2"])
+        #expect(linked.stdout == "a1\nb2\n")
+    }
+
+    @Test func keepOrderTagAndGroupedOutput() throws {
+        let output = try Self.run(["-j3", "-k", "--tag", "sleep 0.0{}; echo out{}; echo err{} >&2", ":::", "3", "1", "2"])
+        #expect(output.status == 0)
+        #expect(output.stdout == "3\tout3\n1\tout1\n2\tout2\n")
+        #expect(output.stderr == "3\terr3\n1\terr1\n2\terr2\n")
+    }
+
+    @Test func groupedOutputNeverMixesTwoJobs() throws {
+        // Each job prints 200 lines in small writes; grouped, each job's lines stay together.
+        let output = try Self.run(["-j4", "for i in $(seq 200); do echo {}-$i; done", ":::", "a", "b", "c", "d"])
+        let prefixes = output.stdout.split(separator: "\n").map { $0.split(separator: "-")[0] }
+        var runs = 1
+        for (before, after) in zip(prefixes, prefixes.dropFirst()) where before != after { runs += 1 }
+        #expect(prefixes.count == 800)
+        #expect(runs == 4)
+    }
+
+    @Test func exitStatusIsTheNumberOfFailedJobs() throws {
+        let output = try Self.run(["exit {}", ":::", "0", "1", "2", "0", "3"])
+        #expect(output.status == 3)
+        #expect(output.stderr.contains("3 of 5 jobs failed"))
+        let many = try Self.run(["-j8", "exit 1", ":::"] + (1...102).map(String.init))
+        #expect(many.status == 101)
+    }
+
+    @Test func badOptionsExit255AndNameThemselves() throws {
+        let unknown = try Self.run(["--frobnicate", "echo"])
+        #expect(unknown.status == 255)
+        #expect(unknown.stderr.contains("--frobnicate"))
+        let unsupported = try Self.run(["--sshlogin", "host", "echo", ":::", "a"])
+        #expect(unsupported.status == 255)
+        #expect(unsupported.stderr.contains("--sshlogin is not supported"))
+    }
+
+    @Test func haltNowOnFirstFailureReturnsItsStatus() throws {
+        let output = try Self.run(["-j1", "--halt", "now,fail=1", "exit {}", ":::", "0", "7", "0", "0"])
+        #expect(output.status == 7)
+    }
+
+    @Test func retriesPrintOnlyTheLastAttempt() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Fails twice (leaving a mark each time), then succeeds.
+        let script = ": {}; n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n; [ $n -ge 3 ]"
+        let output = try Self.run(["--retries", "3", script, ":::", "x"], directory: directory)
+        #expect(output.status == 0)
+        #expect(output.stdout == "attempt 3\n")
+    }
+
+    @Test func timeoutKillsTheJobAndTheJoblogSaysSo() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("jobs.log").path
+        let output = try Self.run(["-j3", "--joblog", log, "--timeout", "2", "sleep {}; exit {}", ":::", "0", "1", "30"])
+        #expect(output.status == 2)  // exit 1, and the one that timed out
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+        let rows = lines.dropFirst().map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        #expect(rows.count == 3)
+        #expect(rows.allSatisfy { $0.count == 9 && $0[1] == ":" })
+        let timedOut = rows.first { $0[0] == "3" }
+        #expect(timedOut?[6] == "-1")
+        #expect(timedOut?[7] == "15")
+        #expect(timedOut?[8] == "sleep 30; exit 30")
+        #expect(rows.first { $0[0] == "2" }?[6] == "1")
+        #expect(rows.allSatisfy { $0[3].count == 10 })  // %10.3f
+    }
+
+    @Test func dryRunPrintsQuotedCommands() throws {
+        let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
+        #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")
+    }
+
+    @Test func jobsGetSeqSlotAndDevNullAsStdin() throws {
+        let output = try Self.run(["-j2", "-k", "echo $PARALLEL_SEQ {#} $PARALLEL_JOBSLOT {%}; cat", ":::", "a", "b", "c"], stdin: "do not read me\n")
+        let rows = output.stdout.split(separator: "\n").map { $0.split(separator: " ") }
+        #expect(rows.map { $0[0] } == ["1", "2", "3"])
+        #expect(rows.allSatisfy { $0[0] == $0[1] && $0[2] == $0[3] && ["1", "2"].contains($0[2]) })
+        #expect(!output.stdout.contains("do not read me"))
+    }
+
+    @Test func noCommandRunsEachLine() throws {
+        let output = try Self.run(["-k"], stdin: "echo one\necho two && echo three\n")
+        #expect(output.stdout == "one\ntwo\nthree\n")
+    }
+
+    @Test func columnsAndGroupsOfArguments() throws {
+        let columns = try Self.run(["-k", "--colsep", ",", "echo {2}-{1}"], stdin: "a , b\nc,d\n")
+        #expect(columns.stdout == "b-a\nd-c\n")
+        let pairs = try Self.run(["-k", "-N2", "echo {1}+{2}", ":::", "1", "2", "3", "4", "5"])
+        #expect(pairs.stdout == "1+2\n3+4\n5+\n")
+    }
+
+    /// Names that are shell syntax pass through as data, in shell mode and in --no-shell mode.
+    @Test(arguments: [false, true])
+    func hostileFileNamesAreNeverExecuted(noShell: Bool) throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let names = ["a b", "it's", "say \"hi\"", "$(touch PWNED1)", "`touch PWNED2`", "x; touch PWNED3", "*", "new\nline", "-n", "a\\b", "&& touch PWNED4"]
+        for name in names { _ = FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: Data(name.utf8)) }
+        let input = names.joined(separator: "\0") + "\0"
+        let template = noShell ? ["--no-shell", "cp", "--", "{}", "{}.copy"] : ["cp -- {} {}.copy"]
+        let output = try Self.run(["-0"] + template, stdin: input, directory: directory)
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(!files.contains { $0.hasPrefix("PWNED") }, "executed: \(files)")
+        for name in names {
+            let copy = directory.appendingPathComponent(name + ".copy").path
+            #expect((try? String(contentsOfFile: copy, encoding: .utf8)) == name, "\(name) was not copied")
+        }
+    }
+
+    /// `kill -9` of `workers run` in a joblog'd run, then `--resume`: no job lost, none that the
+    /// joblog records as done runs again.
+    @Test func resumeAfterKill9LosesNoJobAndRepeatsNone() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("jobs.log").path
+        let marks = directory.appendingPathComponent("marks").path
+        let arguments = ["-j2", "--joblog", log, "echo {} >> \(marks); sleep 0.05", ":::"] + (1...40).map(String.init)
+
+        let process = Process()
+        process.executableURL = WorkersBinaryTests.binary
+        process.arguments = ["run"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Kill it once the joblog shows some finished jobs.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let rows = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count - 1
+            if rows >= 8 { break }
+            usleep(2_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let loggedBefore = Set(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: "\t")[0]) })
+        #expect(loggedBefore.count >= 8 && loggedBefore.count < 40)
+
+        let resumed = try Self.run(["--resume"] + arguments)
+        #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+        let logged = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: "\t")[0]) }
+        #expect(Set(logged) == Set(1...40))       // no job lost
+        #expect(logged.count == 40)               // none logged twice
+        let ran = try String(contentsOfFile: marks, encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+        for job in loggedBefore { #expect(ran.filter { $0 == job }.count == 1, "job \(job) ran again") }
+    }
+
+    @Test func sigtermStopsRunningJobsAndExits143() throws {
+        let process = Process()
+        process.executableURL = WorkersBinaryTests.binary
+        process.arguments = ["run", "-j2", "sleep", ":::", "30", "30", "30"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        usleep(300_000)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143)
+        let sleepers = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)) == nil
+        #expect(sleepers)
+    }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread; `value` waits for its result.
+    static func detachNewThreadReturning<T: Sendable>(_ body: @escaping @Sendable () -> T) -> ThreadResult<T> {
+        let result = ThreadResult<T>()
+        Thread.detachNewThread { result.set(body()) }
+        return result
+    }
+}
+
+final class ThreadResult<T: Sendable>: @unchecked Sendable {  // @unchecked: guarded by `condition`.
+    private let condition = NSCondition()
+    private var stored: T?
+
+    func set(_ value: T) {
+        condition.lock()
+        stored = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var value: T {
+        condition.lock()
+        defer { condition.unlock() }
+        while stored == nil { condition.wait() }
+        return stored!
+    }
+}

@@ -1,0 +1,144 @@
+import Testing
+@testable import WorkersRun
+
+/// Replacement strings and quoting, against GNU parallel's documented results (its man page and
+/// runs of Debian's parallel 20221122 recorded in the project notes).
+@Suite struct CommandBuilderTests {
+    func command(_ template: [String], _ arguments: [String], sequence: Int = 1, slot: Int = 1, configure: (inout RunOptions) -> Void = { _ in }) -> String {
+        var options = RunOptions()
+        options.template = template
+        configure(&options)
+        return CommandBuilder(options: options).commandLine(for: .init(arguments: arguments, sequence: sequence, slot: slot))
+    }
+
+    @Test func pathReplacementStringsAsGNU() {
+        let path = "dir.x/sub/file.tar.gz"
+        #expect(command(["echo", "{.}"], [path]) == "echo dir.x/sub/file.tar")
+        #expect(command(["echo", "{/}"], [path]) == "echo file.tar.gz")
+        #expect(command(["echo", "{//}"], [path]) == "echo dir.x/sub")
+        #expect(command(["echo", "{/.}"], [path]) == "echo file.tar")
+        #expect(command(["echo", "{//}"], ["a"]) == "echo .")
+        #expect(command(["echo", "{.}"], ["sub.dir/bar"]) == "echo sub.dir/bar")
+        #expect(command(["echo", "{//}"], ["/a"]) == "echo /")
+    }
+
+    @Test func sequenceSlotAndPositions() {
+        #expect(command(["echo", "{#}", "{%}"], ["x"], sequence: 7, slot: 2) == "echo 7 2")
+        #expect(command(["echo", "{2}", "{1}", "{3}"], ["a", "b"]) == "echo b a ''")
+        #expect(command(["echo", "{1.}", "{2/}", "{2//}", "{1/.}"], ["p/a.txt", "q/r/b.c"]) == "echo p/a b.c q/r a")
+        #expect(command(["echo", "{}"], ["a", "b"]) == "echo a b")
+    }
+
+    @Test func aTemplateWithoutAReplacementStringGetsOneAppended() {
+        // `parallel 'sleep 0.1' ::: 1` runs `sleep 0.1 1`.
+        #expect(command(["sleep 0.1"], ["1"]) == "sleep 0.1 1")
+        #expect(command(["gzip", "-9"], ["b c.txt"]) == "gzip -9 'b c.txt'")
+    }
+
+    @Test func theTemplateIsShellCodeAndArgumentsAreQuoted() {
+        #expect(command(["zcat {} | wc -l > {.}.n"], ["a b.gz"]) == "zcat 'a b.gz' | wc -l > 'a b'.n")
+        #expect(command(["printf", "'<%s>\\n'"], ["x"]) == "printf '<%s>\\n' x")
+    }
+
+    @Test(arguments: ["a b", "it's", "say \"hi\"", "$(rm -rf /)", "`id`", "a;b", "*", "new\nline", "-rf", "", "$HOME", "a\\b", "x|y&z"])
+    func hostileArgumentsAreOneQuotedWord(_ hostile: String) {
+        let line = command(["echo"], [hostile])
+        #expect(line == "echo " + shellQuote(hostile))
+        if hostile != "-rf" { #expect(line != "echo " + hostile) }
+    }
+
+    @Test func aTemplateStartingWithAReplacementStringIsNotQuoted() {
+        // GNU: `parallel {} ::: "echo a"` runs the argument as a command.
+        #expect(command(["{}"], ["echo a; echo b"]) == "echo a; echo b")
+        #expect(command(["{1}", "x"], ["ls -l"]) == "ls -l x")
+    }
+
+    @Test func noCommandMakesEachInputACommand() {
+        #expect(command([], ["echo 1 && echo 2"]) == "echo 1 && echo 2")
+    }
+
+    @Test func dashQQuotesTheTemplateWordsToo() {
+        #expect(command(["echo", "a;b", "{}"], ["c d"]) { $0.quoteTemplate = true } == "echo 'a;b' 'c d'")
+    }
+
+    @Test func dashIRenamesTheReplacementString() {
+        #expect(command(["mv", "XX", "XX.bak"], ["f g"]) { $0.replacement = "XX" } == "mv 'f g' 'f g'.bak")
+        #expect(command(["echo", "{}", "XX"], ["a"]) { $0.replacement = "XX" } == "echo {} a")
+    }
+
+    @Test func noShellModeGivesArgvWithValuesAsData() {
+        var options = RunOptions()
+        options.template = ["cp", "{}", "{.}.bak"]
+        options.noShell = true
+        let builder = CommandBuilder(options: options)
+        #expect(builder.argv(for: .init(arguments: ["$(x) y.txt"], sequence: 1, slot: 1)) == ["cp", "$(x) y.txt", "$(x) y.bak"])
+        options.template = ["echo"]
+        #expect(CommandBuilder(options: options).argv(for: .init(arguments: ["a", "b"], sequence: 1, slot: 1)) == ["echo", "a", "b"])
+    }
+
+    @Test func shellQuoteLeavesSafeWordsAlone() {
+        #expect(shellQuote("file-1.txt") == "file-1.txt")
+        #expect(shellQuote("a b") == "'a b'")
+        #expect(shellQuote("it's") == "'it'\"'\"'s'")
+        #expect(shellQuote("") == "''")
+    }
+}
+
+@Suite struct RunOptionsTests {
+    @Test func optionsCommandAndSources() throws {
+        let options = try RunOptions.parse(["-j4", "-k", "--tag", "echo", "{1}", "{2}", ":::", "a", "b", ":::+", "1", "2", "::::", "list.txt"])
+        #expect(options.jobs == .count(4))
+        #expect(options.keepOrder && options.tag)
+        #expect(options.template == ["echo", "{1}", "{2}"])
+        #expect(options.sources == [.arguments(["a", "b"]), .arguments(["1", "2"]), .file("list.txt")])
+        #expect(options.linked == [false, true, false])
+    }
+
+    @Test(arguments: [("2", RunOptions.Jobs.count(2)), ("50%", .percent(50)), ("+1", .plus(1)), ("-1", .minus(1)), ("0", .unlimited)])
+    func jobCounts(_ text: String, _ expected: RunOptions.Jobs) throws {
+        #expect(try RunOptions.parse(["-j", text, "true"]).jobs == expected)
+        #expect(RunOptions.Jobs.percent(200).slots(cpus: 2) == 4)
+        #expect(RunOptions.Jobs.minus(5).slots(cpus: 2) == 1)
+    }
+
+    @Test func haltForms() throws {
+        #expect(try RunOptions.parseHalt("now,fail=1") == .init(when: .now, why: .fail, threshold: .count(1)))
+        #expect(try RunOptions.parseHalt("soon,success=20%") == .init(when: .soon, why: .success, threshold: .percent(20)))
+        #expect(try RunOptions.parseHalt("2") == .init(when: .now, why: .fail, threshold: .count(1)))
+        #expect(throws: RunUsageError.self) { try RunOptions.parseHalt("later,fail=1") }
+    }
+
+    @Test func unsupportedAndUnknownOptionsAreNamed() {
+        #expect(throws: RunUsageError("option --sshlogin is not supported by workers run")) { try RunOptions.parse(["--sshlogin", "x", "echo"]) }
+        #expect(throws: RunUsageError("unknown option --frobnicate")) { try RunOptions.parse(["--frobnicate", "echo"]) }
+        #expect(throws: RunUsageError("option -j: 'x' is not N, N%, +N, -N or 0")) { try RunOptions.parse(["-j", "x", "echo"]) }
+    }
+
+    @Test func ungroupDropsKeepOrderAndTagAsGNUDoes() throws {
+        let options = try RunOptions.parse(["-u", "-k", "--tag", "echo"])
+        #expect(!options.keepOrder)
+        #expect(!options.tag)
+    }
+
+    @Test func tripleColonValuesSplitOnNewlines() throws {
+        #expect(try RunOptions.parse(["echo", ":::", "a\nb"]).sources == [.arguments(["a", "b"])])
+    }
+
+    @Test func citeFlagsAreAcceptedAndIgnored() throws {
+        #expect(try RunOptions.parse(["--will-cite", "--no-notice", "echo"]).template == ["echo"])
+    }
+}
+
+@Suite struct JobInputsTests {
+    @Test func severalSourcesGiveTheCartesianProductFirstSlowest() {
+        #expect(JobInputs.combine([["a", "b"], ["1", "2"]], linked: [false, false], linkAll: false) == [["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]])
+    }
+
+    @Test func linkedSourcesPairUpShortestWins() {
+        #expect(JobInputs.combine([["a", "b", "c"], ["1", "2"]], linked: [false, true], linkAll: false) == [["a", "1"], ["b", "2"]])
+    }
+
+    @Test func linkWrapsTheShorterSources() {
+        #expect(JobInputs.combine([["a", "b", "c"], ["1", "2"]], linked: [false, false], linkAll: true) == [["a", "1"], ["b", "2"], ["c", "1"]])
+    }
+}
