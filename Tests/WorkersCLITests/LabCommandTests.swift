@@ -36,7 +36,7 @@ import Testing
 
     @Test func labQuickMeasuresEveryWorkloadInEveryMode() throws {
         let output = try WorkersBinaryTests.run([
-            "lab", "--quick", "--io-sleep-ms", "40", "--cpu-task-ms", "60", "--probe-count", "15", "--json", "-",
+            "lab", "--quick", "--io-sleep-ms", "100", "--cpu-task-ms", "60", "--probe-count", "15", "--json", "-",
         ])
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let report = try JSONDecoder().decode(Report.self, from: Data(output.stdout.utf8))
