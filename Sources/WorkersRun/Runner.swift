@@ -38,7 +38,9 @@ public final class Runner {
         var stdout: Int32
         var stderr: Int32
         var deadline: Double?
-        var termSentAt: Double?
+        /// When the next signal of the terminate sequence is due, and which step it is.
+        var nextSignalAt: Double?
+        var terminateStep = 0
         var timedOut = false
     }
 
@@ -220,7 +222,7 @@ public final class Runner {
             let now = monotonicSeconds()
             var wake = Double.infinity
             for job in running {
-                if let sent = job.termSentAt { wake = min(wake, sent + 0.2) } else if let deadline = job.deadline { wake = min(wake, deadline) }
+                if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
             }
             if let delay = options.delay, running.count < slots, halting == nil, !(inputDone && retries.isEmpty) { wake = min(wake, lastStart + delay) }
             let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
@@ -250,16 +252,21 @@ public final class Runner {
                 }
                 index += 1
             }
-            // Time-outs: TERM first, KILL 200 ms later (GNU's sequence, shortened).
+            // Time-outs: GNU's terminate sequence, TERM,200,TERM,100,TERM,50,KILL,25 (ms), to the
+            // job's process group.
             let later = monotonicSeconds()
             for index in running.indices {
-                if let sent = running[index].termSentAt {
-                    if later >= sent + 0.2 { kill(-running[index].pid, SIGKILL) }
-                } else if let deadline = running[index].deadline, later >= deadline {
+                if !running[index].timedOut, let deadline = running[index].deadline, later >= deadline {
                     running[index].timedOut = true
-                    running[index].termSentAt = later
+                    running[index].nextSignalAt = later
                     output.writeError("workers run: Warning: this job was killed because it timed out: \(running[index].command)\n")
-                    kill(-running[index].pid, SIGTERM)
+                }
+                if let due = running[index].nextSignalAt, later >= due {
+                    let step = min(running[index].terminateStep, Self.terminateSequence.count - 1)
+                    let (signal, wait) = Self.terminateSequence[step]
+                    kill(-running[index].pid, signal)
+                    running[index].terminateStep += 1
+                    running[index].nextSignalAt = later + wait
                 }
             }
             if caughtSignal != nil {
@@ -287,6 +294,9 @@ public final class Runner {
     }
 
     // MARK: Pieces
+
+    /// GNU's `--term-seq` default: each signal, then how long to wait before the next.
+    static let terminateSequence: [(Int32, Double)] = [(SIGTERM, 0.2), (SIGTERM, 0.1), (SIGTERM, 0.05), (SIGKILL, 0.025)]
 
     private func tag(for finished: Finished) -> String? {
         guard options.tag else { return nil }

@@ -117,6 +117,14 @@ import Testing
         #expect(rows.allSatisfy { $0[3].count == 10 })  // %10.3f
     }
 
+    @Test func aJobThatIgnoresTermIsKilledAtTheEndOfTheSequence() throws {
+        let start = Date()
+        let output = try Self.run(["--timeout", "0.3", "trap '' TERM; sleep 30; : {}", ":::", "x"])
+        #expect(output.status == 1)
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(output.stderr.contains("timed out"))
+    }
+
     @Test func dryRunPrintsQuotedCommands() throws {
         let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")
