@@ -335,9 +335,12 @@ public final class Runner {
     }
 
     private func spawn(_ job: CommandBuilder.Job, command: String) -> SpawnResult {
-        let argv: [String]
+        var argv: [String]
         if let shell {
             argv = [shell, "-c", command]
+            // A command of plain words runs as the shell would run it, without the shell: the
+            // same program, the same arguments, a fork and an exec fewer.
+            if let words = simpleCommandWords(command), Self.resolve(words[0]) != nil { argv = words }
         } else {
             argv = builder.argv(for: job)
         }

@@ -142,3 +142,24 @@ import Testing
         #expect(JobInputs.combine([["a", "b", "c"], ["1", "2"]], linked: [false, false], linkAll: true) == [["a", "1"], ["b", "2"], ["c", "1"]])
     }
 }
+
+@Suite struct SimpleCommandTests {
+    @Test func plainWordsAndSingleQuotesNeedNoShell() {
+        #expect(simpleCommandWords("gzip -9 'b c.txt'") == ["gzip", "-9", "b c.txt"])
+        #expect(simpleCommandWords("cp -- 'it'\"'\"'s' x") == ["cp", "--", "it's", "x"])
+        #expect(simpleCommandWords("true 1") == ["true", "1"])
+        #expect(simpleCommandWords("cat ''") == ["cat", ""])
+    }
+
+    @Test(arguments: ["echo a", "ls > x", "a | b", "a; b", "a && b", "x=1 cmd", "cmd $HOME", "cmd `id`", "cmd *", "cmd \\x", "cmd \"a\"", "cmd 'open", "exit 3", "cd /", "cmd # c"])
+    func anythingAShellWouldInterpretGoesToTheShell(_ line: String) {
+        #expect(simpleCommandWords(line) == nil)
+    }
+
+    /// Quoting then un-quoting gives back every hostile value exactly.
+    @Test(arguments: ["a b", "it's", "say \"hi\"", "$(rm -rf /)", "`id`", "a;b", "*", "new\nline", "-rf", "", "a\\b"])
+    func quotedValuesComeBackExactly(_ value: String) {
+        let line = "cat " + shellQuote(value)
+        if let words = simpleCommandWords(line) { #expect(words == ["cat", value]) }
+    }
+}
