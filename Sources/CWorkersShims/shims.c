@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,4 +204,9 @@ int cworkers_signals_to_pipe(int fd) {
         if (sigaction(signals[i], &action, NULL) != 0) return -errno;
     }
     return 0;
+}
+
+int cworkers_memory_file(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
 }

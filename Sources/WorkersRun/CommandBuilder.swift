@@ -16,7 +16,7 @@ public struct CommandBuilder: Sendable {
         replacement = options.replacement
         quoteTemplate = options.quoteTemplate
         noShell = options.noShell
-        if !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
+        if !options.pipe, !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
             template = options.template + [options.replacement]
         } else {
             template = options.template

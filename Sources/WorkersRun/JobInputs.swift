@@ -175,3 +175,93 @@ final class JobInputs {
         return columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \t")) }
     }
 }
+
+/// `--pipe`: standard input (or the one input file) cut into blocks at record ends — about
+/// `--block` bytes each, or `-N` records each — for the jobs' standard input.
+final class PipeBlocks {
+    private let fd: Int32
+    private let closeWhenDone: Bool
+    private let blockSize: Int
+    private let recordEnd: [UInt8]
+    private let recordsPerBlock: Int?
+    private var buffer: [UInt8] = []
+    private var atEnd = false
+    private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+
+    init(options: RunOptions) throws(RunUsageError) {
+        switch options.sources.first {
+        case nil:
+            fd = 0
+            closeWhenDone = false
+        case .file(let path) where options.sources.count == 1:
+            if path == "-" {
+                fd = 0
+                closeWhenDone = false
+            } else {
+                fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
+                closeWhenDone = true
+            }
+        default:
+            throw RunUsageError("option --pipe reads standard input or one file (-a FILE or :::: FILE), not ::: arguments")
+        }
+        blockSize = options.blockSize
+        recordEnd = options.recordEnd.isEmpty ? [UInt8(ascii: "\n")] : options.recordEnd
+        recordsPerBlock = options.argumentsPerJob
+    }
+
+    deinit { if closeWhenDone { close(fd) } }
+
+    /// The next block's bytes, or `nil` at the end of the input.
+    func next() -> [UInt8]? {
+        while true {
+            if let cut = cutPoint() {
+                let block = Array(buffer[0..<cut])
+                buffer.removeFirst(cut)
+                return block
+            }
+            if atEnd {
+                guard !buffer.isEmpty else { return nil }
+                defer { buffer.removeAll() }
+                return buffer
+            }
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                buffer.append(contentsOf: chunk[0..<count])
+            } else if count == 0 || errno != EINTR {
+                atEnd = true
+            }
+        }
+    }
+
+    /// Where the next block ends in `buffer`, if a whole block is there.
+    private func cutPoint() -> Int? {
+        if let records = recordsPerBlock {
+            var found = 0
+            var index = 0
+            while let end = find(from: index) {
+                found += 1
+                index = end
+                if found == records { return end }
+            }
+            return nil
+        }
+        guard buffer.count >= blockSize else { return nil }
+        // The first record end at or after the block size: blocks are at least --block long.
+        return find(from: max(0, blockSize - recordEnd.count))
+    }
+
+    /// The index just past the first record end at or after `start`.
+    private func find(from start: Int) -> Int? {
+        guard recordEnd.count <= buffer.count, start <= buffer.count - recordEnd.count else { return nil }
+        if recordEnd.count == 1 {
+            return buffer[start...].firstIndex(of: recordEnd[0]).map { $0 + 1 }
+        }
+        var index = start
+        while index <= buffer.count - recordEnd.count {
+            if buffer[index] == recordEnd[0], Array(buffer[index..<index + recordEnd.count]) == recordEnd { return index + recordEnd.count }
+            index += 1
+        }
+        return nil
+    }
+}

@@ -29,6 +29,8 @@ public enum RunMain {
           -0, --null; -d DELIM      input separator (default: newline)
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
+          --pipe [--block SIZE] [--recend STR]  split stdin into blocks (or -N records) for the jobs' stdin
+          --tmpdir DIR              buffer output in files there (default: in memory files)
           --joblog [+]FILE          GNU's 9-column job log (+ appends); --resume, --resume-failed
           --timeout SECS|N%         kill a job after SECS (or N% of the median run time)
           --retries N               try a failing job up to N times; only the last output is printed

@@ -79,6 +79,15 @@ public struct RunOptions: Sendable, Equatable {
     public var retries = 1
     public var halt: Halt?
     public var delay: Double?
+    /// `--pipe`: stdin split into blocks that become the jobs' stdin.
+    public var pipe = false
+    /// `--block`: bytes per block (default 1 MiB), extended to the end of a record.
+    public var blockSize = 1 << 20
+    /// `--recend`: the record separator blocks end on (default newline).
+    public var recordEnd: [UInt8] = [UInt8(ascii: "\n")]
+    /// `--tmpdir DIR`: buffer output (and `--pipe` blocks) in unlinked files there instead of in
+    /// memory files.
+    public var temporaryDirectory: String?
     public var json = false
     public var progress = false
     /// The command template's words (empty: input lines are commands).
@@ -99,7 +108,7 @@ extension RunOptions {
         "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
-        "--plus", "--pipe", "--pipepart", "--pipe-part", "--block", "--recstart", "--recend", "--round-robin",
+        "--plus", "--pipepart", "--pipe-part", "--recstart", "--round-robin",
         "--results", "--res", "--line-buffer", "--lb", "--eta", "--bar", "--memfree", "--memsuspend", "--load",
         "--nice", "--noswap", "--shuf", "-X", "-m", "--xargs", "-L", "--max-lines", "--retry-failed",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
@@ -174,6 +183,10 @@ extension RunOptions {
                     throw RunUsageError("option --delay: '\(text)' is not a number of seconds")
                 }
                 options.delay = seconds
+            case "--pipe", "--spreadstdin": options.pipe = true
+            case "--block", "--block-size", "--bs": options.blockSize = try parseSize(try value(name, inline: inline), name: name)
+            case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
+            case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
             case "--json": options.json = true
             case "--progress": options.progress = true
             case "--will-cite", "--no-notice", "--gnu": break  // accepted; there is no notice
@@ -229,6 +242,18 @@ extension RunOptions {
         if text.hasPrefix("-"), let n = Int(text.dropFirst()), n >= 0 { return .minus(n) }
         if let n = Int(text), n >= 0 { return n == 0 ? .unlimited : .count(n) }
         throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N or 0")
+    }
+
+    /// `1M`, `512k`, `10M`, `1G`, or bytes (GNU's units are powers of 1024).
+    static func parseSize(_ text: String, name: String) throws(RunUsageError) -> Int {
+        let units: [Character: Int] = ["k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30]
+        var digits = Substring(text)
+        var factor = 1
+        if let last = digits.last, let unit = units[last] { factor = unit; digits = digits.dropLast() }
+        guard let number = Double(digits), number > 0, number * Double(factor) < Double(Int.max / 2) else {
+            throw RunUsageError("option \(name): '\(text)' is not a size like 1M or 512k")
+        }
+        return max(1, Int(number * Double(factor)))
     }
 
     static func parseTimeout(_ text: String) throws(RunUsageError) -> Timeout {

@@ -11,7 +11,8 @@ import Foundation
 public final class Runner {
     let options: RunOptions
     let builder: CommandBuilder
-    let inputs: JobInputs
+    let inputs: JobInputs?
+    let blocks: PipeBlocks?
     let slots: Int
     let shell: String?
     private let environment: [String]
@@ -25,6 +26,9 @@ public final class Runner {
         var sequence: Int
         var arguments: [String]
         var attempt: Int
+        /// `--pipe`: an unlinked file holding the job's block, its stdin.
+        var block: Int32 = -1
+        var blockBytes = 0
     }
 
     private struct Running {
@@ -64,7 +68,13 @@ public final class Runner {
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
         builder = CommandBuilder(options: options)
-        inputs = try JobInputs(options: options)
+        if options.pipe {
+            blocks = try PipeBlocks(options: options)
+            inputs = nil
+        } else {
+            inputs = try JobInputs(options: options)
+            blocks = nil
+        }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
         environment = ProcessInfo.processInfo.environment
@@ -125,11 +135,15 @@ public final class Runner {
             if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
                 // Only the last attempt's output is printed.
                 close(job.stdout); close(job.stderr)
-                retries.append(Pending(sequence: job.job.sequence, arguments: job.job.arguments, attempt: job.job.attempt + 1))
+                var again = job.job
+                again.attempt += 1
+                retries.append(again)
                 return
             }
+            if job.job.block >= 0 { close(job.job.block) }
             if joblog >= 0 {
-                let line = String(format: "%d\t:\t%.3f\t%10.3f\t0\t0\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime,
+                let received = options.pipe && job.stdout >= 0 ? Int(lseek(job.stdout, 0, SEEK_END)) : 0
+                let line = String(format: "%d\t:\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
                                   job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
                 write(joblog, line)
             }
@@ -173,14 +187,33 @@ public final class Runner {
                 if let delay = options.delay, monotonicSeconds() - lastStart < delay { break }
                 var next = retries.popFirst()
                 while next == nil, !inputDone {
-                    guard let arguments = inputs.next() else { inputDone = true; break }
+                    var arguments: [String] = []
+                    var block: [UInt8]?
+                    if let blocks {
+                        guard let bytes = blocks.next() else { inputDone = true; break }
+                        block = bytes
+                    } else {
+                        guard let values = inputs?.next() else { inputDone = true; break }
+                        arguments = values
+                    }
                     let sequence = nextSequence
                     nextSequence += 1
                     if skip.contains(sequence) {
                         if options.keepOrder { waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
                         continue
                     }
-                    next = Pending(sequence: sequence, arguments: arguments, attempt: 1)
+                    var pending = Pending(sequence: sequence, arguments: arguments, attempt: 1)
+                    if let block, !options.dryRun {
+                        pending.block = bufferFile()
+                        pending.blockBytes = block.count
+                        guard pending.block >= 0 else {
+                            output.writeError("workers run: cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
+                            inputDone = true
+                            break
+                        }
+                        writeAll(pending.block, block)
+                    }
+                    next = pending
                 }
                 guard let job = next else { break }
                 var slot = 1
@@ -192,7 +225,8 @@ public final class Runner {
                     continue
                 }
                 if job.attempt == 1 { summary.started += 1 }
-                switch spawn(filled, command: command) {
+                if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
+                switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull) {
                 case .success(let (pid, pidfd, out, err)):
                     usedSlots.insert(slot)
                     lastStart = monotonicSeconds()
@@ -206,6 +240,7 @@ public final class Runner {
                     running.append(Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: Date().timeIntervalSince1970,
                                            startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline))
                 case .failure(let message):
+                    if job.block >= 0 { close(job.block) }
                     output.writeError("workers run: \(message)\n")
                     summary.failed += 1
                     if summary.failures.count < 10 { summary.failures.append((job.sequence, 127, 0, command)) }
@@ -334,7 +369,7 @@ public final class Runner {
         case failure(String)
     }
 
-    private func spawn(_ job: CommandBuilder.Job, command: String) -> SpawnResult {
+    private func spawn(_ job: CommandBuilder.Job, command: String, stdin: Int32) -> SpawnResult {
         var argv: [String]
         if let shell {
             argv = [shell, "-c", command]
@@ -349,8 +384,8 @@ public final class Runner {
         var out: Int32 = -1
         var err: Int32 = -1
         if !options.ungroup {
-            out = cworkers_anonymous_file(NSTemporaryDirectory())
-            err = cworkers_anonymous_file(NSTemporaryDirectory())
+            out = bufferFile()
+            err = bufferFile()
             guard out >= 0, err >= 0 else {
                 if out >= 0 { close(out) }
                 if err >= 0 { close(err) }
@@ -360,7 +395,7 @@ public final class Runner {
         let env = environment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)"]
         let pid = withCStrings(argv) { argvPointer in
             withCStrings(env) { envPointer in
-                cworkers_spawn_job(path, argvPointer, envPointer, devNull, out, err)
+                cworkers_spawn_job(path, argvPointer, envPointer, stdin, out, err)
             }
         }
         guard pid > 0 else {
@@ -418,6 +453,22 @@ public final class Runner {
             if failedToo || ok { done.insert(sequence) }
         }
         return done
+    }
+
+    /// Where a job's output or `--pipe` block waits: a memory file (memfd), or with `--tmpdir` an
+    /// unlinked file there (for outputs too large for memory).
+    private func bufferFile() -> Int32 {
+        if let directory = options.temporaryDirectory { return cworkers_anonymous_file(directory) }
+        return cworkers_memory_file("workers-run")
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 { if errno == EINTR { continue }; return }
+            offset += written
+        }
     }
 
     private func write(_ fd: Int32, _ text: String) {

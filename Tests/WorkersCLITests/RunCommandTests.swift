@@ -56,6 +56,14 @@ import Testing
         #expect(output.stderr == "3\terr3\n1\terr1\n2\terr2\n")
     }
 
+    @Test func outputCanWaitInFilesOnDiskInstead() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try Self.run(["--tmpdir", directory.path, "-k", "echo", ":::", "a", "b"])
+        #expect(output.stdout == "a\nb\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)  // unlinked
+    }
+
     @Test func groupedOutputNeverMixesTwoJobs() throws {
         // Each job prints 200 lines in small writes; grouped, each job's lines stay together.
         let output = try Self.run(["-j4", "for i in $(seq 200); do echo {}-$i; done", ":::", "a", "b", "c", "d"])
@@ -123,6 +131,21 @@ import Testing
         #expect(output.status == 1)
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(output.stderr.contains("timed out"))
+    }
+
+    @Test func pipeSplitsStdinIntoRecordsForEachJob() throws {
+        // GNU: `seq 10 | parallel --pipe -N3 wc -l` → 3 3 3 1.
+        let records = try Self.run(["--pipe", "-k", "-N3", "wc", "-l"], stdin: (1...10).map { "\($0)\n" }.joined())
+        #expect(records.status == 0)
+        #expect(records.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["3", "3", "3", "1"])
+        // Blocks of about 10 KiB end on a newline, and every byte arrives once, in order with -k.
+        let input = (1...20_000).map { "\($0)\n" }.joined()
+        let blocks = try Self.run(["--pipe", "-k", "--block", "10k", "cat"], stdin: input)
+        #expect(blocks.stdout == input)
+        let sizes = try Self.run(["--pipe", "-k", "--block", "10k", "wc", "-c"], stdin: input)
+        let counts = sizes.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(counts.count > 5)
+        #expect(counts.dropLast().allSatisfy { $0 >= 10 * 1024 && $0 < 10 * 1024 + 8 })
     }
 
     @Test func dryRunPrintsQuotedCommands() throws {

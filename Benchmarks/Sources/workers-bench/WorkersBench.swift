@@ -15,7 +15,7 @@ struct WorkersBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workers-bench",
         abstract: "swift-workers side by side with its peers, in one run.",
-        subcommands: [Threads.self, Processes.self, Wire.self]
+        subcommands: [Threads.self, Processes.self, Wire.self, Run.self]
     )
 }
 
@@ -135,5 +135,38 @@ struct Processes: AsyncParsableCommand {
         }
         let measurements = try await Task.detached { try await suite.run() }.value
         try output.emit(measurements, reference: ProcessesSuite.ours)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "workers run vs GNU parallel and xargs -P (GNU parallel is installed from Debian when missing)."
+    )
+
+    @Option(help: "Timed runs per command (interleaved).")
+    var runs = 3
+
+    @Option(help: "Trivial jobs per run.")
+    var jobs = 2_000
+
+    @Option(help: "The workers binary to measure (default: ../.build/release/workers, then workers on PATH).")
+    var workers: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard runs >= 1, jobs >= 1 else { throw ValidationError("--runs and --jobs must be at least 1") }
+        if let workers, access(workers, X_OK) != 0 { throw ValidationError("--workers \(workers) is not an executable file") }
+    }
+
+    func run() throws {
+        let candidates = [workers, "../.build/release/workers", ".build/release/workers", RunSuite.which("workers")].compactMap { $0 }
+        guard let binary = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw ValidationError("no workers binary: build it (swift build -c release --product workers) or pass --workers PATH")
+        }
+        let suite = RunSuite(runs: runs, jobs: jobs, workers: binary) { line in
+            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        }
+        try output.emit(try suite.run(), reference: RunSuite.ours)
     }
 }

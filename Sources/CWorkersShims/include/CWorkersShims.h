@@ -59,3 +59,7 @@ int cworkers_anonymous_file(const char *directory);
 /// Makes SIGINT, SIGTERM and SIGHUP write their number as one byte to `fd` (a non-blocking pipe)
 /// instead of ending the process. Returns 0 or -errno.
 int cworkers_signals_to_pipe(int fd);
+
+/// An anonymous file in memory (memfd_create, close-on-exec): cheaper than a file on disk for
+/// small job outputs, swappable like tmpfs. Returns the descriptor, or -errno.
+int cworkers_memory_file(const char *name);

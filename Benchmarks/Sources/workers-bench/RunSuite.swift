@@ -1,0 +1,134 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// `workers-bench run`: `workers run` against GNU parallel and `xargs -P` on the same command
+/// lines, interleaved, each timed as a whole pipeline with its children's CPU time.
+struct RunSuite {
+    static let ours = "workers run"
+    var runs: Int
+    var jobs: Int
+    var workers: String
+    var pipeLines = 15_000_000
+    var progress: (String) -> Void
+
+    func run() throws -> [Measurement] {
+        let parallel = Self.findGNUParallel(progress: progress)
+        var systems: [(String, String)] = [
+            (Self.ours, "seq \(jobs) | \(workers) run -j2 true"),
+            ("xargs -P2 -n1", "seq \(jobs) | xargs -P2 -n1 true"),
+        ]
+        if let parallel { systems.append(("GNU parallel \(Self.parallelVersion(parallel))", "seq \(jobs) | \(parallel) --will-cite -j2 true")) }
+        progress("trivial jobs: \(jobs) × `true` at -j2 × \(runs) runs, interleaved")
+        var wall: [String: [Double]] = [:]
+        var cpu: [String: [Double]] = [:]
+        for _ in 0..<runs {
+            for (name, command) in systems {
+                let (seconds, cpuSeconds) = try Self.time(command)
+                wall[name, default: []].append(seconds)
+                cpu[name, default: []].append(cpuSeconds)
+            }
+        }
+        var results: [Measurement] = []
+        for (name, _) in systems {
+            let medianWall = median(wall[name] ?? [])
+            let medianCPU = median(cpu[name] ?? [])
+            results.append(Measurement(
+                suite: "run", workload: "\(jobs) trivial jobs -j2", system: name, unit: "wall", samples: wall[name] ?? [],
+                note: String(format: "%.0f jobs/s, %.2f ms CPU per job", Double(jobs) / medianWall, medianCPU / Double(jobs) * 1_000)
+            ))
+        }
+        if parallel == nil {
+            results.append(Measurement(suite: "run", workload: "\(jobs) trivial jobs -j2", system: "GNU parallel", unit: "wall", samples: [], note: "not installed and could not be installed (apt-get install parallel)"))
+        }
+
+        progress("start of one job × \(runs * 4) runs")
+        var starts: [(String, String)] = [(Self.ours, "\(workers) run true ::: 1")]
+        if let parallel { starts.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite true ::: 1")) }
+        var startSamples: [String: [Double]] = [:]
+        for _ in 0..<(runs * 4) {
+            for (name, command) in starts { startSamples[name, default: []].append(try Self.time(command).0) }
+        }
+        for (name, _) in starts {
+            results.append(Measurement(suite: "run", workload: "start of one job", system: name, unit: "wall", samples: startSamples[name] ?? []))
+        }
+        // --pipe: about 100 MB of lines cut into 1 MiB blocks, each counted by `wc -l`.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("workers-bench-pipe-\(getpid()).txt").path
+        defer { unlink(file) }
+        _ = try Self.time("seq 1 \(pipeLines) > \(file)")
+        var size = stat()
+        stat(file, &size)
+        let megabytes = Double(size.st_size) / 1_000_000
+        progress(String(format: "--pipe: %.0f MB of lines in 1 MiB blocks to wc -l × %d runs", megabytes, runs))
+        var pipes: [(String, String)] = [(Self.ours, "\(workers) run --pipe --block 1M -j2 wc -l < \(file)")]
+        if let parallel { pipes.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite --pipe --block 1M -j2 wc -l < \(file)")) }
+        var pipeSamples: [String: [Double]] = [:]
+        for _ in 0..<runs {
+            for (name, command) in pipes { pipeSamples[name, default: []].append(try Self.time(command).0) }
+        }
+        for (name, _) in pipes {
+            let samples = pipeSamples[name] ?? []
+            results.append(Measurement(suite: "run", workload: "--pipe 1M blocks", system: name, unit: "wall", samples: samples,
+                                       note: String(format: "%.0f MB/s", megabytes / median(samples))))
+        }
+        return results
+    }
+
+    /// Wall seconds and children's CPU seconds of `/bin/sh -c command`, its output discarded.
+    static func time(_ command: String) throws -> (Double, Double) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        var before = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &before)
+        let start = Date()
+        try process.run()
+        process.waitUntilExit()
+        let wall = Date().timeIntervalSince(start)
+        var after = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &after)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        let cpu = seconds(after.ru_utime) + seconds(after.ru_stime) - seconds(before.ru_utime) - seconds(before.ru_stime)
+        return (wall, cpu)
+    }
+
+    /// GNU parallel's path, installing Debian's package first when it is missing and we are root.
+    static func findGNUParallel(progress: (String) -> Void) -> String? {
+        if let path = which("parallel"), isGNU(path) { return path }
+        guard geteuid() == 0 else { return nil }
+        progress("GNU parallel is missing: apt-get install -y parallel")
+        _ = try? Self.time("apt-get install -y -qq parallel >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq parallel) >/dev/null 2>&1")
+        if let path = which("parallel"), isGNU(path) { return path }
+        return nil
+    }
+
+    static func which(_ program: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(program)" }.first { access($0, X_OK) == 0 }
+    }
+
+    static func isGNU(_ path: String) -> Bool { parallelVersion(path) != "?" }
+
+    static func parallelVersion(_ path: String) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["--version"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "?" }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard let first = text.split(separator: "\n").first, first.hasPrefix("GNU parallel") else { return "?" }
+        return String(first.dropFirst("GNU parallel ".count))
+    }
+}
+
+private func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[sorted.count / 2]
+}
