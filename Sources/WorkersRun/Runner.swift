@@ -15,7 +15,8 @@ public final class Runner {
     let blocks: PipeBlocks?
     let slots: Int
     let shell: String?
-    private let environment: [String]
+    /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
+    private let environment: [UnsafeMutablePointer<CChar>?]
     private let output: OutputWriter
     private var joblog: Int32 = -1
     private var skip: Set<Int> = []
@@ -79,7 +80,7 @@ public final class Runner {
         shell = options.noShell ? nil : Self.findShell()
         environment = ProcessInfo.processInfo.environment
             .filter { $0.key != "PARALLEL_SEQ" && $0.key != "PARALLEL_JOBSLOT" }
-            .map { "\($0.key)=\($0.value)" }
+            .map { strdup("\($0.key)=\($0.value)") }
         output = OutputWriter()
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         if let path = options.joblog, !options.dryRun {
@@ -100,6 +101,8 @@ public final class Runner {
         if joblog >= 0 { close(joblog) }
         if devNull >= 0 { close(devNull) }
         for fd in signalPipe where fd >= 0 { close(fd) }
+        for fd in spareBuffers { close(fd) }
+        for pointer in environment { free(pointer) }
     }
 
     /// Runs every job; returns GNU parallel's exit status and what happened.
@@ -124,7 +127,11 @@ public final class Runner {
 
         func flushInOrder() {
             while let finished = waiting.removeValue(forKey: nextToPrint) {
-                if !finished.skipped { output.print(finished.stdout, finished.stderr, tag: tag(for: finished)) }
+                if !finished.skipped {
+                    output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+                    recycle(finished.stdout)
+                    recycle(finished.stderr)
+                }
                 nextToPrint += 1
             }
         }
@@ -134,7 +141,8 @@ public final class Runner {
             let failed = exit != 0 || signal != 0 || job.timedOut
             if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
                 // Only the last attempt's output is printed.
-                close(job.stdout); close(job.stderr)
+                recycle(job.stdout)
+                recycle(job.stderr)
                 var again = job.job
                 again.attempt += 1
                 retries.append(again)
@@ -170,6 +178,8 @@ public final class Runner {
                     flushInOrder()
                 } else {
                     output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+                    recycle(finished.stdout)
+                    recycle(finished.stderr)
                 }
             }
             if options.progress {
@@ -384,18 +394,21 @@ public final class Runner {
         var out: Int32 = -1
         var err: Int32 = -1
         if !options.ungroup {
-            out = bufferFile()
-            err = bufferFile()
+            out = spareBuffers.popLast() ?? bufferFile()
+            err = spareBuffers.popLast() ?? bufferFile()
             guard out >= 0, err >= 0 else {
                 if out >= 0 { close(out) }
                 if err >= 0 { close(err) }
                 return .failure("cannot create a temporary file: \(String(cString: strerror(errno)))")
             }
         }
-        let env = environment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)"]
+        let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
+        let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
+        defer { free(sequence); free(slot) }
+        let env = environment + [sequence, slot, nil]
         let pid = withCStrings(argv) { argvPointer in
-            withCStrings(env) { envPointer in
-                cworkers_spawn_job(path, argvPointer, envPointer, stdin, out, err)
+            env.withUnsafeBufferPointer { envPointer in
+                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err)
             }
         }
         guard pid > 0 else {
@@ -457,6 +470,19 @@ public final class Runner {
 
     /// Where a job's output or `--pipe` block waits: a memory file (memfd), or with `--tmpdir` an
     /// unlinked file there (for outputs too large for memory).
+    private var spareBuffers: [Int32] = []
+
+    /// Empties a job's output buffer and keeps it for the next job (two fewer files to create and
+    /// close per job), or closes it when enough are kept.
+    private func recycle(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        if spareBuffers.count < 16, ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 {
+            spareBuffers.append(fd)
+        } else {
+            close(fd)
+        }
+    }
+
     private func bufferFile() -> Int32 {
         if let directory = options.temporaryDirectory { return cworkers_anonymous_file(directory) }
         return cworkers_memory_file("workers-run")
@@ -505,7 +531,7 @@ final class OutputWriter {
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private let progressOnTerminal = isatty(STDERR_FILENO) == 1
 
-    /// Copies a finished job's stdout then its stderr (closing both), each line tagged if asked.
+    /// Copies a finished job's stdout then its stderr (the caller recycles both), each line tagged if asked.
     func print(_ stdout: Int32, _ stderr: Int32, tag: String?) {
         copy(stdout, to: STDOUT_FILENO, tag: tag)
         copy(stderr, to: STDERR_FILENO, tag: tag)
@@ -513,7 +539,8 @@ final class OutputWriter {
 
     private func copy(_ fd: Int32, to target: Int32, tag: String?) {
         guard fd >= 0 else { return }
-        defer { close(fd) }
+        // An empty buffer (most jobs' stderr, many jobs' stdout) costs one lseek.
+        guard lseek(fd, 0, SEEK_END) > 0 else { return }
         lseek(fd, 0, SEEK_SET)
         var atLineStart = true
         let prefix = tag.map { Array(($0 + "\t").utf8) }
