@@ -415,17 +415,9 @@ def cpu_workload(cfg, ctx, n):
     async_cell = Cell("cpu", "cpython-asyncio", "CPython asyncio (1 thread, no parallelism)", 1)
     async_cell.notes += [n_note, "coroutines that never await run one after another"]
     # A core of a virtual machine can run CPython's loop at two-thirds speed for a while (seen:
-    # 239-354 ns an iteration on one idle core); the runs whose ratios are compared with the
-    # simulation each keep the faster of two tries.
-    def best_of_two(make, body):
-        first = run_cell(make(), body)
-        second = run_cell(make(), body)
-        if first.failed:
-            return second
-        best = second if (not second.failed and second.wall < first.wall) else first
-        best.notes.append("faster of 2 runs")
-        return best
-
+    # 239-354 ns an iteration on one idle core). So serial, threads and processes run in two
+    # rounds, back to back, and each speed-up is the median of its rounds' paired ratios (serial
+    # of a round / the mode in the same round): neighbours in time see the same machine.
     def make_serial():
         cell = Cell("cpu", "cpython-serial", "CPython serial", 1)
         cell.notes.append(n_note)
@@ -441,13 +433,27 @@ def cpu_workload(cfg, ctx, n):
         cell.notes += [n_note, gil_remark()]
         return cell
 
-    cells = [
-        best_of_two(make_serial, serial),
-        best_of_two(make_threads, threads),
-        best_of_two(make_processes, processes),
-        run_cell(async_cell, run_async),
-    ]
+    rounds = []
+    for _ in range(2):
+        rounds.append((run_cell(make_serial(), serial), run_cell(make_threads(), threads), run_cell(make_processes(), processes)))
+
+    def pick(index):
+        ok = [r[index] for r in rounds if not r[index].failed]
+        return min(ok, key=lambda c: c.wall) if ok else rounds[0][index]
+
+    def paired(index):
+        ratios = [r[0].wall / r[index].wall for r in rounds
+                  if not r[0].failed and not r[index].failed and r[0].wall > 0 and r[index].wall > 0]
+        return statistics.median(ratios) if ratios else 0.0
+
+    serial_cell, threads_cell, proc_cell = pick(0), pick(1), pick(2)
+    cells = [serial_cell, threads_cell, proc_cell, run_cell(async_cell, run_async)]
     set_speedups(cells)
+    for index, cell in ((1, threads_cell), (2, proc_cell)):
+        if not cell.failed:
+            cell.speedup = paired(index)
+            cell.notes.append("speed-up: median of 2 rounds' paired ratios to serial; wall: the faster round")
+    serial_cell.notes.append("wall: the faster of 2 rounds")
     checks = set(c.checksum for c in cells if c.checksum and not c.failed)
     if len(checks) > 1:
         for c in cells:
