@@ -64,24 +64,36 @@ void cworkers_cpu_relax(void) {
 #include <spawn.h>
 #include <sys/prctl.h>
 
-pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd) {
-    // Give the channel fresh numbers of at least 5 first, so moving them to 3 and 4 in the child
-    // can never overwrite one with the other (whatever numbers the caller's fds had).
-    int in_high = fcntl(in_fd, F_DUPFD_CLOEXEC, 5);
-    if (in_high < 0) return -errno;
-    int out_high = fcntl(out_fd, F_DUPFD_CLOEXEC, 5);
-    if (out_high < 0) { int saved = errno; close(in_high); return -saved; }
-
+/// posix_spawn with `sources[i]` as the child's fd `targets[i]` (a source of -1 is inherited), every
+/// fd from `close_from` up closed, a new process group, an empty signal mask and default
+/// dispositions. The sources get fresh numbers of at least `close_from` first, so moving them to
+/// their targets in the child can never overwrite one with another. Returns the pid, or -errno.
+static pid_t spawn_with_fds(const char *path, char *const argv[], char *const envp[],
+                            const int *sources, const int *targets, int count, int close_from) {
+    int high[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+    if (count > 8) return -EINVAL;
+    for (int i = 0; i < count; i++) {
+        if (sources[i] < 0) continue;
+        high[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, close_from);
+        if (high[i] < 0) {
+            int saved = errno;
+            for (int j = 0; j < i; j++) if (high[j] >= 0) close(high[j]);
+            return -saved;
+        }
+    }
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) { close(in_high); close(out_high); return -rc; }
-    rc = posix_spawnattr_init(&attr);
-    if (rc != 0) { posix_spawn_file_actions_destroy(&actions); close(in_high); close(out_high); return -rc; }
-
-    posix_spawn_file_actions_adddup2(&actions, in_high, 3);
-    posix_spawn_file_actions_adddup2(&actions, out_high, 4);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 5);
+    if (rc == 0) {
+        rc = posix_spawnattr_init(&attr);
+        if (rc != 0) posix_spawn_file_actions_destroy(&actions);
+    }
+    if (rc != 0) {
+        for (int i = 0; i < count; i++) if (high[i] >= 0) close(high[i]);
+        return -rc;
+    }
+    for (int i = 0; i < count; i++) if (high[i] >= 0) posix_spawn_file_actions_adddup2(&actions, high[i], targets[i]);
+    posix_spawn_file_actions_addclosefrom_np(&actions, close_from);
 
     sigset_t empty, all;
     sigemptyset(&empty);
@@ -95,9 +107,14 @@ pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const en
     rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    close(in_high);
-    close(out_high);
+    for (int i = 0; i < count; i++) if (high[i] >= 0) close(high[i]);
     return rc == 0 ? pid : -rc;
+}
+
+pid_t cworkers_spawn_worker(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd) {
+    const int sources[2] = { in_fd, out_fd };
+    const int targets[2] = { 3, 4 };
+    return spawn_with_fds(path, argv, envp, sources, targets, 2, 5);
 }
 
 int cworkers_set_parent_death_signal(int signal) {
@@ -125,43 +142,9 @@ int cworkers_wait_exited_keep_zombie(pid_t pid) {
 }
 
 pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
-    // Fresh numbers above 2 first, so the dup2s to 0, 1 and 2 cannot clobber one another.
-    int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
-    int high[3] = { -1, -1, -1 };
-    for (int i = 0; i < 3; i++) {
-        if (sources[i] < 0) continue;
-        high[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, 3);
-        if (high[i] < 0) {
-            int saved = errno;
-            for (int j = 0; j < i; j++) if (high[j] >= 0) close(high[j]);
-            return -saved;
-        }
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    int rc = posix_spawn_file_actions_init(&actions);
-    if (rc == 0) rc = posix_spawnattr_init(&attr);
-    if (rc != 0) {
-        for (int i = 0; i < 3; i++) if (high[i] >= 0) close(high[i]);
-        return -rc;
-    }
-    for (int i = 0; i < 3; i++) if (high[i] >= 0) posix_spawn_file_actions_adddup2(&actions, high[i], i);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    pid_t pid = 0;
-    rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    for (int i = 0; i < 3; i++) if (high[i] >= 0) close(high[i]);
-    return rc == 0 ? pid : -rc;
+    const int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
+    const int targets[3] = { 0, 1, 2 };
+    return spawn_with_fds(path, argv, envp, sources, targets, 3, 3);
 }
 
 int cworkers_pidfd_open(pid_t pid) {

@@ -107,17 +107,7 @@ struct SwiftExperiments {
             await pool.shutdown()
             return Outcome(workers: 1, note: "one thread; each task a row")
         case "threads", "threads-gil":
-            let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
-            let pool = ThreadPool(threads: tasks)
-            _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
-                let lane = recorder.laneForCurrentThread()
-                gil?.take(lane, task: task)
-                gil?.releaseForIO(lane, task: task)
-                recorder.span(thread: lane, task: task, .waiting) { blockingSleep(seconds: seconds) }
-                gil?.reacquireAfterIO(lane, task: task)
-                gil?.drop(lane, task: task)
-            }
-            await pool.shutdown()
+            try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { blockingSleep(seconds: seconds) }
             return Outcome(workers: tasks)
         default:
             let workers = config.workers
@@ -148,19 +138,7 @@ struct SwiftExperiments {
             }
             return Outcome(workers: 1, note: "one thread, non-blocking sockets and poll (as asyncio); each request a row")
         case "threads", "threads-gil":
-            let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
-            let pool = ThreadPool(threads: tasks)
-            _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
-                let lane = recorder.laneForCurrentThread()
-                gil?.take(lane, task: task)
-                gil?.releaseForIO(lane, task: task)
-                defer {
-                    gil?.reacquireAfterIO(lane, task: task)
-                    gil?.drop(lane, task: task)
-                }
-                try recorder.span(thread: lane, task: task, .waiting) { try blockingRequest(port: port) }
-            }
-            await pool.shutdown()
+            try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { try blockingRequest(port: port) }
             return Outcome(workers: tasks)
         default:
             let workers = config.workers
@@ -170,6 +148,32 @@ struct SwiftExperiments {
             record(timings, state: .waiting, into: recorder)
             return Outcome(workers: workers)
         }
+    }
+
+    /// `tasks` blocking I/O calls, each on a thread of its own, all at once; under the simulated
+    /// GIL each thread holds it to start (as Python code would), releases it for the call, and
+    /// takes it back afterwards — where the convoy comes from.
+    private func blockingIOOnThreads(
+        _ tasks: Int, underGIL: Bool, recorder: TimelineRecorder, _ io: @escaping @Sendable () throws -> Void
+    ) async throws {
+        let gil = underGIL ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
+        let pool = ThreadPool(threads: tasks)
+        do {
+            _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
+                let lane = recorder.laneForCurrentThread()
+                gil?.take(lane, task: task)
+                gil?.releaseForIO(lane, task: task)
+                defer {
+                    gil?.reacquireAfterIO(lane, task: task)
+                    gil?.drop(lane, task: task)
+                }
+                try recorder.span(thread: lane, task: task, .waiting, io)
+            }
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+        await pool.shutdown()
     }
 
     // MARK: CPU

@@ -3,6 +3,27 @@ import Glibc
 #endif
 import Foundation
 
+/// An input file for reading (`-` is standard input); whether the caller must close it.
+func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
+    if path == "-" { return (0, false) }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
+    return (fd, true)
+}
+
+/// Appends what one `read` of `fd` gives to `buffer`; `false` at the end of the input (or an error).
+func readMore(_ fd: Int32, into buffer: inout [UInt8], chunk: inout [UInt8]) -> Bool {
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            buffer.append(contentsOf: chunk[0..<count])
+            return true
+        }
+        if count < 0, errno == EINTR { continue }
+        return false
+    }
+}
+
 /// Reads records (lines, NUL- or `-d`-separated) from a file descriptor, one at a time, so an
 /// endless input costs constant memory.
 final class RecordReader {
@@ -21,13 +42,8 @@ final class RecordReader {
     }
 
     convenience init(path: String, separator: UInt8) throws(RunUsageError) {
-        if path == "-" {
-            self.init(fd: 0, separator: separator, closeWhenDone: false)
-            return
-        }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
-        self.init(fd: fd, separator: separator, closeWhenDone: true)
+        let (fd, owned) = try openInput(path)
+        self.init(fd: fd, separator: separator, closeWhenDone: owned)
     }
 
     deinit { if closeWhenDone { close(fd) } }
@@ -48,12 +64,7 @@ final class RecordReader {
                 start = buffer.count
                 return record
             }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                buffer.append(contentsOf: chunk[0..<count])
-            } else if count == 0 || errno != EINTR {
-                atEnd = true
-            }
+            atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
         }
     }
 }
@@ -194,14 +205,7 @@ final class PipeBlocks {
             fd = 0
             closeWhenDone = false
         case .file(let path) where options.sources.count == 1:
-            if path == "-" {
-                fd = 0
-                closeWhenDone = false
-            } else {
-                fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
-                closeWhenDone = true
-            }
+            (fd, closeWhenDone) = try openInput(path)
         default:
             throw RunUsageError("option --pipe reads standard input or one file (-a FILE or :::: FILE), not ::: arguments")
         }
@@ -225,12 +229,7 @@ final class PipeBlocks {
                 defer { buffer.removeAll() }
                 return buffer
             }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                buffer.append(contentsOf: chunk[0..<count])
-            } else if count == 0 || errno != EINTR {
-                atEnd = true
-            }
+            atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
         }
     }
 

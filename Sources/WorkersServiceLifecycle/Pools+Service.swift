@@ -21,12 +21,7 @@ extension ProcessPool: Service {
     /// Cancelling it (the group's fast shutdown) stops the pool with ``ProcessPool/ShutdownMode/cancelPending``:
     /// queued jobs fail and running workers are killed.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-            await shutdown(.drain)
-        } catch {
-            await shutdown(.cancelPending)
-        }
+        await untilShutdown(drain: { await self.shutdown(.drain) }, cancel: { await self.shutdown(.cancelPending) })
     }
 }
 
@@ -38,11 +33,16 @@ extension ThreadPool: Service {
     /// Cancelling it stops the pool with ``ThreadPool/ShutdownMode/cancelPending``: queued jobs
     /// fail with `CancellationError`; running bodies finish.
     public func run() async throws {
-        do {
-            try await gracefulShutdown()
-            await shutdown(.drain)
-        } catch {
-            await shutdown(.cancelPending)
-        }
+        await untilShutdown(drain: { await self.shutdown(.drain) }, cancel: { await self.shutdown(.cancelPending) })
+    }
+}
+
+/// Waits for the service group's graceful shutdown, then `drain`s; cancelled first, `cancel`s.
+private func untilShutdown(drain: () async -> Void, cancel: () async -> Void) async {
+    do {
+        try await gracefulShutdown()
+        await drain()
+    } catch {
+        await cancel()
     }
 }
