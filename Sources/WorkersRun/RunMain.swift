@@ -21,6 +21,7 @@ public enum RunMain {
           -k, --keep-order          print outputs in input order
           --tag, --tagstring STR    prefix each output line with the inputs (or STR)
           -u, --ungroup             pass output through as it comes (drops -k and --tag)
+          --line-buffer, --lb       whole lines as they come, jobs mixed line by line
           --dry-run                 print the commands instead of running them
           -q, --quote               quote the command's words too (no shell syntax in it)
           --no-shell                run the command directly, without a shell
@@ -37,6 +38,8 @@ public enum RunMain {
           --halt now|soon,fail|success|done=N|N%
           --delay SECS              at least SECS between job starts
           --progress                a progress line on stderr; --json: one JSON event per job on stderr
+          --bar, --eta              a progress bar with the time left (reads all input first)
+          --load N, --memfree SIZE  start no job while the load is above N or free memory below SIZE
           --will-cite, --no-notice  accepted; there is no notice
 
         EXIT STATUS: 0 if all jobs succeeded; the number of failed jobs up to 100; 101 above; 255 for

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `workers run` was asked to do: GNU parallel's options, parsed. Pure.
 public struct RunOptions: Sendable, Equatable {
     /// How many jobs run at once (`-j`).
@@ -88,6 +90,14 @@ public struct RunOptions: Sendable, Equatable {
     /// `--tmpdir DIR`: buffer output (and `--pipe` blocks) in unlinked files there instead of in
     /// memory files.
     public var temporaryDirectory: String?
+    /// `--line-buffer`: whole lines as they come, jobs mixed line by line.
+    public var lineBuffer = false
+    /// `--bar` / `--eta`: a progress bar with the time left (reads all input first, to count it).
+    public var bar = false
+    /// `--load N`: start no job while the 1-minute load average is above N.
+    public var maximumLoad: Double?
+    /// `--memfree SIZE`: start no job while less memory than this is available.
+    public var minimumFreeMemory: Int?
     public var json = false
     public var progress = false
     /// The command template's words (empty: input lines are commands).
@@ -109,7 +119,7 @@ extension RunOptions {
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus", "--pipepart", "--pipe-part", "--recstart", "--round-robin",
-        "--results", "--res", "--line-buffer", "--lb", "--eta", "--bar", "--memfree", "--memsuspend", "--load",
+        "--results", "--res", "--memsuspend",
         "--nice", "--noswap", "--shuf", "-X", "-m", "--xargs", "-L", "--max-lines", "--retry-failed",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
         "--term-seq", "--header", "--csv", "--tty", "--verbose", "-v", "--citation", "--bibtex", "-E",
@@ -187,6 +197,15 @@ extension RunOptions {
             case "--block", "--block-size", "--bs": options.blockSize = try parseSize(try value(name, inline: inline), name: name)
             case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
             case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
+            case "--line-buffer", "--lb", "--linebuffer": options.lineBuffer = true
+            case "--bar", "--eta": options.bar = true
+            case "--load":
+                let text = try value(name, inline: inline)
+                guard let load = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), load > 0 else {
+                    throw RunUsageError("option --load: '\(text)' is not a load average")
+                }
+                options.maximumLoad = text.hasSuffix("%") ? load / 100 * Double(ProcessInfo.processInfo.activeProcessorCount) : load
+            case "--memfree": options.minimumFreeMemory = try parseSize(try value(name, inline: inline), name: name)
             case "--json": options.json = true
             case "--progress": options.progress = true
             case "--will-cite", "--no-notice", "--gnu": break  // accepted; there is no notice
@@ -225,7 +244,10 @@ extension RunOptions {
                 options.linked.append(linked)
             }
         }
-        if options.ungroup { options.keepOrder = false; options.tag = false }  // as GNU: -u drops -k and --tag
+        if options.ungroup { options.keepOrder = false; options.tag = false; options.lineBuffer = false }  // as GNU: -u drops -k and --tag
+        if options.lineBuffer, options.keepOrder {
+            throw RunUsageError("option --line-buffer with -k is not supported by workers run (use one or the other)")
+        }
         if options.resume || options.resumeFailed, options.joblog == nil {
             throw RunUsageError("option --resume needs --joblog")
         }

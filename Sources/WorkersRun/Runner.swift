@@ -43,6 +43,9 @@ public final class Runner {
         var stdout: Int32
         var stderr: Int32
         var deadline: Double?
+        /// `--line-buffer`: what came after the last newline on stdout and stderr.
+        var partialOut: [UInt8] = []
+        var partialErr: [UInt8] = []
         /// When the next signal of the terminate sequence is due, and which step it is.
         var nextSignalAt: Double?
         var terminateStep = 0
@@ -119,6 +122,16 @@ public final class Runner {
         var nextToPrint = 1
         var waiting: [Int: Finished] = [:]
         var runtimes: [Double] = []
+        // --bar and --eta need the total, so (as GNU) they read the whole input first.
+        var preloaded: Deque<[String]>?
+        var total: Int?
+        if options.bar, let inputs {
+            var all: Deque<[String]> = []
+            while let values = inputs.next() { all.append(values) }
+            total = all.count - skip.count
+            preloaded = all
+        }
+        let runStart = monotonicSeconds()
         cworkers_ignore_sigpipe()
         if cworkers_pipe_cloexec(&signalPipe) == 0 {
             _ = fcntl(signalPipe[1], F_SETFL, O_NONBLOCK)
@@ -141,8 +154,10 @@ public final class Runner {
             let failed = exit != 0 || signal != 0 || job.timedOut
             if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
                 // Only the last attempt's output is printed.
-                recycle(job.stdout)
-                recycle(job.stderr)
+                if !options.lineBuffer {
+                    recycle(job.stdout)
+                    recycle(job.stderr)
+                }
                 var again = job.job
                 again.attempt += 1
                 retries.append(again)
@@ -172,7 +187,7 @@ public final class Runner {
                 }
             }
             let finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: job.stdout, stderr: job.stderr)
-            if !options.ungroup {
+            if !options.ungroup, !options.lineBuffer {
                 if options.keepOrder {
                     waiting[finished.sequence] = finished
                     flushInOrder()
@@ -182,7 +197,9 @@ public final class Runner {
                     recycle(finished.stderr)
                 }
             }
-            if options.progress {
+            if options.bar {
+                output.progress(Self.bar(done: summary.succeeded + summary.failed, total: total, failed: summary.failed, elapsed: monotonicSeconds() - runStart, width: 30))
+            } else if options.progress {
                 output.progress("workers run: \(summary.succeeded + summary.failed) done, \(summary.failed) failed, \(running.count) running")
             }
             if halting == nil, let halt = options.halt, let status = haltStatus(halt, summary: summary, failedNow: failed, exit: exit, signal: signal) {
@@ -195,6 +212,7 @@ public final class Runner {
             // Start jobs while there are slots, input and no reason to stop.
             while halting == nil, caughtSignal == nil, running.count < slots {
                 if let delay = options.delay, monotonicSeconds() - lastStart < delay { break }
+                if (options.maximumLoad != nil || options.minimumFreeMemory != nil), !running.isEmpty, throttled() { break }
                 var next = retries.popFirst()
                 while next == nil, !inputDone {
                     var arguments: [String] = []
@@ -203,7 +221,9 @@ public final class Runner {
                         guard let bytes = blocks.next() else { inputDone = true; break }
                         block = bytes
                     } else {
-                        guard let values = inputs?.next() else { inputDone = true; break }
+                        let values: [String]?
+                        if preloaded != nil { values = preloaded?.popFirst() } else { values = inputs?.next() }
+                        guard let values else { inputDone = true; break }
                         arguments = values
                     }
                     let sequence = nextSequence
@@ -270,13 +290,33 @@ public final class Runner {
                 if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
             }
             if let delay = options.delay, running.count < slots, halting == nil, !(inputDone && retries.isEmpty) { wake = min(wake, lastStart + delay) }
+            if let throttle = throttleWait(runningCount: running.count, halting: halting != nil, inputLeft: !(inputDone && retries.isEmpty)) {
+                wake = min(wake, now + throttle)
+            }
             let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
             var descriptors = running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
             descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
+            if options.lineBuffer {
+                for job in running {
+                    descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
+                    descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
+                }
+            }
             let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0, errno != EINTR { break }
+            if options.lineBuffer {
+                let base = running.count + 1
+                for index in running.indices {
+                    if descriptors[base + 2 * index].revents != 0 {
+                        relay(&running[index], stdout: true)
+                    }
+                    if descriptors[base + 2 * index + 1].revents != 0 {
+                        relay(&running[index], stdout: false)
+                    }
+                }
+            }
 
-            if descriptors.last.map({ $0.revents != 0 }) == true {
+            if descriptors[running.count].revents != 0 {
                 var byte: UInt8 = 0
                 if read(signalPipe[0], &byte, 1) == 1 {
                     caughtSignal = Int32(byte)
@@ -287,6 +327,10 @@ public final class Runner {
             while index < running.count {
                 var status: Int32 = 0
                 if descriptors[index].revents != 0, waitpid(running[index].pid, &status, WNOHANG) == running[index].pid {
+                    if options.lineBuffer {
+                        relay(&running[index], stdout: true, final: true)
+                        relay(&running[index], stdout: false, final: true)
+                    }
                     let job = running.remove(at: index)
                     descriptors.remove(at: index)
                     close(job.pidfd)
@@ -319,6 +363,7 @@ public final class Runner {
             }
         }
         flushInOrder()
+        if options.bar || options.progress { output.endProgress() }
         if let signal = caughtSignal {
             summary.exitStatus = 128 + signal
         } else if let halting {
@@ -339,6 +384,18 @@ public final class Runner {
     }
 
     // MARK: Pieces
+
+    /// `--bar`: `[#########.....] 60% 6/10 jobs · 1 failed · 0:04 left`, from the rate so far.
+    static func bar(done: Int, total: Int?, failed: Int, elapsed: Double, width: Int) -> String {
+        let failures = failed > 0 ? " · \(failed) failed" : ""
+        guard let total, total > 0 else { return "workers run: \(done) done\(failures)" }
+        let fraction = min(1, Double(done) / Double(total))
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        let left = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let eta = done > 0 && done < total ? String(format: " · %d:%02d left", Int(left) / 60, Int(left) % 60) : ""
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            + "\(Int((fraction * 100).rounded(.down)))% \(done)/\(total) jobs\(failures)\(eta)"
+    }
 
     /// GNU's `--term-seq` default: each signal, then how long to wait before the next.
     static let terminateSequence: [(Int32, Double)] = [(SIGTERM, 0.2), (SIGTERM, 0.1), (SIGTERM, 0.05), (SIGKILL, 0.025)]
@@ -393,7 +450,20 @@ public final class Runner {
         guard let path = Self.resolve(program) else { return .failure("\(program): command not found") }
         var out: Int32 = -1
         var err: Int32 = -1
-        if !options.ungroup {
+        var parentEnds: [Int32] = []
+        if options.lineBuffer {
+            var outPipe: [Int32] = [-1, -1]
+            var errPipe: [Int32] = [-1, -1]
+            guard cworkers_pipe_cloexec(&outPipe) == 0 else { return .failure("pipe: \(String(cString: strerror(errno)))") }
+            guard cworkers_pipe_cloexec(&errPipe) == 0 else {
+                close(outPipe[0]); close(outPipe[1])
+                return .failure("pipe: \(String(cString: strerror(errno)))")
+            }
+            for fd in [outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
+            out = outPipe[1]
+            err = errPipe[1]
+            parentEnds = [outPipe[0], errPipe[0]]
+        } else if !options.ungroup {
             out = spareBuffers.popLast() ?? bufferFile()
             err = spareBuffers.popLast() ?? bufferFile()
             guard out >= 0, err >= 0 else {
@@ -410,6 +480,13 @@ public final class Runner {
             env.withUnsafeBufferPointer { envPointer in
                 cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err)
             }
+        }
+        if !parentEnds.isEmpty {
+            // The child has the write ends now; ours would keep the pipes open after it exits.
+            close(out)
+            close(err)
+            out = parentEnds[0]
+            err = parentEnds[1]
         }
         guard pid > 0 else {
             if out >= 0 { close(out); close(err) }
@@ -470,6 +547,62 @@ public final class Runner {
 
     /// Where a job's output or `--pipe` block waits: a memory file (memfd), or with `--tmpdir` an
     /// unlinked file there (for outputs too large for memory).
+    /// `--line-buffer`: reads what `fd` has, writes every complete line (tagged if asked) to
+    /// `target` and keeps the rest; at the end of the pipe (or `final`, when the job has exited),
+    /// writes the rest too and closes it.
+    private func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
+        if stdout {
+            relayLines(&job.stdout, pending: &job.partialOut, to: STDOUT_FILENO, arguments: job.job, final: final)
+        } else {
+            relayLines(&job.stderr, pending: &job.partialErr, to: STDERR_FILENO, arguments: job.job, final: final)
+        }
+    }
+
+    private func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, arguments job: Pending, final: Bool) {
+        guard fd >= 0 else { return }
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var ended = false
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { pending.append(contentsOf: chunk[0..<count]); continue }
+            if count < 0, errno == EINTR { continue }
+            ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+            break
+        }
+        let tagText = options.tag ? tag(for: Finished(sequence: job.sequence, arguments: job.arguments, stdout: -1, stderr: -1)) : nil
+        if let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) {
+            output.writeLines(pending[...lastNewline], to: target, tag: tagText)
+            pending.removeSubrange(...lastNewline)
+        }
+        if ended || final {
+            if !pending.isEmpty { output.writeLines(pending[...], to: target, tag: tagText) }
+            pending.removeAll()
+            close(fd)
+            fd = -1
+        }
+    }
+
+    /// How long to wait before starting another job under `--load` or `--memfree` (re-checked
+    /// every second), or `nil` when nothing holds a start back.
+    private func throttleWait(runningCount: Int, halting: Bool, inputLeft: Bool) -> Double? {
+        guard runningCount < slots, !halting, inputLeft, options.maximumLoad != nil || options.minimumFreeMemory != nil else { return nil }
+        return throttled() ? 1.0 : nil
+    }
+
+    /// Whether `--load` or `--memfree` holds back the next start now.
+    func throttled() -> Bool {
+        if let maximum = options.maximumLoad, let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+           let load = text.split(separator: " ").first.flatMap({ Double($0) }), load > maximum {
+            return true
+        }
+        if let minimum = options.minimumFreeMemory, let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kilobytes * 1024 < minimum {
+            return true
+        }
+        return false
+    }
+
     private var spareBuffers: [Int32] = []
 
     /// Empties a job's output buffer and keeps it for the next job (two fewer files to create and
@@ -563,11 +696,31 @@ final class OutputWriter {
         }
     }
 
+    /// Writes whole lines (the last may lack its newline), each prefixed with `tag` and a tab.
+    func writeLines(_ bytes: ArraySlice<UInt8>, to target: Int32, tag: String?) {
+        guard let tag else { writeAll(target, bytes); return }
+        let prefix = Array((tag + "\t").utf8)
+        var tagged: [UInt8] = []
+        tagged.reserveCapacity(bytes.count + prefix.count * 4)
+        var atLineStart = true
+        for byte in bytes {
+            if atLineStart { tagged += prefix }
+            tagged.append(byte)
+            atLineStart = byte == UInt8(ascii: "\n")
+        }
+        writeAll(target, tagged[...])
+    }
+
     func write(_ text: String) { writeAll(STDOUT_FILENO, Array(text.utf8)[...]) }
     func writeError(_ text: String) { writeAll(STDERR_FILENO, Array(text.utf8)[...]) }
 
     func progress(_ text: String) {
         writeError(progressOnTerminal ? "\r\u{1B}[K" + text : text + "\n")
+    }
+
+    /// Ends a progress line redrawn in place, so what follows starts on a line of its own.
+    func endProgress() {
+        if progressOnTerminal { writeError("\n") }
     }
 
     private func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {

@@ -148,6 +148,32 @@ import Testing
         #expect(counts.dropLast().allSatisfy { $0 >= 10 * 1024 && $0 < 10 * 1024 + 8 })
     }
 
+    @Test func lineBufferMixesJobsByWholeLines() throws {
+        // a1 at once, b1 after 0.2 s, a2 after 0.5 s; a's second line is written in two pieces.
+        let script = "if [ {} = a ]; then echo a1; sleep 0.5; printf 'a'; sleep 0.1; echo 2; else sleep 0.2; echo b1; fi"
+        let output = try Self.run(["-j2", "--line-buffer", "--tag", script, ":::", "a", "b"])
+        #expect(output.status == 0)
+        #expect(output.stdout == "a\ta1\nb\tb1\na\ta2\n")
+        let refused = try Self.run(["--line-buffer", "-k", "echo", ":::", "a"])
+        #expect(refused.status == 255)
+        #expect(refused.stderr.contains("--line-buffer with -k"))
+    }
+
+    @Test func barCountsToTheTotal() throws {
+        let output = try Self.run(["--bar", "-j2", "true", ":::", "1", "2", "3", "4"])
+        #expect(output.status == 0)
+        #expect(output.stderr.contains("100% 4/4 jobs"))
+        #expect(output.stderr.contains("25% 1/4 jobs"))
+    }
+
+    @Test func memfreeHoldsBackStartsWhileMemoryIsShort() throws {
+        // No machine has a petabyte free: once one job runs, no other starts beside it, so every
+        // job gets slot 1.
+        let output = try Self.run(["-j4", "--memfree", "1000000G", "-k", "echo {%}", ":::", "a", "b", "c"])
+        #expect(output.status == 0)
+        #expect(output.stdout == "1\n1\n1\n")
+    }
+
     @Test func dryRunPrintsQuotedCommands() throws {
         let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")

@@ -124,6 +124,19 @@ import Testing
         #expect(try RunOptions.parse(["echo", ":::", "a\nb"]).sources == [.arguments(["a", "b"])])
     }
 
+    @Test func throttlesBarAndLineBuffer() throws {
+        let options = try RunOptions.parse(["--load", "3", "--memfree", "512M", "--bar", "--lb", "echo"])
+        #expect(options.maximumLoad == 3)
+        #expect(options.minimumFreeMemory == 512 << 20)
+        #expect(options.bar && options.lineBuffer)
+        #expect(throws: RunUsageError.self) { try RunOptions.parse(["--memfree", "lots", "echo"]) }
+    }
+
+    @Test func theBarShowsShareCountFailuresAndTimeLeft() {
+        #expect(Runner.bar(done: 3, total: 10, failed: 1, elapsed: 6, width: 10) == "[###.......] 30% 3/10 jobs · 1 failed · 0:14 left")
+        #expect(Runner.bar(done: 10, total: 10, failed: 0, elapsed: 6, width: 4) == "[####] 100% 10/10 jobs")
+    }
+
     @Test func citeFlagsAreAcceptedAndIgnored() throws {
         #expect(try RunOptions.parse(["--will-cite", "--no-notice", "echo"]).template == ["echo"])
     }
