@@ -174,6 +174,77 @@ import Testing
         #expect(output.stdout == "1\n1\n1\n")
     }
 
+    @Test func argFilesDelimitersAndLink() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let letters = directory.appendingPathComponent("letters").path
+        let numbers = directory.appendingPathComponent("numbers").path
+        try "a\nb\nc\n".write(toFile: letters, atomically: true, encoding: .utf8)
+        try "1\n2\n".write(toFile: numbers, atomically: true, encoding: .utf8)
+        // :::: files multiply as ::: values do; -a is the same; --link wraps the shorter source.
+        #expect(try Self.run(["-k", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\na2\nb1\nb2\nc1\nc2\n")
+        #expect(try Self.run(["-k", "-a", letters, "echo"]).stdout == "a\nb\nc\n")
+        #expect(try Self.run(["-k", "--link", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\nb2\nc1\n")
+        #expect(try Self.run(["-k", "echo {1}{2}", "::::", letters, "::::+", numbers]).stdout == "a1\nb2\n")
+        // -d splits stdin on another byte.
+        #expect(try Self.run(["-k", "-d", ",", "echo"], stdin: "x,y,z").stdout == "x\ny\nz\n")
+    }
+
+    @Test func tagstringDashIAndDashQ() throws {
+        #expect(try Self.run(["-k", "--tagstring", "<{#}>", "echo {}", ":::", "p", "q"]).stdout == "<1>\tp\n<2>\tq\n")
+        #expect(try Self.run(["-k", "-I", "@@", "echo @@-@@", ":::", "x"]).stdout == "x-x\n")
+        // -q: the template's ; is data, not a command separator.
+        #expect(try Self.run(["-q", "echo", "a;b", ":::", "c"]).stdout == "a;b c\n")
+    }
+
+    @Test func jobCountFormsGiveThatManySlots() throws {
+        // Slots in use never exceed the job count: with -j1 every job has slot 1.
+        #expect(try Self.run(["-j1", "-k", "echo {%}", ":::", "a", "b", "c"]).stdout == "1\n1\n1\n")
+        let unlimited = try Self.run(["-j0", "-k", "sleep 0.2; echo {%}", ":::", "a", "b", "c", "d"])
+        #expect(Set(unlimited.stdout.split(separator: "\n")) == ["1", "2", "3", "4"])
+        #expect(try Self.run(["-j", "+0", "true", ":::", "a"]).status == 0)
+        #expect(try Self.run(["-j", "50%", "true", ":::", "a"]).status == 0)
+    }
+
+    @Test func haltSoonLetsRunningJobsFinishAndStartsNoMore() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Job 1 fails at once; job 2 (already running) finishes; jobs 3–6 never start.
+        let output = try Self.run(["-j2", "--halt", "soon,fail=1", "if [ {} = 1 ]; then exit 4; fi; sleep 0.3; touch done-{}", ":::", "1", "2", "3", "4", "5", "6"], directory: directory)
+        #expect(output.status == 4)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files == ["done-2"])
+    }
+
+    @Test func haltOnSuccessAndDoneCounts() throws {
+        // The first success stops the run: the job after it never starts.
+        let success = try Self.run(["-j1", "-k", "--halt", "now,success=1", "echo {}; exit {}", ":::", "3", "0", "5"])
+        #expect(success.stdout == "3\n0\n")
+        let done = try Self.run(["-j1", "-k", "--halt", "soon,done=2", "echo {}", ":::", "a", "b", "c"])
+        #expect(done.stdout == "a\nb\n")
+    }
+
+    @Test func resumeFailedRunsOnlyTheFailedJobsAgain() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("jobs.log").path
+        let marks = directory.appendingPathComponent("marks").path
+        let script = "echo {} >> \(marks); [ -e \(directory.path)/fixed ] || [ {} != 2 ]"
+        let first = try Self.run(["-j1", "--joblog", log, script, ":::", "1", "2", "3"])
+        #expect(first.status == 1)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("fixed").path, contents: nil)
+        let second = try Self.run(["-j1", "--joblog", log, "--resume-failed", script, ":::", "1", "2", "3"])
+        #expect(second.status == 0)
+        #expect(try String(contentsOfFile: marks, encoding: .utf8) == "1\n2\n3\n2\n")
+    }
+
+    @Test func delaySpacesTheStarts() throws {
+        let start = Date()
+        let output = try Self.run(["-j3", "--delay", "0.2", "true", ":::", "a", "b", "c"])
+        #expect(output.status == 0)
+        #expect(Date().timeIntervalSince(start) >= 0.4)  // three starts, two gaps of at least 0.2 s
+    }
+
     @Test func dryRunPrintsQuotedCommands() throws {
         let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")
