@@ -19,7 +19,7 @@ public struct Lab: Sendable {
     /// Called with a short line as each cell starts.
     public var progress: @Sendable (String) -> Void
 
-    /// The default sizes: about 30 s in all on 2 cores; `quick` about 10 s.
+    /// The default sizes: about 16 s in all on 2 cores with CPython; `quick` about 13 s.
     public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
         LabReport.Config(
             quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
