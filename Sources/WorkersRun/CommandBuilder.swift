@@ -11,11 +11,13 @@ public struct CommandBuilder: Sendable {
     let replacement: String
     let quoteTemplate: Bool
     let noShell: Bool
+    let contextReplace: Bool
 
     public init(options: RunOptions) {
         replacement = options.replacement
         quoteTemplate = options.quoteTemplate
         noShell = options.noShell
+        contextReplace = options.multiple == .contextReplace
         if !options.pipe, !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
             template = options.template + [options.replacement]
         } else {
@@ -45,6 +47,14 @@ public struct CommandBuilder: Sendable {
         if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
         let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement) } ?? false)
         return template.map { word in
+            // -X: a word with a replacement string is repeated for each input, each copy filled
+            // with that input alone (`pre-{}-post` → `pre-a-post pre-b-post`).
+            if contextReplace, job.arguments.count > 1, Self.hasReplacement(word, replacement: replacement) {
+                return job.arguments.map { argument in
+                    let one = Job(arguments: [argument], sequence: job.sequence, slot: job.slot)
+                    return quoteTemplate ? quoteOutsideReplacements(word, job: one) : substitute(word, job: one) { quoteValues ? shellQuote($0) : $0 }
+                }.joined(separator: " ")
+            }
             let filled = substitute(word, job: job) { value in quoteValues ? shellQuote(value) : value }
             return quoteTemplate ? quoteOutsideReplacements(word, job: job) : filled
         }.joined(separator: " ")

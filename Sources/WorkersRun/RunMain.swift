@@ -27,6 +27,8 @@ public enum RunMain {
           --no-shell                run the command directly, without a shell
           -I STR                    use STR instead of {}
           -N, -n N                  N inputs per job ({1}…{N})
+          -X, -m, --xargs           many inputs per command line, spread over the slots (-X repeats
+                                    the words around {}; -m puts them side by side); -s N: line limit
           -0, --null; -d DELIM      input separator (default: newline)
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources

@@ -90,6 +90,12 @@ public struct RunOptions: Sendable, Equatable {
     /// `--tmpdir DIR`: buffer output (and `--pipe` blocks) in unlinked files there instead of in
     /// memory files.
     public var temporaryDirectory: String?
+    /// `-X` (context replace) or `-m`: as many inputs per command line as fit, spread over the
+    /// job slots.
+    public enum Multiple: Sendable, Equatable { case contextReplace, append }
+    public var multiple: Multiple?
+    /// The longest command line `-X`/`-m` build, in bytes.
+    public var maxLineLength = 128 * 1024 - 4096
     /// `--line-buffer`: whole lines as they come, jobs mixed line by line.
     public var lineBuffer = false
     /// `--bar` / `--eta`: a progress bar with the time left (reads all input first, to count it).
@@ -120,7 +126,7 @@ extension RunOptions {
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus", "--pipepart", "--pipe-part", "--recstart", "--round-robin",
         "--results", "--res", "--memsuspend",
-        "--nice", "--noswap", "--shuf", "-X", "-m", "--xargs", "-L", "--max-lines", "--retry-failed",
+        "--nice", "--noswap", "--shuf", "-L", "--max-lines", "--retry-failed",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
         "--term-seq", "--header", "--csv", "--tty", "--verbose", "-v", "--citation", "--bibtex", "-E",
         "--shellquote", "--quote-template", "--fifo", "--cat", "--filter-hosts", "--workdir", "--wd",
@@ -152,7 +158,7 @@ extension RunOptions {
             if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
                 name = String(word[..<equals])
                 inline = String(word[word.index(after: equals)...])
-            } else if !word.hasPrefix("--"), word.count > 2, ["-j", "-P", "-N", "-n", "-I", "-d", "-C", "-a"].contains(String(word.prefix(2))) {
+            } else if !word.hasPrefix("--"), word.count > 2, ["-j", "-P", "-N", "-n", "-I", "-d", "-C", "-a", "-s"].contains(String(word.prefix(2))) {
                 name = String(word.prefix(2))
                 inline = String(word.dropFirst(2))
             }
@@ -198,6 +204,10 @@ extension RunOptions {
             case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
             case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
             case "--line-buffer", "--lb", "--linebuffer": options.lineBuffer = true
+            case "-X": options.multiple = .contextReplace
+            case "-m": options.multiple = .append
+            case "--xargs": options.multiple = .append; options.jobs = .count(1)
+            case "-s", "--max-chars": options.maxLineLength = try integer(name, try value(name, inline: inline), minimum: 16)
             case "--bar", "--eta": options.bar = true
             case "--load":
                 let text = try value(name, inline: inline)
@@ -245,6 +255,9 @@ extension RunOptions {
             }
         }
         if options.ungroup { options.keepOrder = false; options.tag = false; options.lineBuffer = false }  // as GNU: -u drops -k and --tag
+        if options.multiple != nil, options.pipe {
+            throw RunUsageError("option -X/-m cannot be used with --pipe")
+        }
         if options.lineBuffer, options.keepOrder {
             throw RunUsageError("option --line-buffer with -k is not supported by workers run (use one or the other)")
         }

@@ -125,9 +125,10 @@ public final class Runner {
         // --bar and --eta need the total, so (as GNU) they read the whole input first.
         var preloaded: Deque<[String]>?
         var total: Int?
-        if options.bar, let inputs {
+        if options.bar || options.multiple != nil, let inputs {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
+            if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
             total = all.count - skip.count
             preloaded = all
         }
@@ -384,6 +385,36 @@ public final class Runner {
     }
 
     // MARK: Pieces
+
+    /// `-X`/`-m`: the inputs in groups, one group a job — spread evenly over the job slots, and no
+    /// group longer than fits on one command line (`-s`).
+    func groupForMultiple(_ inputs: [[String]]) -> [[String]] {
+        let values = inputs.flatMap { $0 }
+        guard !values.isEmpty else { return [] }
+        let groups = min(slots, values.count)
+        let perGroup = (values.count + groups - 1) / groups
+        // A line's length grows by about what one more input adds to a one-input line (the
+        // limit keeps a 4 KiB margin below what the system allows).
+        func length(_ arguments: [String]) -> Int {
+            builder.commandLine(for: CommandBuilder.Job(arguments: arguments, sequence: 1, slot: 1)).utf8.count
+        }
+        let empty = length([""])
+        var result: [[String]] = []
+        var current: [String] = []
+        var currentLength = 0
+        for value in values {
+            let single = length([value])
+            let added = single - empty + 3
+            if !current.isEmpty, current.count >= perGroup || currentLength + added > options.maxLineLength {
+                result.append(current)
+                current = []
+            }
+            currentLength = current.isEmpty ? single : currentLength + added
+            current.append(value)
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
+    }
 
     /// `--bar`: `[#########.....] 60% 6/10 jobs · 1 failed · 0:04 left`, from the rate so far.
     static func bar(done: Int, total: Int?, failed: Int, elapsed: Double, width: Int) -> String {

@@ -245,6 +245,21 @@ import Testing
         #expect(Date().timeIntervalSince(start) >= 0.4)  // three starts, two gaps of at least 0.2 s
     }
 
+    @Test func dashXAndDashMPutManyInputsOnOneLine() throws {
+        // GNU: -X repeats the words around {} per input; -m puts the inputs side by side; with -j1
+        // (or --xargs) all go to one line.
+        #expect(try Self.run(["-j1", "-X", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a-post pre-'b c'-post\n")
+        #expect(try Self.run(["-j1", "-m", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a 'b c'-post\n")
+        #expect(try Self.run(["--xargs", "echo", ":::", "1", "2", "3"]).stdout == "1 2 3\n")
+        // Spread over two slots.
+        let spread = try Self.run(["-j2", "-m", "-k", "echo", ":::", "1", "2", "3", "4"])
+        #expect(spread.stdout == "1 2\n3 4\n")
+        // -s caps the line: with 16 bytes, `echo 1 2 3 4 5 6` (16 bytes) cannot grow past a few inputs.
+        let capped = try Self.run(["-j1", "-m", "-k", "-s", "16", "echo", ":::"] + (1...9).map(String.init))
+        #expect(capped.stdout.split(separator: "\n").count > 1)
+        #expect(capped.stdout.split(separator: "\n").joined(separator: " ") == "1 2 3 4 5 6 7 8 9")
+    }
+
     @Test func dryRunPrintsQuotedCommands() throws {
         let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")
