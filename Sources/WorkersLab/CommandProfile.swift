@@ -17,17 +17,27 @@ public struct CommandProfile: Codable, Sendable, Equatable {
         case mixed
     }
 
+    /// The command and its arguments.
     public var command: [String]
+    /// The command's exit status.
     public var exitStatus: Int32
+    /// Wall time, in seconds.
     public var wallSeconds: Double
+    /// CPU time in user mode (the command and its children), in seconds.
     public var userSeconds: Double
+    /// CPU time in the kernel (the command and its children), in seconds.
     public var systemSeconds: Double
     /// (user + system) ÷ wall: 1.0 is one core busy all the time.
     public var cpuPerWall: Double
+    /// CPUs this process may use.
     public var cpus: Int
+    /// The largest resident set of the command or a child, in bytes.
     public var maxResidentBytes: Int
+    /// Context switches the command made by waiting.
     public var voluntarySwitches: Int
+    /// Times the command was preempted.
     public var involuntarySwitches: Int
+    /// Where the command spends its time.
     public var kind: Kind
     /// `threads` or `processes`.
     public var use: String

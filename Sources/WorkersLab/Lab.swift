@@ -27,6 +27,8 @@ public struct Lab: Sendable {
         )
     }
 
+    /// A lab run: the sizes, the workloads, the python3 to compare with (`nil`: none), the worker
+    /// program for the process modes (default this program) and a progress callback.
     public init(
         config: LabReport.Config, workloads: [LabWorkload] = LabWorkload.allCases, python: String?,
         executable: String? = nil, progress: @escaping @Sendable (String) -> Void = { _ in }

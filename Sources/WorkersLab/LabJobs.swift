@@ -12,26 +12,41 @@ public enum LabJobs {
 
 /// When and where a job ran: its worker's pid and CLOCK_MONOTONIC nanoseconds.
 public struct JobTiming: Codable, Sendable {
+    /// The worker's process id.
     public var pid: Int32
+    /// When the job started (CLOCK_MONOTONIC, nanoseconds).
     public var start: UInt64
+    /// When the job ended (CLOCK_MONOTONIC, nanoseconds).
     public var end: UInt64
 }
 
 /// The CPU kernel on one task.
 public struct KernelJob: Job {
+    /// Which task (its seed) and how many kernel steps.
     public struct Input: Codable, Sendable {
+        /// The task's seed (task index + 1).
         public var seed: UInt64
+        /// Kernel steps to run.
         public var iterations: Int
     }
 
+    /// The checksum and when and where it ran.
     public struct Output: Codable, Sendable {
+        /// The kernel's checksum.
         public var checksum: UInt64
+        /// When and where it ran.
         public var timing: JobTiming
     }
 
+    /// The wire name.
     public static let name = "lab.kernel"
+    /// Creates the job where it runs.
     public init() {}
 
+    /// Runs the kernel.
+    ///
+    /// ## Cancellation
+    /// Not checked: the kernel runs to its end (a process pool stops it by killing the worker).
     public func run(_ input: Input) async throws -> Output {
         let start = monotonicNanoseconds()
         let checksum = Kernel.run(seed: input.seed, iterations: input.iterations)
@@ -41,9 +56,15 @@ public struct KernelJob: Job {
 
 /// A blocking sleep of `input` seconds.
 public struct SleepJob: Job {
+    /// The wire name.
     public static let name = "lab.sleep"
+    /// Creates the job where it runs.
     public init() {}
 
+    /// Sleeps (a blocking call).
+    ///
+    /// ## Cancellation
+    /// Not checked: the sleep runs to its end.
     public func run(_ input: Double) async throws -> JobTiming {
         let start = monotonicNanoseconds()
         blockingSleep(seconds: input)
@@ -53,9 +74,15 @@ public struct SleepJob: Job {
 
 /// One request to the lab's loopback server on port `input`.
 public struct RequestJob: Job {
+    /// The wire name.
     public static let name = "lab.request"
+    /// Creates the job where it runs.
     public init() {}
 
+    /// Makes one request (blocking calls).
+    ///
+    /// ## Cancellation
+    /// Not checked: the request runs to its end (the server answers within its latency).
     public func run(_ input: UInt16) async throws -> JobTiming {
         let start = monotonicNanoseconds()
         try blockingRequest(port: input)
@@ -65,14 +92,23 @@ public struct RequestJob: Job {
 
 /// The CPU kernel, over and over, for `input` seconds: the busy neighbour of the mixed workload.
 public struct BurnForJob: Job {
+    /// The checksum and when and where it ran.
     public struct Output: Codable, Sendable {
+        /// The kernel's checksum.
         public var checksum: UInt64
+        /// When and where it ran.
         public var timing: JobTiming
     }
 
+    /// The wire name.
     public static let name = "lab.burn-for"
+    /// Creates the job where it runs.
     public init() {}
 
+    /// Burns CPU for `input` seconds.
+    ///
+    /// ## Cancellation
+    /// Not checked: it runs for its time (a process pool stops it by killing the worker).
     public func run(_ input: Double) async throws -> Output {
         let start = monotonicNanoseconds()
         let deadline = start + UInt64(max(0, input) * 1e9)

@@ -53,6 +53,7 @@ public struct LabSpan: Codable, Sendable, Hashable {
     /// What the lane was doing.
     public var state: LabSpanState
 
+    /// A span of `state` on `lane` for `task`, from `start` to `end` seconds.
     public init(lane: Int, task: Int, start: Double, end: Double, state: LabSpanState) {
         self.lane = lane
         self.task = task
@@ -103,6 +104,7 @@ public struct LabCell: Codable, Sendable {
         case spans, note
     }
 
+    /// A cell with every measured value.
     public init(
         workload: LabWorkload, mode: String, label: String, workers: Int, wallSeconds: Double,
         speedup: Double, cpuPerWall: Double, checksum: String? = nil, source: LabSource,
@@ -135,6 +137,7 @@ public struct LabReport: Codable, Sendable {
         /// `python3 --version`, or `nil` when python3 was not found.
         public var python: String?
 
+        /// The machine as measured.
         public init(cpus: Int, os: String, python: String?) {
             self.cpus = cpus
             self.os = os
@@ -144,15 +147,19 @@ public struct LabReport: Codable, Sendable {
 
     /// The sizes it ran with.
     public struct Config: Codable, Sendable {
+        /// Whether `--quick` sizes were used.
         public var quick: Bool
         /// Workers for CPU-bound modes (threads and processes).
         public var workers: Int
         /// I/O tasks (sleeps and requests), and threads in the I/O thread modes.
         public var ioTasks: Int
+        /// How long each I/O task sleeps, in milliseconds.
         public var ioSleepMs: Double
+        /// The loopback server's latency, in milliseconds.
         public var netLatencyMs: Double
         /// CPU tasks, each calibrated to take `cpuTaskMs` serially.
         public var cpuTasks: Int
+        /// How long each CPU task takes serially, in milliseconds.
         public var cpuTaskMs: Double
         /// The simulated GIL's switch interval (CPython's default is 5 ms).
         public var switchIntervalMs: Double
@@ -173,6 +180,7 @@ public struct LabReport: Codable, Sendable {
             case kernelIterations = "kernel_iterations"
         }
 
+        /// The sizes a run used.
         public init(
             quick: Bool, workers: Int, ioTasks: Int, ioSleepMs: Double, netLatencyMs: Double, cpuTasks: Int,
             cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0
@@ -190,12 +198,16 @@ public struct LabReport: Codable, Sendable {
         }
     }
 
+    /// The machine it ran on.
     public var machine: Machine
+    /// The sizes it ran with.
     public var config: Config
+    /// Every workload × mode measured, Swift first, then CPython.
     public var cells: [LabCell]
     /// Sentences computed from the cells.
     public var conclusions: [String]
 
+    /// A report of `cells` measured on `machine` with `config`.
     public init(machine: Machine, config: Config, cells: [LabCell], conclusions: [String]) {
         self.machine = machine
         self.config = config

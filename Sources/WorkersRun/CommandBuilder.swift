@@ -13,6 +13,7 @@ public struct CommandBuilder: Sendable {
     let noShell: Bool
     let contextReplace: Bool
 
+    /// A builder for the template, replacement string and quoting options in `options`.
     public init(options: RunOptions) {
         replacement = options.replacement
         quoteTemplate = options.quoteTemplate
@@ -27,10 +28,14 @@ public struct CommandBuilder: Sendable {
 
     /// What one job needs to fill its template.
     public struct Job: Sendable {
+        /// The job's inputs (one per source, or `-N` of them).
         public var arguments: [String]
+        /// The job's sequence number, from 1 (`{#}`).
         public var sequence: Int
+        /// The job's slot, from 1 (`{%}`).
         public var slot: Int
 
+        /// A job with these inputs, sequence number and slot.
         public init(arguments: [String], sequence: Int, slot: Int) {
             self.arguments = arguments
             self.sequence = sequence

@@ -36,16 +36,22 @@ public struct RunOptions: Sendable, Equatable {
 
     /// When `--halt` stops the run.
     public struct Halt: Sendable, Equatable {
+        /// `now` kills running jobs; `soon` lets them finish. Neither starts new ones.
         public enum When: String, Sendable { case now, soon }
+        /// What is counted: failed, succeeded or finished jobs.
         public enum Why: Sendable, Equatable {
             case fail, success, done
         }
+        /// How many: a count, or a percentage of the jobs done.
         public enum Threshold: Sendable, Equatable {
             case count(Int)
             case percent(Double)
         }
+        /// Whether running jobs are killed.
         public var when: When
+        /// What is counted.
         public var why: Why
+        /// How many stop the run.
         public var threshold: Threshold
     }
 
@@ -55,31 +61,53 @@ public struct RunOptions: Sendable, Equatable {
         case percentOfMedian(Double)
     }
 
+    /// `-j`: jobs at once (default one per CPU).
     public var jobs: Jobs = .percent(100)
+    /// `-k`: outputs in input order.
     public var keepOrder = false
+    /// `--tag`: each output line prefixed with the inputs.
     public var tag = false
+    /// `--tagstring`: the prefix, with replacement strings.
     public var tagString: String?
+    /// `--dry-run`: print the commands instead of running them.
     public var dryRun = false
+    /// `-u`: output passed through as it comes.
     public var ungroup = false
+    /// `-q`: the template's words are quoted too.
     public var quoteTemplate = false
+    /// `--no-shell`: run the command directly, without a shell.
     public var noShell = false
+    /// `-I`: the replacement string for all inputs.
     public var replacement = "{}"
     /// `-N n`: arguments per job, as positional `{1}`…`{n}`.
     public var argumentsPerJob: Int?
+    /// `-0`: inputs end with NUL.
     public var nullSeparated = false
+    /// `-d`: inputs end with this byte.
     public var delimiter: String?
+    /// `--colsep`: a regular expression splitting each input into columns.
     public var columnSeparator: String?
+    /// `--link`: sources paired, the shorter ones wrapping.
     public var link = false
     /// Linked to the source before it (`:::+`, `::::+`), per source.
     public var linked: [Bool] = []
+    /// Input sources in order (none: standard input).
     public var sources: [Source] = []
+    /// `--joblog`: where the job log goes.
     public var joblog: String?
+    /// `--joblog +file`: append to it.
     public var joblogAppend = false
+    /// `--resume`: skip every job the log records.
     public var resume = false
+    /// `--resume-failed`: skip the jobs the log records as succeeded.
     public var resumeFailed = false
+    /// `--timeout`: stop a job that runs longer.
     public var timeout: Timeout?
+    /// `--retries`: attempts a failing job gets in all.
     public var retries = 1
+    /// `--halt`: when the run stops early.
     public var halt: Halt?
+    /// `--delay`: seconds between job starts, at least.
     public var delay: Double?
     /// `--pipe`: stdin split into blocks that become the jobs' stdin.
     public var pipe = false
@@ -93,6 +121,7 @@ public struct RunOptions: Sendable, Equatable {
     /// `-X` (context replace) or `-m`: as many inputs per command line as fit, spread over the
     /// job slots.
     public enum Multiple: Sendable, Equatable { case contextReplace, append }
+    /// `-X` or `-m`.
     public var multiple: Multiple?
     /// The longest command line `-X`/`-m` build, in bytes.
     public var maxLineLength = 128 * 1024 - 4096
@@ -104,17 +133,22 @@ public struct RunOptions: Sendable, Equatable {
     public var maximumLoad: Double?
     /// `--memfree SIZE`: start no job while less memory than this is available.
     public var minimumFreeMemory: Int?
+    /// `--json`: one JSON event per finished job, on stderr.
     public var json = false
+    /// `--progress`: a progress line on stderr.
     public var progress = false
     /// The command template's words (empty: input lines are commands).
     public var template: [String] = []
 
+    /// GNU parallel's defaults.
     public init() {}
 }
 
 /// A bad command line: the message names the option. `workers run` exits with 255, as GNU does.
 public struct RunUsageError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong, naming the option.
     public var description: String
+    /// An error saying `description`.
     public init(_ description: String) { self.description = description }
 }
 

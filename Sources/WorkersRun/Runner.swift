@@ -62,13 +62,21 @@ public final class Runner {
 
     /// What a run came to.
     public struct Summary: Sendable {
+        /// Jobs started (retries not counted).
         public var started = 0
+        /// Jobs that ended with status 0.
         public var succeeded = 0
+        /// Jobs that failed after their last attempt.
         public var failed = 0
+        /// GNU parallel's exit status for the run.
         public var exitStatus: Int32 = 0
+        /// The first ten failures, for the summary.
         public var failures: [(sequence: Int, exit: Int32, signal: Int32, command: String)] = []
     }
 
+    /// A runner for `options` on a machine with `cpus` CPUs; opens the joblog and the inputs.
+    ///
+    /// - Throws: ``RunUsageError`` for an input file or joblog that cannot be opened.
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
         builder = CommandBuilder(options: options)
