@@ -264,3 +264,69 @@ final class PipeBlocks {
         return nil
     }
 }
+
+/// `--pipe-part`: one seekable file cut into parts of about `--block` bytes that end on a record
+/// end, found by seeking and reading a little at each cut, never the whole file.
+final class PipeParts {
+    let fd: Int32
+    private let size: Int
+    private let blockSize: Int
+    private let recordEnd: [UInt8]
+    private var offset = 0
+
+    init(options: RunOptions) throws(RunUsageError) {
+        guard options.sources.count == 1, case .file(let path) = options.sources[0], path != "-" else {
+            throw RunUsageError("option --pipe-part needs one seekable file (-a FILE or :::: FILE)")
+        }
+        let (fd, _) = try openInput(path)
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw RunUsageError("option --pipe-part: \(path) is not a regular file")
+        }
+        self.fd = fd
+        size = Int(info.st_size)
+        blockSize = options.blockSize
+        recordEnd = options.recordEnd.isEmpty ? [UInt8(ascii: "\n")] : options.recordEnd
+    }
+
+    deinit { close(fd) }
+
+    /// The next part as (offset, length), or `nil` at the end of the file.
+    func next() -> (offset: Int, length: Int)? {
+        guard offset < size else { return nil }
+        let start = offset
+        var end = min(size, start + blockSize)
+        if end < size {
+            // Extend to the end of the record the cut falls in.
+            var window = [UInt8](repeating: 0, count: 64 * 1024)
+            var position = max(start, end - recordEnd.count + 1)
+            var found = false
+            while position < size, !found {
+                let count = window.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
+                guard count > 0 else { break }
+                if let match = Self.find(recordEnd, in: window[0..<count]) {
+                    end = position + match + recordEnd.count
+                    found = true
+                } else {
+                    position += max(1, count - recordEnd.count + 1)
+                }
+            }
+            if !found { end = size }
+        }
+        offset = end
+        return (start, end - start)
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        var index = haystack.startIndex
+        while index <= haystack.endIndex - needle.count {
+            if haystack[index] == needle[0], haystack[index..<index + needle.count].elementsEqual(needle) {
+                return index - haystack.startIndex
+            }
+            index += 1
+        }
+        return nil
+    }
+}

@@ -33,6 +33,7 @@ public enum RunMain {
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
           --pipe [--block SIZE] [--recend STR]  split stdin into blocks (or -N records) for the jobs' stdin
+          --pipe-part -a FILE       the same for a seekable file, cut by seeking (faster)
           --tmpdir DIR              buffer output in files there (default: in memory files)
           --joblog [+]FILE          GNU's 9-column job log (+ appends); --resume, --resume-failed
           --timeout SECS|N%         kill a job after SECS (or N% of the median run time)

@@ -111,6 +111,8 @@ public struct RunOptions: Sendable, Equatable {
     public var delay: Double?
     /// `--pipe`: stdin split into blocks that become the jobs' stdin.
     public var pipe = false
+    /// `--pipe-part`: like `--pipe`, for one seekable file (`-a`), cut by seeking, not reading.
+    public var pipePart = false
     /// `--block`: bytes per block (default 1 MiB), extended to the end of a record.
     public var blockSize = 1 << 20
     /// `--recend`: the record separator blocks end on (default newline).
@@ -158,7 +160,7 @@ extension RunOptions {
         "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
-        "--plus", "--pipepart", "--pipe-part", "--recstart", "--round-robin",
+        "--plus", "--recstart", "--round-robin",
         "--results", "--res", "--memsuspend",
         "--nice", "--noswap", "--shuf", "-L", "--max-lines", "--retry-failed",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
@@ -234,6 +236,7 @@ extension RunOptions {
                 }
                 options.delay = seconds
             case "--pipe", "--spreadstdin": options.pipe = true
+            case "--pipe-part", "--pipepart": options.pipe = true; options.pipePart = true
             case "--block", "--block-size", "--bs": options.blockSize = try parseSize(try value(name, inline: inline), name: name)
             case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
             case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
@@ -289,6 +292,9 @@ extension RunOptions {
             }
         }
         if options.ungroup { options.keepOrder = false; options.tag = false; options.lineBuffer = false }  // as GNU: -u drops -k and --tag
+        if options.pipePart, options.argumentsPerJob != nil {
+            throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it")
+        }
         if options.multiple != nil, options.pipe {
             throw RunUsageError("option -X/-m cannot be used with --pipe")
         }

@@ -13,6 +13,7 @@ public final class Runner {
     let builder: CommandBuilder
     let inputs: JobInputs?
     let blocks: PipeBlocks?
+    let parts: PipeParts?
     let slots: Int
     let shell: String?
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
@@ -80,12 +81,18 @@ public final class Runner {
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
         builder = CommandBuilder(options: options)
-        if options.pipe {
+        if options.pipePart {
+            parts = try PipeParts(options: options)
+            blocks = nil
+            inputs = nil
+        } else if options.pipe {
             blocks = try PipeBlocks(options: options)
+            parts = nil
             inputs = nil
         } else {
             inputs = try JobInputs(options: options)
             blocks = nil
+            parts = nil
         }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
@@ -226,7 +233,11 @@ public final class Runner {
                 while next == nil, !inputDone {
                     var arguments: [String] = []
                     var block: [UInt8]?
-                    if let blocks {
+                    var part: (offset: Int, length: Int)?
+                    if let parts {
+                        guard let range = parts.next() else { inputDone = true; break }
+                        part = range
+                    } else if let blocks {
                         guard let bytes = blocks.next() else { inputDone = true; break }
                         block = bytes
                     } else {
@@ -251,6 +262,16 @@ public final class Runner {
                             break
                         }
                         writeAll(pending.block, block)
+                    }
+                    if let part, let parts, !options.dryRun {
+                        pending.block = bufferFile()
+                        pending.blockBytes = part.length
+                        guard pending.block >= 0, copyRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
+                            output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
+                            if pending.block >= 0 { close(pending.block) }
+                            inputDone = true
+                            break
+                        }
                     }
                     next = pending
                 }
@@ -658,6 +679,19 @@ public final class Runner {
     private func bufferFile() -> Int32 {
         if let directory = options.temporaryDirectory { return cworkers_anonymous_file(directory) }
         return cworkers_memory_file("workers-run")
+    }
+
+    /// Copies `length` bytes at `offset` of `source` into `target` inside the kernel (sendfile).
+    private func copyRange(from source: Int32, offset: Int, length: Int, to target: Int32) -> Bool {
+        var position = off_t(offset)
+        var left = length
+        while left > 0 {
+            let sent = sendfile(target, source, &position, left)
+            if sent < 0 { if errno == EINTR { continue }; return false }
+            if sent == 0 { return false }
+            left -= sent
+        }
+        return true
     }
 
     private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {

@@ -260,6 +260,24 @@ import Testing
         #expect(capped.stdout.split(separator: "\n").joined(separator: " ") == "1 2 3 4 5 6 7 8 9")
     }
 
+    @Test func pipePartCutsASeekableFileOnRecordEnds() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("lines").path
+        let text = (1...20_000).map { "line \($0)\n" }.joined()
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let whole = try Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "cat"])
+        #expect(whole.status == 0)
+        #expect(whole.stdout == text)
+        let sizes = try Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "wc", "-c"])
+        let counts = sizes.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(counts.reduce(0, +) == text.utf8.count)
+        #expect(counts.dropLast().allSatisfy { $0 >= 10 * 1024 && $0 < 10 * 1024 + 16 })
+        let notAFile = try Self.run(["--pipe-part", "cat"])
+        #expect(notAFile.status == 255)
+        #expect(notAFile.stderr.contains("--pipe-part"))
+    }
+
     @Test func dryRunPrintsQuotedCommands() throws {
         let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")

@@ -63,6 +63,8 @@ struct RunSuite {
         progress(String(format: "--pipe: %.0f MB of lines in 1 MiB blocks to wc -l × %d runs", megabytes, runs))
         var pipes: [(String, String)] = [(Self.ours, "\(workers) run --pipe --block 1M -j2 wc -l < \(file)")]
         if let parallel { pipes.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite --pipe --block 1M -j2 wc -l < \(file)")) }
+        let pipeParts: [(String, String)] = [(Self.ours, "\(workers) run --pipe-part -a \(file) --block 1M -j2 wc -l")]
+            + (parallel.map { [("GNU parallel \(Self.parallelVersion($0))", "\($0) --will-cite --pipe-part -a \(file) --block 1M -j2 wc -l")] } ?? [])
         var pipeSamples: [String: [Double]] = [:]
         for _ in 0..<runs {
             for (name, command) in pipes { pipeSamples[name, default: []].append(try Self.time(command).0) }
@@ -70,6 +72,15 @@ struct RunSuite {
         for (name, _) in pipes {
             let samples = pipeSamples[name] ?? []
             results.append(Measurement(suite: "run", workload: "--pipe 1M blocks", system: name, unit: "wall", samples: samples,
+                                       note: String(format: "%.0f MB/s", megabytes / median(samples))))
+        }
+        var partSamples: [String: [Double]] = [:]
+        for _ in 0..<runs {
+            for (name, command) in pipeParts { partSamples[name, default: []].append(try Self.time(command).0) }
+        }
+        for (name, _) in pipeParts {
+            let samples = partSamples[name] ?? []
+            results.append(Measurement(suite: "run", workload: "--pipe-part 1M blocks", system: name, unit: "wall", samples: samples,
                                        note: String(format: "%.0f MB/s", megabytes / median(samples))))
         }
         return results
