@@ -34,8 +34,8 @@ import Testing
         var conclusions: [String]
     }
 
-    @Test func labQuickMeasuresEveryWorkloadInEveryMode() throws {
-        let output = try WorkersBinaryTests.run([
+    @Test func labQuickMeasuresEveryWorkloadInEveryMode() async throws {
+        let output = try await WorkersBinaryTests.run([
             "lab", "--quick", "--io-sleep-ms", "100", "--cpu-task-ms", "60", "--probe-count", "15", "--json", "-",
         ])
         #expect(output.status == 0, "stderr: \(output.stderr)")
@@ -52,9 +52,13 @@ import Testing
                 #expect(!spans.isEmpty, "\(workload) × \(mode) has no timeline")
             }
         }
-        // I/O: sleeping needs no CPU, so the speed-up holds on a busy machine.
-        #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 4)
-        #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 4)
+        // I/O: sleeping needs no CPU, so the speed-up holds on a busy machine — but not in the
+        // stress run under ThreadSanitizer, where the whole suite shares the cores with the
+        // sanitizer's bookkeeping; there only the structure and the ceilings below are checked.
+        if ProcessInfo.processInfo.environment["WORKERS_STRESS"] != "1" {
+            #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 4)
+            #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 4)
+        }
         // The GIL's ceiling: one thread runs at a time, so the process never uses more than one
         // CPU's worth (a busy machine only lowers it; a speed-up would also need a fair serial run).
         #expect((cell("cpu", "threads-gil")?.cpu_per_wall ?? 9) <= 1.2)
@@ -72,12 +76,12 @@ import Testing
         }
     }
 
-    @Test func labWritesAnHTMLReportAndPrintsTablesAndConclusions() throws {
+    @Test func labWritesAnHTMLReportAndPrintsTablesAndConclusions() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lab-test-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let html = directory.appendingPathComponent("lab.html").path
-        let output = try WorkersBinaryTests.run([
+        let output = try await WorkersBinaryTests.run([
             "lab", "--quick", "--no-python", "--only", "io-sleep,cpu", "--io-sleep-ms", "20", "--cpu-task-ms", "40",
             "--report", html, "--svg-dir", directory.path,
         ])
@@ -91,24 +95,24 @@ import Testing
         #expect(output.stderr.contains("cpu · threads-gil"))  // the progress line
     }
 
-    @Test func badLabFlagsNameThemselves() throws {
-        let unknown = try WorkersBinaryTests.run(["lab", "--only", "disk"])
+    @Test func badLabFlagsNameThemselves() async throws {
+        let unknown = try await WorkersBinaryTests.run(["lab", "--only", "disk"])
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("--only"))
-        let zero = try WorkersBinaryTests.run(["lab", "--cpu-task-ms", "0"])
+        let zero = try await WorkersBinaryTests.run(["lab", "--cpu-task-ms", "0"])
         #expect(zero.status != 0)
         #expect(zero.stderr.contains("--cpu-task-ms"))
     }
 
-    @Test func profileTellsASleepFromALoop() throws {
-        let sleep = try WorkersBinaryTests.run(["profile", "--json", "--", "sleep", "0.3"])
+    @Test func profileTellsASleepFromALoop() async throws {
+        let sleep = try await WorkersBinaryTests.run(["profile", "--json", "--", "sleep", "0.3"])
         #expect(sleep.status == 0, "stderr: \(sleep.stderr)")
         struct Profile: Decodable { var kind: String; var use: String; var workers: Int; var cpu_per_wall: Double; var advice: [String] }
         let waiting = try JSONDecoder().decode(Profile.self, from: Data(sleep.stdout.utf8))
         #expect(waiting.kind == "io-bound")
         #expect(waiting.use == "threads")
 
-        let loop = try WorkersBinaryTests.run(["profile", "--json", "--", "sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+        let loop = try await WorkersBinaryTests.run(["profile", "--json", "--", "sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
         #expect(loop.status == 0, "stderr: \(loop.stderr)")
         let computing = try JSONDecoder().decode(Profile.self, from: Data(loop.stdout.utf8))
         // On a busy machine the loop gets less than a core, so only the direction is certain.
@@ -117,14 +121,14 @@ import Testing
         #expect(computing.cpu_per_wall > 10 * waiting.cpu_per_wall)
     }
 
-    @Test func profilePassesTheCommandsStatusAndNamesAMissingOne() throws {
-        let failing = try WorkersBinaryTests.run(["profile", "--", "sh", "-c", "exit 3"])
+    @Test func profilePassesTheCommandsStatusAndNamesAMissingOne() async throws {
+        let failing = try await WorkersBinaryTests.run(["profile", "--", "sh", "-c", "exit 3"])
         #expect(failing.status == 3)
         #expect(failing.stderr.contains("workers profile: sh -c exit 3 (exit status 3)"))
-        let missing = try WorkersBinaryTests.run(["profile", "--", "no-such-command-for-workers"])
+        let missing = try await WorkersBinaryTests.run(["profile", "--", "no-such-command-for-workers"])
         #expect(missing.status == 127)
         #expect(missing.stderr.contains("command not found"))
-        let none = try WorkersBinaryTests.run(["profile"])
+        let none = try await WorkersBinaryTests.run(["profile"])
         #expect(none.status != 0)
     }
 }

@@ -11,7 +11,11 @@ import Testing
     }
 
     /// Runs `workers run …` with `stdin` as its standard input, in `directory` if given.
-    static func run(_ arguments: [String], stdin: String = "", directory: URL? = nil, environment: [String: String] = [:]) throws -> Output {
+    static func run(_ arguments: [String], stdin: String = "", directory: URL? = nil, environment: [String: String] = [:]) async throws -> Output {
+        try await offThePool { try runBlocking(arguments, stdin: stdin, directory: directory, environment: environment) }
+    }
+
+    static func runBlocking(_ arguments: [String], stdin: String, directory: URL?, environment: [String: String]) throws -> Output {
         let process = Process()
         process.executableURL = WorkersBinaryTests.binary
         process.arguments = ["run"] + arguments
@@ -39,34 +43,34 @@ import Testing
         return directory
     }
 
-    @Test func stdinLinesAndTripleColonArguments() throws {
-        let lines = try Self.run(["-k", "echo", "x"], stdin: "1\n2\n3\n")
+    @Test func stdinLinesAndTripleColonArguments() async throws {
+        let lines = try await Self.run(["-k", "echo", "x"], stdin: "1\n2\n3\n")
         #expect(lines.status == 0)
         #expect(lines.stdout == "x 1\nx 2\nx 3\n")
-        let product = try Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"])
+        let product = try await Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", ":::", "1", "2"])
         #expect(product.stdout == "a1\na2\nb1\nb2\n")
-        let linked = try Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", "c", ":::+", "1", "2"])
+        let linked = try await Self.run(["-k", "echo", "{1}{2}", ":::", "a", "b", "c", ":::+", "1", "2"])
         #expect(linked.stdout == "a1\nb2\n")
     }
 
-    @Test func keepOrderTagAndGroupedOutput() throws {
-        let output = try Self.run(["-j3", "-k", "--tag", "sleep 0.0{}; echo out{}; echo err{} >&2", ":::", "3", "1", "2"])
+    @Test func keepOrderTagAndGroupedOutput() async throws {
+        let output = try await Self.run(["-j3", "-k", "--tag", "sleep 0.0{}; echo out{}; echo err{} >&2", ":::", "3", "1", "2"])
         #expect(output.status == 0)
         #expect(output.stdout == "3\tout3\n1\tout1\n2\tout2\n")
         #expect(output.stderr == "3\terr3\n1\terr1\n2\terr2\n")
     }
 
-    @Test func outputCanWaitInFilesOnDiskInstead() throws {
+    @Test func outputCanWaitInFilesOnDiskInstead() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let output = try Self.run(["--tmpdir", directory.path, "-k", "echo", ":::", "a", "b"])
+        let output = try await Self.run(["--tmpdir", directory.path, "-k", "echo", ":::", "a", "b"])
         #expect(output.stdout == "a\nb\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)  // unlinked
     }
 
-    @Test func groupedOutputNeverMixesTwoJobs() throws {
+    @Test func groupedOutputNeverMixesTwoJobs() async throws {
         // Each job prints 200 lines in small writes; grouped, each job's lines stay together.
-        let output = try Self.run(["-j4", "for i in $(seq 200); do echo {}-$i; done", ":::", "a", "b", "c", "d"])
+        let output = try await Self.run(["-j4", "for i in $(seq 200); do echo {}-$i; done", ":::", "a", "b", "c", "d"])
         let prefixes = output.stdout.split(separator: "\n").map { $0.split(separator: "-")[0] }
         var runs = 1
         for (before, after) in zip(prefixes, prefixes.dropFirst()) where before != after { runs += 1 }
@@ -74,43 +78,43 @@ import Testing
         #expect(runs == 4)
     }
 
-    @Test func exitStatusIsTheNumberOfFailedJobs() throws {
-        let output = try Self.run(["exit {}", ":::", "0", "1", "2", "0", "3"])
+    @Test func exitStatusIsTheNumberOfFailedJobs() async throws {
+        let output = try await Self.run(["exit {}", ":::", "0", "1", "2", "0", "3"])
         #expect(output.status == 3)
         #expect(output.stderr.contains("3 of 5 jobs failed"))
-        let many = try Self.run(["-j8", "exit 1", ":::"] + (1...102).map(String.init))
+        let many = try await Self.run(["-j8", "exit 1", ":::"] + (1...102).map(String.init))
         #expect(many.status == 101)
     }
 
-    @Test func badOptionsExit255AndNameThemselves() throws {
-        let unknown = try Self.run(["--frobnicate", "echo"])
+    @Test func badOptionsExit255AndNameThemselves() async throws {
+        let unknown = try await Self.run(["--frobnicate", "echo"])
         #expect(unknown.status == 255)
         #expect(unknown.stderr.contains("--frobnicate"))
-        let unsupported = try Self.run(["--sshlogin", "host", "echo", ":::", "a"])
+        let unsupported = try await Self.run(["--sshlogin", "host", "echo", ":::", "a"])
         #expect(unsupported.status == 255)
         #expect(unsupported.stderr.contains("--sshlogin is not supported"))
     }
 
-    @Test func haltNowOnFirstFailureReturnsItsStatus() throws {
-        let output = try Self.run(["-j1", "--halt", "now,fail=1", "exit {}", ":::", "0", "7", "0", "0"])
+    @Test func haltNowOnFirstFailureReturnsItsStatus() async throws {
+        let output = try await Self.run(["-j1", "--halt", "now,fail=1", "exit {}", ":::", "0", "7", "0", "0"])
         #expect(output.status == 7)
     }
 
-    @Test func retriesPrintOnlyTheLastAttempt() throws {
+    @Test func retriesPrintOnlyTheLastAttempt() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         // Fails twice (leaving a mark each time), then succeeds.
         let script = ": {}; n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n; [ $n -ge 3 ]"
-        let output = try Self.run(["--retries", "3", script, ":::", "x"], directory: directory)
+        let output = try await Self.run(["--retries", "3", script, ":::", "x"], directory: directory)
         #expect(output.status == 0)
         #expect(output.stdout == "attempt 3\n")
     }
 
-    @Test func timeoutKillsTheJobAndTheJoblogSaysSo() throws {
+    @Test func timeoutKillsTheJobAndTheJoblogSaysSo() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let log = directory.appendingPathComponent("jobs.log").path
-        let output = try Self.run(["-j3", "--joblog", log, "--timeout", "2", "sleep {}; exit {}", ":::", "0", "1", "30"])
+        let output = try await Self.run(["-j3", "--joblog", log, "--timeout", "2", "sleep {}; exit {}", ":::", "0", "1", "30"])
         #expect(output.status == 2)  // exit 1, and the one that timed out
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
@@ -125,56 +129,56 @@ import Testing
         #expect(rows.allSatisfy { $0[3].count == 10 })  // %10.3f
     }
 
-    @Test func aJobThatIgnoresTermIsKilledAtTheEndOfTheSequence() throws {
+    @Test func aJobThatIgnoresTermIsKilledAtTheEndOfTheSequence() async throws {
         let start = Date()
-        let output = try Self.run(["--timeout", "0.3", "trap '' TERM; sleep 30; : {}", ":::", "x"])
+        let output = try await Self.run(["--timeout", "0.3", "trap '' TERM; sleep 30; : {}", ":::", "x"])
         #expect(output.status == 1)
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(output.stderr.contains("timed out"))
     }
 
-    @Test func pipeSplitsStdinIntoRecordsForEachJob() throws {
+    @Test func pipeSplitsStdinIntoRecordsForEachJob() async throws {
         // GNU: `seq 10 | parallel --pipe -N3 wc -l` → 3 3 3 1.
-        let records = try Self.run(["--pipe", "-k", "-N3", "wc", "-l"], stdin: (1...10).map { "\($0)\n" }.joined())
+        let records = try await Self.run(["--pipe", "-k", "-N3", "wc", "-l"], stdin: (1...10).map { "\($0)\n" }.joined())
         #expect(records.status == 0)
         #expect(records.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["3", "3", "3", "1"])
         // Blocks of about 10 KiB end on a newline, and every byte arrives once, in order with -k.
         let input = (1...20_000).map { "\($0)\n" }.joined()
-        let blocks = try Self.run(["--pipe", "-k", "--block", "10k", "cat"], stdin: input)
+        let blocks = try await Self.run(["--pipe", "-k", "--block", "10k", "cat"], stdin: input)
         #expect(blocks.stdout == input)
-        let sizes = try Self.run(["--pipe", "-k", "--block", "10k", "wc", "-c"], stdin: input)
+        let sizes = try await Self.run(["--pipe", "-k", "--block", "10k", "wc", "-c"], stdin: input)
         let counts = sizes.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         #expect(counts.count > 5)
         #expect(counts.dropLast().allSatisfy { $0 >= 10 * 1024 && $0 < 10 * 1024 + 8 })
     }
 
-    @Test func lineBufferMixesJobsByWholeLines() throws {
+    @Test func lineBufferMixesJobsByWholeLines() async throws {
         // a1 at once, b1 after 0.2 s, a2 after 0.5 s; a's second line is written in two pieces.
         let script = "if [ {} = a ]; then echo a1; sleep 0.5; printf 'a'; sleep 0.1; echo 2; else sleep 0.2; echo b1; fi"
-        let output = try Self.run(["-j2", "--line-buffer", "--tag", script, ":::", "a", "b"])
+        let output = try await Self.run(["-j2", "--line-buffer", "--tag", script, ":::", "a", "b"])
         #expect(output.status == 0)
         #expect(output.stdout == "a\ta1\nb\tb1\na\ta2\n")
-        let refused = try Self.run(["--line-buffer", "-k", "echo", ":::", "a"])
+        let refused = try await Self.run(["--line-buffer", "-k", "echo", ":::", "a"])
         #expect(refused.status == 255)
         #expect(refused.stderr.contains("--line-buffer with -k"))
     }
 
-    @Test func barCountsToTheTotal() throws {
-        let output = try Self.run(["--bar", "-j2", "true", ":::", "1", "2", "3", "4"])
+    @Test func barCountsToTheTotal() async throws {
+        let output = try await Self.run(["--bar", "-j2", "true", ":::", "1", "2", "3", "4"])
         #expect(output.status == 0)
         #expect(output.stderr.contains("100% 4/4 jobs"))
         #expect(output.stderr.contains("25% 1/4 jobs"))
     }
 
-    @Test func memfreeHoldsBackStartsWhileMemoryIsShort() throws {
+    @Test func memfreeHoldsBackStartsWhileMemoryIsShort() async throws {
         // No machine has a petabyte free: once one job runs, no other starts beside it, so every
         // job gets slot 1.
-        let output = try Self.run(["-j4", "--memfree", "1000000G", "-k", "echo {%}", ":::", "a", "b", "c"])
+        let output = try await Self.run(["-j4", "--memfree", "1000000G", "-k", "echo {%}", ":::", "a", "b", "c"])
         #expect(output.status == 0)
         #expect(output.stdout == "1\n1\n1\n")
     }
 
-    @Test func argFilesDelimitersAndLink() throws {
+    @Test func argFilesDelimitersAndLink() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let letters = directory.appendingPathComponent("letters").path
@@ -182,137 +186,137 @@ import Testing
         try "a\nb\nc\n".write(toFile: letters, atomically: true, encoding: .utf8)
         try "1\n2\n".write(toFile: numbers, atomically: true, encoding: .utf8)
         // :::: files multiply as ::: values do; -a is the same; --link wraps the shorter source.
-        #expect(try Self.run(["-k", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\na2\nb1\nb2\nc1\nc2\n")
-        #expect(try Self.run(["-k", "-a", letters, "echo"]).stdout == "a\nb\nc\n")
-        #expect(try Self.run(["-k", "--link", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\nb2\nc1\n")
-        #expect(try Self.run(["-k", "echo {1}{2}", "::::", letters, "::::+", numbers]).stdout == "a1\nb2\n")
+        #expect(try await Self.run(["-k", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\na2\nb1\nb2\nc1\nc2\n")
+        #expect(try await Self.run(["-k", "-a", letters, "echo"]).stdout == "a\nb\nc\n")
+        #expect(try await Self.run(["-k", "--link", "echo {1}{2}", "::::", letters, numbers]).stdout == "a1\nb2\nc1\n")
+        #expect(try await Self.run(["-k", "echo {1}{2}", "::::", letters, "::::+", numbers]).stdout == "a1\nb2\n")
         // -d splits stdin on another byte.
-        #expect(try Self.run(["-k", "-d", ",", "echo"], stdin: "x,y,z").stdout == "x\ny\nz\n")
+        #expect(try await Self.run(["-k", "-d", ",", "echo"], stdin: "x,y,z").stdout == "x\ny\nz\n")
     }
 
-    @Test func tagstringDashIAndDashQ() throws {
-        #expect(try Self.run(["-k", "--tagstring", "<{#}>", "echo {}", ":::", "p", "q"]).stdout == "<1>\tp\n<2>\tq\n")
-        #expect(try Self.run(["-k", "-I", "@@", "echo @@-@@", ":::", "x"]).stdout == "x-x\n")
+    @Test func tagstringDashIAndDashQ() async throws {
+        #expect(try await Self.run(["-k", "--tagstring", "<{#}>", "echo {}", ":::", "p", "q"]).stdout == "<1>\tp\n<2>\tq\n")
+        #expect(try await Self.run(["-k", "-I", "@@", "echo @@-@@", ":::", "x"]).stdout == "x-x\n")
         // -q: the template's ; is data, not a command separator.
-        #expect(try Self.run(["-q", "echo", "a;b", ":::", "c"]).stdout == "a;b c\n")
+        #expect(try await Self.run(["-q", "echo", "a;b", ":::", "c"]).stdout == "a;b c\n")
     }
 
-    @Test func jobCountFormsGiveThatManySlots() throws {
+    @Test func jobCountFormsGiveThatManySlots() async throws {
         // Slots in use never exceed the job count: with -j1 every job has slot 1.
-        #expect(try Self.run(["-j1", "-k", "echo {%}", ":::", "a", "b", "c"]).stdout == "1\n1\n1\n")
-        let unlimited = try Self.run(["-j0", "-k", "sleep 0.2; echo {%}", ":::", "a", "b", "c", "d"])
+        #expect(try await Self.run(["-j1", "-k", "echo {%}", ":::", "a", "b", "c"]).stdout == "1\n1\n1\n")
+        let unlimited = try await Self.run(["-j0", "-k", "sleep 0.2; echo {%}", ":::", "a", "b", "c", "d"])
         #expect(Set(unlimited.stdout.split(separator: "\n")) == ["1", "2", "3", "4"])
-        #expect(try Self.run(["-j", "+0", "true", ":::", "a"]).status == 0)
-        #expect(try Self.run(["-j", "50%", "true", ":::", "a"]).status == 0)
+        #expect(try await Self.run(["-j", "+0", "true", ":::", "a"]).status == 0)
+        #expect(try await Self.run(["-j", "50%", "true", ":::", "a"]).status == 0)
     }
 
-    @Test func haltSoonLetsRunningJobsFinishAndStartsNoMore() throws {
+    @Test func haltSoonLetsRunningJobsFinishAndStartsNoMore() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         // Job 1 fails at once; job 2 (already running) finishes; jobs 3–6 never start.
-        let output = try Self.run(["-j2", "--halt", "soon,fail=1", "if [ {} = 1 ]; then exit 4; fi; sleep 0.3; touch done-{}", ":::", "1", "2", "3", "4", "5", "6"], directory: directory)
+        let output = try await Self.run(["-j2", "--halt", "soon,fail=1", "if [ {} = 1 ]; then exit 4; fi; sleep 0.3; touch done-{}", ":::", "1", "2", "3", "4", "5", "6"], directory: directory)
         #expect(output.status == 4)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         #expect(files == ["done-2"])
     }
 
-    @Test func haltOnSuccessAndDoneCounts() throws {
+    @Test func haltOnSuccessAndDoneCounts() async throws {
         // The first success stops the run: the job after it never starts.
-        let success = try Self.run(["-j1", "-k", "--halt", "now,success=1", "echo {}; exit {}", ":::", "3", "0", "5"])
+        let success = try await Self.run(["-j1", "-k", "--halt", "now,success=1", "echo {}; exit {}", ":::", "3", "0", "5"])
         #expect(success.stdout == "3\n0\n")
-        let done = try Self.run(["-j1", "-k", "--halt", "soon,done=2", "echo {}", ":::", "a", "b", "c"])
+        let done = try await Self.run(["-j1", "-k", "--halt", "soon,done=2", "echo {}", ":::", "a", "b", "c"])
         #expect(done.stdout == "a\nb\n")
     }
 
-    @Test func resumeFailedRunsOnlyTheFailedJobsAgain() throws {
+    @Test func resumeFailedRunsOnlyTheFailedJobsAgain() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let log = directory.appendingPathComponent("jobs.log").path
         let marks = directory.appendingPathComponent("marks").path
         let script = "echo {} >> \(marks); [ -e \(directory.path)/fixed ] || [ {} != 2 ]"
-        let first = try Self.run(["-j1", "--joblog", log, script, ":::", "1", "2", "3"])
+        let first = try await Self.run(["-j1", "--joblog", log, script, ":::", "1", "2", "3"])
         #expect(first.status == 1)
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("fixed").path, contents: nil)
-        let second = try Self.run(["-j1", "--joblog", log, "--resume-failed", script, ":::", "1", "2", "3"])
+        let second = try await Self.run(["-j1", "--joblog", log, "--resume-failed", script, ":::", "1", "2", "3"])
         #expect(second.status == 0)
         #expect(try String(contentsOfFile: marks, encoding: .utf8) == "1\n2\n3\n2\n")
     }
 
-    @Test func delaySpacesTheStarts() throws {
+    @Test func delaySpacesTheStarts() async throws {
         let start = Date()
-        let output = try Self.run(["-j3", "--delay", "0.2", "true", ":::", "a", "b", "c"])
+        let output = try await Self.run(["-j3", "--delay", "0.2", "true", ":::", "a", "b", "c"])
         #expect(output.status == 0)
         #expect(Date().timeIntervalSince(start) >= 0.4)  // three starts, two gaps of at least 0.2 s
     }
 
-    @Test func dashXAndDashMPutManyInputsOnOneLine() throws {
+    @Test func dashXAndDashMPutManyInputsOnOneLine() async throws {
         // GNU: -X repeats the words around {} per input; -m puts the inputs side by side; with -j1
         // (or --xargs) all go to one line.
-        #expect(try Self.run(["-j1", "-X", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a-post pre-'b c'-post\n")
-        #expect(try Self.run(["-j1", "-m", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a 'b c'-post\n")
-        #expect(try Self.run(["--xargs", "echo", ":::", "1", "2", "3"]).stdout == "1 2 3\n")
+        #expect(try await Self.run(["-j1", "-X", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a-post pre-'b c'-post\n")
+        #expect(try await Self.run(["-j1", "-m", "--dry-run", "echo", "pre-{}-post", ":::", "a", "b c"]).stdout == "echo pre-a 'b c'-post\n")
+        #expect(try await Self.run(["--xargs", "echo", ":::", "1", "2", "3"]).stdout == "1 2 3\n")
         // Spread over two slots.
-        let spread = try Self.run(["-j2", "-m", "-k", "echo", ":::", "1", "2", "3", "4"])
+        let spread = try await Self.run(["-j2", "-m", "-k", "echo", ":::", "1", "2", "3", "4"])
         #expect(spread.stdout == "1 2\n3 4\n")
         // -s caps the line: with 16 bytes, `echo 1 2 3 4 5 6` (16 bytes) cannot grow past a few inputs.
-        let capped = try Self.run(["-j1", "-m", "-k", "-s", "16", "echo", ":::"] + (1...9).map(String.init))
+        let capped = try await Self.run(["-j1", "-m", "-k", "-s", "16", "echo", ":::"] + (1...9).map(String.init))
         #expect(capped.stdout.split(separator: "\n").count > 1)
         #expect(capped.stdout.split(separator: "\n").joined(separator: " ") == "1 2 3 4 5 6 7 8 9")
     }
 
-    @Test func pipePartCutsASeekableFileOnRecordEnds() throws {
+    @Test func pipePartCutsASeekableFileOnRecordEnds() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("lines").path
         let text = (1...20_000).map { "line \($0)\n" }.joined()
         try text.write(toFile: file, atomically: true, encoding: .utf8)
-        let whole = try Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "cat"])
+        let whole = try await Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "cat"])
         #expect(whole.status == 0)
         #expect(whole.stdout == text)
-        let sizes = try Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "wc", "-c"])
+        let sizes = try await Self.run(["--pipe-part", "-a", file, "--block", "10k", "-k", "wc", "-c"])
         let counts = sizes.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         #expect(counts.reduce(0, +) == text.utf8.count)
         #expect(counts.dropLast().allSatisfy { $0 >= 10 * 1024 && $0 < 10 * 1024 + 16 })
-        let notAFile = try Self.run(["--pipe-part", "cat"])
+        let notAFile = try await Self.run(["--pipe-part", "cat"])
         #expect(notAFile.status == 255)
         #expect(notAFile.stderr.contains("--pipe-part"))
     }
 
-    @Test func dryRunPrintsQuotedCommands() throws {
-        let output = try Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
+    @Test func dryRunPrintsQuotedCommands() async throws {
+        let output = try await Self.run(["--dry-run", "gzip", ":::", "b c.txt", "a.txt"])
         #expect(output.stdout == "gzip 'b c.txt'\ngzip a.txt\n")
     }
 
-    @Test func jobsGetSeqSlotAndDevNullAsStdin() throws {
-        let output = try Self.run(["-j2", "-k", "echo $PARALLEL_SEQ {#} $PARALLEL_JOBSLOT {%}; cat", ":::", "a", "b", "c"], stdin: "do not read me\n")
+    @Test func jobsGetSeqSlotAndDevNullAsStdin() async throws {
+        let output = try await Self.run(["-j2", "-k", "echo $PARALLEL_SEQ {#} $PARALLEL_JOBSLOT {%}; cat", ":::", "a", "b", "c"], stdin: "do not read me\n")
         let rows = output.stdout.split(separator: "\n").map { $0.split(separator: " ") }
         #expect(rows.map { $0[0] } == ["1", "2", "3"])
         #expect(rows.allSatisfy { $0[0] == $0[1] && $0[2] == $0[3] && ["1", "2"].contains($0[2]) })
         #expect(!output.stdout.contains("do not read me"))
     }
 
-    @Test func noCommandRunsEachLine() throws {
-        let output = try Self.run(["-k"], stdin: "echo one\necho two && echo three\n")
+    @Test func noCommandRunsEachLine() async throws {
+        let output = try await Self.run(["-k"], stdin: "echo one\necho two && echo three\n")
         #expect(output.stdout == "one\ntwo\nthree\n")
     }
 
-    @Test func columnsAndGroupsOfArguments() throws {
-        let columns = try Self.run(["-k", "--colsep", ",", "echo {2}-{1}"], stdin: "a , b\nc,d\n")
+    @Test func columnsAndGroupsOfArguments() async throws {
+        let columns = try await Self.run(["-k", "--colsep", ",", "echo {2}-{1}"], stdin: "a , b\nc,d\n")
         #expect(columns.stdout == "b-a\nd-c\n")
-        let pairs = try Self.run(["-k", "-N2", "echo {1}+{2}", ":::", "1", "2", "3", "4", "5"])
+        let pairs = try await Self.run(["-k", "-N2", "echo {1}+{2}", ":::", "1", "2", "3", "4", "5"])
         #expect(pairs.stdout == "1+2\n3+4\n5+\n")
     }
 
     /// Names that are shell syntax pass through as data, in shell mode and in --no-shell mode.
     @Test(arguments: [false, true])
-    func hostileFileNamesAreNeverExecuted(noShell: Bool) throws {
+    func hostileFileNamesAreNeverExecuted(noShell: Bool) async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let names = ["a b", "it's", "say \"hi\"", "$(touch PWNED1)", "`touch PWNED2`", "x; touch PWNED3", "*", "new\nline", "-n", "a\\b", "&& touch PWNED4"]
         for name in names { _ = FileManager.default.createFile(atPath: directory.appendingPathComponent(name).path, contents: Data(name.utf8)) }
         let input = names.joined(separator: "\0") + "\0"
         let template = noShell ? ["--no-shell", "cp", "--", "{}", "{}.copy"] : ["cp -- {} {}.copy"]
-        let output = try Self.run(["-0"] + template, stdin: input, directory: directory)
+        let output = try await Self.run(["-0"] + template, stdin: input, directory: directory)
         #expect(output.status == 0, "stderr: \(output.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         #expect(!files.contains { $0.hasPrefix("PWNED") }, "executed: \(files)")
@@ -324,32 +328,34 @@ import Testing
 
     /// `kill -9` of `workers run` in a joblog'd run, then `--resume`: no job lost, none that the
     /// joblog records as done runs again.
-    @Test func resumeAfterKill9LosesNoJobAndRepeatsNone() throws {
+    @Test func resumeAfterKill9LosesNoJobAndRepeatsNone() async throws {
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let log = directory.appendingPathComponent("jobs.log").path
         let marks = directory.appendingPathComponent("marks").path
         let arguments = ["-j2", "--joblog", log, "echo {} >> \(marks); sleep 0.05", ":::"] + (1...40).map(String.init)
 
-        let process = Process()
-        process.executableURL = WorkersBinaryTests.binary
-        process.arguments = ["run"] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Kill it once the joblog shows some finished jobs.
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            let rows = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count - 1
-            if rows >= 8 { break }
-            usleep(2_000)
+        try await offThePool {
+            let process = Process()
+            process.executableURL = WorkersBinaryTests.binary
+            process.arguments = ["run"] + arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Kill it once the joblog shows some finished jobs.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let rows = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count - 1
+                if rows >= 8 { break }
+                usleep(2_000)
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
         let loggedBefore = Set(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: "\t")[0]) })
         #expect(loggedBefore.count >= 8 && loggedBefore.count < 40)
 
-        let resumed = try Self.run(["--resume"] + arguments)
+        let resumed = try await Self.run(["--resume"] + arguments)
         #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
         let logged = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: "\t")[0]) }
         #expect(Set(logged) == Set(1...40))       // no job lost
@@ -358,20 +364,34 @@ import Testing
         for job in loggedBefore { #expect(ran.filter { $0 == job }.count == 1, "job \(job) ran again") }
     }
 
-    @Test func sigtermStopsRunningJobsAndExits143() throws {
-        let process = Process()
-        process.executableURL = WorkersBinaryTests.binary
-        process.arguments = ["run", "-j2", "sleep", ":::", "30", "30", "30"]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        usleep(300_000)
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 143)
-        let sleepers = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)) == nil
-        #expect(sleepers)
+    @Test func sigtermStopsRunningJobsAndExits143() async throws {
+        let marker = "31.\(getpid() % 10_000)"  // a sleep time no other process uses
+        let status: Int32 = try await offThePool {
+            let process = Process()
+            process.executableURL = WorkersBinaryTests.binary
+            process.arguments = ["run", "-j2", "sleep", ":::", marker, marker, marker]
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            // Wait until both jobs run, then stop the runner.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, Self.processes(withArgument: marker).count < 2 { usleep(5_000) }
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(status == 143)
+        // Its jobs went with it.
+        #expect(Self.processes(withArgument: marker).isEmpty)
+    }
+
+    /// Pids of processes (not zombies) with `argument` among their arguments.
+    static func processes(withArgument argument: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return false }
+            return data.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == argument }
+        }
     }
 }
 

@@ -19,7 +19,13 @@ import Testing
         return directory.appendingPathComponent("workers")
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
+    /// Runs the binary off Swift's cooperative threads: a test that blocks one of them (there are
+    /// as many as CPUs) starves every other test's tasks.
+    static func run(_ arguments: [String]) async throws -> Output {
+        try await offThePool { try runBlocking(arguments) }
+    }
+
+    static func runBlocking(_ arguments: [String]) throws -> Output {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -42,8 +48,8 @@ import Testing
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary.path))
     }
 
-    @Test func demoThreadsMeasuresBothExecutorsAsJSON() throws {
-        let output = try Self.run(["demo", "threads", "--jobs", "4", "--block-ms", "30", "--json"])
+    @Test func demoThreadsMeasuresBothExecutorsAsJSON() async throws {
+        let output = try await Self.run(["demo", "threads", "--jobs", "4", "--block-ms", "30", "--json"])
         #expect(output.status == 0, "stderr: \(output.stderr)")
         struct Run: Decodable { var wallSeconds: Double; var peakConcurrency: Int; var heartbeatWorstLateMs: Double }
         struct Report: Decodable { var cpuCount: Int; var jobs: Int; var poolThreads: Int; var defaultExecutor: Run; var threadPool: Run }
@@ -55,8 +61,8 @@ import Testing
         #expect(report.threadPool.wallSeconds >= 0.03)
     }
 
-    @Test func demoThreadsPrintsATableAndConclusionFromTheNumbers() throws {
-        let output = try Self.run(["demo", "threads", "--jobs", "3", "--block-ms", "20"])
+    @Test func demoThreadsPrintsATableAndConclusionFromTheNumbers() async throws {
+        let output = try await Self.run(["demo", "threads", "--jobs", "3", "--block-ms", "20"])
         #expect(output.status == 0)
         #expect(output.stdout.contains("ThreadPool(threads: 3)"))
         #expect(output.stdout.contains("default executor"))
@@ -70,18 +76,25 @@ import Testing
         (["demo", "threads", "--no-such-flag"], "--no-such-flag"),
         (["no-such-command"], "no-such-command"),
     ])
-    func badInputNamesItselfAndFails(arguments: [String], message: String) throws {
-        let output = try Self.run(arguments)
+    func badInputNamesItselfAndFails(arguments: [String], message: String) async throws {
+        let output = try await Self.run(arguments)
         #expect(output.status != 0)
         #expect(output.stderr.contains(message), "stderr: \(output.stderr)")
     }
 
-    @Test func helpListsTheCommands() throws {
-        let output = try Self.run(["--help"])
+    @Test func helpListsTheCommands() async throws {
+        let output = try await Self.run(["--help"])
         #expect(output.status == 0)
         #expect(output.stdout.contains("USAGE: workers"))
         #expect(output.stdout.contains("demo"))
-        let demo = try Self.run(["demo", "threads", "--help"])
+        let demo = try await Self.run(["demo", "threads", "--help"])
         #expect(demo.stdout.contains("--block-ms"))
+    }
+}
+
+/// Runs blocking `body` on a thread of its own and waits for it without holding a cooperative thread.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }

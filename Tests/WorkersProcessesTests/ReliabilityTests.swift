@@ -113,8 +113,7 @@ func isGone(_ pid: Int32) -> Bool {
     }
 
     @Test(arguments: Garbage.allCases)
-    func aWorkerFedGarbageExitsWithAProtocolStatus(_ garbage: Garbage) throws {
-        let handle = try WorkerHandle.start(executable: workerExecutable, id: 0, jobNames: TestJobs.all.map { $0.name }, maxFrameSize: 1 << 20).get()
+    func aWorkerFedGarbageExitsWithAProtocolStatus(_ garbage: Garbage) async throws {
         let bytes: [UInt8]
         let expected: Int32
         switch garbage {
@@ -134,15 +133,28 @@ func isGone(_ pid: Int32) -> Bool {
             bytes = try Frame(kind: .welcome, requestID: 1).encoded()
             expected = 76
         }
-        #expect(bytes.withUnsafeBytes { write(handle.channel.writeFD, $0.baseAddress, $0.count) } == bytes.count)
-        guard case .endOfFile = handle.channel.read(deadline: monotonicNanoseconds() + 10_000_000_000) else {
-            Issue.record("the worker did not close its channel within 10 s")
-            handle.kill()
-            return
+        // The exchange blocks (a spawn, a read with a deadline): it runs on a thread of its own.
+        let outcome: (written: Int, closed: Bool, signal: Int32?, exitCode: Int32?) = try await onOwnThread {
+            let handle = try WorkerHandle.start(executable: workerExecutable, id: 0, jobNames: TestJobs.all.map { $0.name }, maxFrameSize: 1 << 20).get()
+            let written = bytes.withUnsafeBytes { write(handle.channel.writeFD, $0.baseAddress, $0.count) }
+            guard case .endOfFile = handle.channel.read(deadline: monotonicNanoseconds() + 10_000_000_000) else {
+                handle.kill()
+                return (written, false, nil, nil)
+            }
+            let status = handle.reap()
+            return (written, true, status.signal, status.exitCode)
         }
-        let status = handle.reap()
-        #expect(status.signal == nil)
-        #expect(status.exitCode == expected)
+        #expect(outcome.written == bytes.count)
+        #expect(outcome.closed, "the worker did not close its channel within 10 s")
+        #expect(outcome.signal == nil)
+        #expect(outcome.exitCode == expected)
+    }
+}
+
+/// Runs blocking `body` on a thread of its own, so waiting for it holds no cooperative thread.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
 
