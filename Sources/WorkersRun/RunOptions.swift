@@ -292,6 +292,11 @@ extension RunOptions {
             }
         }
         if options.ungroup { options.keepOrder = false; options.tag = false; options.lineBuffer = false }  // as GNU: -u drops -k and --tag
+        // GNU evaluates `{= perl =}` with Perl; running the text as shell code instead would be
+        // silently wrong, so it is refused by name.
+        if options.template.contains(where: { $0.contains("{=") && $0.contains("=}") }) {
+            throw RunUsageError("Perl replacement strings {= … =} are not supported by workers run")
+        }
         if options.pipePart, options.argumentsPerJob != nil {
             throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it")
         }

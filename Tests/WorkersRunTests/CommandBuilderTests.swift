@@ -114,6 +114,12 @@ import Testing
         #expect(throws: RunUsageError("option -j: 'x' is not N, N%, +N, -N or 0")) { try RunOptions.parse(["-j", "x", "echo"]) }
     }
 
+    @Test func perlReplacementStringsAreRefusedNotRunAsShell() {
+        #expect(throws: RunUsageError("Perl replacement strings {= … =} are not supported by workers run")) {
+            try RunOptions.parse(["echo", "{= s/a/b/ =}", ":::", "a"])
+        }
+    }
+
     @Test func ungroupDropsKeepOrderAndTagAsGNUDoes() throws {
         let options = try RunOptions.parse(["-u", "-k", "--tag", "echo"])
         #expect(!options.keepOrder)
