@@ -153,8 +153,13 @@ import Testing
     }
 
     @Test func lineBufferMixesJobsByWholeLines() async throws {
-        // a1 at once, b1 after 0.2 s, a2 after 0.5 s; a's second line is written in two pieces.
-        let script = "if [ {} = a ]; then echo a1; sleep 0.5; printf 'a'; sleep 0.1; echo 2; else sleep 0.2; echo b1; fi"
+        // Ordered by handshakes through files, not by timing: a prints a1, then b prints b1, then a
+        // prints its second line in two pieces.
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let wait = { (file: String) in "until [ -e \(directory.path)/\(file) ]; do sleep 0.01; done" }
+        let script = "if [ {} = a ]; then echo a1; touch \(directory.path)/a1; \(wait("b1")); printf 'a'; sleep 0.1; echo 2; "
+            + "else \(wait("a1")); echo b1; touch \(directory.path)/b1; fi"
         let output = try await Self.run(["-j2", "--line-buffer", "--tag", script, ":::", "a", "b"])
         #expect(output.status == 0)
         #expect(output.stdout == "a\ta1\nb\tb1\na\ta2\n")
@@ -204,7 +209,7 @@ import Testing
     @Test func jobCountFormsGiveThatManySlots() async throws {
         // Slots in use never exceed the job count: with -j1 every job has slot 1.
         #expect(try await Self.run(["-j1", "-k", "echo {%}", ":::", "a", "b", "c"]).stdout == "1\n1\n1\n")
-        let unlimited = try await Self.run(["-j0", "-k", "sleep 0.2; echo {%}", ":::", "a", "b", "c", "d"])
+        let unlimited = try await Self.run(["-j0", "-k", "sleep 1; echo {%}", ":::", "a", "b", "c", "d"])
         #expect(Set(unlimited.stdout.split(separator: "\n")) == ["1", "2", "3", "4"])
         #expect(try await Self.run(["-j", "+0", "true", ":::", "a"]).status == 0)
         #expect(try await Self.run(["-j", "50%", "true", ":::", "a"]).status == 0)

@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func demoThreadsPrintsATableAndConclusionFromTheNumbers() async throws {
-        let output = try await Self.run(["demo", "threads", "--jobs", "3", "--block-ms", "20"])
+        let output = try await Self.run(["demo", "threads", "--jobs", "3", "--block-ms", "400"])
         #expect(output.status == 0)
         #expect(output.stdout.contains("ThreadPool(threads: 3)"))
         #expect(output.stdout.contains("default executor"))
