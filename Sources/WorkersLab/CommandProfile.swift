@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import WorkersCore
 
 /// What `workers profile` measured of a command, and what it makes of it.
 public struct CommandProfile: Codable, Sendable, Equatable {
@@ -118,7 +119,10 @@ public struct CommandProfile: Codable, Sendable, Equatable {
     public static func measure(_ command: [String], cpus: Int, stdoutToStderr: Bool = false) throws -> CommandProfile {
         guard let program = command.first else { throw LabError("no command to profile") }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try resolve(program))
+        guard let path = executablePath(program) else {
+            throw LabError(program.contains("/") ? "\(program): not an executable file" : "\(program): command not found")
+        }
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = Array(command.dropFirst())
         if stdoutToStderr { process.standardOutput = FileHandle.standardError }
         var before = rusage()
@@ -137,19 +141,6 @@ public struct CommandProfile: Codable, Sendable, Equatable {
             cpus: cpus, maxResidentBytes: after.ru_maxrss * 1_024,
             voluntarySwitches: after.ru_nvcsw - before.ru_nvcsw, involuntarySwitches: after.ru_nivcsw - before.ru_nivcsw
         )
-    }
-
-    /// `program` as a path: as given when it has a slash, else the first match on PATH.
-    static func resolve(_ program: String) throws -> String {
-        if program.contains("/") {
-            guard access(program, X_OK) == 0 else { throw LabError("\(program): not an executable file") }
-            return program
-        }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where access("\(directory)/\(program)", X_OK) == 0 {
-            return "\(directory)/\(program)"
-        }
-        throw LabError("\(program): command not found")
     }
 
     /// The report a person reads.

@@ -110,12 +110,8 @@ struct SwiftExperiments {
             try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { blockingSleep(seconds: seconds) }
             return Outcome(workers: tasks)
         default:
-            let workers = config.workers
-            let pool = try await ProcessPool(workers: workers, jobs: LabJobs.all, executable: executable)
-            let timings = try await pool.map(SleepJob.self, Array(repeating: seconds, count: tasks), chunkSize: 1)
-            await pool.shutdown()
-            record(timings, state: .waiting, into: recorder)
-            return Outcome(workers: workers)
+            try await waitsInProcesses(SleepJob.self, Array(repeating: seconds, count: tasks), recorder: recorder)
+            return Outcome(workers: config.workers)
         }
     }
 
@@ -141,13 +137,18 @@ struct SwiftExperiments {
             try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { try blockingRequest(port: port) }
             return Outcome(workers: tasks)
         default:
-            let workers = config.workers
-            let pool = try await ProcessPool(workers: workers, jobs: LabJobs.all, executable: executable)
-            let timings = try await pool.map(RequestJob.self, Array(repeating: port, count: tasks), chunkSize: 1)
-            await pool.shutdown()
-            record(timings, state: .waiting, into: recorder)
-            return Outcome(workers: workers)
+            try await waitsInProcesses(RequestJob.self, Array(repeating: port, count: tasks), recorder: recorder)
+            return Outcome(workers: config.workers)
         }
+    }
+
+    /// Runs one waiting `job` per input on a `ProcessPool` of the configured workers, one input a
+    /// batch, and puts the waits on the timeline by worker.
+    private func waitsInProcesses<J: Job>(_ job: J.Type, _ inputs: [J.Input], recorder: TimelineRecorder) async throws where J.Output == JobTiming {
+        let pool = try await ProcessPool(workers: config.workers, jobs: LabJobs.all, executable: executable)
+        let timings = try await pool.map(job, inputs, chunkSize: 1)
+        await pool.shutdown()
+        record(timings, state: .waiting, into: recorder)
     }
 
     /// `tasks` blocking I/O calls, each on a thread of its own, all at once; under the simulated

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import WorkersCore
 
 /// The lab's CPU-bound work: a 64-bit linear congruential generator folded into a checksum — the
 /// same loop the CPython peer runs, so the two can be told apart only by speed. The checksum is
@@ -44,20 +45,6 @@ public enum Kernel {
     }
 
     private static let calibrationSink = Atomic<UInt64>(0)
-}
-
-/// CLOCK_MONOTONIC in seconds.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (comparable across processes on one machine).
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
 /// Sleeps the calling thread (a blocking call, as `time.sleep` is).

@@ -76,14 +76,7 @@ public struct Lab: Sendable {
     }
 
     /// The first `python3` on PATH, or `nil`.
-    public static func findPython() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/python3"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
+    public static func findPython() -> String? { executablePath("python3") }
 
     static func kernelName() -> String {
         var name = utsname()

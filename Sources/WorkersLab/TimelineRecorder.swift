@@ -16,12 +16,12 @@ public final class TimelineRecorder: @unchecked Sendable {  // @unchecked: state
 
     /// - Parameter limit: spans kept; later ones are dropped (a GIL timeline can have thousands).
     public init(limit: Int = 4_000) {
-        origin = Self.monotonicNanoseconds()
+        origin = monotonicNanoseconds()
         self.limit = limit
     }
 
     /// Seconds since the recorder was made.
-    public func now() -> Double { seconds(at: Self.monotonicNanoseconds()) }
+    public func now() -> Double { seconds(at: monotonicNanoseconds()) }
 
     /// Seconds since the recorder was made, for a CLOCK_MONOTONIC reading in nanoseconds (from any
     /// process on this machine: the clock is system-wide).
@@ -74,11 +74,5 @@ public final class TimelineRecorder: @unchecked Sendable {  // @unchecked: state
     /// The spans so far, by start time.
     public var recorded: [LabSpan] {
         lock.withLock { spans.sorted { ($0.start, $0.lane) < ($1.start, $1.lane) } }
-    }
-
-    static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 import WorkersWire
 
 /// Blocking frame I/O on a pair of file descriptors, with an optional deadline on reads.
@@ -82,8 +83,3 @@ struct FrameChannel {
     }
 }
 
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}

@@ -134,9 +134,3 @@ struct ExitStatus {
     var crashCode: ProcessPoolError.Code { .workerCrashed(signal: signal, exitCode: exitCode) }
 }
 
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}

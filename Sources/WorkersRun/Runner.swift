@@ -4,6 +4,7 @@ import Glibc
 import CWorkersShims
 import DequeModule
 import Foundation
+import WorkersCore
 
 /// Runs the jobs: spawns each with posix_spawn in a process group of its own, waits on pidfds with
 /// `poll` (no sleeping, no polling loop), buffers each job's output in unlinked temporary files and
@@ -502,12 +503,12 @@ public final class Runner {
             argv = [shell, "-c", command]
             // A command of plain words runs as the shell would run it, without the shell: the
             // same program, the same arguments, a fork and an exec fewer.
-            if let words = simpleCommandWords(command), Self.resolve(words[0]) != nil { argv = words }
+            if let words = simpleCommandWords(command), executablePath(words[0]) != nil { argv = words }
         } else {
             argv = builder.argv(for: job)
         }
         guard let program = argv.first, !program.isEmpty else { return .failure("job \(job.sequence): nothing to run") }
-        guard let path = Self.resolve(program) else { return .failure("\(program): command not found") }
+        guard let path = executablePath(program) else { return .failure("\(program): command not found") }
         var out: Int32 = -1
         var err: Int32 = -1
         var parentEnds: [Int32] = []
@@ -566,16 +567,6 @@ public final class Runner {
     static func decode(_ status: Int32) -> (exit: Int32, signal: Int32) {
         if status & 0x7F == 0 { return ((status >> 8) & 0xFF, 0) }
         return (0, status & 0x7F)
-    }
-
-    /// A program name as a path: as given when it has a slash, else the first match on PATH.
-    static func resolve(_ program: String) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where access("\(directory)/\(program)", X_OK) == 0 {
-            return "\(directory)/\(program)"
-        }
-        return nil
     }
 
     /// GNU's choice: `$PARALLEL_SHELL`, else the shell that started us, else `$SHELL`, else /bin/sh.
@@ -704,13 +695,7 @@ public final class Runner {
     }
 
     private func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 { if errno == EINTR { continue }; return }
-            offset += written
-        }
+        writeAll(fd, Array(text.utf8))
     }
 }
 
@@ -719,18 +704,7 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
 
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}
 
 /// Writes jobs' output to our stdout and stderr: whole, one job at a time, never half a line.
 final class OutputWriter {
@@ -749,33 +723,27 @@ final class OutputWriter {
         guard lseek(fd, 0, SEEK_END) > 0 else { return }
         lseek(fd, 0, SEEK_SET)
         var atLineStart = true
-        let prefix = tag.map { Array(($0 + "\t").utf8) }
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { return }
-            guard let prefix else {
-                writeAll(target, buffer[0..<count])
-                continue
-            }
-            var tagged: [UInt8] = []
-            tagged.reserveCapacity(count + prefix.count * 4)
-            for byte in buffer[0..<count] {
-                if atLineStart { tagged += prefix }
-                tagged.append(byte)
-                atLineStart = byte == UInt8(ascii: "\n")
-            }
-            writeAll(target, tagged[...])
+            writeLines(buffer[0..<count], to: target, tag: tag, atLineStart: &atLineStart)
         }
     }
 
     /// Writes whole lines (the last may lack its newline), each prefixed with `tag` and a tab.
     func writeLines(_ bytes: ArraySlice<UInt8>, to target: Int32, tag: String?) {
+        var atLineStart = true
+        writeLines(bytes, to: target, tag: tag, atLineStart: &atLineStart)
+    }
+
+    /// Writes `bytes`, putting `tag` and a tab before each line; `atLineStart` carries across
+    /// calls whether the next byte begins a line.
+    private func writeLines(_ bytes: ArraySlice<UInt8>, to target: Int32, tag: String?, atLineStart: inout Bool) {
         guard let tag else { writeAll(target, bytes); return }
         let prefix = Array((tag + "\t").utf8)
         var tagged: [UInt8] = []
         tagged.reserveCapacity(bytes.count + prefix.count * 4)
-        var atLineStart = true
         for byte in bytes {
             if atLineStart { tagged += prefix }
             tagged.append(byte)

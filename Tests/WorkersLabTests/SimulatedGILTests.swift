@@ -16,8 +16,10 @@ import WorkersCore
         let shared = Shared()
         let bothHadATurn = CountDownLatch(count: 2)
         let done = Event()
+        let finished = CountDownLatch(count: 2)
         let threads = (0..<2).map { lane in
             Thread {
+                defer { finished.countDown() }
                 gil.take(lane)
                 var counted = false
                 while !done.isSet {
@@ -35,7 +37,7 @@ import WorkersCore
         // The second thread can only get a turn through a drop request.
         #expect(bothHadATurn.wait(timeout: .seconds(20)))
         done.set()
-        while threads.contains(where: { !$0.isFinished }) { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(finished.wait(timeout: .seconds(20)))
         #expect(shared.overlaps.load(ordering: .relaxed) == 0)
         #expect(gil.switches >= 2)
     }
