@@ -13,6 +13,8 @@ let package = Package(
         // Opt-in: pools as swift-service-lifecycle services, so `Workers` alone never builds it.
         .library(name: "WorkersServiceLifecycle", targets: ["WorkersServiceLifecycle"]),
         .executable(name: "workers", targets: ["workers"]),
+        // `workers run` alone, without Foundation or the lab: starts in a few milliseconds.
+        .executable(name: "workers-run", targets: ["workers-run"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -100,6 +102,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "workers", dependencies: ["WorkersCLI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "workers-run", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
         .target(name: "WorkersTestJobs", dependencies: ["WorkersCore", "WorkersProcesses"], path: "Tests/WorkersTestJobs", swiftSettings: swiftSettings),
         .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+
 
 /// CLOCK_MONOTONIC in nanoseconds: comparable across the processes of one machine.
 package func monotonicNanoseconds() -> UInt64 {
@@ -26,6 +26,6 @@ package func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeM
 /// `program` as an executable path: as given when it has a slash, else the first match on PATH.
 package func executablePath(_ program: String) -> String? {
     if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
     return path.split(separator: ":").map { "\($0)/\(program)" }.first { access($0, X_OK) == 0 }
 }

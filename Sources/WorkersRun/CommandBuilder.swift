@@ -1,4 +1,4 @@
-import Foundation
+
 
 /// Turns a job's arguments into the command GNU parallel would run. Pure.
 ///
@@ -212,7 +212,7 @@ public func shellQuote(_ value: String) -> String {
         }
     }
     if safe { return value }
-    return "'" + value.replacingOccurrences(of: "'", with: "'\"'\"'") + "'"
+    return "'" + value.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\"'\"'") + "'"
 }
 
 /// The words of a command line that needs no shell to run: plain words and single-quoted strings

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+
 
 /// An input file for reading (`-` is standard input); whether the caller must close it.
 func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
@@ -69,11 +69,48 @@ final class RecordReader {
     }
 }
 
+/// `--colsep`: a regular expression, or (the common case, and much faster) a plain string
+/// without any of its special characters, which splits without the regex engine.
+enum ColumnSeparator {
+    case literal(String)
+    case pattern(Regex<AnyRegexOutput>)
+
+    init(_ pattern: String) throws(RunUsageError) {
+        guard !pattern.isEmpty else { throw RunUsageError("option --colsep: the separator is empty") }
+        if !pattern.contains(where: { "\\^$.|?*+()[]{}".contains($0) }) {
+            self = .literal(pattern)
+            return
+        }
+        do {
+            self = .pattern(try Regex(pattern))
+        } catch {
+            throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression")
+        }
+    }
+
+    /// `line` cut at every match (an empty match cuts nothing).
+    func split(_ line: String) -> [String] {
+        switch self {
+        case .literal(let separator):
+            return line.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+        case .pattern(let regex):
+            var columns: [String] = []
+            var last = line.startIndex
+            for range in line.ranges(of: regex) where !range.isEmpty {
+                columns.append(String(line[last..<range.lowerBound]))
+                last = range.upperBound
+            }
+            columns.append(String(line[last...]))
+            return columns
+        }
+    }
+}
+
 /// The jobs' argument lists, in order: one source streamed; several combined as GNU does (the
 /// cartesian product with the first source varying slowest, or paired with `:::+`/`--link`).
 final class JobInputs {
     private let separator: UInt8
-    private let columnSeparator: NSRegularExpression?
+    private let columnSeparator: ColumnSeparator?
     private let perJob: Int
     private var stream: RecordReader?
     private var combined: [[String]] = []
@@ -91,11 +128,7 @@ final class JobInputs {
             separator = UInt8(ascii: "\n")
         }
         if let pattern = options.columnSeparator {
-            do {
-                columnSeparator = try NSRegularExpression(pattern: pattern)
-            } catch {
-                throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression")
-            }
+            columnSeparator = try ColumnSeparator(pattern)
         } else {
             columnSeparator = nil
         }
@@ -172,18 +205,9 @@ final class JobInputs {
             combinedIndex += 1
         }
         guard let columnSeparator, record.count == 1 else { return record }
-        let line = record[0]
-        let range = NSRange(line.startIndex..., in: line)
-        var columns: [String] = []
-        var last = line.startIndex
-        for match in columnSeparator.matches(in: line, range: range) {
-            guard let matched = Range(match.range, in: line) else { continue }
-            columns.append(String(line[last..<matched.lowerBound]))
-            last = matched.upperBound
-        }
-        columns.append(String(line[last...]))
+        let columns = columnSeparator.split(record[0])
         // --colsep implies --trim rl: spaces and tabs around each column go.
-        return columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \t")) }
+        return columns.map { trimmed($0, of: [" ", "\t"]) }
     }
 }
 

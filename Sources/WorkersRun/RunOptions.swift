@@ -1,4 +1,5 @@
-import Foundation
+import WorkersCore
+
 
 /// What `workers run` was asked to do: GNU parallel's options, parsed. Pure.
 public struct RunOptions: Sendable, Equatable {
@@ -251,7 +252,7 @@ extension RunOptions {
                 guard let load = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), load > 0 else {
                     throw RunUsageError("option --load: '\(text)' is not a load average")
                 }
-                options.maximumLoad = text.hasSuffix("%") ? load / 100 * Double(ProcessInfo.processInfo.activeProcessorCount) : load
+                options.maximumLoad = text.hasSuffix("%") ? load / 100 * Double(cpuCount) : load
             case "--memfree": options.minimumFreeMemory = try parseSize(try value(name, inline: inline), name: name)
             case "--json": options.json = true
             case "--progress": options.progress = true

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CWorkersShims
 import DequeModule
-import Foundation
+
 import WorkersCore
 
 /// Runs the jobs: spawns each with posix_spawn in a process group of its own, waits on pidfds with
@@ -97,9 +97,9 @@ public final class Runner {
         }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
-        environment = ProcessInfo.processInfo.environment
-            .filter { $0.key != "PARALLEL_SEQ" && $0.key != "PARALLEL_JOBSLOT" }
-            .map { strdup("\($0.key)=\($0.value)") }
+        environment = environmentEntries()
+            .filter { !$0.hasPrefix("PARALLEL_SEQ=") && !$0.hasPrefix("PARALLEL_JOBSLOT=") }
+            .map { strdup($0) }
         output = OutputWriter()
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         if let path = options.joblog, !options.dryRun {
@@ -183,7 +183,7 @@ public final class Runner {
             if job.job.block >= 0 { close(job.job.block) }
             if joblog >= 0 {
                 let received = options.pipe && job.stdout >= 0 ? Int(lseek(job.stdout, 0, SEEK_END)) : 0
-                let line = String(format: "%d\t:\t%.3f\t%10.3f\t%d\t%d\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
+                let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
                                   job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
                 write(joblog, line)
             }
@@ -195,13 +195,11 @@ public final class Runner {
                 runtimes.append(runtime)
             }
             if options.json {
-                let event: [String: Any] = [
-                    "seq": job.job.sequence, "slot": job.slot, "exit": Int(exit), "signal": Int(signal),
-                    "timed_out": job.timedOut, "runtime_s": runtime, "command": job.command, "args": job.job.arguments,
-                ]
-                if let data = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) {
-                    output.writeError(String(decoding: data, as: UTF8.self) + "\n")
-                }
+                // Keys in sorted order, as before, so consumers that diff the events keep working.
+                let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
+                output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
+                    + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
+                    + "\"timed_out\":\(job.timedOut)}\n")
             }
             let finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: job.stdout, stderr: job.stderr)
             if !options.ungroup, !options.lineBuffer {
@@ -298,7 +296,7 @@ public final class Runner {
                         deadline = lastStart + median(runtimes) * percent / 100
                     default: break
                     }
-                    running.append(Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: Date().timeIntervalSince1970,
+                    running.append(Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
                                            startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline))
                 case .failure(let message):
                     if job.block >= 0 { close(job.block) }
@@ -453,7 +451,7 @@ public final class Runner {
         let fraction = min(1, Double(done) / Double(total))
         let filled = Int((fraction * Double(width)).rounded(.down))
         let left = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let eta = done > 0 && done < total ? String(format: " · %d:%02d left", Int(left) / 60, Int(left) % 60) : ""
+        let eta = done > 0 && done < total ? cFormat(" · %d:%02d left", Int32(Int(left) / 60), Int32(Int(left) % 60)) : ""
         return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
             + "\(Int((fraction * 100).rounded(.down)))% \(done)/\(total) jobs\(failures)\(eta)"
     }
@@ -499,16 +497,20 @@ public final class Runner {
 
     private func spawn(_ job: CommandBuilder.Job, command: String, stdin: Int32) -> SpawnResult {
         var argv: [String]
+        var resolved: String?
         if let shell {
             argv = [shell, "-c", command]
             // A command of plain words runs as the shell would run it, without the shell: the
             // same program, the same arguments, a fork and an exec fewer.
-            if let words = simpleCommandWords(command), executablePath(words[0]) != nil { argv = words }
+            if let words = simpleCommandWords(command), let path = programPath(words[0]) {
+                argv = words
+                resolved = path
+            }
         } else {
             argv = builder.argv(for: job)
         }
         guard let program = argv.first, !program.isEmpty else { return .failure("job \(job.sequence): nothing to run") }
-        guard let path = executablePath(program) else { return .failure("\(program): command not found") }
+        guard let path = resolved ?? programPath(program) else { return .failure("\(program): command not found") }
         var out: Int32 = -1
         var err: Int32 = -1
         var parentEnds: [Int32] = []
@@ -564,6 +566,18 @@ public final class Runner {
         return .success((pid, pidfd, out, err))
     }
 
+    private var programPaths: [String: String] = [:]
+
+    /// `program`'s path on PATH, remembered as a shell's hash table does (a PATH search is a
+    /// system call per directory: a fifth of our time per job before). Misses are not remembered,
+    /// so a program that appears during the run is found.
+    private func programPath(_ program: String) -> String? {
+        if let path = programPaths[program] { return path }
+        guard let path = executablePath(program) else { return nil }
+        if !program.contains("/") { programPaths[program] = path }
+        return path
+    }
+
     static func decode(_ status: Int32) -> (exit: Int32, signal: Int32) {
         if status & 0x7F == 0 { return ((status >> 8) & 0xFF, 0) }
         return (0, status & 0x7F)
@@ -571,26 +585,25 @@ public final class Runner {
 
     /// GNU's choice: `$PARALLEL_SHELL`, else the shell that started us, else `$SHELL`, else /bin/sh.
     static func findShell() -> String {
-        let environment = ProcessInfo.processInfo.environment
-        if let shell = environment["PARALLEL_SHELL"], !shell.isEmpty { return shell }
+        if let shell = environmentValue("PARALLEL_SHELL"), !shell.isEmpty { return shell }
         let shells: Set<String> = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"]
-        if let parent = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(getppid())/exe"),
-           shells.contains(URL(fileURLWithPath: parent).lastPathComponent) {
+        if let parent = symbolicLinkTarget("/proc/\(getppid())/exe"),
+           let name = parent.split(separator: "/").last, shells.contains(String(name)) {
             return parent
         }
-        if let shell = environment["SHELL"], !shell.isEmpty, access(shell, X_OK) == 0 { return shell }
+        if let shell = environmentValue("SHELL"), !shell.isEmpty, access(shell, X_OK) == 0 { return shell }
         return "/bin/sh"
     }
 
     /// Sequence numbers a joblog records: all of them (`--resume`), or the ones that succeeded
     /// (`--resume-failed`).
     static func finishedSequences(in path: String, failedToo: Bool) -> Set<Int> {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let text = readTextFile(path) else { return [] }
         var done = Set<Int>()
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count >= 8, let sequence = Int(fields[0]) else { continue }
-            let ok = fields[6].trimmingCharacters(in: .whitespaces) == "0" && fields[7].trimmingCharacters(in: .whitespaces) == "0"
+            let ok = trimmed(fields[6], of: [" "]) == "0" && trimmed(fields[7], of: [" "]) == "0"
             if failedToo || ok { done.insert(sequence) }
         }
         return done
@@ -642,11 +655,11 @@ public final class Runner {
 
     /// Whether `--load` or `--memfree` holds back the next start now.
     func throttled() -> Bool {
-        if let maximum = options.maximumLoad, let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8),
+        if let maximum = options.maximumLoad, let text = readTextFile("/proc/loadavg"),
            let load = text.split(separator: " ").first.flatMap({ Double($0) }), load > maximum {
             return true
         }
-        if let minimum = options.minimumFreeMemory, let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+        if let minimum = options.minimumFreeMemory, let text = readTextFile("/proc/meminfo"),
            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kilobytes * 1024 < minimum {
             return true
