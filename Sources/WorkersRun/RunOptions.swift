@@ -138,6 +138,9 @@ public struct RunOptions: Sendable, Equatable {
     public var minimumFreeMemory: Int?
     /// `--json`: one JSON event per finished job, on stderr.
     public var json = false
+    /// `--results NAME`: each job's output saved (a tree of directories, files named by a
+    /// template, or a CSV/TSV/JSON table) instead of printed.
+    public var results: String?
     /// `--progress`: a progress line on stderr.
     public var progress = false
     /// The command template's words (empty: input lines are commands).
@@ -162,7 +165,7 @@ extension RunOptions {
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus", "--recstart", "--round-robin",
-        "--results", "--res", "--memsuspend",
+        "--memsuspend",
         "--nice", "--noswap", "--shuf", "-L", "--max-lines", "--retry-failed",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
         "--term-seq", "--header", "--csv", "--tty", "--verbose", "-v", "--citation", "--bibtex", "-E",
@@ -242,6 +245,10 @@ extension RunOptions {
             case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
             case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
             case "--line-buffer", "--lb", "--linebuffer": options.lineBuffer = true
+            case "--results", "--result", "--res":
+                let name = try value(name, inline: inline)
+                guard !name.isEmpty else { throw RunUsageError("option --results needs a name") }
+                options.results = name
             case "-X": options.multiple = .contextReplace
             case "-m": options.multiple = .append
             case "--xargs": options.multiple = .append; options.jobs = .count(1)
@@ -304,11 +311,8 @@ extension RunOptions {
         if options.multiple != nil, options.pipe {
             throw RunUsageError("option -X/-m cannot be used with --pipe")
         }
-        if options.lineBuffer, options.keepOrder {
-            throw RunUsageError("option --line-buffer with -k is not supported by workers run (use one or the other)")
-        }
-        if options.resume || options.resumeFailed, options.joblog == nil {
-            throw RunUsageError("option --resume needs --joblog")
+        if options.resume || options.resumeFailed, options.joblog == nil, options.results == nil {
+            throw RunUsageError("option --resume and --resume-failed need --joblog or --results")
         }
         return options
     }

@@ -24,6 +24,11 @@ public final class Runner {
     private var skip: Set<Int> = []
     private let devNull: Int32
     private var signalPipe: [Int32] = [-1, -1]
+    /// `--results`: where outputs are saved instead of printed.
+    private let results: ResultsWriter?
+    /// `--line-buffer` and `-u` as they apply: `--results` saves whole outputs instead.
+    private let lineBuffer: Bool
+    private let ungroup: Bool
 
     private struct Pending {
         var sequence: Int
@@ -48,6 +53,10 @@ public final class Runner {
         /// `--line-buffer`: what came after the last newline on stdout and stderr.
         var partialOut: [UInt8] = []
         var partialErr: [UInt8] = []
+        /// `--line-buffer -k`: the whole lines of a job that is not yet first in order, held in
+        /// buffers until it is (then they are printed and the rest comes live).
+        var heldOut: Int32 = -1
+        var heldErr: Int32 = -1
         /// When the next signal of the terminate sequence is due, and which step it is.
         var nextSignalAt: Double?
         var terminateStep = 0
@@ -60,6 +69,8 @@ public final class Runner {
         var stdout: Int32
         var stderr: Int32
         var skipped = false
+        /// What `--results` records of the job.
+        var record: ResultsWriter.Record?
     }
 
     /// What a run came to.
@@ -101,6 +112,13 @@ public final class Runner {
             .filter { !$0.hasPrefix("PARALLEL_SEQ=") && !$0.hasPrefix("PARALLEL_JOBSLOT=") }
             .map { strdup($0) }
         output = OutputWriter()
+        if let name = options.results, !options.dryRun {
+            results = try ResultsWriter(name: name, options: options, builder: CommandBuilder(options: options))
+        } else {
+            results = nil
+        }
+        lineBuffer = options.lineBuffer && results == nil
+        ungroup = options.ungroup && results == nil
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         if let path = options.joblog, !options.dryRun {
             if options.resume || options.resumeFailed {
@@ -155,14 +173,36 @@ public final class Runner {
             _ = cworkers_signals_to_pipe(signalPipe[1])
         }
 
+        /// Prints a finished job's output, or saves it under `--results`.
+        func deliver(_ finished: Finished) {
+            if let results, let record = finished.record {
+                if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
+                    output.writeError("workers run: --results: \(failure)\n")
+                    if halting == nil || halting?.status != 255 { halting = (.soon, 255) }
+                } else if options.lineBuffer, let location = results.location(sequence: record.sequence, arguments: record.arguments) {
+                    // As GNU: --line-buffer with --results prints where each job's stdout went.
+                    output.write((tag(for: finished).map { $0 + "\t" } ?? "") + (location.hasSuffix("/") ? location + "stdout" : location) + "\n")
+                }
+            } else {
+                output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+            }
+            recycle(finished.stdout)
+            recycle(finished.stderr)
+        }
+
         func flushInOrder() {
             while let finished = waiting.removeValue(forKey: nextToPrint) {
-                if !finished.skipped {
-                    output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
-                    recycle(finished.stdout)
-                    recycle(finished.stderr)
-                }
+                if !finished.skipped { deliver(finished) }
                 nextToPrint += 1
+            }
+            // --line-buffer -k: the job now first in order prints what it held, then goes live.
+            if lineBuffer, let index = running.firstIndex(where: { $0.job.sequence == nextToPrint }), running[index].heldOut >= 0 {
+                let front = running[index]
+                output.print(front.heldOut, front.heldErr, tag: tag(for: Finished(sequence: front.job.sequence, arguments: front.job.arguments, stdout: -1, stderr: -1)))
+                recycle(front.heldOut)
+                recycle(front.heldErr)
+                running[index].heldOut = -1
+                running[index].heldErr = -1
             }
         }
 
@@ -171,10 +211,12 @@ public final class Runner {
             let failed = exit != 0 || signal != 0 || job.timedOut
             if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
                 // Only the last attempt's output is printed.
-                if !options.lineBuffer {
+                if !lineBuffer {
                     recycle(job.stdout)
                     recycle(job.stderr)
                 }
+                recycle(job.heldOut)
+                recycle(job.heldErr)
                 var again = job.job
                 again.attempt += 1
                 retries.append(again)
@@ -201,15 +243,19 @@ public final class Runner {
                     + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
                     + "\"timed_out\":\(job.timedOut)}\n")
             }
-            let finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: job.stdout, stderr: job.stderr)
-            if !options.ungroup, !options.lineBuffer {
+            var finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments,
+                                    stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
+            if results != nil {
+                finished.record = ResultsWriter.Record(
+                    sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
+                    runtime: runtime, sent: job.job.blockBytes, exit: job.timedOut ? -1 : exit, signal: job.timedOut ? 15 : signal)
+            }
+            if !ungroup, !lineBuffer || options.keepOrder {
                 if options.keepOrder {
                     waiting[finished.sequence] = finished
                     flushInOrder()
                 } else {
-                    output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
-                    recycle(finished.stdout)
-                    recycle(finished.stderr)
+                    deliver(finished)
                 }
             }
             if options.bar {
@@ -247,7 +293,7 @@ public final class Runner {
                     }
                     let sequence = nextSequence
                     nextSequence += 1
-                    if skip.contains(sequence) {
+                    if skip.contains(sequence) || (options.resume && results?.hasResult(sequence: sequence, arguments: arguments) == true) {
                         if options.keepOrder { waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
                         continue
                     }
@@ -296,8 +342,13 @@ public final class Runner {
                         deadline = lastStart + median(runtimes) * percent / 100
                     default: break
                     }
-                    running.append(Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                           startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline))
+                    var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
+                                          startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline)
+                    if lineBuffer, options.keepOrder, job.sequence != nextToPrint {
+                        started.heldOut = spareBuffers.popLast() ?? bufferFile()
+                        started.heldErr = spareBuffers.popLast() ?? bufferFile()
+                    }
+                    running.append(started)
                 case .failure(let message):
                     if job.block >= 0 { close(job.block) }
                     output.writeError("workers run: \(message)\n")
@@ -325,7 +376,7 @@ public final class Runner {
             let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
             var descriptors = running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
             descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
-            if options.lineBuffer {
+            if lineBuffer {
                 for job in running {
                     descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
                     descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
@@ -333,7 +384,7 @@ public final class Runner {
             }
             let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0, errno != EINTR { break }
-            if options.lineBuffer {
+            if lineBuffer {
                 let base = running.count + 1
                 for index in running.indices {
                     if descriptors[base + 2 * index].revents != 0 {
@@ -356,7 +407,7 @@ public final class Runner {
             while index < running.count {
                 var status: Int32 = 0
                 if descriptors[index].revents != 0, waitpid(running[index].pid, &status, WNOHANG) == running[index].pid {
-                    if options.lineBuffer {
+                    if lineBuffer {
                         relay(&running[index], stdout: true, final: true)
                         relay(&running[index], stdout: false, final: true)
                     }
@@ -514,7 +565,7 @@ public final class Runner {
         var out: Int32 = -1
         var err: Int32 = -1
         var parentEnds: [Int32] = []
-        if options.lineBuffer {
+        if lineBuffer {
             var outPipe: [Int32] = [-1, -1]
             var errPipe: [Int32] = [-1, -1]
             guard cworkers_pipe_cloexec(&outPipe) == 0 else { return .failure("pipe: \(String(cString: strerror(errno)))") }
@@ -526,7 +577,7 @@ public final class Runner {
             out = outPipe[1]
             err = errPipe[1]
             parentEnds = [outPipe[0], errPipe[0]]
-        } else if !options.ungroup {
+        } else if !ungroup {
             out = spareBuffers.popLast() ?? bufferFile()
             err = spareBuffers.popLast() ?? bufferFile()
             guard out >= 0, err >= 0 else {
@@ -614,15 +665,20 @@ public final class Runner {
     /// `--line-buffer`: reads what `fd` has, writes every complete line (tagged if asked) to
     /// `target` and keeps the rest; at the end of the pipe (or `final`, when the job has exited),
     /// writes the rest too and closes it.
+    /// With `-k`, a job not yet first writes its lines (untagged: the tag is added when they are
+    /// printed) to its held buffer instead.
     private func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
+        let held = stdout ? job.heldOut : job.heldErr
+        let target = held >= 0 ? held : stdout ? STDOUT_FILENO : STDERR_FILENO
+        let tagText = options.tag && held < 0 ? tag(for: Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: -1, stderr: -1)) : nil
         if stdout {
-            relayLines(&job.stdout, pending: &job.partialOut, to: STDOUT_FILENO, arguments: job.job, final: final)
+            relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
         } else {
-            relayLines(&job.stderr, pending: &job.partialErr, to: STDERR_FILENO, arguments: job.job, final: final)
+            relayLines(&job.stderr, pending: &job.partialErr, to: target, tag: tagText, final: final)
         }
     }
 
-    private func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, arguments job: Pending, final: Bool) {
+    private func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) {
         guard fd >= 0 else { return }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var ended = false
@@ -633,7 +689,6 @@ public final class Runner {
             ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
             break
         }
-        let tagText = options.tag ? tag(for: Finished(sequence: job.sequence, arguments: job.arguments, stdout: -1, stderr: -1)) : nil
         if let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) {
             output.writeLines(pending[...lastNewline], to: target, tag: tagText)
             pending.removeSubrange(...lastNewline)

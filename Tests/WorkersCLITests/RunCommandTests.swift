@@ -163,9 +163,106 @@ import Testing
         let output = try await Self.run(["-j2", "--line-buffer", "--tag", script, ":::", "a", "b"])
         #expect(output.status == 0)
         #expect(output.stdout == "a\ta1\nb\tb1\na\ta2\n")
-        let refused = try await Self.run(["--line-buffer", "-k", "echo", ":::", "a"])
-        #expect(refused.status == 255)
-        #expect(refused.stderr.contains("--line-buffer with -k"))
+    }
+
+    /// GNU: "With --keep-order --line-buffer will output lines from the first job continuously
+    /// while it is running, then lines from the second job while that is running." Job a (first)
+    /// waits until its own first line has reached the output file — so it must be printed live —
+    /// and until b, which finished early, is done; b's lines are held until a ends.
+    @Test func lineBufferWithKeepOrderPrintsTheFirstJobLiveAndHoldsTheRest() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out").path
+        let bounded = { (condition: String) in "i=0; until \(condition) || [ $i -ge 1000 ]; do sleep 0.01; i=$((i+1)); done" }
+        let script = "if [ {} = a ]; then echo a1; \(bounded("grep -q a1 \(out)")); \(bounded("[ -e \(directory.path)/b ]")); echo a2; "
+            + "else echo b1; echo b2 >&2; touch \(directory.path)/b; fi"
+        let status = try await offThePool { () throws -> Int32 in
+            let process = Process()
+            process.executableURL = WorkersBinaryTests.binary
+            process.arguments = ["run", "-j2", "-k", "--lb", "--tag", script, ":::", "a", "b"]
+            var env = ProcessInfo.processInfo.environment
+            env["PARALLEL_SHELL"] = "/bin/sh"
+            process.environment = env
+            _ = FileManager.default.createFile(atPath: out, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(status == 0)
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "a\ta1\na\ta2\nb\tb1\n")
+    }
+
+    /// `--results DIR`: GNU's documented tree (`foo/1/I/2/III/{seq,stdout,stderr}`), nothing on
+    /// stdout, values with slashes and backslashes as one directory level each.
+    @Test func resultsTreeAsGNUDocumentsIt() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try await Self.run(["--results", "foo", "echo {1} {2}; echo e{2} >&2", ":::", "I", "II", ":::", "III", "IIII"], directory: directory)
+        #expect(output.status == 0)
+        #expect(output.stdout.isEmpty)
+        let root = directory.appendingPathComponent("foo").path
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root).filter { ["seq", "stdout", "stderr"].contains(($0 as NSString).lastPathComponent) }
+        #expect(files.sorted() == [
+            "1/I/2/III/seq", "1/I/2/III/stderr", "1/I/2/III/stdout", "1/I/2/IIII/seq", "1/I/2/IIII/stderr", "1/I/2/IIII/stdout",
+            "1/II/2/III/seq", "1/II/2/III/stderr", "1/II/2/III/stdout", "1/II/2/IIII/seq", "1/II/2/IIII/stderr", "1/II/2/IIII/stdout",
+        ])
+        #expect(try String(contentsOfFile: root + "/1/II/2/III/stdout", encoding: .utf8) == "II III\n")
+        #expect(try String(contentsOfFile: root + "/1/II/2/III/stderr", encoding: .utf8) == "eIII\n")
+        #expect(try String(contentsOfFile: root + "/1/II/2/IIII/seq", encoding: .utf8) == "4")
+        let hostile = try await Self.run(["--results", "h", "printf '%s\\n'", ":::", "c/d", "a\\b", "$(touch pwned)"], directory: directory)
+        #expect(hostile.status == 0)
+        #expect(try String(contentsOfFile: directory.path + "/h/1/c\\_d/stdout", encoding: .utf8) == "c/d\n")
+        #expect(try String(contentsOfFile: directory.path + "/h/1/a\\\\b/stdout", encoding: .utf8) == "a\\b\n")
+        #expect(try String(contentsOfFile: directory.path + "/h/1/$(touch pwned)/stdout", encoding: .utf8) == "$(touch pwned)\n")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/pwned"))
+    }
+
+    @Test func resultsTemplatesNameFilesOrDirectories() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = try await Self.run(["--results", "my_{}", "echo {}; echo oops >&2", ":::", "foo", "bar"], directory: directory)
+        #expect(files.status == 0)
+        #expect(try String(contentsOfFile: directory.path + "/my_foo", encoding: .utf8) == "foo\n")
+        #expect(try String(contentsOfFile: directory.path + "/my_foo.err", encoding: .utf8) == "oops\n")
+        #expect(try String(contentsOfFile: directory.path + "/my_bar.seq", encoding: .utf8) == "2")
+        let directories = try await Self.run(["--results", "d/my_{}/", "echo", ":::", "foo"], directory: directory)
+        #expect(directories.status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path + "/d/my_foo").sorted() == ["seq", "stderr", "stdout"])
+    }
+
+    /// `--results -.csv` / `-.tsv` / `-.json`: one table on stdout, GNU's columns and quoting
+    /// (the start time and run time vary, so they are checked by shape).
+    @Test func resultsTablesOnStdout() async throws {
+        let csv = try await Self.run(["-k", "--results", "-.csv", "echo {1}; echo e{2} >&2; exit {2}", ":::", "a b", "c", ":::", "0"])
+        #expect(csv.status == 0)
+        let lines = csv.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.first == "Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command,V1,V2,Stdout,Stderr")
+        let row = try #require(lines.dropFirst().first).split(separator: ",", omittingEmptySubsequences: false)
+        #expect(row.count >= 10)
+        #expect(row[0] == "1" && row[1] == ":" && row[4] == "0" && row[5] == "4" && row[6] == "0" && row[7] == "0")
+        #expect(Double(row[2]) != nil && row[3].contains("."))
+        #expect(csv.stdout.contains(",\"echo 'a b'; echo e0 >&2; exit 0\",\"a b\",0,\"a b\n\",\"e0\n\"\n"))
+        let tsv = try await Self.run(["--results", "-.tsv", "echo", ":::", "x,y"])
+        #expect(tsv.stdout.hasPrefix("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tV1\tStdout\tStderr\n"))
+        #expect(tsv.stdout.hasSuffix("\t\"echo x,y\"\tx,y\t\"x,y\n\"\t\n"))
+        let json = try await Self.run(["--results", "-.json", "echo", ":::", "x"])
+        #expect(json.stdout.hasPrefix("{ \"Seq\": 1, \"Host\": \":\", \"Starttime\": "))
+        #expect(json.stdout.hasSuffix("\"Send\": 0, \"Receive\": 2, \"Exitval\": 0, \"Signal\": 0, \"Command\": \"echo x\", \"V\": [ \"x\" ], \"Stdout\": \"x\\u000a\", \"Stderr\": \"\" }\n"))
+    }
+
+    /// `--resume --results DIR` skips the jobs whose stdout is already saved, as GNU's does.
+    @Test func resumeSkipsJobsWithResults() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ran = directory.appendingPathComponent("ran").path
+        let first = try await Self.run(["--results", "r", "echo {} >> \(ran); echo {}", ":::", "a", "b"], directory: directory)
+        #expect(first.status == 0)
+        let second = try await Self.run(["--resume", "--results", "r", "echo {} >> \(ran); echo {}", ":::", "a", "b", "c"], directory: directory)
+        #expect(second.status == 0)
+        #expect(try String(contentsOfFile: ran, encoding: .utf8).split(separator: "\n").sorted() == ["a", "b", "c"])
+        #expect(try String(contentsOfFile: directory.path + "/r/1/c/stdout", encoding: .utf8) == "c\n")
     }
 
     @Test func barCountsToTheTotal() async throws {

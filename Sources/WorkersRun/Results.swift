@@ -1,0 +1,259 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--results NAME`: each job's output saved instead of printed, in GNU parallel's four layouts.
+///
+/// - NAME without replacement strings: a tree, `NAME/1/<value>/2/<value>/{seq,stdout,stderr}`,
+///   one level pair per input (`\`, tab, NUL and `/` in a value written `\\`, `\t`, `\0`, `\_`).
+/// - NAME with replacement strings, ending in `/` once replaced: that directory's `seq`, `stdout`
+///   and `stderr`; not ending in `/`: the file itself for stdout, with `.err` and `.seq` beside it.
+/// - NAME ending in `.csv` or `.tsv`: one table, a row per job (`-.csv`/`-.tsv`: on stdout).
+/// - NAME ending in `.json`: one JSON object per line per job (`-.json`: on stdout).
+///
+/// A job's files are written when it ends, stdout last, so under `--resume` a job whose stdout
+/// exists is one that finished (GNU creates the files when a job starts, so a killed run leaves
+/// files for jobs that never ended, which its `--resume` then skips).
+final class ResultsWriter {
+    enum Layout: Equatable {
+        case tree(root: String)
+        case template(String)
+        case table(separator: UInt8)
+        case json
+    }
+
+    /// What a row or a `seq` file needs to know about a finished job.
+    struct Record {
+        var sequence: Int
+        var arguments: [String]
+        var command: String
+        var startEpoch: Double
+        var runtime: Double
+        var sent: Int
+        var exit: Int32
+        var signal: Int32
+    }
+
+    let layout: Layout
+    private let builder: CommandBuilder
+    private let replacement: String
+    /// Values per input record, to number the tree's levels (`1/a/2/b`, and `1/a/1/b` for `-N2`);
+    /// with `--colsep` each column counts, so it is worked out per job from `recordsPerJob`.
+    private let valuesPerRecord: Int
+    private let columns: Bool
+    private let recordsPerJob: Int
+    private var table: Int32 = -1
+    private var closeTable = false
+    private var headerWritten = false
+
+    /// Opens the table or JSON file now, so a bad path is an error before any job runs.
+    init(name: String, options: RunOptions, builder: CommandBuilder) throws(RunUsageError) {
+        self.builder = builder
+        replacement = options.replacement
+        valuesPerRecord = max(1, options.sources.count)
+        columns = options.columnSeparator != nil
+        recordsPerJob = options.argumentsPerJob ?? 1
+        let lower = name.lowercased()
+        if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".json") {
+            layout = lower.hasSuffix(".json") ? .json : .table(separator: lower.hasSuffix(".csv") ? UInt8(ascii: ",") : UInt8(ascii: "\t"))
+            if name == "-.csv" || name == "-.tsv" || name == "-.json" {
+                table = STDOUT_FILENO
+            } else {
+                table = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+                guard table >= 0 else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
+                closeTable = true
+            }
+        } else if CommandBuilder.hasReplacement(name, replacement: options.replacement) {
+            layout = .template(name)
+        } else {
+            layout = .tree(root: name)
+        }
+    }
+
+    deinit {
+        if closeTable { close(table) }
+    }
+
+    /// Where a job's files go: a directory (ending in `/`) or, for a template not ending in `/`,
+    /// the stdout file's path.
+    func location(sequence: Int, arguments: [String]) -> String? {
+        switch layout {
+        case .tree(let root):
+            var path = root
+            let perRecord = columns ? max(1, arguments.count / recordsPerJob) : valuesPerRecord
+            for (index, value) in arguments.enumerated() {
+                path += "/\(index % perRecord + 1)/" + Self.directoryName(value)
+            }
+            return path + "/"
+        case .template(let name):
+            return builder.substitute(name, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: 1)) { $0 }
+        case .table, .json:
+            return nil
+        }
+    }
+
+    /// `--resume`: whether a job already has its results (its stdout file exists).
+    func hasResult(sequence: Int, arguments: [String]) -> Bool {
+        guard let location = location(sequence: sequence, arguments: arguments) else { return false }
+        let stdout = location.hasSuffix("/") ? location + "stdout" : location
+        return access(stdout, F_OK) == 0
+    }
+
+    /// Saves a finished job's output (`stdout` and `stderr` are its buffers, read from offset 0).
+    /// Returns an error message when a file cannot be written.
+    func save(_ record: Record, stdout: Int32, stderr: Int32) -> String? {
+        switch layout {
+        case .tree, .template:
+            guard let location = location(sequence: record.sequence, arguments: record.arguments) else { return nil }
+            let isDirectory = location.hasSuffix("/")
+            let directory = isDirectory ? String(location.dropLast()) : CommandBuilder.dirname(location)
+            if let failure = Self.makeDirectories(directory) { return failure }
+            let seqPath = isDirectory ? location + "seq" : location + ".seq"
+            let errPath = isDirectory ? location + "stderr" : location + ".err"
+            let outPath = isDirectory ? location + "stdout" : location
+            return Self.writeFile(seqPath, bytes: Array(String(record.sequence).utf8), from: -1)
+                ?? Self.writeFile(errPath, bytes: [], from: stderr)
+                ?? Self.writeFile(outPath, bytes: [], from: stdout)
+        case .table(let separator):
+            var bytes: [UInt8] = []
+            if !headerWritten {
+                let names = ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
+                    + record.arguments.indices.map { "V\($0 + 1)" } + ["Stdout", "Stderr"]
+                bytes += Self.row(names.map { Array($0.utf8) }, separator: separator)
+                headerWritten = true
+            }
+            let out = Self.contents(stdout)
+            let fields: [[UInt8]] = [
+                Array(String(record.sequence).utf8), Array(":".utf8),
+                Array(cFormat("%.3f", record.startEpoch).utf8), Array(cFormat("%.3f", record.runtime).utf8),
+                Array(String(record.sent).utf8), Array(String(out.count).utf8),
+                Array(String(record.exit).utf8), Array(String(record.signal).utf8), Array(record.command.utf8),
+            ] + record.arguments.map { Array($0.utf8) } + [out, Self.contents(stderr)]
+            bytes += Self.row(fields, separator: separator)
+            return Self.writeAll(table, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
+        case .json:
+            let out = Self.contents(stdout)
+            var line = Array(cFormat("{ \"Seq\": %ld, \"Host\": \":\", \"Starttime\": %.3f, \"JobRuntime\": %.3f, ", record.sequence, record.startEpoch, record.runtime).utf8)
+            line += Array("\"Send\": \(record.sent), \"Receive\": \(out.count), \"Exitval\": \(record.exit), \"Signal\": \(record.signal), \"Command\": \"".utf8)
+            line += Self.jsonEscaped(Array(record.command.utf8)) + Array("\", \"V\": [ ".utf8)
+            line += record.arguments.map { [UInt8(ascii: "\"")] + Self.jsonEscaped(Array($0.utf8)) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
+            line += Array(" ], \"Stdout\": \"".utf8) + Self.jsonEscaped(out) + Array("\", \"Stderr\": \"".utf8)
+            line += Self.jsonEscaped(Self.contents(stderr)) + Array("\" }\n".utf8)
+            return Self.writeAll(table, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
+        }
+    }
+
+    // MARK: Formats (pure)
+
+    /// A value as one directory name, as GNU writes it: `\` `\\`, tab `\t`, NUL `\0`, `/` `\_`,
+    /// cut to 255 bytes (the longest name Linux file systems take) at a character boundary.
+    static func directoryName(_ value: String) -> String {
+        var name = ""
+        for character in value {
+            switch character {
+            case "\\": name += "\\\\"
+            case "\t": name += "\\t"
+            case "\0": name += "\\0"
+            case "/": name += "\\_"
+            default: name.append(character)
+            }
+        }
+        while name.utf8.count > 255 { name.removeLast() }
+        return name
+    }
+
+    /// One CSV/TSV line: a field is quoted when it holds a quote (doubled), white space, the
+    /// separator or NUL — GNU's rule.
+    static func row(_ fields: [[UInt8]], separator: UInt8) -> [UInt8] {
+        var line: [UInt8] = []
+        for (index, field) in fields.enumerated() {
+            if index > 0 { line.append(separator) }
+            let quote = UInt8(ascii: "\"")
+            let needsQuotes = field.contains { byte in
+                byte == quote || byte == separator || byte == 0 || byte == 0x20 || (0x09...0x0D).contains(byte)
+            }
+            guard needsQuotes else { line += field; continue }
+            line.append(quote)
+            for byte in field {
+                if byte == quote { line.append(quote) }
+                line.append(byte)
+            }
+            line.append(quote)
+        }
+        line.append(UInt8(ascii: "\n"))
+        return line
+    }
+
+    /// GNU's JSON escaping: `\` and `"` escaped, every byte below 0x20 as `\u00XX`; other bytes as they are.
+    static func jsonEscaped(_ bytes: [UInt8]) -> [UInt8] {
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(bytes.count)
+        let hex = Array("0123456789abcdef".utf8)
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\\"), UInt8(ascii: "\""): escaped += [UInt8(ascii: "\\"), byte]
+            case 0..<0x20: escaped += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: escaped.append(byte)
+            }
+        }
+        return escaped
+    }
+
+    // MARK: Files
+
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String) -> String? {
+        guard !path.isEmpty else { return nil }
+        var current = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            current += component
+            if mkdir(current, 0o777) != 0, errno != EEXIST {
+                return "cannot make the directory \(current): \(String(cString: strerror(errno)))"
+            }
+            current += "/"
+        }
+        return nil
+    }
+
+    /// Writes `bytes`, then all of `source` from its start, to a new (truncated) file at `path`.
+    private static func writeFile(_ path: String, bytes: [UInt8], from source: Int32) -> String? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        guard writeAll(fd, bytes) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
+        guard source >= 0 else { return nil }
+        var offset: off_t = 0
+        while true {
+            let sent = sendfile(fd, source, &offset, 1 << 30)
+            if sent < 0, errno == EINTR { continue }
+            if sent < 0 { return "cannot write \(path): \(String(cString: strerror(errno)))" }
+            if sent == 0 { return nil }
+        }
+    }
+
+    /// All of a buffer's bytes (tables hold whole outputs, as GNU's do).
+    private static func contents(_ fd: Int32) -> [UInt8] {
+        guard fd >= 0 else { return [] }
+        let size = Int(lseek(fd, 0, SEEK_END))
+        guard size > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { break }
+            done += count
+        }
+        return Array(bytes[0..<done])
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 { if errno == EINTR { continue }; return false }
+            offset += written
+        }
+        return true
+    }
+}
