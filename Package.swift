@@ -102,7 +102,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "workers", dependencies: ["WorkersCLI"], swiftSettings: swiftSettings),
-        .executableTarget(name: "workers-run", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
+        // Release builds link the Swift runtime in (no libswiftCore.so to load and relocate: a third
+        // less start-up); debug builds do not, so ThreadSanitizer, which cannot run with it, still can.
+        .executableTarget(name: "workers-run", dependencies: ["WorkersRun"], swiftSettings: swiftSettings, linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]),
         .target(name: "WorkersTestJobs", dependencies: ["WorkersCore", "WorkersProcesses"], path: "Tests/WorkersTestJobs", swiftSettings: swiftSettings),
         .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(
@@ -124,7 +126,7 @@ let package = Package(
         ),
         .testTarget(name: "WorkersRunTests", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersLabTests", dependencies: ["WorkersLab", "WorkersCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers", "workers-run"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,8 @@ public enum RunMain {
         Runs COMMAND once per input, many at once — GNU parallel's behaviour, compiled. Inputs come
         from ::: (several give the cartesian product), :::: or -a files, or stdin (one per line).
         The command is shell code; each substituted input is shell-quoted. With no replacement
-        string, {} is appended. With no command, each input line is a command.
+        string, {} is appended. With no command, each input line is a command. `workers-run` is
+        the same runner as a small executable of its own, which starts faster.
 
         Replacement strings: {} {.} {/} {//} {/.} {#} {%} and {n} {n.} {n/} {n//} {n/.}.
 
@@ -21,7 +22,12 @@ public enum RunMain {
           -k, --keep-order          print outputs in input order
           --tag, --tagstring STR    prefix each output line with the inputs (or STR)
           -u, --ungroup             pass output through as it comes (drops -k and --tag)
-          --line-buffer, --lb       whole lines as they come, jobs mixed line by line
+          --line-buffer, --lb       whole lines as they come, jobs mixed line by line (with -k: the
+                                    first job's lines live, the others' held until they come first)
+          --results NAME            save each job's output instead of printing it: NAME/1/<value>/
+                                    {seq,stdout,stderr}; a NAME with {} names files (.err, .seq) or,
+                                    ending in /, directories; NAME.csv, .tsv, .json: one table
+                                    (-.csv: on stdout). With --resume, jobs with results are skipped
           --dry-run                 print the commands instead of running them
           -q, --quote               quote the command's words too (no shell syntax in it)
           --no-shell                run the command directly, without a shell

@@ -194,6 +194,30 @@ import Testing
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "a\ta1\na\ta2\nb\tb1\n")
     }
 
+    /// `workers-run` is the same runner in a small executable that never loads Foundation (whose
+    /// start-up alone is longer than a trivial job's): a job reads its parent's memory map.
+    @Test func workersRunIsTheSameRunnerWithoutFoundation() async throws {
+        let lean = WorkersBinaryTests.binary.deletingLastPathComponent().appendingPathComponent("workers-run")
+        let output = try await offThePool { () throws -> Output in
+            let process = Process()
+            process.executableURL = lean
+            process.arguments = ["-k", "--tag", "cat /proc/$PPID/maps > {}.maps; echo {}", ":::", "\(NSTemporaryDirectory())workers-run-\(getpid())"]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Output(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+        }
+        let base = "\(NSTemporaryDirectory())workers-run-\(getpid())"
+        defer { unlink(base + ".maps") }
+        #expect(output.status == 0)
+        #expect(output.stdout == "\(base)\t\(base)\n")
+        let maps = try String(contentsOfFile: base + ".maps", encoding: .utf8)
+        #expect(maps.contains("workers-run"))
+        #expect(!maps.contains("Foundation"))
+    }
+
     /// `--results DIR`: GNU's documented tree (`foo/1/I/2/III/{seq,stdout,stderr}`), nothing on
     /// stdout, values with slashes and backslashes as one directory level each.
     @Test func resultsTreeAsGNUDocumentsIt() async throws {

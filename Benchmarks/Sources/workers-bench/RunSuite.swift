@@ -10,6 +10,8 @@ struct RunSuite {
     var runs: Int
     var jobs: Int
     var workers: String
+    /// The small `workers-run` executable (no Foundation), measured beside `workers run` when given.
+    var workersRun: String?
     var pipeLines = 15_000_000
     var progress: (String) -> Void
 
@@ -19,6 +21,7 @@ struct RunSuite {
             (Self.ours, "seq \(jobs) | \(workers) run -j2 true"),
             ("xargs -P2 -n1", "seq \(jobs) | xargs -P2 -n1 true"),
         ]
+        if let workersRun { systems.insert(("workers-run", "seq \(jobs) | \(workersRun) -j2 true"), at: 1) }
         if let parallel { systems.append(("GNU parallel \(Self.parallelVersion(parallel))", "seq \(jobs) | \(parallel) --will-cite -j2 true")) }
         progress("trivial jobs: \(jobs) × `true` at -j2 × \(runs) runs, interleaved")
         var wall: [String: [Double]] = [:]
@@ -45,6 +48,9 @@ struct RunSuite {
 
         progress("start of one job × \(runs * 4) runs")
         var starts: [(String, String)] = [(Self.ours, "\(workers) run true ::: 1")]
+        if let workersRun { starts.append(("workers-run", "\(workersRun) true ::: 1")) }
+        // The floor: the shell that times each command, starting the job alone.
+        starts.append(("/bin/true alone (floor)", "/bin/true"))
         if let parallel { starts.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite true ::: 1")) }
         var startSamples: [String: [Double]] = [:]
         for _ in 0..<(runs * 4) {

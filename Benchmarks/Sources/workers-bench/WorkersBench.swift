@@ -152,11 +152,15 @@ struct Run: ParsableCommand {
     @Option(help: "The workers binary to measure (default: ../.build/release/workers, then workers on PATH).")
     var workers: String?
 
+    @Option(help: "The workers-run binary to measure beside it (default: workers-run next to the workers binary, if there).")
+    var workersRun: String?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard runs >= 1, jobs >= 1 else { throw ValidationError("--runs and --jobs must be at least 1") }
         if let workers, access(workers, X_OK) != 0 { throw ValidationError("--workers \(workers) is not an executable file") }
+        if let workersRun, access(workersRun, X_OK) != 0 { throw ValidationError("--workers-run \(workersRun) is not an executable file") }
     }
 
     func run() throws {
@@ -164,7 +168,9 @@ struct Run: ParsableCommand {
         guard let binary = candidates.first(where: { access($0, X_OK) == 0 }) else {
             throw ValidationError("no workers binary: build it (swift build -c release --product workers) or pass --workers PATH")
         }
-        let suite = RunSuite(runs: runs, jobs: jobs, workers: binary) { line in
+        let sibling = String(binary[..<(binary.lastIndex(of: "/").map { binary.index(after: $0) } ?? binary.startIndex)]) + "workers-run"
+        let lean = workersRun ?? (access(sibling, X_OK) == 0 ? sibling : nil)
+        let suite = RunSuite(runs: runs, jobs: jobs, workers: binary, workersRun: lean) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         try output.emit(try suite.run(), reference: RunSuite.ours)
