@@ -43,7 +43,7 @@ public struct RunOptions: Sendable, Equatable {
         public enum Why: Sendable, Equatable {
             case fail, success, done
         }
-        /// How many: a count, or a percentage of the jobs done.
+        /// How many: a count, or a percentage of all the jobs.
         public enum Threshold: Sendable, Equatable {
             case count(Int)
             case percent(Double)
@@ -356,6 +356,10 @@ extension RunOptions {
         case "-1": return Halt(when: .soon, why: .success, threshold: .count(1))
         case "-2": return Halt(when: .now, why: .success, threshold: .count(1))
         default: break
+        }
+        // `--halt 5%` is `soon,fail=5%`.
+        if text.hasSuffix("%"), let percent = Double(text.dropLast()), percent > 0, percent <= 100 {
+            return Halt(when: .soon, why: .fail, threshold: .percent(percent))
         }
         let parts = text.split(separator: ",", maxSplits: 1).map(String.init)
         guard parts.count == 2, let when = Halt.When(rawValue: parts[0]) else {

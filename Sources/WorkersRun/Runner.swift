@@ -159,13 +159,17 @@ public final class Runner {
         // --bar and --eta need the total, so (as GNU) they read the whole input first.
         var preloaded: Deque<[String]>?
         var total: Int?
-        if options.bar || options.multiple != nil, let inputs {
+        var haltPercent = false
+        if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
+        if options.bar || options.multiple != nil || haltPercent, let inputs {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
             total = all.count - skip.count
             preloaded = all
         }
+        // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
+        let haltTotal = total.map { $0 + skip.count }
         let runStart = monotonicSeconds()
         cworkers_ignore_sigpipe()
         if cworkers_pipe_cloexec(&signalPipe) == 0 {
@@ -263,7 +267,8 @@ public final class Runner {
             } else if options.progress {
                 output.progress("workers run: \(summary.succeeded + summary.failed) done, \(summary.failed) failed, \(running.count) running")
             }
-            if halting == nil, let halt = options.halt, let status = haltStatus(halt, summary: summary, failedNow: failed, exit: exit, signal: signal) {
+            if halting == nil, let halt = options.halt,
+               let status = Self.haltStatus(halt, failed: summary.failed, succeeded: summary.succeeded, total: haltTotal, failedNow: failed, exit: exit, signal: signal) {
                 halting = (halt.when, status)
                 if halt.when == .now { for other in running where other.pid != job.pid { kill(-other.pid, SIGTERM) } }
             }
@@ -449,7 +454,7 @@ public final class Runner {
         } else if let halting {
             summary.exitStatus = halting.status
         } else {
-            summary.exitStatus = summary.failed == 0 ? 0 : summary.failed <= 100 ? Int32(summary.failed) : 101
+            summary.exitStatus = Self.finalStatus(options.halt, failed: summary.failed, total: summary.started)
         }
         if summary.failed > 0, !options.dryRun {
             var text = "workers run: \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
@@ -518,27 +523,44 @@ public final class Runner {
         return finished.arguments.joined(separator: " ")
     }
 
-    private func haltStatus(_ halt: RunOptions.Halt, summary: Summary, failedNow: Bool, exit: Int32, signal: Int32) -> Int32? {
-        let done = summary.succeeded + summary.failed
+    /// GNU's `should_we_halt`: whether the run stops after this job and, if so, its exit status.
+    ///
+    /// What is counted: failures (when this job failed), successes (when it succeeded), or every
+    /// finished job. `N%` is N % of all the jobs (`total`; the input is read first to count it),
+    /// or of those finished so far when the total is unknown (`--pipe`). The status: 0 for
+    /// `success`; for `fail` and `done`, the job's own status (signal + 128) when the threshold is
+    /// one job, else the failures counted (at most 101), or as a percentage of the total.
+    static func haltStatus(_ halt: RunOptions.Halt, failed: Int, succeeded: Int, total: Int?, failedNow: Bool, exit: Int32, signal: Int32) -> Int32? {
+        let done = failed + succeeded
         let count: Int
         switch halt.why {
-        case .fail: guard failedNow else { return nil }; count = summary.failed
-        case .success: guard !failedNow else { return nil }; count = summary.succeeded
+        case .fail: guard failedNow else { return nil }; count = failed
+        case .success: guard !failedNow else { return nil }; count = succeeded
         case .done: count = done
         }
-        let reached: Bool
+        let needed: Double
         switch halt.threshold {
-        case .count(let n): reached = count >= n
-        case .percent(let p): reached = done >= 3 && Double(count) * 100 >= p * Double(done)
+        case .count(let n): needed = Double(n)
+        case .percent(let p):
+            guard let total else {
+                guard done >= 3, Double(count) * 100 >= p * Double(done) else { return nil }
+                return halt.why == .success ? 0 : finalStatus(halt, failed: failed, total: done)
+            }
+            needed = Double(total) * p / 100
         }
-        guard reached else { return nil }
-        switch halt.why {
-        case .fail:
-            if case .count(1) = halt.threshold { return signal != 0 ? 128 + signal : max(1, exit) }
-            return summary.failed <= 100 ? Int32(summary.failed) : 101
-        case .success, .done:
-            return summary.failed <= 100 ? Int32(summary.failed) : 101
+        guard Double(count) >= needed else { return nil }
+        if halt.why == .success { return 0 }
+        if needed == 1 { return exit != 0 ? exit : signal != 0 ? 128 + signal : 0 }
+        return finalStatus(halt, failed: failed, total: total ?? done)
+    }
+
+    /// The exit status when the run ends: the failures (at most 101), or, under `--halt …=N%`,
+    /// the failures as a percentage (rounded up) of `total` — GNU's `halt`.
+    static func finalStatus(_ halt: RunOptions.Halt?, failed: Int, total: Int) -> Int32 {
+        if let halt, case .percent = halt.threshold {
+            return Int32((Double(failed) * 100 / Double(max(1, total))).rounded(.up))
         }
+        return Int32(min(failed, 101))
     }
 
     private enum SpawnResult {

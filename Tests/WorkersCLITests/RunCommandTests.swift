@@ -350,8 +350,14 @@ import Testing
         // The first success stops the run: the job after it never starts.
         let success = try await Self.run(["-j1", "-k", "--halt", "now,success=1", "echo {}; exit {}", ":::", "3", "0", "5"])
         #expect(success.stdout == "3\n0\n")
+        #expect(success.status == 0)
         let done = try await Self.run(["-j1", "-k", "--halt", "soon,done=2", "echo {}", ":::", "a", "b", "c"])
         #expect(done.stdout == "a\nb\n")
+        // N% is of all the jobs (GNU reads the input first): 34 % of 6 is 2.04, so the third
+        // failure stops the run, with 3 of 6 failed: ceil(50 %).
+        let percent = try await Self.run(["-j1", "-k", "--halt", "now,fail=34%", "echo {}; exit {}", ":::", "0", "1", "0", "1", "1", "1"])
+        #expect(percent.stdout == "0\n1\n0\n1\n1\n")
+        #expect(percent.status == 50)
     }
 
     @Test func resumeFailedRunsOnlyTheFailedJobsAgain() async throws {

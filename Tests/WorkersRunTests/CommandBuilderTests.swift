@@ -108,6 +108,33 @@ import Testing
         #expect(throws: RunUsageError.self) { try RunOptions.parseHalt("later,fail=1") }
     }
 
+    /// GNU parallel 20221122's `should_we_halt`, case by case (each checked against it).
+    @Test(arguments: [
+        // (halt, failed, succeeded, total, this job failed, its exit) -> status, or nil to go on
+        ("now,success=1", 1, 1, 3, false, 0, Int32?(0)),
+        ("now,done=1", 0, 1, 4, false, 0, 0),
+        ("now,done=1", 1, 0, 4, true, 3, 3),
+        ("now,done=2", 1, 1, 4, false, 0, 1),
+        ("now,fail=2", 2, 1, 4, true, 3, 2),
+        ("now,fail=2", 1, 1, 4, true, 3, nil),
+        ("now,success=50%", 1, 2, 5, false, 0, nil),
+        ("now,success=50%", 1, 3, 5, false, 0, 0),
+        ("now,fail=34%", 2, 2, 6, true, 1, nil),
+        ("now,fail=34%", 3, 2, 6, true, 1, 50),
+        ("now,fail=20%", 1, 2, 5, true, 4, 4),
+        ("30%", 2, 2, 5, true, 1, 40),
+        ("soon,fail=1", 0, 3, 5, false, 0, nil),
+    ])
+    func haltDecisionsAsGNU(halt: String, failed: Int, succeeded: Int, total: Int, failedNow: Bool, exit: Int32, status: Int32?) throws {
+        let parsed = try #require(try RunOptions.parseHalt(halt))
+        #expect(Runner.haltStatus(parsed, failed: failed, succeeded: succeeded, total: total, failedNow: failedNow, exit: exit, signal: 0) == status)
+    }
+
+    @Test func theFinalStatusUnderAPercentHaltIsAPercentage() {
+        #expect(Runner.finalStatus(nil, failed: 150, total: 200) == 101)
+        #expect(Runner.finalStatus(RunOptions.Halt(when: .now, why: .fail, threshold: .percent(90)), failed: 1, total: 3) == 34)
+    }
+
     @Test func unsupportedAndUnknownOptionsAreNamed() {
         #expect(throws: RunUsageError("option --sshlogin is not supported by workers run")) { try RunOptions.parse(["--sshlogin", "x", "echo"]) }
         #expect(throws: RunUsageError("unknown option --frobnicate")) { try RunOptions.parse(["--frobnicate", "echo"]) }
