@@ -19,7 +19,7 @@ public struct CommandBuilder: Sendable {
         quoteTemplate = options.quoteTemplate
         noShell = options.noShell
         contextReplace = options.multiple == .contextReplace
-        if !options.pipe, !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
+        if !options.pipe, options.argumentsPerJob != 0, !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
             template = options.template + [options.replacement]
         } else {
             template = options.template

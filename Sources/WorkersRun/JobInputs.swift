@@ -185,6 +185,7 @@ final class JobInputs {
 
     /// The next job's arguments (`-N` groups several records), or `nil` when the input is done.
     func next() -> [String]? {
+        if perJob == 0 { return nextRecord().map { _ in [] } }
         var arguments: [String] = []
         var records = 0
         while records < perJob, let record = nextRecord() {

@@ -52,7 +52,7 @@ final class ResultsWriter {
         replacement = options.replacement
         valuesPerRecord = max(1, options.sources.count)
         columns = options.columnSeparator != nil
-        recordsPerJob = options.argumentsPerJob ?? 1
+        recordsPerJob = max(1, options.argumentsPerJob ?? 1)
         let lower = name.lowercased()
         if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".json") {
             layout = lower.hasSuffix(".json") ? .json : .table(separator: lower.hasSuffix(".csv") ? UInt8(ascii: ",") : UInt8(ascii: "\t"))

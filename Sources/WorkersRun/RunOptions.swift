@@ -217,7 +217,8 @@ extension RunOptions {
                 options.replacement = try value(name, inline: inline)
                 guard !options.replacement.isEmpty else { throw RunUsageError("option \(name) needs a non-empty string") }
             case "-N", "--max-replace-args", "-n", "--max-args":
-                options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
+                // -N0: one job per input, with none of them on its command line (GNU's).
+                options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 0)
             case "-0", "--null": options.nullSeparated = true
             case "-d", "--delimiter": options.delimiter = unescape(try value(name, inline: inline))
             case "-C", "--colsep": options.columnSeparator = try value(name, inline: inline)
@@ -304,6 +305,9 @@ extension RunOptions {
         // silently wrong, so it is refused by name.
         if options.template.contains(where: { $0.contains("{=") && $0.contains("=}") }) {
             throw RunUsageError("Perl replacement strings {= … =} are not supported by workers run")
+        }
+        if options.pipe || options.pipePart, options.argumentsPerJob == 0 {
+            throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part")
         }
         if options.pipePart, options.argumentsPerJob != nil {
             throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it")

@@ -346,6 +346,13 @@ import Testing
         #expect(files == ["done-2"])
     }
 
+    /// GNU: "-N0 runs once per argument with no arguments" (no `{}` appended either).
+    @Test func dashN0RunsOncePerInputWithoutIt() async throws {
+        let output = try await Self.run(["-k", "-N0", "echo", "x", ":::", "a", "b", "c"])
+        #expect(output.status == 0)
+        #expect(output.stdout == "x\nx\nx\n")
+    }
+
     @Test func haltOnSuccessAndDoneCounts() async throws {
         // The first success stops the run: the job after it never starts.
         let success = try await Self.run(["-j1", "-k", "--halt", "now,success=1", "echo {}; exit {}", ":::", "3", "0", "5"])
