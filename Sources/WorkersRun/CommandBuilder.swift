@@ -167,18 +167,32 @@ public struct CommandBuilder: Sendable {
         return String(path[path.index(after: slash)...])
     }
 
+    /// Perl's `File::Basename::dirname`, which GNU's `{//}` is: trailing slashes do not count and
+    /// repeated ones collapse (`a/` → `.`, `a//b` → `a`, `/` → `/`, `a` → `.`).
     static func dirname(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        if slash == path.startIndex { return "/" }
-        return String(path[..<slash])
+        func split(_ path: Substring) -> (base: Substring, directory: Substring) {
+            guard let slash = path.lastIndex(of: "/") else { return (path, "./") }
+            return (path[path.index(after: slash)...], path[...slash])
+        }
+        func stripTrailingSlashes(_ path: Substring) -> Substring {
+            var path = path
+            while path.count > 1, path.last == "/" { path.removeLast() }
+            return path
+        }
+        var (base, directory) = split(Substring(path))
+        directory = stripTrailingSlashes(directory)
+        if base.isEmpty {
+            (base, directory) = split(directory)
+            directory = stripTrailingSlashes(directory)
+        }
+        return String(directory)
     }
 
-    /// Drops the last `.ext` of the last path component (`dir.x/file.tar.gz` → `dir.x/file.tar`).
+    /// GNU's `{.}`, `s:\.[^/.]*$::`: drops the last `.ext` when it is in the last path component
+    /// (`dir.x/file.tar.gz` → `dir.x/file.tar`, `sub.dir/bar` unchanged, `.hidden` → empty).
     static func removeExtension(_ path: String) -> String {
-        let name = basename(path)
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return path }
-        let cut = name.distance(from: dot, to: name.endIndex)
-        return String(path.dropLast(cut))
+        guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return path }
+        return String(path[..<dot])
     }
 
     /// With `-q`: the template word's own text quoted, the substituted values as they are.

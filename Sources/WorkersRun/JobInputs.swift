@@ -153,6 +153,9 @@ final class JobInputs {
                     lists.append(values)
                 }
             }
+            // GNU: an empty source among others counts as one empty value (`::: a b :::` runs
+            // `echo a ''`, `echo b ''`); only when every source is empty is there no job.
+            if !lists.allSatisfy(\.isEmpty) { lists = lists.map { $0.isEmpty ? [""] : $0 } }
             combined = Self.combine(lists, linked: options.linked, linkAll: options.link)
         }
     }

@@ -22,6 +22,17 @@ import Testing
         #expect(command(["echo", "{//}"], ["/a"]) == "echo /")
     }
 
+    /// GNU's `{.}` is `s:\.[^/.]*$::` and its `{//}` Perl's dirname; checked against parallel 20221122.
+    @Test(arguments: [
+        (".hidden", ".", ""), ("dir/.hidden", "dir", "dir/"), ("a.", ".", "a"), ("a.b c", ".", "a"),
+        ("/", "/", "/"), ("/a", "/", "/a"), ("a/", ".", "a/"), ("a//b", "a", "a//b"), ("a", ".", "a"),
+        ("/x.y/z", "/x.y", "/x.y/z"),
+    ])
+    func dotAndDirnameEdgesAsGNU(value: String, dirname: String, noExtension: String) {
+        #expect(command(["echo", "{//}"], [value], configure: { $0.replacement = "{}" }) == "echo " + shellQuote(dirname))
+        #expect(command(["echo", "{.}"], [value]) == "echo " + shellQuote(noExtension))
+    }
+
     @Test func sequenceSlotAndPositions() {
         #expect(command(["echo", "{#}", "{%}"], ["x"], sequence: 7, slot: 2) == "echo 7 2")
         #expect(command(["echo", "{2}", "{1}", "{3}"], ["a", "b"]) == "echo b a ''")
@@ -176,6 +187,16 @@ import Testing
 }
 
 @Suite struct JobInputsTests {
+    @Test func anEmptySourceAmongOthersIsOneEmptyValue() throws {
+        var options = try RunOptions.parse(["echo", ":::", "a", "b", ":::"])
+        let inputs = try JobInputs(options: options)
+        #expect(inputs.next() == ["a", ""])
+        #expect(inputs.next() == ["b", ""])
+        #expect(inputs.next() == nil)
+        options = try RunOptions.parse(["echo", ":::", ":::"])
+        #expect(try JobInputs(options: options).next() == nil)
+    }
+
     @Test func severalSourcesGiveTheCartesianProductFirstSlowest() {
         #expect(JobInputs.combine([["a", "b"], ["1", "2"]], linked: [false, false], linkAll: false) == [["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]])
     }
