@@ -57,6 +57,8 @@ public final class Runner {
         /// buffers until it is (then they are printed and the rest comes live).
         var heldOut: Int32 = -1
         var heldErr: Int32 = -1
+        /// `--line-buffer`: the bytes of stdout read so far, for the joblog.
+        var relayedOut = 0
         /// When the next signal of the terminate sequence is due, and which step it is.
         var nextSignalAt: Double?
         var terminateStep = 0
@@ -228,7 +230,8 @@ public final class Runner {
             }
             if job.job.block >= 0 { close(job.job.block) }
             if joblog >= 0 {
-                let received = options.pipe && job.stdout >= 0 ? Int(lseek(job.stdout, 0, SEEK_END)) : 0
+                // Receive: the bytes of stdout, as GNU counts them (not known under -u).
+                let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
                 let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
                                   job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
                 write(joblog, line)
@@ -694,19 +697,21 @@ public final class Runner {
         let target = held >= 0 ? held : stdout ? STDOUT_FILENO : STDERR_FILENO
         let tagText = options.tag && held < 0 ? tag(for: Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: -1, stderr: -1)) : nil
         if stdout {
-            relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
+            job.relayedOut += relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
         } else {
-            relayLines(&job.stderr, pending: &job.partialErr, to: target, tag: tagText, final: final)
+            _ = relayLines(&job.stderr, pending: &job.partialErr, to: target, tag: tagText, final: final)
         }
     }
 
-    private func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) {
-        guard fd >= 0 else { return }
+    /// Returns the bytes read.
+    private func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) -> Int {
+        guard fd >= 0 else { return 0 }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var ended = false
+        var total = 0
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 { pending.append(contentsOf: chunk[0..<count]); continue }
+            if count > 0 { pending.append(contentsOf: chunk[0..<count]); total += count; continue }
             if count < 0, errno == EINTR { continue }
             ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
             break
@@ -721,6 +726,7 @@ public final class Runner {
             close(fd)
             fd = -1
         }
+        return total
     }
 
     /// How long to wait before starting another job under `--load` or `--memfree` (re-checked

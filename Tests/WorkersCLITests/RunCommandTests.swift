@@ -114,7 +114,7 @@ import Testing
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let log = directory.appendingPathComponent("jobs.log").path
-        let output = try await Self.run(["-j3", "--joblog", log, "--timeout", "2", "sleep {}; exit {}", ":::", "0", "1", "30"])
+        let output = try await Self.run(["-j3", "--joblog", log, "--timeout", "2", "printf ab; sleep {}; exit {}", ":::", "0", "1", "30"])
         #expect(output.status == 2)  // exit 1, and the one that timed out
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
@@ -124,7 +124,8 @@ import Testing
         let timedOut = rows.first { $0[0] == "3" }
         #expect(timedOut?[6] == "-1")
         #expect(timedOut?[7] == "15")
-        #expect(timedOut?[8] == "sleep 30; exit 30")
+        #expect(timedOut?[8] == "printf ab; sleep 30; exit 30")
+        #expect(rows.allSatisfy { $0[5] == "2" })  // Receive: the bytes of stdout, as GNU
         #expect(rows.first { $0[0] == "2" }?[6] == "1")
         #expect(rows.allSatisfy { $0[3].count == 10 })  // %10.3f
     }
