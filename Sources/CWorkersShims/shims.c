@@ -183,10 +183,15 @@ int cworkers_signals_to_pipe(int fd) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     int signals[3] = { SIGINT, SIGTERM, SIGHUP };
+    sigset_t wanted;
+    sigemptyset(&wanted);
     for (int i = 0; i < 3; i++) {
         if (sigaction(signals[i], &action, NULL) != 0) return -errno;
+        sigaddset(&wanted, signals[i]);
     }
-    return 0;
+    // A process can start with these blocked (its parent's thread had them blocked, as Swift's
+    // and Dispatch's worker threads do, and posix_spawn keeps the mask); this thread must get them.
+    return pthread_sigmask(SIG_UNBLOCK, &wanted, NULL) == 0 ? 0 : -errno;
 }
 
 int cworkers_memory_file(const char *name) {
