@@ -32,13 +32,18 @@ public struct WorkersCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("workers: worker failed: \(error)\n".utf8))
             Glibc.exit(70)
         }
-        // `workers run` takes GNU parallel's command line as it is (`:::`, `-j4`, unknown options
-        // named with status 255), so it bypasses the argument parser.
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == "run" {
-            Glibc.exit(RunMain.main(Array(arguments.dropFirst())))
-        }
+        runCommandIfRequested()
         await main()
+    }
+
+    /// `workers run …`, before anything else starts: GNU parallel's command line taken as it is
+    /// (`:::`, `-j4`, unknown options named with status 255), without the argument parser or the
+    /// concurrency runtime. Exits with the run's status; returns at once for any other command
+    /// (and in a worker process of the lab's pool).
+    public static func runCommandIfRequested() {
+        let arguments = CommandLine.arguments.dropFirst()
+        guard arguments.first == "run", WorkerProcess.workerID == nil else { return }
+        Glibc.exit(RunMain.main(Array(arguments.dropFirst())))
     }
 }
 

@@ -27,7 +27,9 @@ public enum WorkerProcess {
 
     /// This process's worker id, or `nil` in a driver. A job can read it.
     public static var workerID: Int? {
-        ProcessInfo.processInfo.environment[idVariable].flatMap(Int.init)
+        // getenv, not ProcessInfo's dictionary of the whole environment: every start of the
+        // `workers` binary asks, and building that dictionary cost it about a millisecond.
+        getenv(idVariable).flatMap { Int(String(cString: $0)) }
     }
 
     /// In a worker process, serves jobs until the driver says goodbye or goes away, then exits the
@@ -50,7 +52,7 @@ public enum WorkerProcess {
     /// The worker loop; returns the exit status.
     static func serve(workerID: Int, jobs: [any Job.Type]) async -> Int32 {
         _ = cworkers_set_parent_death_signal(SIGKILL)
-        if let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap(Int32.init), getppid() != parent {
+        if let parent = getenv(parentVariable).flatMap({ Int32(String(cString: $0)) }), getppid() != parent {
             return 70  // the driver died before the death signal was armed
         }
         cworkers_ignore_sigpipe()
