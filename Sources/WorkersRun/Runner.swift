@@ -7,16 +7,24 @@ import DequeModule
 import WorkersCore
 
 /// Runs the jobs: spawns each with posix_spawn in a process group of its own, waits on pidfds with
-/// `poll` (no sleeping, no polling loop), buffers each job's output in unlinked temporary files and
-/// prints it whole (`--group`), keeps the joblog, and applies `--halt`, `--timeout` and `--retries`.
+/// `poll` (no sleeping, no polling loop), buffers each job's output in memory files and prints it
+/// whole (`--group`), keeps the joblog, and applies `--halt`, `--timeout` and `--retries`.
+///
+/// One thread does everything: `run()` starts what it may, waits in `poll` for an exit, a line
+/// of output (`--line-buffer`), a signal or a deadline, and handles what happened, until no
+/// input, retry or job is left. What one run knows lives in ``State``.
 public final class Runner {
     let options: RunOptions
     let builder: CommandBuilder
-    let inputs: JobInputs?
-    let blocks: PipeBlocks?
-    let parts: PipeParts?
     let slots: Int
     let shell: String?
+    /// Where the jobs come from: input lines, or `--pipe` blocks, or `--pipe-part` ranges.
+    private enum Source {
+        case arguments(JobInputs)
+        case blocks(PipeBlocks)
+        case parts(PipeParts)
+    }
+    private let source: Source
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
     private let environment: [UnsafeMutablePointer<CChar>?]
     private let output: OutputWriter
@@ -75,6 +83,35 @@ public final class Runner {
         var record: ResultsWriter.Record?
     }
 
+    /// Everything one run knows, in one place.
+    private struct State {
+        var summary = Summary()
+        /// Failed jobs with attempts left, started before new input.
+        var retries: Deque<Pending> = []
+        var running: [Running] = []
+        var usedSlots = Set<Int>()
+        var nextSequence = 1
+        var inputDone = false
+        /// `--halt` reached (or `--results` could not write): how the run stops and its status.
+        var halting: (when: RunOptions.Halt.When, status: Int32)?
+        /// SIGINT, SIGTERM or SIGHUP, once caught.
+        var caughtSignal: Int32?
+        var lastStart = -Double.infinity
+        /// `-k`: the next sequence number to print, and the finished jobs waiting for it.
+        var nextToPrint = 1
+        var waiting: [Int: Finished] = [:]
+        /// Run times of the jobs that succeeded, for `--timeout N%`.
+        var runtimes: [Double] = []
+        /// `--bar`, `-X`/`-m` and `--halt …%` read all input first; `total` counts it.
+        var preloaded: Deque<[String]>?
+        var total: Int?
+        var runStart = 0.0
+
+        var stopping: Bool { halting != nil || caughtSignal != nil }
+        var inputLeft: Bool { !(inputDone && retries.isEmpty) }
+    }
+    private var state = State()
+
     /// What a run came to.
     public struct Summary: Sendable {
         /// Jobs started (retries not counted).
@@ -96,17 +133,11 @@ public final class Runner {
         self.options = options
         builder = CommandBuilder(options: options)
         if options.pipePart {
-            parts = try PipeParts(options: options)
-            blocks = nil
-            inputs = nil
+            source = .parts(try PipeParts(options: options))
         } else if options.pipe {
-            blocks = try PipeBlocks(options: options)
-            parts = nil
-            inputs = nil
+            source = .blocks(try PipeBlocks(options: options))
         } else {
-            inputs = try JobInputs(options: options)
-            blocks = nil
-            parts = nil
+            source = .arguments(try JobInputs(options: options))
         }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
@@ -146,315 +177,349 @@ public final class Runner {
 
     /// Runs every job; returns GNU parallel's exit status and what happened.
     public func run() -> Summary {
-        var summary = Summary()
-        var retries: Deque<Pending> = []
-        var running: [Running] = []
-        var usedSlots = Set<Int>()
-        var nextSequence = 1
-        var inputDone = false
-        var halting: (when: RunOptions.Halt.When, status: Int32)?
-        var caughtSignal: Int32?
-        var lastStart = -Double.infinity
-        var nextToPrint = 1
-        var waiting: [Int: Finished] = [:]
-        var runtimes: [Double] = []
-        // --bar and --eta need the total, so (as GNU) they read the whole input first.
-        var preloaded: Deque<[String]>?
-        var total: Int?
+        prepare()
+        while true {
+            startJobs()
+            if state.running.isEmpty {
+                if !state.inputLeft || state.stopping { break }
+                // Only --delay keeps a job from starting when none runs: wait for it below.
+                if options.delay == nil { continue }
+            }
+            guard waitAndHandle() else { break }
+        }
+        return conclude()
+    }
+
+    // MARK: The run, step by step
+
+    /// Reads all input when something needs its count, and routes the signals to the loop.
+    private func prepare() {
         var haltPercent = false
         if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
-        if options.bar || options.multiple != nil || haltPercent, let inputs {
+        if options.bar || options.multiple != nil || haltPercent, case .arguments(let inputs) = source {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
-            total = all.count - skip.count
-            preloaded = all
+            state.total = all.count
+            state.preloaded = all
         }
-        // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
-        let haltTotal = total.map { $0 + skip.count }
-        let runStart = monotonicSeconds()
+        state.runStart = monotonicSeconds()
         cworkers_ignore_sigpipe()
         if cworkers_pipe_cloexec(&signalPipe) == 0 {
             _ = fcntl(signalPipe[1], F_SETFL, O_NONBLOCK)
             _ = cworkers_signals_to_pipe(signalPipe[1])
         }
+    }
 
-        /// Prints a finished job's output, or saves it under `--results`.
-        func deliver(_ finished: Finished) {
-            if let results, let record = finished.record {
-                if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
-                    output.writeError("workers run: --results: \(failure)\n")
-                    if halting == nil || halting?.status != 255 { halting = (.soon, 255) }
-                } else if options.lineBuffer, let location = results.location(sequence: record.sequence, arguments: record.arguments) {
-                    // As GNU: --line-buffer with --results prints where each job's stdout went.
-                    output.write((tag(for: finished).map { $0 + "\t" } ?? "") + (location.hasSuffix("/") ? location + "stdout" : location) + "\n")
-                }
-            } else {
-                output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
-            }
-            recycle(finished.stdout)
-            recycle(finished.stderr)
+    /// Starts jobs while there are free slots, work left and no reason to stop or hold back.
+    private func startJobs() {
+        while !state.stopping, state.running.count < slots {
+            if let delay = options.delay, monotonicSeconds() - state.lastStart < delay { break }
+            if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
+            guard let job = state.retries.popFirst() ?? nextPending() else { break }
+            launch(job)
         }
+    }
 
-        func flushInOrder() {
-            while let finished = waiting.removeValue(forKey: nextToPrint) {
-                if !finished.skipped { deliver(finished) }
-                nextToPrint += 1
+    /// The next job from the input (skipping what `--resume` says is done), with its `--pipe`
+    /// block ready; `nil` when the input is done.
+    private func nextPending() -> Pending? {
+        while !state.inputDone {
+            var arguments: [String] = []
+            var block: [UInt8]?
+            var part: (offset: Int, length: Int)?
+            switch source {
+            case .parts(let parts):
+                part = parts.next()
+                if part == nil { state.inputDone = true; return nil }
+            case .blocks(let blocks):
+                block = blocks.next()
+                if block == nil { state.inputDone = true; return nil }
+            case .arguments(let inputs):
+                let values = state.preloaded != nil ? state.preloaded?.popFirst() : inputs.next()
+                guard let values else { state.inputDone = true; return nil }
+                arguments = values
             }
-            // --line-buffer -k: the job now first in order prints what it held, then goes live.
-            if lineBuffer, let index = running.firstIndex(where: { $0.job.sequence == nextToPrint }), running[index].heldOut >= 0 {
-                let front = running[index]
-                output.print(front.heldOut, front.heldErr, tag: tag(for: Finished(sequence: front.job.sequence, arguments: front.job.arguments, stdout: -1, stderr: -1)))
-                recycle(front.heldOut)
-                recycle(front.heldErr)
-                running[index].heldOut = -1
-                running[index].heldErr = -1
+            let sequence = state.nextSequence
+            state.nextSequence += 1
+            if skip.contains(sequence) || (options.resume && results?.hasResult(sequence: sequence, arguments: arguments) == true) {
+                passOver(sequence)
+                continue
             }
+            var pending = Pending(sequence: sequence, arguments: arguments, attempt: 1)
+            guard !options.dryRun else { return pending }
+            if let block {
+                pending.block = bufferFile()
+                pending.blockBytes = block.count
+                guard pending.block >= 0 else {
+                    output.writeError("workers run: cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
+                    state.inputDone = true
+                    return nil
+                }
+                writeAll(pending.block, block)
+            }
+            if let part, case .parts(let parts) = source {
+                pending.block = bufferFile()
+                pending.blockBytes = part.length
+                guard pending.block >= 0, copyRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
+                    output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
+                    if pending.block >= 0 { close(pending.block) }
+                    state.inputDone = true
+                    return nil
+                }
+            }
+            return pending
         }
+        return nil
+    }
 
-        func finish(_ job: Running, exit: Int32, signal: Int32) {
-            let runtime = monotonicSeconds() - job.startMonotonic
-            let failed = exit != 0 || signal != 0 || job.timedOut
-            if failed, job.job.attempt < options.retries, halting == nil, caughtSignal == nil {
-                // Only the last attempt's output is printed.
-                if !lineBuffer {
-                    recycle(job.stdout)
-                    recycle(job.stderr)
-                }
-                recycle(job.heldOut)
-                recycle(job.heldErr)
-                var again = job.job
-                again.attempt += 1
-                retries.append(again)
-                return
-            }
-            if job.job.block >= 0 { close(job.job.block) }
-            if joblog >= 0 {
-                // Receive: the bytes of stdout, as GNU counts them (not known under -u).
-                let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
-                let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
-                                  job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
-                write(joblog, line)
-            }
-            if failed {
-                summary.failed += 1
-                if summary.failures.count < 10 { summary.failures.append((job.job.sequence, exit, signal, job.command)) }
-            } else {
-                summary.succeeded += 1
-                runtimes.append(runtime)
-            }
-            if options.json {
-                // Keys in sorted order, as before, so consumers that diff the events keep working.
-                let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
-                output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
-                    + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
-                    + "\"timed_out\":\(job.timedOut)}\n")
-            }
-            var finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments,
-                                    stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
-            if results != nil {
-                finished.record = ResultsWriter.Record(
-                    sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
-                    runtime: runtime, sent: job.job.blockBytes, exit: job.timedOut ? -1 : exit, signal: job.timedOut ? 15 : signal)
-            }
-            if !ungroup, !lineBuffer || options.keepOrder {
-                if options.keepOrder {
-                    waiting[finished.sequence] = finished
-                    flushInOrder()
-                } else {
-                    deliver(finished)
-                }
-            }
-            if options.bar {
-                output.progress(Self.bar(done: summary.succeeded + summary.failed, total: total, failed: summary.failed, elapsed: monotonicSeconds() - runStart, width: 30))
-            } else if options.progress {
-                output.progress("workers run: \(summary.succeeded + summary.failed) done, \(summary.failed) failed, \(running.count) running")
-            }
-            if halting == nil, let halt = options.halt,
-               let status = Self.haltStatus(halt, failed: summary.failed, succeeded: summary.succeeded, total: haltTotal, failedNow: failed, exit: exit, signal: signal) {
-                halting = (halt.when, status)
-                if halt.when == .now { for other in running where other.pid != job.pid { kill(-other.pid, SIGTERM) } }
-            }
+    /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
+    private func passOver(_ sequence: Int) {
+        guard options.keepOrder else { return }
+        state.waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true)
+        flushInOrder()
+    }
+
+    /// Spawns `job` in the lowest free slot (or prints it, `--dry-run`).
+    private func launch(_ job: Pending) {
+        var slot = 1
+        while state.usedSlots.contains(slot) { slot += 1 }
+        let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
+        let command = builder.commandLine(for: filled)
+        if options.dryRun {
+            output.write(command + "\n")
+            return
         }
-
-        while true {
-            // Start jobs while there are slots, input and no reason to stop.
-            while halting == nil, caughtSignal == nil, running.count < slots {
-                if let delay = options.delay, monotonicSeconds() - lastStart < delay { break }
-                if (options.maximumLoad != nil || options.minimumFreeMemory != nil), !running.isEmpty, throttled() { break }
-                var next = retries.popFirst()
-                while next == nil, !inputDone {
-                    var arguments: [String] = []
-                    var block: [UInt8]?
-                    var part: (offset: Int, length: Int)?
-                    if let parts {
-                        guard let range = parts.next() else { inputDone = true; break }
-                        part = range
-                    } else if let blocks {
-                        guard let bytes = blocks.next() else { inputDone = true; break }
-                        block = bytes
-                    } else {
-                        let values: [String]?
-                        if preloaded != nil { values = preloaded?.popFirst() } else { values = inputs?.next() }
-                        guard let values else { inputDone = true; break }
-                        arguments = values
-                    }
-                    let sequence = nextSequence
-                    nextSequence += 1
-                    if skip.contains(sequence) || (options.resume && results?.hasResult(sequence: sequence, arguments: arguments) == true) {
-                        if options.keepOrder { waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
-                        continue
-                    }
-                    var pending = Pending(sequence: sequence, arguments: arguments, attempt: 1)
-                    if let block, !options.dryRun {
-                        pending.block = bufferFile()
-                        pending.blockBytes = block.count
-                        guard pending.block >= 0 else {
-                            output.writeError("workers run: cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
-                            inputDone = true
-                            break
-                        }
-                        writeAll(pending.block, block)
-                    }
-                    if let part, let parts, !options.dryRun {
-                        pending.block = bufferFile()
-                        pending.blockBytes = part.length
-                        guard pending.block >= 0, copyRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
-                            output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
-                            if pending.block >= 0 { close(pending.block) }
-                            inputDone = true
-                            break
-                        }
-                    }
-                    next = pending
-                }
-                guard let job = next else { break }
-                var slot = 1
-                while usedSlots.contains(slot) { slot += 1 }
-                let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
-                let command = builder.commandLine(for: filled)
-                if options.dryRun {
-                    output.write(command + "\n")
-                    continue
-                }
-                if job.attempt == 1 { summary.started += 1 }
-                if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
-                switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull) {
-                case .success(let (pid, pidfd, out, err)):
-                    usedSlots.insert(slot)
-                    lastStart = monotonicSeconds()
-                    var deadline: Double?
-                    switch options.timeout {
-                    case .seconds(let seconds): deadline = lastStart + seconds
-                    case .percentOfMedian(let percent) where runtimes.count >= 3:
-                        deadline = lastStart + median(runtimes) * percent / 100
-                    default: break
-                    }
-                    var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                          startMonotonic: lastStart, stdout: out, stderr: err, deadline: deadline)
-                    if lineBuffer, options.keepOrder, job.sequence != nextToPrint {
-                        started.heldOut = spareBuffers.popLast() ?? bufferFile()
-                        started.heldErr = spareBuffers.popLast() ?? bufferFile()
-                    }
-                    running.append(started)
-                case .failure(let message):
-                    if job.block >= 0 { close(job.block) }
-                    output.writeError("workers run: \(message)\n")
-                    summary.failed += 1
-                    if summary.failures.count < 10 { summary.failures.append((job.sequence, 127, 0, command)) }
-                    if options.keepOrder { waiting[job.sequence] = Finished(sequence: job.sequence, arguments: [], stdout: -1, stderr: -1, skipped: true); flushInOrder() }
-                }
-            }
-            if running.isEmpty {
-                let more = !retries.isEmpty || !inputDone
-                if !more || halting != nil || caughtSignal != nil { break }
-                if options.delay == nil { continue }
-            }
-
-            // Wait for an exit, a signal, a deadline or the next --delay start.
+        if job.attempt == 1 { state.summary.started += 1 }
+        if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
+        switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull) {
+        case .success(let (pid, pidfd, out, err)):
+            state.usedSlots.insert(slot)
             let now = monotonicSeconds()
-            var wake = Double.infinity
-            for job in running {
-                if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
+            state.lastStart = now
+            var deadline: Double?
+            switch options.timeout {
+            case .seconds(let seconds): deadline = now + seconds
+            case .percentOfMedian(let percent) where state.runtimes.count >= 3:
+                deadline = now + median(state.runtimes) * percent / 100
+            default: break
             }
-            if let delay = options.delay, running.count < slots, halting == nil, !(inputDone && retries.isEmpty) { wake = min(wake, lastStart + delay) }
-            if let throttle = throttleWait(runningCount: running.count, halting: halting != nil, inputLeft: !(inputDone && retries.isEmpty)) {
-                wake = min(wake, now + throttle)
+            var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
+                                  startMonotonic: now, stdout: out, stderr: err, deadline: deadline)
+            if lineBuffer, options.keepOrder, job.sequence != state.nextToPrint {
+                started.heldOut = spareBuffers.popLast() ?? bufferFile()
+                started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
-            let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
-            var descriptors = running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
-            descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
-            if lineBuffer {
-                for job in running {
-                    descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
-                    descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
-                }
-            }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
-            if ready < 0, errno != EINTR { break }
-            if lineBuffer {
-                let base = running.count + 1
-                for index in running.indices {
-                    if descriptors[base + 2 * index].revents != 0 {
-                        relay(&running[index], stdout: true)
-                    }
-                    if descriptors[base + 2 * index + 1].revents != 0 {
-                        relay(&running[index], stdout: false)
-                    }
-                }
-            }
+            state.running.append(started)
+        case .failure(let message):
+            if job.block >= 0 { close(job.block) }
+            output.writeError("workers run: \(message)\n")
+            state.summary.failed += 1
+            if state.summary.failures.count < 10 { state.summary.failures.append((job.sequence, 127, 0, command)) }
+            passOver(job.sequence)
+        }
+    }
 
-            if descriptors[running.count].revents != 0 {
-                var byte: UInt8 = 0
-                if read(signalPipe[0], &byte, 1) == 1 {
-                    caughtSignal = Int32(byte)
-                    for job in running { kill(-job.pid, SIGTERM) }
-                }
-            }
-            var index = 0
-            while index < running.count {
-                var status: Int32 = 0
-                if descriptors[index].revents != 0, waitpid(running[index].pid, &status, WNOHANG) == running[index].pid {
-                    if lineBuffer {
-                        relay(&running[index], stdout: true, final: true)
-                        relay(&running[index], stdout: false, final: true)
-                    }
-                    let job = running.remove(at: index)
-                    descriptors.remove(at: index)
-                    close(job.pidfd)
-                    usedSlots.remove(job.slot)
-                    let (exit, signal) = Self.decode(status)
-                    finish(job, exit: exit, signal: signal)
-                    continue
-                }
-                index += 1
-            }
-            // Time-outs: GNU's terminate sequence, TERM,200,TERM,100,TERM,50,KILL,25 (ms), to the
-            // job's process group.
-            let later = monotonicSeconds()
-            for index in running.indices {
-                if !running[index].timedOut, let deadline = running[index].deadline, later >= deadline {
-                    running[index].timedOut = true
-                    running[index].nextSignalAt = later
-                    output.writeError("workers run: Warning: this job was killed because it timed out: \(running[index].command)\n")
-                }
-                if let due = running[index].nextSignalAt, later >= due {
-                    let step = min(running[index].terminateStep, Self.terminateSequence.count - 1)
-                    let (signal, wait) = Self.terminateSequence[step]
-                    kill(-running[index].pid, signal)
-                    running[index].terminateStep += 1
-                    running[index].nextSignalAt = later + wait
-                }
-            }
-            if caughtSignal != nil {
-                for job in running { kill(-job.pid, SIGKILL) }
+    /// Waits in `poll` for an exit, output (`--line-buffer`), a signal, a deadline or the next
+    /// `--delay` start, and handles what came. Returns `false` when `poll` itself fails.
+    private func waitAndHandle() -> Bool {
+        let now = monotonicSeconds()
+        var wake = Double.infinity
+        for job in state.running {
+            if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
+        }
+        if let delay = options.delay, state.running.count < slots, !state.stopping, state.inputLeft { wake = min(wake, state.lastStart + delay) }
+        if let throttle = throttleWait(runningCount: state.running.count, halting: state.stopping, inputLeft: state.inputLeft) {
+            wake = min(wake, now + throttle)
+        }
+        let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
+        // The pidfds, then the signal pipe, then (--line-buffer) each job's stdout and stderr.
+        var descriptors = state.running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
+        descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
+        if lineBuffer {
+            for job in state.running {
+                descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
+                descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
             }
         }
+        let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+        if ready < 0, errno != EINTR { return false }
+        let jobs = state.running.count
+        if lineBuffer {
+            for index in 0..<jobs {
+                if descriptors[jobs + 1 + 2 * index].revents != 0 { relay(&state.running[index], stdout: true) }
+                if descriptors[jobs + 1 + 2 * index + 1].revents != 0 { relay(&state.running[index], stdout: false) }
+            }
+        }
+        if descriptors[jobs].revents != 0 {
+            var byte: UInt8 = 0
+            if read(signalPipe[0], &byte, 1) == 1, state.caughtSignal == nil {
+                state.caughtSignal = Int32(byte)
+                terminateAll()
+            }
+        }
+        // Reap in the order the jobs started (found by pid: each reaped job leaves the array).
+        let exited = (0..<jobs).filter { descriptors[$0].revents != 0 }.map { state.running[$0].pid }
+        for pid in exited {
+            guard let index = state.running.firstIndex(where: { $0.pid == pid }) else { continue }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { continue }
+            if lineBuffer {
+                relay(&state.running[index], stdout: true, final: true)
+                relay(&state.running[index], stdout: false, final: true)
+            }
+            let job = state.running.remove(at: index)
+            close(job.pidfd)
+            state.usedSlots.remove(job.slot)
+            let (exit, signal) = Self.decode(status)
+            finish(job, exit: exit, signal: signal)
+        }
+        advanceTerminations()
+        return true
+    }
+
+    /// Puts every running job on the terminate sequence (a signal caught, or `--halt now`).
+    private func terminateAll() {
+        let now = monotonicSeconds()
+        for index in state.running.indices where state.running[index].nextSignalAt == nil {
+            state.running[index].nextSignalAt = now
+        }
+        advanceTerminations()
+    }
+
+    /// Time-outs, and every job being stopped: GNU's terminate sequence,
+    /// TERM,200,TERM,100,TERM,50,KILL,25 (ms), sent to the job's process group.
+    private func advanceTerminations() {
+        let now = monotonicSeconds()
+        for index in state.running.indices {
+            if !state.running[index].timedOut, state.running[index].nextSignalAt == nil, let deadline = state.running[index].deadline, now >= deadline {
+                state.running[index].timedOut = true
+                state.running[index].nextSignalAt = now
+                output.writeError("workers run: Warning: this job was killed because it timed out: \(state.running[index].command)\n")
+            }
+            if let due = state.running[index].nextSignalAt, now >= due {
+                let step = min(state.running[index].terminateStep, Self.terminateSequence.count - 1)
+                let (signal, wait) = Self.terminateSequence[step]
+                kill(-state.running[index].pid, signal)
+                state.running[index].terminateStep += 1
+                state.running[index].nextSignalAt = now + wait
+            }
+        }
+    }
+
+    /// A job ended: retry it, or log it, count it, print (or save, or hold) its output, and
+    /// decide whether `--halt` stops the run.
+    private func finish(_ job: Running, exit: Int32, signal: Int32) {
+        let runtime = monotonicSeconds() - job.startMonotonic
+        let failed = exit != 0 || signal != 0 || job.timedOut
+        if failed, job.job.attempt < options.retries, !state.stopping {
+            // Only the last attempt's output is printed.
+            if !lineBuffer {
+                recycle(job.stdout)
+                recycle(job.stderr)
+            }
+            recycle(job.heldOut)
+            recycle(job.heldErr)
+            var again = job.job
+            again.attempt += 1
+            state.retries.append(again)
+            return
+        }
+        if job.job.block >= 0 { close(job.job.block) }
+        if joblog >= 0 {
+            // Receive: the bytes of stdout, as GNU counts them (not known under -u).
+            let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
+            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
+                              job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
+            write(joblog, line)
+        }
+        if failed {
+            state.summary.failed += 1
+            if state.summary.failures.count < 10 { state.summary.failures.append((job.job.sequence, exit, signal, job.command)) }
+        } else {
+            state.summary.succeeded += 1
+            state.runtimes.append(runtime)
+        }
+        if options.json {
+            // Keys in sorted order, as before, so consumers that diff the events keep working.
+            let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
+            output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
+                + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
+                + "\"timed_out\":\(job.timedOut)}\n")
+        }
+        var finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments,
+                                stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
+        if results != nil {
+            finished.record = ResultsWriter.Record(
+                sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
+                runtime: runtime, sent: job.job.blockBytes, exit: job.timedOut ? -1 : exit, signal: job.timedOut ? 15 : signal)
+        }
+        if !ungroup, !lineBuffer || options.keepOrder {
+            if options.keepOrder {
+                state.waiting[finished.sequence] = finished
+                flushInOrder()
+            } else {
+                deliver(finished)
+            }
+        }
+        let done = state.summary.succeeded + state.summary.failed
+        if options.bar {
+            output.progress(Self.bar(done: done, total: state.total.map { $0 - skip.count }, failed: state.summary.failed,
+                                     elapsed: monotonicSeconds() - state.runStart, width: 30))
+        } else if options.progress {
+            output.progress("workers run: \(done) done, \(state.summary.failed) failed, \(state.running.count) running")
+        }
+        // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
+        if state.halting == nil, let halt = options.halt,
+           let status = Self.haltStatus(halt, failed: state.summary.failed, succeeded: state.summary.succeeded, total: state.total,
+                                        failedNow: failed, exit: exit, signal: signal) {
+            state.halting = (halt.when, status)
+            if halt.when == .now { terminateAll() }
+        }
+    }
+
+    /// Prints a finished job's output, or saves it under `--results`.
+    private func deliver(_ finished: Finished) {
+        if let results, let record = finished.record {
+            if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
+                output.writeError("workers run: --results: \(failure)\n")
+                if state.halting?.status != 255 { state.halting = (.soon, 255) }
+            } else if options.lineBuffer, let location = results.location(sequence: record.sequence, arguments: record.arguments) {
+                // As GNU: --line-buffer with --results prints where each job's stdout went.
+                output.write((tag(for: finished).map { $0 + "\t" } ?? "") + (location.hasSuffix("/") ? location + "stdout" : location) + "\n")
+            }
+        } else {
+            output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+        }
+        recycle(finished.stdout)
+        recycle(finished.stderr)
+    }
+
+    /// `-k`: delivers every finished job whose turn has come, in order.
+    private func flushInOrder() {
+        while let finished = state.waiting.removeValue(forKey: state.nextToPrint) {
+            if !finished.skipped { deliver(finished) }
+            state.nextToPrint += 1
+        }
+        // --line-buffer -k: the job now first in order prints what it held, then goes live.
+        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == state.nextToPrint }), state.running[index].heldOut >= 0 {
+            let front = state.running[index]
+            output.print(front.heldOut, front.heldErr, tag: tag(for: Finished(sequence: front.job.sequence, arguments: front.job.arguments, stdout: -1, stderr: -1)))
+            recycle(front.heldOut)
+            recycle(front.heldErr)
+            state.running[index].heldOut = -1
+            state.running[index].heldErr = -1
+        }
+    }
+
+    /// The last output, the exit status and the failure summary.
+    private func conclude() -> Summary {
         flushInOrder()
         if options.bar || options.progress { output.endProgress() }
-        if let signal = caughtSignal {
+        var summary = state.summary
+        if let signal = state.caughtSignal {
             summary.exitStatus = 128 + signal
-        } else if let halting {
+        } else if let halting = state.halting {
             summary.exitStatus = halting.status
         } else {
             summary.exitStatus = Self.finalStatus(options.halt, failed: summary.failed, total: summary.started)

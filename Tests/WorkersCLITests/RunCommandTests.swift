@@ -347,6 +347,15 @@ import Testing
         #expect(files == ["done-2"])
     }
 
+    /// `--halt now` stops the other running jobs with the terminate sequence (TERM, … KILL), so
+    /// one that ignores TERM cannot hold the run open.
+    @Test func haltNowStopsAJobThatIgnoresTerm() async throws {
+        let start = Date()
+        let output = try await Self.run(["-j2", "--halt", "now,fail=1", "if [ {} = 1 ]; then sleep 0.2; exit 3; fi; trap '' TERM; sleep 30", ":::", "1", "2"])
+        #expect(output.status == 3)
+        #expect(Date().timeIntervalSince(start) < 20)
+    }
+
     /// GNU: "-N0 runs once per argument with no arguments" (no `{}` appended either).
     @Test func dashN0RunsOncePerInputWithoutIt() async throws {
         let output = try await Self.run(["-k", "-N0", "echo", "x", ":::", "a", "b", "c"])
