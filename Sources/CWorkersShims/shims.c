@@ -141,10 +141,73 @@ int cworkers_wait_exited_keep_zombie(pid_t pid) {
     }
 }
 
+/// The signals this process ignores (SIGPIPE always): a child must not inherit them ignored.
+/// Read once; a job's spawn then resets only these, not all 64 dispositions.
+static sigset_t ignored_signals;
+static int ignored_signals_known = 0;
+
+static void learn_ignored_signals(void) {
+    sigemptyset(&ignored_signals);
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction current;
+        if (sigaction(s, NULL, &current) == 0 && current.sa_handler == SIG_IGN) sigaddset(&ignored_signals, s);
+    }
+    sigaddset(&ignored_signals, SIGPIPE);
+    ignored_signals_known = 1;
+}
+
+/// A job's spawn, by vfork: no stack to map and unmap (glibc's posix_spawn maps one per call) and
+/// no descriptor shuffling in the parent — about a fifth of `workers run`'s CPU per job.
+///
+/// The child shares our memory until it execs, so it only makes system calls: default
+/// dispositions for the ignored signals (caught ones reset at exec), a process group of its own,
+/// stdin/stdout/stderr from the sources (moved above 2 first, so none overwrites another; a
+/// source of -1 is inherited), every other descriptor closed, an empty signal mask, execve. All
+/// signals stay blocked in our thread meanwhile, so no handler of ours runs in the child. An exec
+/// failure comes back through `failure` (shared memory); under ThreadSanitizer, whose vfork is a
+/// fork, it shows as the job exiting 127 instead.
 pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
+    if (!ignored_signals_known) learn_ignored_signals();
+    sigset_t all, saved, empty;
+    sigfillset(&all);
+    sigemptyset(&empty);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    volatile int failure = 0;
     const int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
-    const int targets[3] = { 0, 1, 2 };
-    return spawn_with_fds(path, argv, envp, sources, targets, 3, 3);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        struct sigaction standard;
+        memset(&standard, 0, sizeof(standard));
+        standard.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++) {
+            if (sigismember(&ignored_signals, s) == 1) (void)sigaction(s, &standard, NULL);
+        }
+        if (setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        int high[3];
+        for (int i = 0; i < 3; i++) {
+            high[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD, 3) : -1;
+            if (sources[i] >= 0 && high[i] < 0) { failure = errno; _exit(127); }
+        }
+        for (int i = 0; i < 3; i++) {
+            if (high[i] >= 0 && dup2(high[i], i) < 0) { failure = errno; _exit(127); }
+        }
+#ifdef SYS_close_range
+        (void)syscall(SYS_close_range, 3U, ~0U, 0U);  // what is not close-on-exec (ours all are)
+#endif
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        execve(path, argv, envp);
+        failure = errno;
+        _exit(127);
+    }
+    int spawn_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) return -spawn_errno;
+    if (failure != 0) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return -failure;
+    }
+    return pid;
 }
 
 int cworkers_pidfd_open(pid_t pid) {

@@ -643,7 +643,7 @@ public final class Runner {
             argv = [shell, "-c", command]
             // A command of plain words runs as the shell would run it, without the shell: the
             // same program, the same arguments, a fork and an exec fewer.
-            if let words = simpleCommandWords(command), let path = programPath(words[0]) {
+            if let words = simpleCommandWords(command), let path = programPath(words[0]), execsDirectly(path) {
                 argv = words
                 resolved = path
             }
@@ -717,6 +717,23 @@ public final class Runner {
         guard let path = executablePath(program) else { return nil }
         if !program.contains("/") { programPaths[program] = path }
         return path
+    }
+
+    private var directPrograms: [String: Bool] = [:]
+
+    /// Whether the kernel runs `path` itself (an ELF binary or a `#!` script), remembered per
+    /// path. A shell runs any other executable file as a shell script, so the exec fast path
+    /// leaves those to the shell.
+    private func execsDirectly(_ path: String) -> Bool {
+        if let known = directPrograms[path] { return known }
+        var head = [UInt8](repeating: 0, count: 4)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let count = fd >= 0 ? head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) } : -1
+        if fd >= 0 { close(fd) }
+        // Unreadable (execute-only): let the exec decide, as before.
+        let direct = count < 0 || head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) || head.starts(with: [0x23, 0x21])
+        directPrograms[path] = direct
+        return direct
     }
 
     static func decode(_ status: Int32) -> (exit: Int32, signal: Int32) {

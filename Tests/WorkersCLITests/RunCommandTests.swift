@@ -356,6 +356,23 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 20)
     }
 
+    /// A shell runs an executable file without `#!` as a shell script; the exec fast path for
+    /// commands of plain words must not turn that into "Exec format error".
+    @Test func aScriptWithoutShebangRunsAsTheShellWould() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("plain-script").path
+        try "echo plain \"$1\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let output = try await Self.run(["-k", script, ":::", "a", "b"])
+        #expect(output.status == 0, "stderr: \(output.stderr)")
+        #expect(output.stdout == "plain a\nplain b\n")
+        // Without a shell there is nobody to run it: the exec fails, and that job with it (127).
+        let direct = try await Self.run(["--no-shell", script, ":::", "a"])
+        #expect(direct.status == 1)
+        #expect(direct.stderr.contains("(exit 127)"))
+    }
+
     /// GNU: "-N0 runs once per argument with no arguments" (no `{}` appended either).
     @Test func dashN0RunsOncePerInputWithoutIt() async throws {
         let output = try await Self.run(["-k", "-N0", "echo", "x", ":::", "a", "b", "c"])
