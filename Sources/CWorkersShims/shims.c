@@ -161,12 +161,14 @@ static void learn_ignored_signals(void) {
 ///
 /// The child shares our memory until it execs, so it only makes system calls: default
 /// dispositions for the ignored signals (caught ones reset at exec), a process group of its own,
+/// the working directory and niceness asked for (`directory` NULL and `niceness` 0: unchanged),
 /// stdin/stdout/stderr from the sources (moved above 2 first, so none overwrites another; a
 /// source of -1 is inherited), every other descriptor closed, an empty signal mask, execve. All
 /// signals stay blocked in our thread meanwhile, so no handler of ours runs in the child. An exec
 /// failure comes back through `failure` (shared memory); under ThreadSanitizer, whose vfork is a
 /// fork, it shows as the job exiting 127 instead.
-pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
+pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
+                         const char *directory, int niceness) {
     if (!ignored_signals_known) learn_ignored_signals();
     sigset_t all, saved, empty;
     sigfillset(&all);
@@ -183,6 +185,8 @@ pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[
             if (sigismember(&ignored_signals, s) == 1) (void)sigaction(s, &standard, NULL);
         }
         if (setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        if (directory != NULL && chdir(directory) != 0) { failure = errno; _exit(127); }
+        if (niceness != 0) (void)nice(niceness);  // as nice(1): a refusal still runs the job
         int high[3];
         for (int i = 0; i < 3; i++) {
             high[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD, 3) : -1;

@@ -115,6 +115,11 @@ final class JobInputs {
     private var stream: RecordReader?
     private var combined: [[String]] = []
     private var combinedIndex = 0
+    /// `-E`: the value that ends the input; `-r`: skip blank values; `--trim`.
+    private let endOfFile: String?
+    private let skipBlank: Bool
+    private let trim: RunOptions.Trim
+    private static let whiteSpace: Set<Character> = [" ", "\t", "\n", "\r", "\u{0B}", "\u{0C}"]
 
     init(options: RunOptions) throws(RunUsageError) {
         if options.nullSeparated {
@@ -133,24 +138,27 @@ final class JobInputs {
             columnSeparator = nil
         }
         perJob = options.argumentsPerJob ?? 1
+        endOfFile = options.endOfFile
+        skipBlank = options.skipBlankInputs
+        trim = options.trim ?? (options.columnSeparator == nil ? .none : .both)
         let sources = options.sources
         if sources.isEmpty {
             stream = RecordReader(fd: 0, separator: separator, closeWhenDone: false)
         } else if sources.count == 1 {
             switch sources[0] {
             case .file(let path): stream = try RecordReader(path: path, separator: separator)
-            case .arguments(let values): combined = values.map { [$0] }
+            case .arguments(let values): combined = accepted(values).map { [$0] }
             }
         } else {
             var lists: [[String]] = []
             for source in sources {
                 switch source {
-                case .arguments(let values): lists.append(values)
+                case .arguments(let values): lists.append(accepted(values))
                 case .file(let path):
                     let reader = try RecordReader(path: path, separator: separator)
                     var values: [String] = []
                     while let record = reader.next() { values.append(record) }
-                    lists.append(values)
+                    lists.append(accepted(values))
                 }
             }
             // GNU: an empty source among others counts as one empty value (`::: a b :::` runs
@@ -198,20 +206,43 @@ final class JobInputs {
         return records == 0 ? nil : arguments
     }
 
+    /// A source's values as GNU reads them: up to the `-E` value, blank ones dropped with `-r`.
+    private func accepted(_ values: [String]) -> [String] {
+        var kept: [String] = []
+        for value in values {
+            if value == endOfFile { break }
+            if skipBlank, value.allSatisfy(Self.whiteSpace.contains) { continue }
+            kept.append(value)
+        }
+        return kept
+    }
+
     private func nextRecord() -> [String]? {
-        let record: [String]
+        var record: [String]
         if let stream {
-            guard let line = stream.next() else { return nil }
+            guard var line = stream.next(), line != endOfFile else { self.stream = nil; return nil }
+            while skipBlank, line.allSatisfy(Self.whiteSpace.contains) {
+                guard let following = stream.next(), following != endOfFile else { self.stream = nil; return nil }
+                line = following
+            }
             record = [line]
         } else {
             guard combinedIndex < combined.count else { return nil }
             record = combined[combinedIndex]
             combinedIndex += 1
         }
-        guard let columnSeparator, record.count == 1 else { return record }
-        let columns = columnSeparator.split(record[0])
-        // --colsep implies --trim rl: spaces and tabs around each column go.
-        return columns.map { trimmed($0, of: [" ", "\t"]) }
+        if let columnSeparator, record.count == 1 { record = columnSeparator.split(record[0]) }
+        // --trim (with --colsep, rl unless told otherwise).
+        switch trim {
+        case .none: return record
+        case .both: return record.map { trimmed($0, of: Self.whiteSpace) }
+        case .left: return record.map { value in String(value.drop(while: Self.whiteSpace.contains)) }
+        case .right:
+            return record.map { value in
+                guard let last = value.lastIndex(where: { !Self.whiteSpace.contains($0) }) else { return "" }
+                return String(value[...last])
+            }
+        }
     }
 }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import WorkersCore
 
 
@@ -143,6 +146,45 @@ public struct RunOptions: Sendable, Equatable {
     public var results: String?
     /// `--progress`: a progress line on stderr.
     public var progress = false
+    /// `-v`: each job's command line printed before its output (on stdout, with it).
+    public var verbose = false
+    /// `-t`: each job's command line printed on stderr as it starts.
+    public var printCommands = false
+    /// `--shuf`: the jobs in random order (reads all input first).
+    public var shuffle = false
+    /// `--nice N`: the jobs' niceness is raised by N.
+    public var niceness: Int32 = 0
+    /// `--workdir`/`--wd DIR`: the jobs run in DIR (created if missing; replacement strings allowed).
+    public var workingDirectory: String?
+    /// One step of `--term-seq`: a signal, then how long to wait before the next step.
+    public struct TerminateStep: Sendable, Equatable {
+        /// The signal sent.
+        public var signal: Int32
+        /// Seconds until the next step.
+        public var wait: Double
+        /// A step of `signal` then `wait` seconds.
+        public init(signal: Int32, wait: Double) { self.signal = signal; self.wait = wait }
+    }
+    /// `--term-seq`: how a job is stopped (time-out, `--halt now`, a signal): GNU's default
+    /// TERM,200,TERM,100,TERM,50,KILL,25 (milliseconds).
+    public var terminateSequence: [TerminateStep] = [
+        .init(signal: SIGTERM, wait: 0.2), .init(signal: SIGTERM, wait: 0.1), .init(signal: SIGTERM, wait: 0.05), .init(signal: SIGKILL, wait: 0.025),
+    ]
+    /// `--shellquote`: print each job's inputs shell-quoted instead of running anything.
+    public var shellQuoteOnly = false
+    /// `-E STR`: input ends at a value equal to STR.
+    public var endOfFile: String?
+    /// `-r`/`--no-run-if-empty`: blank input values are skipped.
+    public var skipBlankInputs = false
+    /// `--trim`: which ends of each input value lose their white space.
+    public enum Trim: Sendable, Equatable { case none, left, right, both }
+    /// `--trim` (default: none, or both with `--colsep`).
+    public var trim: Trim?
+    /// `--arg-sep` and `--arg-file-sep`: what stands for `:::` and `::::`.
+    public var argumentSeparator = ":::"
+    public var argumentFileSeparator = "::::"
+    /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
+    public var retryFailed = false
     /// The command template's words (empty: input lines are commands).
     public var template: [String] = []
 
@@ -166,10 +208,10 @@ extension RunOptions {
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus", "--recstart", "--round-robin",
         "--memsuspend",
-        "--nice", "--noswap", "--shuf", "-L", "--max-lines", "--retry-failed",
-        "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--env", "--record-env", "--limit",
-        "--term-seq", "--header", "--csv", "--tty", "--verbose", "-v", "--citation", "--bibtex", "-E",
-        "--shellquote", "--quote-template", "--fifo", "--cat", "--filter-hosts", "--workdir", "--wd",
+        "--noswap", "-L", "--max-lines", "-l",
+        "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--record-env", "--limit",
+        "--header", "--csv", "--tty", "--citation", "--bibtex",
+        "--fifo", "--cat", "--filter-hosts",
     ]
 
     /// Parses `workers run`'s arguments as GNU parallel does: options first, then the command,
@@ -190,7 +232,7 @@ extension RunOptions {
         // Options, until the first word that is not one.
         while index < arguments.count {
             let word = arguments[index]
-            if isSeparator(word) { break }
+            if options.isSeparator(word) { break }
             if word == "--" { index += 1; break }
             guard word.hasPrefix("-"), word.count > 1 else { break }
             var name = word
@@ -222,7 +264,38 @@ extension RunOptions {
             case "-0", "--null": options.nullSeparated = true
             case "-d", "--delimiter": options.delimiter = unescape(try value(name, inline: inline))
             case "-C", "--colsep": options.columnSeparator = try value(name, inline: inline)
-            case "--trim": _ = try value(name, inline: inline)  // --colsep trims already
+            case "--trim":
+                let text = try value(name, inline: inline)
+                switch text {
+                case "n": options.trim = Trim.none
+                case "l": options.trim = .left
+                case "r": options.trim = .right
+                case "lr", "rl": options.trim = .both
+                default: throw RunUsageError("option --trim: '\(text)' is not n, l, r, lr or rl")
+                }
+            case "-v", "--verbose": options.verbose = true
+            case "-t": options.printCommands = true
+            case "--shuf": options.shuffle = true
+            case "--nice":
+                let text = try value(name, inline: inline)
+                guard let niceness = Int32(text), (-20...19).contains(niceness) else { throw RunUsageError("option --nice: '\(text)' is not a niceness from -20 to 19") }
+                options.niceness = niceness
+            case "--workdir", "--wd":
+                let directory = try value(name, inline: inline)
+                guard directory != "..." else { throw RunUsageError("option --workdir ... (a temporary directory per job) is not supported by workers run") }
+                options.workingDirectory = directory == "." ? nil : directory
+            case "--term-seq", "--termseq": options.terminateSequence = try parseTerminateSequence(try value(name, inline: inline))
+            case "--shellquote": options.shellQuoteOnly = true
+            case "-E", "--eof": options.endOfFile = try value(name, inline: inline)
+            case "-r", "--no-run-if-empty": options.skipBlankInputs = true
+            case "--arg-sep", "--argsep":
+                options.argumentSeparator = try value(name, inline: inline)
+                guard !options.argumentSeparator.isEmpty else { throw RunUsageError("option --arg-sep needs a non-empty string") }
+            case "--arg-file-sep", "--argfilesep":
+                options.argumentFileSeparator = try value(name, inline: inline)
+                guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
+            case "--retry-failed": options.retryFailed = true
+            case "--env": _ = try value(name, inline: inline)  // jobs run here: they inherit the whole environment already
             case "-a", "--arg-file": options.sources.append(.file(try value(name, inline: inline))); options.linked.append(false)
             case "--link", "--xapply": options.link = true
             case "--joblog":
@@ -274,7 +347,7 @@ extension RunOptions {
             index += 1
         }
         // The command, until the first source separator.
-        while index < arguments.count, !isSeparator(arguments[index]) {
+        while index < arguments.count, !options.isSeparator(arguments[index]) {
             options.template.append(arguments[index])
             index += 1
         }
@@ -283,12 +356,12 @@ extension RunOptions {
             let separator = arguments[index]
             index += 1
             var values: [String] = []
-            while index < arguments.count, !isSeparator(arguments[index]) {
+            while index < arguments.count, !options.isSeparator(arguments[index]) {
                 values.append(arguments[index])
                 index += 1
             }
             let linked = separator.hasSuffix("+")
-            if separator.hasPrefix("::::") {
+            if separator == options.argumentFileSeparator || separator == options.argumentFileSeparator + "+" {
                 guard !values.isEmpty else { throw RunUsageError("\(separator) needs a file name") }
                 for (offset, file) in values.enumerated() {
                     options.sources.append(.file(file))
@@ -315,14 +388,47 @@ extension RunOptions {
         if options.multiple != nil, options.pipe {
             throw RunUsageError("option -X/-m cannot be used with --pipe")
         }
+        if options.retryFailed, options.joblog == nil {
+            throw RunUsageError("option --retry-failed needs --joblog")
+        }
         if options.resume || options.resumeFailed, options.joblog == nil, options.results == nil {
             throw RunUsageError("option --resume and --resume-failed need --joblog or --results")
         }
         return options
     }
 
-    static func isSeparator(_ word: String) -> Bool {
-        word == ":::" || word == "::::" || word == ":::+" || word == "::::+"
+    /// Whether `word` starts an input source: `:::`, `::::`, `:::+`, `::::+` (or their
+    /// `--arg-sep`/`--arg-file-sep` replacements).
+    func isSeparator(_ word: String) -> Bool {
+        word == argumentSeparator || word == argumentSeparator + "+" || word == argumentFileSeparator || word == argumentFileSeparator + "+"
+    }
+
+    /// `--term-seq`: `SIGNAL,ms,SIGNAL,ms,…` (names with or without `SIG`, or numbers).
+    static func parseTerminateSequence(_ text: String) throws(RunUsageError) -> [TerminateStep] {
+        let names: [String: Int32] = [
+            "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
+            "TERM": SIGTERM, "ALRM": SIGALRM, "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP,
+        ]
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var steps: [TerminateStep] = []
+        var index = 0
+        while index < parts.count {
+            let name = parts[index].uppercased().hasPrefix("SIG") ? String(parts[index].uppercased().dropFirst(3)) : parts[index].uppercased()
+            guard let signal = names[name] ?? Int32(name).flatMap({ (1..<65).contains($0) ? $0 : nil }) else {
+                throw RunUsageError("option --term-seq: '\(parts[index])' is not a signal")
+            }
+            var wait = 0.0
+            if index + 1 < parts.count {
+                guard let milliseconds = Double(parts[index + 1]), milliseconds >= 0 else {
+                    throw RunUsageError("option --term-seq: '\(parts[index + 1])' is not a number of milliseconds")
+                }
+                wait = milliseconds / 1000
+            }
+            steps.append(TerminateStep(signal: signal, wait: wait))
+            index += 2
+        }
+        guard !steps.isEmpty else { throw RunUsageError("option --term-seq needs at least one signal") }
+        return steps
     }
 
     static func parseJobs(_ text: String, name: String) throws(RunUsageError) -> Jobs {

@@ -23,8 +23,10 @@ public final class Runner {
         case arguments(JobInputs)
         case blocks(PipeBlocks)
         case parts(PipeParts)
+        /// `--retry-failed`: the joblog's failed jobs, their sequence numbers and commands.
+        case failed(Deque<(sequence: Int, command: String)>)
     }
-    private let source: Source
+    private var source: Source
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
     private let environment: [UnsafeMutablePointer<CChar>?]
     private let output: OutputWriter
@@ -42,6 +44,8 @@ public final class Runner {
         var sequence: Int
         var arguments: [String]
         var attempt: Int
+        /// `--retry-failed`: the command as the joblog has it (no template to fill).
+        var command: String?
         /// `--pipe`: an unlinked file holding the job's block, its stdin.
         var block: Int32 = -1
         var blockBytes = 0
@@ -132,7 +136,10 @@ public final class Runner {
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
         builder = CommandBuilder(options: options)
-        if options.pipePart {
+        if options.retryFailed, let path = options.joblog {
+            guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
+            source = .failed(Deque(Self.failedCommands(in: path)))
+        } else if options.pipePart {
             source = .parts(try PipeParts(options: options))
         } else if options.pipe {
             source = .blocks(try PipeBlocks(options: options))
@@ -158,7 +165,7 @@ public final class Runner {
                 skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
             }
             let exists = access(path, F_OK) == 0
-            let append = options.joblogAppend || options.resume || options.resumeFailed
+            let append = options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed
             joblog = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
             guard joblog >= 0 else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
             if !(append && exists) {
@@ -196,10 +203,11 @@ public final class Runner {
     private func prepare() {
         var haltPercent = false
         if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
-        if options.bar || options.multiple != nil || haltPercent, case .arguments(let inputs) = source {
+        if options.bar || options.multiple != nil || haltPercent || options.shuffle, case .arguments(let inputs) = source {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
+            if options.shuffle { all.shuffle() }
             state.total = all.count
             state.preloaded = all
         }
@@ -229,6 +237,13 @@ public final class Runner {
             var block: [UInt8]?
             var part: (offset: Int, length: Int)?
             switch source {
+            case .failed(var commands):
+                guard let next = commands.popFirst() else { state.inputDone = true; return nil }
+                source = .failed(commands)
+                // -k: the sequence numbers between failed jobs are not run again; they take their turn empty.
+                for gap in state.nextSequence..<max(state.nextSequence, next.sequence) { passOver(gap) }
+                state.nextSequence = next.sequence + 1
+                return Pending(sequence: next.sequence, arguments: [], attempt: 1, command: next.command)
             case .parts(let parts):
                 part = parts.next()
                 if part == nil { state.inputDone = true; return nil }
@@ -285,14 +300,30 @@ public final class Runner {
         var slot = 1
         while state.usedSlots.contains(slot) { slot += 1 }
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
-        let command = builder.commandLine(for: filled)
+        if options.shellQuoteOnly {
+            output.write(shellQuote(job.arguments.joined(separator: " ")) + "\n")
+            return
+        }
+        let command = job.command ?? builder.commandLine(for: filled)
         if options.dryRun {
             output.write(command + "\n")
             return
         }
+        if options.printCommands { output.writeError(command + "\n") }
+        var directory: String?
+        if let template = options.workingDirectory {
+            let path = builder.substitute(template, job: filled) { $0 }
+            // GNU makes the directory if it is missing.
+            if let failure = ResultsWriter.makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
+            directory = path
+        }
+        // -v: the command line comes first in the job's output (grouped: in its buffer, before
+        // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
+        let held = lineBuffer && options.keepOrder && job.sequence != state.nextToPrint
         if job.attempt == 1 { state.summary.started += 1 }
         if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
-        switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull) {
+        switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull, directory: directory,
+                     preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
             state.usedSlots.insert(slot)
             let now = monotonicSeconds()
@@ -306,9 +337,13 @@ public final class Runner {
             }
             var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
                                   startMonotonic: now, stdout: out, stderr: err, deadline: deadline)
-            if lineBuffer, options.keepOrder, job.sequence != state.nextToPrint {
+            if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
+            }
+            if options.verbose, lineBuffer {
+                let tagText = held || !options.tag ? nil : tag(for: Finished(sequence: job.sequence, arguments: job.arguments, stdout: -1, stderr: -1))
+                output.writeLines(Array((command + "\n").utf8)[...], to: held ? started.heldOut : STDOUT_FILENO, tag: tagText)
             }
             state.running.append(started)
         case .failure(let message):
@@ -387,8 +422,9 @@ public final class Runner {
         advanceTerminations()
     }
 
-    /// Time-outs, and every job being stopped: GNU's terminate sequence,
-    /// TERM,200,TERM,100,TERM,50,KILL,25 (ms), sent to the job's process group.
+    /// Time-outs, and every job being stopped: the terminate sequence (`--term-seq`, GNU's
+    /// TERM,200,TERM,100,TERM,50,KILL,25 ms by default), sent to the job's process group; its
+    /// last signal repeats until the job is gone.
     private func advanceTerminations() {
         let now = monotonicSeconds()
         for index in state.running.indices {
@@ -398,11 +434,11 @@ public final class Runner {
                 output.writeError("workers run: Warning: this job was killed because it timed out: \(state.running[index].command)\n")
             }
             if let due = state.running[index].nextSignalAt, now >= due {
-                let step = min(state.running[index].terminateStep, Self.terminateSequence.count - 1)
-                let (signal, wait) = Self.terminateSequence[step]
-                kill(-state.running[index].pid, signal)
+                let sequence = options.terminateSequence
+                let step = sequence[min(state.running[index].terminateStep, sequence.count - 1)]
+                kill(-state.running[index].pid, step.signal)
                 state.running[index].terminateStep += 1
-                state.running[index].nextSignalAt = now + wait
+                state.running[index].nextSignalAt = now + max(step.wait, 0.001)
             }
         }
     }
@@ -430,7 +466,7 @@ public final class Runner {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
             let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
-                              job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command + "\n"
+                              job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
             write(joblog, line)
         }
         if failed {
@@ -515,6 +551,10 @@ public final class Runner {
     /// The last output, the exit status and the failure summary.
     private func conclude() -> Summary {
         flushInOrder()
+        // Anything still waiting (a turn that never came) is printed rather than lost.
+        for sequence in state.waiting.keys.sorted() {
+            if let finished = state.waiting.removeValue(forKey: sequence), !finished.skipped { deliver(finished) }
+        }
         if options.bar || options.progress { output.endProgress() }
         var summary = state.summary
         if let signal = state.caughtSignal {
@@ -580,8 +620,6 @@ public final class Runner {
             + "\(Int((fraction * 100).rounded(.down)))% \(done)/\(total) jobs\(failures)\(eta)"
     }
 
-    /// GNU's `--term-seq` default: each signal, then how long to wait before the next.
-    static let terminateSequence: [(Int32, Double)] = [(SIGTERM, 0.2), (SIGTERM, 0.1), (SIGTERM, 0.05), (SIGKILL, 0.025)]
 
     private func tag(for finished: Finished) -> String? {
         guard options.tag else { return nil }
@@ -636,7 +674,10 @@ public final class Runner {
         case failure(String)
     }
 
-    private func spawn(_ job: CommandBuilder.Job, command: String, stdin: Int32) -> SpawnResult {
+    /// Starts one job: the shell (or the program itself, for plain words), its output to memory
+    /// files (grouped), pipes (`--line-buffer`) or ours (`-u`); `preamble` (`-v`) is written to
+    /// its stdout buffer first, `directory` (`--workdir`) is where it runs.
+    private func spawn(_ job: CommandBuilder.Job, command: String, stdin: Int32, directory: String?, preamble: String?) -> SpawnResult {
         var argv: [String]
         var resolved: String?
         if let shell {
@@ -676,13 +717,17 @@ public final class Runner {
                 return .failure("cannot create a temporary file: \(String(cString: strerror(errno)))")
             }
         }
+        if let preamble {
+            // The child's stdout shares this file's offset: its output lands after the line.
+            if ungroup { output.write(preamble) } else if out >= 0 { writeAll(out, Array(preamble.utf8)) }
+        }
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
         defer { free(sequence); free(slot) }
         let env = environment + [sequence, slot, nil]
         let pid = withCStrings(argv) { argvPointer in
             env.withUnsafeBufferPointer { envPointer in
-                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err)
+                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err, directory, options.niceness)
             }
         }
         if !parentEnds.isEmpty {
@@ -751,6 +796,20 @@ public final class Runner {
         }
         if let shell = environmentValue("SHELL"), !shell.isEmpty, access(shell, X_OK) == 0 { return shell }
         return "/bin/sh"
+    }
+
+    /// `--retry-failed`: the jobs whose last joblog row failed, in sequence order, with their
+    /// commands (GNU writes a command's newlines as NUL; they are turned back).
+    static func failedCommands(in path: String) -> [(sequence: Int, command: String)] {
+        guard let text = readTextFile(path) else { return [] }
+        var last: [Int: (ok: Bool, command: String)] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: "\t", maxSplits: 8, omittingEmptySubsequences: false)
+            guard fields.count == 9, let sequence = Int(fields[0]) else { continue }
+            let ok = trimmed(fields[6], of: [" "]) == "0" && trimmed(fields[7], of: [" "]) == "0"
+            last[sequence] = (ok, String(fields[8]).replacingNUL(with: "\n"))
+        }
+        return last.filter { !$0.value.ok }.sorted { $0.key < $1.key }.map { (sequence: $0.key, command: $0.value.command) }
     }
 
     /// Sequence numbers a joblog records: all of them (`--resume`), or the ones that succeeded
@@ -949,5 +1008,16 @@ final class OutputWriter {
             if written < 0 { if errno == EINTR { continue }; return }
             offset += written
         }
+    }
+}
+
+extension String {
+    /// GNU's joblog keeps one job per line by writing a command's newlines as NUL.
+    func replacingNewlines(with replacement: Character) -> String {
+        contains("\n") ? String(map { $0 == "\n" ? replacement : $0 }) : self
+    }
+
+    func replacingNUL(with replacement: Character) -> String {
+        contains("\0") ? String(map { $0 == "\0" ? replacement : $0 }) : self
     }
 }

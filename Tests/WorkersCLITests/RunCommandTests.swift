@@ -373,6 +373,80 @@ import Testing
         #expect(direct.stderr.contains("(exit 127)"))
     }
 
+    /// `-v` prints each command with its output (tagged with it), `-t` on stderr as it starts:
+    /// GNU's output for the same lines, recorded from parallel 20221122.
+    @Test func verboseAndTraceShowTheCommands() async throws {
+        let verbose = try await Self.run(["-k", "-v", "echo {}; echo e{} >&2", ":::", "a", "b"])
+        #expect(verbose.stdout == "echo a; echo ea >&2\na\necho b; echo eb >&2\nb\n")
+        #expect(verbose.stderr == "ea\neb\n")
+        let tagged = try await Self.run(["-k", "-v", "--tag", "echo", ":::", "a"])
+        #expect(tagged.stdout == "a\techo a\na\ta\n")
+        let lines = try await Self.run(["-k", "-v", "--lb", "echo", ":::", "a"])
+        #expect(lines.stdout == "echo a\na\n")
+        let traced = try await Self.run(["-k", "-t", "echo", ":::", "a", "b"])
+        #expect(traced.stdout == "a\nb\n")
+        #expect(traced.stderr == "echo a\necho b\n")
+    }
+
+    /// `--shellquote`, `-r`, `-E`, `--trim`, `--arg-sep`: GNU 20221122's output for each.
+    @Test func inputShapingOptionsAsGNU() async throws {
+        let quoted = try await Self.run(["--shellquote", ":::", "a b", "it's", "plain"])
+        #expect(quoted.stdout == "'a b'\n'it'\"'\"'s'\nplain\n")
+        let blankAndEnd = try await Self.run(["-k", "-r", "-E", "STOP", "echo", "x"], stdin: "a\n\n  \nb\nSTOP\nc\n")
+        #expect(blankAndEnd.stdout == "x a\nx b\n")
+        let perSource = try await Self.run(["-k", "-r", "echo", "{1}-{2}", ":::", "a", "", ":::", "", "c"])
+        #expect(perSource.stdout == "a-c\n")
+        let trimmedBoth = try await Self.run(["-k", "--trim", "lr", "--colsep", ",", "echo", "[{1}][{2}]", ":::", " a , b "])
+        #expect(trimmedBoth.stdout == "[a][b]\n")
+        let untrimmed = try await Self.run(["-k", "--trim", "n", "--colsep", ",", "echo", "[{1}][{2}]", ":::", " a , b "])
+        #expect(untrimmed.stdout == "[ a ][ b ]\n")
+        let left = try await Self.run(["-k", "--trim", "l", "echo", "[{}]", ":::", " a "])
+        #expect(left.stdout == "[a ]\n")
+        let separators = try await Self.run(["-k", "--arg-sep", ",,", "echo", ",,", "a", ",,+", "b", "c"])
+        #expect(separators.stdout == "a b\n")
+    }
+
+    /// `--workdir` (made if missing, replacement strings allowed), `--nice`, `--shuf`.
+    @Test func whereHowNiceAndInWhatOrderJobsRun() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let made = directory.appendingPathComponent("made").path
+        let workdir = try await Self.run(["-k", "--wd", made + "/{}", "pwd", ":::", "x"])
+        #expect(workdir.status == 0)
+        #expect(workdir.stdout == made + "/x\n")
+        errno = 0
+        let base = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        let nice = try await Self.run(["--nice", "5", "cut -d' ' -f19 /proc/self/stat", ":::", "1"])
+        #expect(Int32(nice.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == min(19, base + 5))
+        let inputs = (1...40).map(String.init)
+        let shuffled = try await Self.run(["-j1", "--shuf", "echo"] + [":::"] + inputs)
+        let printed = shuffled.stdout.split(separator: "\n").map(String.init)
+        #expect(printed.sorted() == inputs.sorted())
+    }
+
+    /// `--term-seq`: the job is stopped with the signals given (here INT, which it traps).
+    @Test func terminateSequenceIsTheOneAskedFor() async throws {
+        let output = try await Self.run(["--term-seq", "INT,200,KILL,25", "--timeout", "0.3", "trap 'echo got INT; exit 9' INT; sleep 5 & wait; : {}", ":::", "x"])
+        #expect(output.status == 1)
+        #expect(output.stdout == "got INT\n")
+    }
+
+    /// `--retry-failed` runs again, with the joblog's commands, the jobs it records as failed.
+    @Test func retryFailedRunsTheJoblogsFailures() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("jobs.log").path
+        let script = "if [ -e ok ]; then echo fixed {}; else exit {}; fi"
+        let first = try await Self.run(["-k", "--joblog", log, script, ":::", "0", "1", "2"], directory: directory)
+        #expect(first.status == 2)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("ok").path, contents: nil)
+        let again = try await Self.run(["-k", "--joblog", log, "--retry-failed"], directory: directory)
+        #expect(again.status == 0)
+        #expect(again.stdout == "fixed 1\nfixed 2\n")
+        let rows = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst()
+        #expect(rows.map { $0.split(separator: "\t")[0] } == ["1", "2", "3", "2", "3"])
+    }
+
     /// GNU: "-N0 runs once per argument with no arguments" (no `{}` appended either).
     @Test func dashN0RunsOncePerInputWithoutIt() async throws {
         let output = try await Self.run(["-k", "-N0", "echo", "x", ":::", "a", "b", "c"])

@@ -181,6 +181,23 @@ import Testing
         #expect(Runner.bar(done: 10, total: 10, failed: 0, elapsed: 6, width: 4) == "[####] 100% 10/10 jobs")
     }
 
+    @Test func terminateSequencesParse() throws {
+        #expect(try RunOptions.parseTerminateSequence("INT,200,SIGKILL,25") == [.init(signal: 2, wait: 0.2), .init(signal: 9, wait: 0.025)])
+        #expect(try RunOptions.parseTerminateSequence("15") == [.init(signal: 15, wait: 0)])
+        #expect(throws: RunUsageError.self) { try RunOptions.parseTerminateSequence("TERM,soon") }
+        #expect(throws: RunUsageError.self) { try RunOptions.parseTerminateSequence("NOPE,10") }
+    }
+
+    @Test func optionsGNUHasThatWorkersRunNowTakes() throws {
+        let options = try RunOptions.parse(["-v", "-t", "--shuf", "--nice", "3", "--wd", "/tmp", "--trim", "rl", "-r", "-E", "END",
+                                            "--env", "PATH", "--arg-sep", "@@", "echo", "@@", "a"])
+        #expect(options.verbose && options.printCommands && options.shuffle && options.skipBlankInputs)
+        #expect(options.niceness == 3 && options.workingDirectory == "/tmp" && options.trim == .both && options.endOfFile == "END")
+        #expect(options.sources == [.arguments(["a"])])
+        #expect(throws: RunUsageError("option --retry-failed needs --joblog")) { try RunOptions.parse(["--retry-failed"]) }
+        #expect(throws: RunUsageError.self) { try RunOptions.parse(["--trim", "x", "echo"]) }
+    }
+
     @Test func citeFlagsAreAcceptedAndIgnored() throws {
         #expect(try RunOptions.parse(["--will-cite", "--no-notice", "echo"]).template == ["echo"])
     }
