@@ -29,6 +29,8 @@ public enum RunMain {
                                     ending in /, directories; NAME.csv, .tsv, .json: one table
                                     (-.csv: on stdout). With --resume, jobs with results are skipped
           --dry-run                 print the commands instead of running them
+          -v, -t                    print each command with its output (-v), or on stderr as it starts (-t)
+          --shellquote              print each job's inputs shell-quoted instead of running anything
           -q, --quote               quote the command's words too (no shell syntax in it)
           --no-shell                run the command directly, without a shell
           -I STR                    use STR instead of {}
@@ -36,6 +38,10 @@ public enum RunMain {
           -X, -m, --xargs           many inputs per command line, spread over the slots (-X repeats
                                     the words around {}; -m puts them side by side); -s N: line limit
           -0, --null; -d DELIM      input separator (default: newline)
+          -E STR; -r                input ends at a value STR; blank values are skipped
+          --trim n|l|r|lr           trim white space around inputs (default: none; with --colsep, lr)
+          --arg-sep S, --arg-file-sep S  use S instead of ::: and ::::
+          --shuf                    run the jobs in random order (reads all input first)
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
           --pipe [--block SIZE] [--recend STR]  split stdin into blocks (or -N records) for the jobs' stdin
@@ -43,6 +49,9 @@ public enum RunMain {
           --tmpdir DIR              buffer output in files there (default: in memory files)
           --joblog [+]FILE          GNU's 9-column job log (+ appends); --resume, --resume-failed
           --timeout SECS|N%         kill a job after SECS (or N% of the median run time)
+          --term-seq SIG,MS,…       how jobs are stopped (default TERM,200,TERM,100,TERM,50,KILL,25)
+          --retry-failed            run again the jobs the --joblog records as failed, with its commands
+          --workdir DIR, --nice N   run the jobs in DIR (made if missing; {} allowed), niced by N
           --retries N               try a failing job up to N times; only the last output is printed
           --halt now|soon,fail|success|done=N|N%
           --delay SECS              at least SECS between job starts
