@@ -12,14 +12,19 @@ public struct CommandBuilder: Sendable {
     let quoteTemplate: Bool
     let noShell: Bool
     let contextReplace: Bool
+    /// `--header`: column and source names, each to its position (from 1), for `{name}`.
+    let names: [String: Int]
 
-    /// A builder for the template, replacement string and quoting options in `options`.
-    public init(options: RunOptions) {
+    /// A builder for the template, replacement string and quoting options in `options`, with
+    /// `names` (from `--header`) usable as `{name}`, `{name.}`, `{name/}`, `{name//}`, `{name/.}`.
+    public init(options: RunOptions, names: [String: Int] = [:]) {
         replacement = options.replacement
         quoteTemplate = options.quoteTemplate
         noShell = options.noShell
         contextReplace = options.multiple == .contextReplace
-        if !options.pipe, options.argumentsPerJob != 0, !options.template.isEmpty, !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement) }) {
+        self.names = names
+        if !options.pipe, options.argumentsPerJob != 0, !options.template.isEmpty,
+           !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement, names: names) }) {
             template = options.template + [options.replacement]
         } else {
             template = options.template
@@ -50,11 +55,11 @@ public struct CommandBuilder: Sendable {
             return job.arguments.joined(separator: " ")
         }
         if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
-        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement) } ?? false)
+        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement, names: names) } ?? false)
         return template.map { word in
             // -X: a word with a replacement string is repeated for each input, each copy filled
             // with that input alone (`pre-{}-post` → `pre-a-post pre-b-post`).
-            if contextReplace, job.arguments.count > 1, Self.hasReplacement(word, replacement: replacement) {
+            if contextReplace, job.arguments.count > 1, Self.hasReplacement(word, replacement: replacement, names: names) {
                 return job.arguments.map { argument in
                     let one = Job(arguments: [argument], sequence: job.sequence, slot: job.slot)
                     return quoteTemplate ? quoteOutsideReplacements(word, job: one) : substitute(word, job: one) { quoteValues ? shellQuote($0) : $0 }
@@ -94,7 +99,7 @@ public struct CommandBuilder: Sendable {
         var out = ""
         var rest = Substring(word)
         while !rest.isEmpty {
-            if let (token, length) = Self.token(at: rest, replacement: replacement) {
+            if let (token, length) = Self.token(at: rest, replacement: replacement, names: names) {
                 out += value(token, job: job, render: render)
                 rest = rest.dropFirst(length)
             } else {
@@ -117,7 +122,7 @@ public struct CommandBuilder: Sendable {
     }
 
     /// The token at the start of `text` and its length in characters, if one is there.
-    static func token(at text: Substring, replacement: String) -> (Token, Int)? {
+    static func token(at text: Substring, replacement: String, names: [String: Int] = [:]) -> (Token, Int)? {
         if text.hasPrefix(replacement) { return (.all(.none), replacement.count) }
         guard text.first == "{", let close = text.firstIndex(of: "}") else { return nil }
         let inside = text[text.index(after: text.startIndex)..<close]
@@ -126,6 +131,12 @@ public struct CommandBuilder: Sendable {
         case "#": return (.sequence, length)
         case "%": return (.slot, length)
         default: break
+        }
+        if !names.isEmpty {
+            if let position = names[String(inside)] { return (.position(position, .none), length) }
+            for modifier in [Modifier.basenameNoExtension, .dirname, .basename, .noExtension] where inside.hasSuffix(modifier.rawValue) {
+                if let position = names[String(inside.dropLast(modifier.rawValue.count))] { return (.position(position, modifier), length) }
+            }
         }
         let digits = inside.prefix { $0.isASCII && $0.isNumber }
         guard let modifier = Modifier(rawValue: String(inside.dropFirst(digits.count))) else { return nil }
@@ -138,17 +149,17 @@ public struct CommandBuilder: Sendable {
         return (.position(n, modifier), length)
     }
 
-    static func hasReplacement(_ word: String, replacement: String) -> Bool {
+    static func hasReplacement(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {
         var rest = Substring(word)
         while !rest.isEmpty {
-            if token(at: rest, replacement: replacement) != nil { return true }
+            if token(at: rest, replacement: replacement, names: names) != nil { return true }
             rest = rest.dropFirst()
         }
         return false
     }
 
-    static func startsWithReplacement(_ word: String, replacement: String) -> Bool {
-        token(at: Substring(word), replacement: replacement) != nil
+    static func startsWithReplacement(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {
+        token(at: Substring(word), replacement: replacement, names: names) != nil
     }
 
     /// `{.}`, `{/}`, `{//}`, `{/.}` as GNU computes them.
@@ -200,9 +211,9 @@ public struct CommandBuilder: Sendable {
         var out = ""
         var literal = ""
         var rest = Substring(word)
-        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement) } ?? false)
+        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement, names: names) } ?? false)
         while !rest.isEmpty {
-            if let (token, length) = Self.token(at: rest, replacement: replacement) {
+            if let (token, length) = Self.token(at: rest, replacement: replacement, names: names) {
                 if !literal.isEmpty { out += shellQuote(literal); literal = "" }
                 out += value(token, job: job) { quoteValues ? shellQuote($0) : $0 }
                 rest = rest.dropFirst(length)

@@ -119,6 +119,8 @@ final class JobInputs {
     private let endOfFile: String?
     private let skipBlank: Bool
     private let trim: RunOptions.Trim
+    /// `--header`: the names of the columns (or of the sources), in order.
+    private(set) var headerNames: [String] = []
     private static let whiteSpace: Set<Character> = [" ", "\t", "\n", "\r", "\u{0B}", "\u{0C}"]
 
     init(options: RunOptions) throws(RunUsageError) {
@@ -142,12 +144,15 @@ final class JobInputs {
         skipBlank = options.skipBlankInputs
         trim = options.trim ?? (options.columnSeparator == nil ? .none : .both)
         let sources = options.sources
+        let header = options.headerLines != nil
         if sources.isEmpty {
             stream = RecordReader(fd: 0, separator: separator, closeWhenDone: false)
         } else if sources.count == 1 {
             switch sources[0] {
             case .file(let path): stream = try RecordReader(path: path, separator: separator)
-            case .arguments(let values): combined = accepted(values).map { [$0] }
+            case .arguments(var values):
+                if header, !values.isEmpty { headerNames = columns(of: values.removeFirst()) }
+                combined = accepted(values).map { [$0] }
             }
         } else {
             var lists: [[String]] = []
@@ -161,11 +166,30 @@ final class JobInputs {
                     lists.append(accepted(values))
                 }
             }
+            if header {
+                // Each source's first value is its name.
+                headerNames = lists.map { $0.first ?? "" }
+                lists = lists.map { Array($0.dropFirst()) }
+            }
             // GNU: an empty source among others counts as one empty value (`::: a b :::` runs
             // `echo a ''`, `echo b ''`); only when every source is empty is there no job.
             if !lists.allSatisfy(\.isEmpty) { lists = lists.map { $0.isEmpty ? [""] : $0 } }
             combined = Self.combine(lists, linked: options.linked, linkAll: options.link)
         }
+        if header, let stream, let first = stream.next() { headerNames = columns(of: first) }
+    }
+
+    /// `--header`'s names as a dictionary from name to position (from 1), for `{name}`.
+    var namePositions: [String: Int] {
+        var positions: [String: Int] = [:]
+        for (index, name) in headerNames.enumerated() where !name.isEmpty && positions[name] == nil { positions[name] = index + 1 }
+        return positions
+    }
+
+    /// A header line's names: split and trimmed as the values will be.
+    private func columns(of line: String) -> [String] {
+        let parts = columnSeparator?.split(line) ?? [line]
+        return trim == .none ? parts : parts.map { trimmed($0, of: Self.whiteSpace) }
     }
 
     /// GNU's combination: groups of linked sources are zipped (`:::+`: the shortest wins;
@@ -257,6 +281,9 @@ final class PipeBlocks {
     private var buffer: [UInt8] = []
     private var atEnd = false
     private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+    /// `--header`: lines taken from the start of the input and put before every block.
+    private var headerLines: Int?
+    private var header: [UInt8] = []
 
     init(options: RunOptions) throws(RunUsageError) {
         switch options.sources.first {
@@ -271,22 +298,42 @@ final class PipeBlocks {
         blockSize = options.blockSize
         recordEnd = options.recordEnd.isEmpty ? [UInt8(ascii: "\n")] : options.recordEnd
         recordsPerBlock = options.argumentsPerJob
+        headerLines = options.headerLines
     }
 
     deinit { if closeWhenDone { close(fd) } }
 
-    /// The next block's bytes, or `nil` at the end of the input.
+    /// The next block's bytes (after the `--header` lines), or `nil` at the end of the input.
     func next() -> [UInt8]? {
+        if let lines = headerLines {
+            // The header: its lines, whole, read before the first block.
+            var end = 0
+            var found = 0
+            while found < lines {
+                if let newline = buffer[end...].firstIndex(of: UInt8(ascii: "\n")) {
+                    end = newline + 1
+                    found += 1
+                } else if atEnd {
+                    end = buffer.count
+                    break
+                } else {
+                    atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
+                }
+            }
+            header = Array(buffer[0..<end])
+            buffer.removeFirst(end)
+            headerLines = nil
+        }
         while true {
             if let cut = cutPoint() {
-                let block = Array(buffer[0..<cut])
+                let block = header + buffer[0..<cut]
                 buffer.removeFirst(cut)
                 return block
             }
             if atEnd {
                 guard !buffer.isEmpty else { return nil }
                 defer { buffer.removeAll() }
-                return buffer
+                return header + buffer
             }
             atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
         }

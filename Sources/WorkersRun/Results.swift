@@ -47,8 +47,12 @@ final class ResultsWriter {
     private var headerWritten = false
 
     /// Opens the table or JSON file now, so a bad path is an error before any job runs.
-    init(name: String, options: RunOptions, builder: CommandBuilder) throws(RunUsageError) {
+    /// `--header`: the levels are named by the columns (or sources) instead of numbered.
+    private let headerNames: [String]
+
+    init(name: String, options: RunOptions, builder: CommandBuilder, headerNames: [String] = []) throws(RunUsageError) {
         self.builder = builder
+        self.headerNames = headerNames
         replacement = options.replacement
         valuesPerRecord = max(1, options.sources.count)
         columns = options.columnSeparator != nil
@@ -63,7 +67,7 @@ final class ResultsWriter {
                 guard table >= 0 else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
                 closeTable = true
             }
-        } else if CommandBuilder.hasReplacement(name, replacement: options.replacement) {
+        } else if CommandBuilder.hasReplacement(name, replacement: options.replacement, names: builder.names) {
             layout = .template(name)
         } else {
             layout = .tree(root: name)
@@ -82,7 +86,9 @@ final class ResultsWriter {
             var path = root
             let perRecord = columns ? max(1, arguments.count / recordsPerJob) : valuesPerRecord
             for (index, value) in arguments.enumerated() {
-                path += "/\(index % perRecord + 1)/" + Self.directoryName(value)
+                let position = index % perRecord
+                let level = position < headerNames.count && !headerNames[position].isEmpty ? Self.directoryName(headerNames[position]) : String(position + 1)
+                path += "/" + level + "/" + Self.directoryName(value)
             }
             return path + "/"
         case .template(let name):

@@ -42,6 +42,8 @@ public enum RunMain {
           --trim n|l|r|lr           trim white space around inputs (default: none; with --colsep, lr)
           --arg-sep S, --arg-file-sep S  use S instead of ::: and ::::
           --shuf                    run the jobs in random order (reads all input first)
+          --header :|N              the first line (split on tabs or --colsep), or each source's first
+                                    value, names the columns: {name}; with --pipe, N lines start each block
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
           --pipe [--block SIZE] [--recend STR]  split stdin into blocks (or -N records) for the jobs' stdin

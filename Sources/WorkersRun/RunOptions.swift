@@ -185,6 +185,9 @@ public struct RunOptions: Sendable, Equatable {
     public var argumentFileSeparator = "::::"
     /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
     public var retryFailed = false
+    /// `--header`: the first value of each source (or, split by `--colsep`, the first line) names
+    /// it, for `{name}`; with `--pipe`, the first line (or the first N lines) starts every block.
+    public var headerLines: Int?
     /// The command template's words (empty: input lines are commands).
     public var template: [String] = []
 
@@ -210,7 +213,7 @@ extension RunOptions {
         "--memsuspend",
         "--noswap", "-L", "--max-lines", "-l",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--record-env", "--limit",
-        "--header", "--csv", "--tty", "--citation", "--bibtex",
+        "--csv", "--tty", "--citation", "--bibtex",
         "--fifo", "--cat", "--filter-hosts",
     ]
 
@@ -295,6 +298,15 @@ extension RunOptions {
                 options.argumentFileSeparator = try value(name, inline: inline)
                 guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
             case "--retry-failed": options.retryFailed = true
+            case "--header":
+                let text = try value(name, inline: inline)
+                if text == ":" || text == ".*\\n" {
+                    options.headerLines = 1
+                } else if let lines = Int(text), lines >= 0 {
+                    options.headerLines = lines == 0 ? nil : lines
+                } else {
+                    throw RunUsageError("option --header: '\(text)' is not : or a number of lines (a header regexp is not supported)")
+                }
             case "--env": _ = try value(name, inline: inline)  // jobs run here: they inherit the whole environment already
             case "-a", "--arg-file": options.sources.append(.file(try value(name, inline: inline))); options.linked.append(false)
             case "--link", "--xapply": options.link = true
@@ -387,6 +399,13 @@ extension RunOptions {
         }
         if options.multiple != nil, options.pipe {
             throw RunUsageError("option -X/-m cannot be used with --pipe")
+        }
+        if options.headerLines != nil, !options.pipe {
+            // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
+            if options.columnSeparator == nil { options.columnSeparator = "\t" }
+        }
+        if options.headerLines != nil, options.pipePart {
+            throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")
         }
         if options.retryFailed, options.joblog == nil {
             throw RunUsageError("option --retry-failed needs --joblog")

@@ -135,7 +135,6 @@ public final class Runner {
     /// - Throws: ``RunUsageError`` for an input file or joblog that cannot be opened.
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
-        builder = CommandBuilder(options: options)
         if options.retryFailed, let path = options.joblog {
             guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
             source = .failed(Deque(Self.failedCommands(in: path)))
@@ -146,6 +145,11 @@ public final class Runner {
         } else {
             source = .arguments(try JobInputs(options: options))
         }
+        if case .arguments(let inputs) = source {
+            builder = CommandBuilder(options: options, names: inputs.namePositions)
+        } else {
+            builder = CommandBuilder(options: options)
+        }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
         environment = environmentEntries()
@@ -153,7 +157,9 @@ public final class Runner {
             .map { strdup($0) }
         output = OutputWriter()
         if let name = options.results, !options.dryRun {
-            results = try ResultsWriter(name: name, options: options, builder: CommandBuilder(options: options))
+            var headerNames: [String] = []
+            if case .arguments(let inputs) = source { headerNames = inputs.headerNames }
+            results = try ResultsWriter(name: name, options: options, builder: builder, headerNames: headerNames)
         } else {
             results = nil
         }

@@ -406,6 +406,31 @@ import Testing
         #expect(separators.stdout == "a b\n")
     }
 
+    /// `--header`: names from the first line (split on tabs, or `--colsep`) or from each source's
+    /// first value, as `{name}` with modifiers, and as `--results` levels; with `--pipe`, the
+    /// header lines start every block. Outputs recorded from GNU parallel 20221122.
+    @Test func headerNamesColumnsAndStartsBlocks() async throws {
+        let tabs = try await Self.run(["-k", "--header", ":", "echo", "{x}-{y}"], stdin: "x\ty\n1\t2\n3\t4\n")
+        #expect(tabs.stdout == "1-2\n3-4\n")
+        let commas = try await Self.run(["-k", "--header", ":", "--colsep", ",", "echo", "{x}-{y}", "{1}"], stdin: "x,y\n1,2\n")
+        #expect(commas.stdout == "1-2 1\n")
+        let sources = try await Self.run(["-k", "--header", ":", "echo", "{a}{b}", ":::", "a", "1", "2", ":::", "b", "3"])
+        #expect(sources.stdout == "13\n23\n")
+        let modifiers = try await Self.run(["-k", "--header", ":", "echo", "{f.}", "{f/}", ":::", "f", "dir/x.txt"])
+        #expect(modifiers.stdout == "dir/x x.txt\n")
+        let tagged = try await Self.run(["-k", "--header", ":", "--tag", "echo", "{a}", ":::", "a", "1"])
+        #expect(tagged.stdout == "1\t1\n")
+        let blocks = try await Self.run(["-k", "--pipe", "-N1", "--header", ":", "cat; echo --"], stdin: "h\n1\n2\n3\n")
+        #expect(blocks.stdout == "h\n1\n--\nh\n2\n--\nh\n3\n--\n")
+        let twoLines = try await Self.run(["-k", "--pipe", "-N1", "--header", "2", "cat; echo --"], stdin: "h1\nh2\n1\n2\n")
+        #expect(twoLines.stdout == "h1\nh2\n1\n--\nh1\nh2\n2\n--\n")
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let results = try await Self.run(["--header", ":", "--results", "hr", "echo", "{a}", ":::", "a", "1", "2"], directory: directory)
+        #expect(results.status == 0)
+        #expect(try String(contentsOfFile: directory.path + "/hr/a/2/stdout", encoding: .utf8) == "2\n")
+    }
+
     /// `--workdir` (made if missing, replacement strings allowed), `--nice`, `--shuf`.
     @Test func whereHowNiceAndInWhatOrderJobsRun() async throws {
         let directory = try Self.scratch()
