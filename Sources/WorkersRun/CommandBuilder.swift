@@ -116,8 +116,9 @@ public struct CommandBuilder: Sendable {
         case .all(let modifier):
             return job.arguments.map { render(Self.apply(modifier, to: $0)) }.joined(separator: " ")
         case .position(let n, let modifier):
-            let argument = n >= 1 && n <= job.arguments.count ? job.arguments[n - 1] : ""
-            return render(Self.apply(modifier, to: argument))
+            // A position past the inputs is nothing at all (GNU: `echo c-`, not `echo c-''`).
+            guard n >= 1, n <= job.arguments.count else { return "" }
+            return render(Self.apply(modifier, to: job.arguments[n - 1]))
         }
     }
 

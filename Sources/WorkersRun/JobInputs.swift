@@ -118,6 +118,7 @@ final class JobInputs {
     /// `-E`: the value that ends the input; `-r`: skip blank values; `--trim`.
     private let endOfFile: String?
     private let skipBlank: Bool
+    private let joinContinued: Bool
     private let trim: RunOptions.Trim
     /// `--header`: the names of the columns (or of the sources), in order.
     private(set) var headerNames: [String] = []
@@ -142,6 +143,7 @@ final class JobInputs {
         perJob = options.argumentsPerJob ?? 1
         endOfFile = options.endOfFile
         skipBlank = options.skipBlankInputs
+        joinContinued = options.joinContinuedLines
         trim = options.trim ?? (options.columnSeparator == nil ? .none : .both)
         let sources = options.sources
         let header = options.headerLines != nil
@@ -248,6 +250,10 @@ final class JobInputs {
             while skipBlank, line.allSatisfy(Self.whiteSpace.contains) {
                 guard let following = stream.next(), following != endOfFile else { self.stream = nil; return nil }
                 line = following
+            }
+            // -L: a line ending in a blank goes on with the next one.
+            while joinContinued, line.last == " " || line.last == "\t", let following = stream.next(), following != endOfFile {
+                line += following
             }
             record = [line]
         } else {

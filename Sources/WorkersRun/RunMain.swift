@@ -35,6 +35,7 @@ public enum RunMain {
           --no-shell                run the command directly, without a shell
           -I STR                    use STR instead of {}
           -N, -n N                  N inputs per job ({1}…{N}); -N0: a job per input, none on its line
+          -L N, -l[N]               N lines per job, a line ending in a blank going on with the next
           -X, -m, --xargs           many inputs per command line, spread over the slots (-X repeats
                                     the words around {}; -m puts them side by side); -s N: line limit
           -0, --null; -d DELIM      input separator (default: newline)

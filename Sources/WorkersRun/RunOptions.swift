@@ -185,6 +185,9 @@ public struct RunOptions: Sendable, Equatable {
     public var argumentFileSeparator = "::::"
     /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
     public var retryFailed = false
+    /// `-L n`/`-l[n]`: input lines that end in a blank continue on the next line (as xargs -L);
+    /// each job takes `n` such lines, like `-N n`.
+    public var joinContinuedLines = false
     /// `--header`: the first value of each source (or, split by `--colsep`, the first line) names
     /// it, for `{name}`; with `--pipe`, the first line (or the first N lines) starts every block.
     public var headerLines: Int?
@@ -211,7 +214,7 @@ extension RunOptions {
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus", "--recstart", "--round-robin",
         "--memsuspend",
-        "--noswap", "-L", "--max-lines", "-l",
+        "--noswap",
         "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--record-env", "--limit",
         "--csv", "--tty", "--citation", "--bibtex",
         "--fifo", "--cat", "--filter-hosts",
@@ -243,7 +246,7 @@ extension RunOptions {
             if word.hasPrefix("--"), let equals = word.firstIndex(of: "=") {
                 name = String(word[..<equals])
                 inline = String(word[word.index(after: equals)...])
-            } else if !word.hasPrefix("--"), word.count > 2, ["-j", "-P", "-N", "-n", "-I", "-d", "-C", "-a", "-s"].contains(String(word.prefix(2))) {
+            } else if !word.hasPrefix("--"), word.count > 2, ["-j", "-P", "-N", "-n", "-I", "-d", "-C", "-a", "-s", "-L", "-l", "-E"].contains(String(word.prefix(2))) {
                 name = String(word.prefix(2))
                 inline = String(word.dropFirst(2))
             }
@@ -298,6 +301,12 @@ extension RunOptions {
                 options.argumentFileSeparator = try value(name, inline: inline)
                 guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
             case "--retry-failed": options.retryFailed = true
+            case "-L", "--max-lines":
+                options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
+                options.joinContinuedLines = true
+            case "-l":
+                options.argumentsPerJob = try inline.map { text throws(RunUsageError) in try integer(name, text, minimum: 1) } ?? 1
+                options.joinContinuedLines = true
             case "--header":
                 let text = try value(name, inline: inline)
                 if text == ":" || text == ".*\\n" {
@@ -403,6 +412,9 @@ extension RunOptions {
         if options.headerLines != nil, !options.pipe {
             // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
             if options.columnSeparator == nil { options.columnSeparator = "\t" }
+        }
+        if options.joinContinuedLines, options.pipe {
+            throw RunUsageError("option -L with --pipe is not supported by workers run (use -N)")
         }
         if options.headerLines != nil, options.pipePart {
             throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")

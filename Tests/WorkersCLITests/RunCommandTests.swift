@@ -402,6 +402,10 @@ import Testing
         #expect(untrimmed.stdout == "[ a ][ b ]\n")
         let left = try await Self.run(["-k", "--trim", "l", "echo", "[{}]", ":::", " a "])
         #expect(left.stdout == "[a ]\n")
+        let lines = try await Self.run(["-k", "-L1", "--dry-run", "echo"], stdin: "a \nb\nc d\n")
+        #expect(lines.stdout == "echo 'a b'\necho 'c d'\n")
+        let pairs = try await Self.run(["-k", "-L", "2", "--dry-run", "echo", "{1}-{2}"], stdin: "a\nb\nc\n")
+        #expect(pairs.stdout == "echo a-b\necho c-\n")
         let separators = try await Self.run(["-k", "--arg-sep", ",,", "echo", ",,", "a", ",,+", "b", "c"])
         #expect(separators.stdout == "a b\n")
     }
