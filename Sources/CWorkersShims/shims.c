@@ -265,3 +265,8 @@ int cworkers_memory_file(const char *name) {
     int fd = memfd_create(name, MFD_CLOEXEC);
     return fd >= 0 ? fd : -errno;
 }
+
+int cworkers_named_temp_file(char *path_template, int suffix_length) {
+    int fd = mkostemps(path_template, suffix_length, O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}

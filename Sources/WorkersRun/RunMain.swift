@@ -31,6 +31,7 @@ public enum RunMain {
           --dry-run                 print the commands instead of running them
           -v, -t                    print each command with its output (-v), or on stderr as it starts (-t)
           --shellquote              print each job's inputs shell-quoted instead of running anything
+          --files                   save each job's stdout in a file (in --tmpdir or $TMPDIR) and print its name
           -q, --quote               quote the command's words too (no shell syntax in it)
           --no-shell                run the command directly, without a shell
           -I STR                    use STR instead of {}

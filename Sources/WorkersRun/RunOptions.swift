@@ -185,6 +185,9 @@ public struct RunOptions: Sendable, Equatable {
     public var argumentFileSeparator = "::::"
     /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
     public var retryFailed = false
+    /// `--files`: each job's stdout saved in a file of its own under the temporary directory,
+    /// whose name is printed instead of the output.
+    public var outputFiles = false
     /// `-L n`/`-l[n]`: input lines that end in a blank continue on the next line (as xargs -L);
     /// each job takes `n` such lines, like `-N n`.
     public var joinContinuedLines = false
@@ -215,7 +218,7 @@ extension RunOptions {
         "--plus", "--recstart", "--round-robin",
         "--memsuspend",
         "--noswap",
-        "--ctag", "--ctagstring", "--files", "--files0", "--compress", "--record-env", "--limit",
+        "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
         "--csv", "--tty", "--citation", "--bibtex",
         "--fifo", "--cat", "--filter-hosts",
     ]
@@ -301,6 +304,7 @@ extension RunOptions {
                 options.argumentFileSeparator = try value(name, inline: inline)
                 guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
             case "--retry-failed": options.retryFailed = true
+            case "--files": options.outputFiles = true
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
                 options.joinContinuedLines = true

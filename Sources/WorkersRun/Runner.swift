@@ -530,11 +530,33 @@ public final class Runner {
                 // As GNU: --line-buffer with --results prints where each job's stdout went.
                 output.write((tag(for: finished).map { $0 + "\t" } ?? "") + (location.hasSuffix("/") ? location + "stdout" : location) + "\n")
             }
+        } else if options.outputFiles {
+            // --files: the output stays, in a file of its own; its name is what is printed.
+            let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+            var template = Array("\(directory)/parXXXXXX.par".utf8CString)
+            let fd = cworkers_named_temp_file(&template, 4)
+            let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if fd < 0 { errno = -fd }
+            if fd >= 0, copyAll(from: finished.stdout, to: fd) {
+                output.write((tag(for: finished).map { $0 + "\t" } ?? "") + path + "\n")
+            } else {
+                output.writeError("workers run: --files: cannot write \(path): \(String(cString: strerror(errno)))\n")
+                if state.halting?.status != 255 { state.halting = (.soon, 255) }
+            }
+            if fd >= 0 { close(fd) }
+            output.print(-1, finished.stderr, tag: tag(for: finished))
         } else {
             output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
         }
         recycle(finished.stdout)
         recycle(finished.stderr)
+    }
+
+    /// All of `source` (from its start) appended to `target`, inside the kernel.
+    private func copyAll(from source: Int32, to target: Int32) -> Bool {
+        guard source >= 0 else { return true }
+        let length = Int(lseek(source, 0, SEEK_END))
+        return length <= 0 || copyRange(from: source, offset: 0, length: length, to: target)
     }
 
     /// `-k`: delivers every finished job whose turn has come, in order.

@@ -435,6 +435,20 @@ import Testing
         #expect(try String(contentsOfFile: directory.path + "/hr/a/2/stdout", encoding: .utf8) == "2\n")
     }
 
+    /// `--files`: each job's stdout in a file of its own (`par…​.par` in the temporary directory),
+    /// whose name is printed, tagged with `--tag`; stderr is printed as usual.
+    @Test func filesPrintsNamesOfOutputFiles() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try await Self.run(["-k", "--tag", "--files", "--tmpdir", directory.path, "echo out{}; echo err{} >&2", ":::", "a", "b"])
+        #expect(output.status == 0)
+        let lines = output.stdout.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(lines.map { $0[0] } == ["a", "b"])
+        #expect(lines.allSatisfy { $0[1].hasPrefix(directory.path + "/par") && $0[1].hasSuffix(".par") })
+        #expect(try lines.map { try String(contentsOfFile: $0[1], encoding: .utf8) } == ["outa\n", "outb\n"])
+        #expect(output.stderr == "a\terra\nb\terrb\n")
+    }
+
     /// `--workdir` (made if missing, replacement strings allowed), `--nice`, `--shuf`.
     @Test func whereHowNiceAndInWhatOrderJobsRun() async throws {
         let directory = try Self.scratch()

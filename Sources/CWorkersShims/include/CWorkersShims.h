@@ -23,7 +23,6 @@ int cworkers_cond_timedwait_ns(pthread_cond_t *cond, pthread_mutex_t *mutex, lon
 /// A spin-loop hint to the CPU (PAUSE on x86, YIELD on ARM).
 void cworkers_cpu_relax(void);
 
-#endif
 
 /// Spawns `path` with `argv`/`envp` in a new process group, signal mask cleared and default
 /// dispositions restored, with `in_fd` as its fd 3 and `out_fd` as its fd 4 (everything else
@@ -65,3 +64,9 @@ int cworkers_signals_to_pipe(int fd);
 /// An anonymous file in memory (memfd_create, close-on-exec): cheaper than a file on disk for
 /// small job outputs, swappable like tmpfs. Returns the descriptor, or -errno.
 int cworkers_memory_file(const char *name);
+
+/// mkostemps(3) with O_CLOEXEC: `path_template` ends in XXXXXX and then `suffix_length`
+/// characters, and becomes the new file's path. Returns the descriptor, or -errno.
+int cworkers_named_temp_file(char *path_template, int suffix_length);
+
+#endif
