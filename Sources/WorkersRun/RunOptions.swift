@@ -180,11 +180,15 @@ public struct RunOptions: Sendable, Equatable {
     public enum Trim: Sendable, Equatable { case none, left, right, both }
     /// `--trim` (default: none, or both with `--colsep`).
     public var trim: Trim?
-    /// `--arg-sep` and `--arg-file-sep`: what stands for `:::` and `::::`.
+    /// `--arg-sep`: what stands for `:::`.
     public var argumentSeparator = ":::"
+    /// `--arg-file-sep`: what stands for `::::`.
     public var argumentFileSeparator = "::::"
     /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
     public var retryFailed = false
+    /// `--round-robin` (with `--pipe`): up to `-j` jobs run for the whole input, each block going
+    /// through a pipe to one whose stdin has taken what it was given.
+    public var roundRobin = false
     /// `--files`: each job's stdout saved in a file of its own under the temporary directory,
     /// whose name is printed instead of the output.
     public var outputFiles = false
@@ -215,7 +219,7 @@ extension RunOptions {
         "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
-        "--plus", "--recstart", "--round-robin",
+        "--plus", "--recstart",
         "--memsuspend",
         "--noswap",
         "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
@@ -305,6 +309,7 @@ extension RunOptions {
                 guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
             case "--retry-failed": options.retryFailed = true
             case "--files": options.outputFiles = true
+            case "--round-robin", "--round": options.roundRobin = true
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
                 options.joinContinuedLines = true
@@ -416,6 +421,9 @@ extension RunOptions {
         if options.headerLines != nil, !options.pipe {
             // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
             if options.columnSeparator == nil { options.columnSeparator = "\t" }
+        }
+        if options.roundRobin, !options.pipe || options.pipePart {
+            throw RunUsageError("option --round-robin needs --pipe (and is not supported with --pipe-part)")
         }
         if options.joinContinuedLines, options.pipe {
             throw RunUsageError("option -L with --pipe is not supported by workers run (use -N)")

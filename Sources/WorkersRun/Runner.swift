@@ -71,6 +71,12 @@ public final class Runner {
         var heldErr: Int32 = -1
         /// `--line-buffer`: the bytes of stdout read so far, for the joblog.
         var relayedOut = 0
+        /// `--round-robin`: the write end of the job's stdin, the block it is being given and how
+        /// much of it went in, and the bytes sent in all.
+        var feed: Int32 = -1
+        var feedPending: [UInt8] = []
+        var feedOffset = 0
+        var fed = 0
         /// When the next signal of the terminate sequence is due, and which step it is.
         var nextSignalAt: Double?
         var terminateStep = 0
@@ -111,8 +117,13 @@ public final class Runner {
         var total: Int?
         var runStart = 0.0
 
+        /// `--round-robin`: a block read but not yet given to a job, and where the next search for
+        /// a job with room starts.
+        var roundRobinQueue: Deque<[UInt8]> = []
+        var roundRobinCursor = 0
+
         var stopping: Bool { halting != nil || caughtSignal != nil }
-        var inputLeft: Bool { !(inputDone && retries.isEmpty) }
+        var inputLeft: Bool { !(inputDone && retries.isEmpty && roundRobinQueue.isEmpty) }
     }
     private var state = State()
 
@@ -227,12 +238,75 @@ public final class Runner {
 
     /// Starts jobs while there are free slots, work left and no reason to stop or hold back.
     private func startJobs() {
+        if options.roundRobin { return feedRoundRobin() }
         while !state.stopping, state.running.count < slots {
             if let delay = options.delay, monotonicSeconds() - state.lastStart < delay { break }
             if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
             launch(job)
         }
+    }
+
+    /// `--round-robin`: gives each block to a running job whose stdin has taken all it was given
+    /// (taking turns), starting jobs up to `-j` while blocks wait; when the input is done, closes
+    /// the jobs' stdin so they finish. One block waits at most: memory stays at a block per job.
+    private func feedRoundRobin() {
+        while !state.stopping {
+            let count = state.running.count
+            let free = (0..<count).map { (state.roundRobinCursor + $0) % count }
+                .first { state.running[$0].feed >= 0 && state.running[$0].feedPending.isEmpty }
+            // Read the next block only when a job can take it: a slow input never holds up a
+            // job's half-written block.
+            guard free != nil || count < slots else { break }
+            if state.roundRobinQueue.isEmpty, !state.inputDone, case .blocks(let blocks) = source {
+                if let block = blocks.next() { state.roundRobinQueue.append(block) } else { state.inputDone = true }
+            }
+            guard let block = state.roundRobinQueue.first else { break }
+            // Each block starts a job until -j run (as GNU), then goes to one with room.
+            var target = free
+            if count < slots {
+                let sequence = state.nextSequence
+                state.nextSequence += 1
+                // Its input is a stream: a failed job is not run again.
+                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), feedsStdin: true)
+                guard state.running.count > count else { state.roundRobinQueue.removeAll(); state.inputDone = true; return }
+                target = count
+            }
+            guard let index = target else { break }
+            state.roundRobinQueue.removeFirst()
+            state.roundRobinCursor = index + 1
+            state.running[index].feedPending = block
+            state.running[index].feedOffset = 0
+            writeFeed(index)
+        }
+        if state.inputDone, state.roundRobinQueue.isEmpty {
+            for index in state.running.indices where state.running[index].feed >= 0 && state.running[index].feedPending.isEmpty {
+                close(state.running[index].feed)
+                state.running[index].feed = -1
+            }
+        }
+    }
+
+    /// Writes what the pipe takes of a job's pending block (non-blocking); a job that closed its
+    /// stdin loses the rest, as it would with GNU's.
+    private func writeFeed(_ index: Int) {
+        let fd = state.running[index].feed
+        while fd >= 0, state.running[index].feedOffset < state.running[index].feedPending.count {
+            let offset = state.running[index].feedOffset
+            let written = state.running[index].feedPending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written > 0 {
+                state.running[index].feedOffset += written
+                state.running[index].fed += written
+                continue
+            }
+            if written < 0, errno == EINTR { continue }
+            if written < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            close(fd)
+            state.running[index].feed = -1
+            break
+        }
+        state.running[index].feedPending = []
+        state.running[index].feedOffset = 0
     }
 
     /// The next job from the input (skipping what `--resume` says is done), with its `--pipe`
@@ -301,8 +375,9 @@ public final class Runner {
         flushInOrder()
     }
 
-    /// Spawns `job` in the lowest free slot (or prints it, `--dry-run`).
-    private func launch(_ job: Pending) {
+    /// Spawns `job` in the lowest free slot (or prints it, `--dry-run`); with `feedsStdin`, its
+    /// stdin is a pipe we write its input to (`--round-robin`).
+    private func launch(_ job: Pending, feedsStdin: Bool = false) {
         var slot = 1
         while state.usedSlots.contains(slot) { slot += 1 }
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
@@ -328,7 +403,17 @@ public final class Runner {
         let held = lineBuffer && options.keepOrder && job.sequence != state.nextToPrint
         if job.attempt == 1 { state.summary.started += 1 }
         if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
-        switch spawn(filled, command: command, stdin: job.block >= 0 ? job.block : devNull, directory: directory,
+        var feed: [Int32] = [-1, -1]
+        if feedsStdin {
+            guard cworkers_pipe_cloexec(&feed) == 0 else {
+                output.writeError("workers run: pipe: \(String(cString: strerror(errno)))\n")
+                return
+            }
+            _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
+        }
+        defer { if feed[0] >= 0 { close(feed[0]) } }
+        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 ? job.block : devNull
+        switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
             state.usedSlots.insert(slot)
@@ -347,6 +432,7 @@ public final class Runner {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
+            started.feed = feed[1]
             if options.verbose, lineBuffer {
                 let tagText = held || !options.tag ? nil : tag(for: Finished(sequence: job.sequence, arguments: job.arguments, stdout: -1, stderr: -1))
                 output.writeLines(Array((command + "\n").utf8)[...], to: held ? started.heldOut : STDOUT_FILENO, tag: tagText)
@@ -354,6 +440,7 @@ public final class Runner {
             state.running.append(started)
         case .failure(let message):
             if job.block >= 0 { close(job.block) }
+            if feed[1] >= 0 { close(feed[1]) }
             output.writeError("workers run: \(message)\n")
             state.summary.failed += 1
             if state.summary.failures.count < 10 { state.summary.failures.append((job.sequence, 127, 0, command)) }
@@ -383,8 +470,13 @@ public final class Runner {
                 descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
             }
         }
+        // --round-robin: the stdin pipes that still have part of a block to take.
+        let feedBase = descriptors.count
+        let feeding = state.running.indices.filter { state.running[$0].feed >= 0 && !state.running[$0].feedPending.isEmpty }
+        for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed, events: Int16(POLLOUT), revents: 0)) }
         let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
         if ready < 0, errno != EINTR { return false }
+        for (slot, index) in feeding.enumerated() where descriptors[feedBase + slot].revents != 0 { writeFeed(index) }
         let jobs = state.running.count
         if lineBuffer {
             for index in 0..<jobs {
@@ -411,6 +503,11 @@ public final class Runner {
             }
             let job = state.running.remove(at: index)
             close(job.pidfd)
+            if job.feed >= 0 {
+                close(job.feed)
+                // A block it never began to take goes to another job.
+                if job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
+            }
             state.usedSlots.remove(job.slot)
             let (exit, signal) = Self.decode(status)
             finish(job, exit: exit, signal: signal)
@@ -471,7 +568,7 @@ public final class Runner {
         if joblog >= 0 {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
-            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes, received,
+            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes + job.fed, received,
                               job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
             write(joblog, line)
         }

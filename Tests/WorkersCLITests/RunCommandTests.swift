@@ -435,6 +435,29 @@ import Testing
         #expect(try String(contentsOfFile: directory.path + "/hr/a/2/stdout", encoding: .utf8) == "2\n")
     }
 
+    /// `--round-robin`: -j jobs run for the whole input, the blocks shared among them (GNU
+    /// 20221122: `seq 100000 | parallel --pipe --round-robin -j2 --block 10k wc -l` prints two
+    /// counts that add up to 100000); input of one block starts one job.
+    @Test func roundRobinSharesTheBlocksAmongLongRunningJobs() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("jobs.log").path
+        let input = (1...100_000).map(String.init).joined(separator: "\n") + "\n"
+        let shared = try await Self.run(["--pipe", "--round-robin", "-j2", "--block", "10k", "--joblog", log, "wc", "-l"], stdin: input)
+        #expect(shared.status == 0)
+        let counts = shared.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(counts.count == 2)
+        #expect(counts.reduce(0, +) == 100_000)
+        let sent = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { Int($0.split(separator: "\t")[4]) }
+        #expect(sent.reduce(0, +) == input.utf8.count)
+        // Enough blocks start all -j jobs (GNU: 500, 250, 250 for these).
+        let three = try await Self.run(["--pipe", "--round-robin", "-j3", "--block", "1k", "wc", "-l"], stdin: (1...1000).map(String.init).joined(separator: "\n") + "\n")
+        let threeCounts = three.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(threeCounts.count == 3 && threeCounts.reduce(0, +) == 1000)
+        let one = try await Self.run(["--pipe", "--round-robin", "-j3", "wc", "-l"], stdin: "1\n2\n3\n")
+        #expect(one.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    }
+
     /// `--files`: each job's stdout in a file of its own (`par…​.par` in the temporary directory),
     /// whose name is printed, tagged with `--tag`; stderr is printed as usual.
     @Test func filesPrintsNamesOfOutputFiles() async throws {
