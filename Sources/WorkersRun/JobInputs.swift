@@ -282,7 +282,9 @@ final class PipeBlocks {
     private let fd: Int32
     private let closeWhenDone: Bool
     private let blockSize: Int
-    private let recordEnd: [UInt8]
+    /// Record end + record start, and the cut's place in it (`--recend`, `--recstart`).
+    private let separator: [UInt8]
+    private let cutOffset: Int
     private let recordsPerBlock: Int?
     private var buffer: [UInt8] = []
     private var atEnd = false
@@ -302,7 +304,7 @@ final class PipeBlocks {
             throw RunUsageError("option --pipe reads standard input or one file (-a FILE or :::: FILE), not ::: arguments")
         }
         blockSize = options.blockSize
-        recordEnd = options.recordEnd.isEmpty ? [UInt8(ascii: "\n")] : options.recordEnd
+        (separator, cutOffset) = options.recordSeparator
         recordsPerBlock = options.argumentsPerJob
         headerLines = options.headerLines
     }
@@ -350,28 +352,38 @@ final class PipeBlocks {
         if let records = recordsPerBlock {
             var found = 0
             var index = 0
-            while let end = find(from: index) {
+            while let (cut, next) = find(from: index) {
                 found += 1
-                index = end
-                if found == records { return end }
+                index = next
+                if found == records { return cut }
             }
             return nil
         }
         guard buffer.count >= blockSize else { return nil }
-        // The first record end at or after the block size: blocks are at least --block long.
-        return find(from: max(0, blockSize - recordEnd.count))
+        // The first cut at or after the block size: blocks are at least --block long.
+        return find(from: max(0, blockSize - cutOffset))?.cut
     }
 
-    /// The index just past the first record end at or after `start`.
-    private func find(from start: Int) -> Int? {
-        guard recordEnd.count <= buffer.count, start <= buffer.count - recordEnd.count else { return nil }
-        if recordEnd.count == 1 {
-            return buffer[start...].firstIndex(of: recordEnd[0]).map { $0 + 1 }
-        }
+    /// The first cut between two records with the separator at or after `start`: where the block
+    /// ends (after the record end, before the record start), and where to look for the next one.
+    /// A record start at the very beginning is no cut.
+    private func find(from start: Int) -> (cut: Int, next: Int)? {
         var index = start
-        while index <= buffer.count - recordEnd.count {
-            if buffer[index] == recordEnd[0], Array(buffer[index..<index + recordEnd.count]) == recordEnd { return index + recordEnd.count }
-            index += 1
+        while index + separator.count <= buffer.count {
+            let match: Int?
+            if separator.count == 1 {
+                match = buffer[index...].firstIndex(of: separator[0])
+            } else {
+                var position = index
+                while position + separator.count <= buffer.count,
+                      !(buffer[position] == separator[0] && buffer[position..<position + separator.count].elementsEqual(separator)) {
+                    position += 1
+                }
+                match = position + separator.count <= buffer.count ? position : nil
+            }
+            guard let match else { return nil }
+            if match + cutOffset > 0 { return (match + cutOffset, match + 1) }
+            index = match + 1
         }
         return nil
     }
@@ -383,7 +395,8 @@ final class PipeParts {
     let fd: Int32
     private let size: Int
     private let blockSize: Int
-    private let recordEnd: [UInt8]
+    private let separator: [UInt8]
+    private let cutOffset: Int
     private var offset = 0
 
     init(options: RunOptions) throws(RunUsageError) {
@@ -399,7 +412,7 @@ final class PipeParts {
         self.fd = fd
         size = Int(info.st_size)
         blockSize = options.blockSize
-        recordEnd = options.recordEnd.isEmpty ? [UInt8(ascii: "\n")] : options.recordEnd
+        (separator, cutOffset) = options.recordSeparator
     }
 
     deinit { close(fd) }
@@ -410,18 +423,22 @@ final class PipeParts {
         let start = offset
         var end = min(size, start + blockSize)
         if end < size {
-            // Extend to the end of the record the cut falls in.
+            // Extend to the next cut between records (after the end string, before the start).
             var window = [UInt8](repeating: 0, count: 64 * 1024)
-            var position = max(start, end - recordEnd.count + 1)
+            var position = max(start, end - cutOffset)
             var found = false
             while position < size, !found {
                 let count = window.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
                 guard count > 0 else { break }
-                if let match = Self.find(recordEnd, in: window[0..<count]) {
-                    end = position + match + recordEnd.count
-                    found = true
+                if let match = Self.find(separator, in: window[0..<count]) {
+                    if position + match + cutOffset > start {
+                        end = position + match + cutOffset
+                        found = true
+                    } else {
+                        position += match + 1  // a record start at the part's first byte is no cut
+                    }
                 } else {
-                    position += max(1, count - recordEnd.count + 1)
+                    position += max(1, count - separator.count + 1)
                 }
             }
             if !found { end = size }

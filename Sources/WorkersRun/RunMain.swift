@@ -48,7 +48,8 @@ public enum RunMain {
                                     value, names the columns: {name}; with --pipe, N lines start each block
           -C, --colsep REGEX        split each input into columns {1} {2} …
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
-          --pipe [--block SIZE] [--recend STR]  split stdin into blocks (or -N records) for the jobs' stdin
+          --pipe [--block SIZE] [--recend STR] [--recstart STR]
+                                    split stdin into blocks (or -N records) for the jobs' stdin
           --pipe-part -a FILE       the same for a seekable file, cut by seeking (faster)
           --round-robin             with --pipe: -j jobs run for the whole input, sharing its blocks
           --tmpdir DIR              buffer output in files there (default: in memory files)

@@ -121,6 +121,16 @@ public struct RunOptions: Sendable, Equatable {
     public var blockSize = 1 << 20
     /// `--recend`: the record separator blocks end on (default newline).
     public var recordEnd: [UInt8] = [UInt8(ascii: "\n")]
+    /// `--recstart`: the string records start with; with it alone, blocks are cut before it (no
+    /// record end); with `--recend` too, between the two.
+    public var recordStart: [UInt8] = []
+    /// Whether `--recend` was given (with `--recstart` alone, records have no end string).
+    public var recordEndGiven = false
+    /// What separates two records, and where in it a block is cut (after the end, before the start).
+    var recordSeparator: (bytes: [UInt8], cut: Int) {
+        let end = recordStart.isEmpty || recordEndGiven ? (recordEnd.isEmpty ? [UInt8(ascii: "\n")] : recordEnd) : []
+        return (end + recordStart, end.count)
+    }
     /// `--tmpdir DIR`: buffer output (and `--pipe` blocks) in unlinked files there instead of in
     /// memory files.
     public var temporaryDirectory: String?
@@ -219,7 +229,7 @@ extension RunOptions {
         "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
         "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
-        "--plus", "--recstart",
+        "--plus",
         "--memsuspend",
         "--noswap",
         "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
@@ -346,7 +356,8 @@ extension RunOptions {
             case "--pipe", "--spreadstdin": options.pipe = true
             case "--pipe-part", "--pipepart": options.pipe = true; options.pipePart = true
             case "--block", "--block-size", "--bs": options.blockSize = try parseSize(try value(name, inline: inline), name: name)
-            case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8)
+            case "--recend": options.recordEnd = Array(unescape(try value(name, inline: inline)).utf8); options.recordEndGiven = true
+            case "--recstart": options.recordStart = Array(unescape(try value(name, inline: inline)).utf8)
             case "--tmpdir", "--tempdir": options.temporaryDirectory = try value(name, inline: inline)
             case "--line-buffer", "--lb", "--linebuffer": options.lineBuffer = true
             case "--results", "--result", "--res":
@@ -535,14 +546,30 @@ extension RunOptions {
         return Halt(when: when, why: why, threshold: .count(count))
     }
 
-    /// `-d '\n'`, `-d '\t'`, `-d '\0'` as GNU reads them.
+    /// Backslash escapes (`\n`, `\t`, `\0`, `\r`, `\\`) anywhere in `-d`, `--recend` and
+    /// `--recstart`, as GNU reads them (`--recend 'y\n'` is `y` and a newline).
     static func unescape(_ text: String) -> String {
-        switch text {
-        case "\\n": "\n"
-        case "\\t": "\t"
-        case "\\0": "\0"
-        case "\\r": "\r"
-        default: text
+        guard text.contains("\\") else { return text }
+        var result = ""
+        var escaped = false
+        for character in text {
+            if escaped {
+                switch character {
+                case "n": result.append("\n")
+                case "t": result.append("\t")
+                case "0": result.append("\0")
+                case "r": result.append("\r")
+                case "\\": result.append("\\")
+                default: result.append("\\"); result.append(character)
+                }
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else {
+                result.append(character)
+            }
         }
+        if escaped { result.append("\\") }
+        return result
     }
 }

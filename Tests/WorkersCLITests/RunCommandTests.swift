@@ -435,6 +435,26 @@ import Testing
         #expect(try String(contentsOfFile: directory.path + "/hr/a/2/stdout", encoding: .utf8) == "2\n")
     }
 
+    /// `--recstart` (FASTA's `>`), alone or with `--recend`, with `--pipe` and `--pipe-part`; escapes
+    /// inside `--recend`. Outputs recorded from GNU parallel 20221122 on the same input.
+    @Test func recordStartCutsBeforeEachRecord() async throws {
+        let fasta = ">a\nxxxx\n>b\nyy\n>c\nz\n>d\nqqqqqqqqqq\n"
+        let each = try await Self.run(["-k", "--pipe", "--recstart", ">", "-N1", "cat; echo --"], stdin: fasta)
+        #expect(each.stdout == ">a\nxxxx\n--\n>b\nyy\n--\n>c\nz\n--\n>d\nqqqqqqqqqq\n--\n")
+        let sized = try await Self.run(["-k", "--pipe", "--recstart", ">", "--block", "8", "wc", "-c"], stdin: fasta)
+        #expect(sized.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["8", "11", "14"])
+        let both = try await Self.run(["-k", "--pipe", "--recstart", ">", "--recend", "\\n", "-N2", "wc", "-c"], stdin: fasta)
+        #expect(both.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["14", "19"])
+        let escaped = try await Self.run(["-k", "--pipe", "--recend", "y\\n", "--block", "3", "wc", "-c"], stdin: fasta)
+        #expect(escaped.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["14", "19"])
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("in.fa").path
+        try fasta.write(toFile: file, atomically: true, encoding: .utf8)
+        let parts = try await Self.run(["-k", "--pipe-part", "-a", file, "--recstart", ">", "--block", "8", "wc", "-c"])
+        #expect(parts.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["8", "11", "14"])
+    }
+
     /// `--round-robin`: -j jobs run for the whole input, the blocks shared among them (GNU
     /// 20221122: `seq 100000 | parallel --pipe --round-robin -j2 --block 10k wc -l` prints two
     /// counts that add up to 100000); input of one block starts one job.
