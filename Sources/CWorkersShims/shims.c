@@ -168,7 +168,7 @@ static void learn_ignored_signals(void) {
 /// failure comes back through `failure` (shared memory); under ThreadSanitizer, whose vfork is a
 /// fork, it shows as the job exiting 127 instead.
 pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
-                         const char *directory, int niceness) {
+                         const char *directory, int niceness, int own_group) {
     if (!ignored_signals_known) learn_ignored_signals();
     sigset_t all, saved, empty;
     sigfillset(&all);
@@ -184,7 +184,7 @@ pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[
         for (int s = 1; s < NSIG; s++) {
             if (sigismember(&ignored_signals, s) == 1) (void)sigaction(s, &standard, NULL);
         }
-        if (setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        if (own_group && setpgid(0, 0) != 0) { failure = errno; _exit(127); }
         if (directory != NULL && chdir(directory) != 0) { failure = errno; _exit(127); }
         if (niceness != 0) (void)nice(niceness);  // as nice(1): a refusal still runs the job
         int high[3];

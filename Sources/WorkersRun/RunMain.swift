@@ -58,6 +58,7 @@ public enum RunMain {
           --term-seq SIG,MS,…       how jobs are stopped (default TERM,200,TERM,100,TERM,50,KILL,25)
           --retry-failed            run again the jobs the --joblog records as failed, with its commands
           --workdir DIR, --nice N   run the jobs in DIR (made if missing; {} allowed), niced by N
+          --tty, --open-tty         the jobs read the terminal (--tty: also -j1 and -u unless told)
           --retries N               try a failing job up to N times; only the last output is printed
           --halt now|soon,fail|success|done=N|N%
           --delay SECS              at least SECS between job starts

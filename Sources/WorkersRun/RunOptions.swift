@@ -196,6 +196,9 @@ public struct RunOptions: Sendable, Equatable {
     public var argumentFileSeparator = "::::"
     /// `--retry-failed`: run again the jobs the joblog records as failed, with its commands.
     public var retryFailed = false
+    /// `--tty` / `--open-tty`: jobs read the terminal (`/dev/tty`) and stay in our process group,
+    /// which the terminal needs for them to read it; so they are signalled one by one, not as groups.
+    public var openTerminal = false
     /// `--round-robin` (with `--pipe`): up to `-j` jobs run for the whole input, each block going
     /// through a pipe to one whose stdin has taken what it was given.
     public var roundRobin = false
@@ -233,7 +236,7 @@ extension RunOptions {
         "--memsuspend",
         "--noswap",
         "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
-        "--csv", "--tty", "--citation", "--bibtex",
+        "--csv", "--citation", "--bibtex",
         "--fifo", "--cat", "--filter-hosts",
     ]
 
@@ -242,6 +245,7 @@ extension RunOptions {
     public static func parse(_ arguments: [String]) throws(RunUsageError) -> RunOptions {
         var options = RunOptions()
         var index = 0
+        var jobsGiven = false, groupGiven = false, ttyDefaults = false
         func value(_ name: String, inline: String?) throws(RunUsageError) -> String {
             if let inline { return inline }
             index += 1
@@ -270,12 +274,13 @@ extension RunOptions {
             switch name {
             case "-j", "-P", "--jobs", "--max-procs":
                 options.jobs = try parseJobs(try value(name, inline: inline), name: name)
+                jobsGiven = true
             case "-k", "--keep-order": options.keepOrder = true
             case "--tag": options.tag = true
             case "--tagstring": options.tagString = try value(name, inline: inline); options.tag = true
             case "--dry-run", "--dryrun": options.dryRun = true
             case "-u", "--ungroup": options.ungroup = true
-            case "--group": options.ungroup = false
+            case "--group": options.ungroup = false; groupGiven = true
             case "-q", "--quote": options.quoteTemplate = true
             case "--no-shell": options.noShell = true
             case "-I", "--replace", "-i":
@@ -319,6 +324,8 @@ extension RunOptions {
                 guard !options.argumentFileSeparator.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
             case "--retry-failed": options.retryFailed = true
             case "--files": options.outputFiles = true
+            case "--tty": options.openTerminal = true; ttyDefaults = true
+            case "--open-tty", "-o": options.openTerminal = true
             case "--round-robin", "--round": options.roundRobin = true
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
@@ -413,6 +420,11 @@ extension RunOptions {
                 options.sources.append(.arguments(values.flatMap { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }))
                 options.linked.append(linked)
             }
+        }
+        // --tty: one job at a time and output passed through, unless -j or --group say otherwise.
+        if ttyDefaults {
+            if !jobsGiven { options.jobs = .count(1) }
+            if !groupGiven { options.ungroup = true }
         }
         if options.ungroup { options.keepOrder = false; options.tag = false; options.lineBuffer = false }  // as GNU: -u drops -k and --tag
         // GNU evaluates `{= perl =}` with Perl; running the text as shell code instead would be

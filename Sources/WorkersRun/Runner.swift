@@ -33,6 +33,8 @@ public final class Runner {
     private var joblog: Int32 = -1
     private var skip: Set<Int> = []
     private let devNull: Int32
+    /// `--tty`: the terminal, the jobs' stdin.
+    private let terminal: Int32
     private var signalPipe: [Int32] = [-1, -1]
     /// `--results`: where outputs are saved instead of printed.
     private let results: ResultsWriter?
@@ -177,6 +179,11 @@ public final class Runner {
         lineBuffer = options.lineBuffer && results == nil
         ungroup = options.ungroup && results == nil
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        terminal = options.openTerminal ? open("/dev/tty", O_RDWR | O_CLOEXEC) : -1
+        if options.openTerminal, terminal < 0 {
+            // As GNU: the jobs run anyway, reading nothing.
+            output.writeError("workers run: --tty: cannot open /dev/tty (\(String(cString: strerror(errno)))); the jobs read /dev/null\n")
+        }
         if let path = options.joblog, !options.dryRun {
             if options.resume || options.resumeFailed {
                 skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
@@ -194,6 +201,7 @@ public final class Runner {
     deinit {
         if joblog >= 0 { close(joblog) }
         if devNull >= 0 { close(devNull) }
+        if terminal >= 0 { close(terminal) }
         for fd in signalPipe where fd >= 0 { close(fd) }
         for fd in spareBuffers { close(fd) }
         for pointer in environment { free(pointer) }
@@ -412,7 +420,7 @@ public final class Runner {
             _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
         }
         defer { if feed[0] >= 0 { close(feed[0]) } }
-        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 ? job.block : devNull
+        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 ? job.block : terminal >= 0 ? terminal : devNull
         switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
@@ -539,7 +547,7 @@ public final class Runner {
             if let due = state.running[index].nextSignalAt, now >= due {
                 let sequence = options.terminateSequence
                 let step = sequence[min(state.running[index].terminateStep, sequence.count - 1)]
-                kill(-state.running[index].pid, step.signal)
+                signal(state.running[index].pid, step.signal)
                 state.running[index].terminateStep += 1
                 state.running[index].nextSignalAt = now + max(step.wait, 0.001)
             }
@@ -852,7 +860,8 @@ public final class Runner {
         let env = environment + [sequence, slot, nil]
         let pid = withCStrings(argv) { argvPointer in
             env.withUnsafeBufferPointer { envPointer in
-                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err, directory, options.niceness)
+                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err, directory, options.niceness,
+                                   options.openTerminal ? 0 : 1)
             }
         }
         if !parentEnds.isEmpty {
@@ -868,13 +877,19 @@ public final class Runner {
         }
         let pidfd = cworkers_pidfd_open(pid)
         guard pidfd >= 0 else {
-            kill(-pid, SIGKILL)
+            signal(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             if out >= 0 { close(out); close(err) }
             return .failure("pidfd_open: \(String(cString: strerror(-pidfd)))")
         }
         return .success((pid, pidfd, out, err))
+    }
+
+    /// Sends `signal` to a job: to its process group (all it started), or, under `--tty`, where
+    /// jobs share ours, to the job alone.
+    private func signal(_ pid: pid_t, _ signal: Int32) {
+        kill(options.openTerminal ? pid : -pid, signal)
     }
 
     private var programPaths: [String: String] = [:]

@@ -478,6 +478,29 @@ import Testing
         #expect(one.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
     }
 
+    /// `--tty`: the jobs read the terminal (a pty from script(1) here), one at a time, output
+    /// passed through — GNU 20221122 prints `/dev/tty` and slot 1 for each.
+    @Test func ttyGivesJobsTheTerminalOneAtATime() async throws {
+        let binary = WorkersBinaryTests.binary.path
+        let output = try await offThePool { () throws -> String in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            process.arguments = ["-qec", "\(binary) run --tty 'tty; echo slot {%}' ::: 1 2", "/dev/null"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let lines = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(lines == ["/dev/tty", "slot 1", "/dev/tty", "slot 1"], "output: \(output)")
+        // Without a terminal the jobs still run, as GNU's do.
+        let detached = try await Self.run(["--tty", "echo", ":::", "x"])
+        #expect(detached.stdout == "x\n")
+    }
+
     /// `--files`: each job's stdout in a file of its own (`par…​.par` in the temporary directory),
     /// whose name is printed, tagged with `--tag`; stderr is printed as usual.
     @Test func filesPrintsNamesOfOutputFiles() async throws {

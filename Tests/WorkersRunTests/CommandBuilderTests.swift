@@ -199,6 +199,15 @@ import Testing
         #expect(throws: RunUsageError.self) { try RunOptions.parse(["--trim", "x", "echo"]) }
     }
 
+    @Test func ttyDefaultsToOneJobUngroupedUnlessTold() throws {
+        let plain = try RunOptions.parse(["--tty", "vi"])
+        #expect(plain.openTerminal && plain.jobs == .count(1) && plain.ungroup)
+        let told = try RunOptions.parse(["--tty", "-j2", "--group", "vi"])
+        #expect(told.jobs == .count(2) && !told.ungroup)
+        let open = try RunOptions.parse(["--open-tty", "vi"])
+        #expect(open.openTerminal && open.jobs == .percent(100) && !open.ungroup)
+    }
+
     @Test func citeFlagsAreAcceptedAndIgnored() throws {
         #expect(try RunOptions.parse(["--will-cite", "--no-notice", "echo"]).template == ["echo"])
     }
