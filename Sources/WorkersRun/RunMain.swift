@@ -52,6 +52,7 @@ public enum RunMain {
                                     split stdin into blocks (or -N records) for the jobs' stdin
           --pipe-part -a FILE       the same for a seekable file, cut by seeking (faster)
           --round-robin             with --pipe: -j jobs run for the whole input, sharing its blocks
+          --cat                     with --pipe: {} is a file holding the block (removed after the job)
           --tmpdir DIR              buffer output in files there (default: in memory files)
           --joblog [+]FILE          GNU's 9-column job log (+ appends); --resume, --resume-failed
           --timeout SECS|N%         kill a job after SECS (or N% of the median run time)

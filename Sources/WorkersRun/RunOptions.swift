@@ -199,6 +199,9 @@ public struct RunOptions: Sendable, Equatable {
     /// `--tty` / `--open-tty`: jobs read the terminal (`/dev/tty`) and stay in our process group,
     /// which the terminal needs for them to read it; so they are signalled one by one, not as groups.
     public var openTerminal = false
+    /// `--cat` (with `--pipe`/`--pipe-part`): each block is saved in a temporary file whose name
+    /// is `{}`, removed when the job is done; the job's stdin is /dev/null.
+    public var catBlocks = false
     /// `--round-robin` (with `--pipe`): up to `-j` jobs run for the whole input, each block going
     /// through a pipe to one whose stdin has taken what it was given.
     public var roundRobin = false
@@ -237,7 +240,7 @@ extension RunOptions {
         "--noswap",
         "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
         "--csv", "--citation", "--bibtex",
-        "--fifo", "--cat", "--filter-hosts",
+        "--fifo", "--filter-hosts",
     ]
 
     /// Parses `workers run`'s arguments as GNU parallel does: options first, then the command,
@@ -327,6 +330,7 @@ extension RunOptions {
             case "--tty": options.openTerminal = true; ttyDefaults = true
             case "--open-tty", "-o": options.openTerminal = true
             case "--round-robin", "--round": options.roundRobin = true
+            case "--cat": options.catBlocks = true
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
                 options.joinContinuedLines = true
@@ -444,6 +448,9 @@ extension RunOptions {
         if options.headerLines != nil, !options.pipe {
             // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
             if options.columnSeparator == nil { options.columnSeparator = "\t" }
+        }
+        if options.catBlocks, !options.pipe || options.roundRobin {
+            throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)")
         }
         if options.roundRobin, !options.pipe || options.pipePart {
             throw RunUsageError("option --round-robin needs --pipe (and is not supported with --pipe-part)")

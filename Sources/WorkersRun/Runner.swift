@@ -48,6 +48,8 @@ public final class Runner {
         var attempt: Int
         /// `--retry-failed`: the command as the joblog has it (no template to fill).
         var command: String?
+        /// `--cat`: the block's file, which is `{}`, removed when the job is done.
+        var catPath: String?
         /// `--pipe`: an unlinked file holding the job's block, its stdin.
         var block: Int32 = -1
         var blockBytes = 0
@@ -351,6 +353,25 @@ public final class Runner {
             }
             var pending = Pending(sequence: sequence, arguments: arguments, attempt: 1)
             guard !options.dryRun else { return pending }
+            if options.catBlocks, block != nil || part != nil {
+                // --cat: the block goes to a named file, {} is its name, stdin stays /dev/null.
+                guard let (fd, path) = namedTemporaryFile(suffix: "") else {
+                    output.writeError("workers run: --cat: cannot create a temporary file: \(String(cString: strerror(errno)))\n")
+                    state.inputDone = true
+                    return nil
+                }
+                pending.block = fd
+                pending.catPath = path
+                pending.arguments = [path]
+                if let block {
+                    pending.blockBytes = block.count
+                    writeAll(fd, block)
+                } else if let part, case .parts(let parts) = source {
+                    pending.blockBytes = part.length
+                    _ = copyRange(from: parts.fd, offset: part.offset, length: part.length, to: fd)
+                }
+                return pending
+            }
             if let block {
                 pending.block = bufferFile()
                 pending.blockBytes = block.count
@@ -420,7 +441,7 @@ public final class Runner {
             _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
         }
         defer { if feed[0] >= 0 { close(feed[0]) } }
-        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 ? job.block : terminal >= 0 ? terminal : devNull
+        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 && job.catPath == nil ? job.block : terminal >= 0 ? terminal : devNull
         switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
@@ -448,6 +469,7 @@ public final class Runner {
             state.running.append(started)
         case .failure(let message):
             if job.block >= 0 { close(job.block) }
+            if let path = job.catPath { unlink(path) }
             if feed[1] >= 0 { close(feed[1]) }
             output.writeError("workers run: \(message)\n")
             state.summary.failed += 1
@@ -573,6 +595,7 @@ public final class Runner {
             return
         }
         if job.job.block >= 0 { close(job.job.block) }
+        if let path = job.job.catPath { unlink(path) }
         if joblog >= 0 {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
@@ -637,24 +660,29 @@ public final class Runner {
             }
         } else if options.outputFiles {
             // --files: the output stays, in a file of its own; its name is what is printed.
-            let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-            var template = Array("\(directory)/parXXXXXX.par".utf8CString)
-            let fd = cworkers_named_temp_file(&template, 4)
-            let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if fd < 0 { errno = -fd }
-            if fd >= 0, copyAll(from: finished.stdout, to: fd) {
+            let file = namedTemporaryFile(suffix: ".par")
+            if let (fd, path) = file, copyAll(from: finished.stdout, to: fd) {
                 output.write((tag(for: finished).map { $0 + "\t" } ?? "") + path + "\n")
             } else {
-                output.writeError("workers run: --files: cannot write \(path): \(String(cString: strerror(errno)))\n")
+                output.writeError("workers run: --files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))\n")
                 if state.halting?.status != 255 { state.halting = (.soon, 255) }
             }
-            if fd >= 0 { close(fd) }
+            if let (fd, _) = file { close(fd) }
             output.print(-1, finished.stderr, tag: tag(for: finished))
         } else {
             output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
         }
         recycle(finished.stdout)
         recycle(finished.stderr)
+    }
+
+    /// A new file `parXXXXXX<suffix>` in `--tmpdir`, else `$TMPDIR`, else /tmp (GNU's names).
+    private func namedTemporaryFile(suffix: String) -> (fd: Int32, path: String)? {
+        let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(directory)/parXXXXXX\(suffix)".utf8CString)
+        let fd = cworkers_named_temp_file(&template, Int32(suffix.utf8.count))
+        guard fd >= 0 else { errno = -fd; return nil }
+        return (fd, String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     /// All of `source` (from its start) appended to `target`, inside the kernel.

@@ -455,6 +455,22 @@ import Testing
         #expect(parts.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["8", "11", "14"])
     }
 
+    /// `--cat`: each block in a file whose name is `{}` (GNU 20221122: `seq 3 | parallel --pipe
+    /// --cat 'wc -l {}'` prints `3 /tmp/par…`), gone when the job is done; stdin is /dev/null.
+    @Test func catGivesEachBlockAsAFile() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try await Self.run(["-k", "--pipe", "-N2", "--cat", "--tmpdir", directory.path, "wc -l < {}; echo {}; cat"], stdin: "1\n2\n3\n")
+        #expect(output.status == 0)
+        let lines = output.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4)
+        #expect(lines[0] == "2" && lines[2] == "1")
+        #expect(lines[1].hasPrefix(directory.path + "/par") && lines[3].hasPrefix(directory.path + "/par"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        let refused = try await Self.run(["--cat", "wc", ":::", "a"])
+        #expect(refused.status == 255)
+    }
+
     /// `--round-robin`: -j jobs run for the whole input, the blocks shared among them (GNU
     /// 20221122: `seq 100000 | parallel --pipe --round-robin -j2 --block 10k wc -l` prints two
     /// counts that add up to 100000); input of one block starts one job.
