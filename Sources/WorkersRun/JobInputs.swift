@@ -119,6 +119,8 @@ final class JobInputs {
     private let endOfFile: String?
     private let skipBlank: Bool
     private let joinContinued: Bool
+    /// `--csv`: rows are parsed as CSV, with this separator.
+    private let csvSeparator: String?
     private let trim: RunOptions.Trim
     /// `--header`: the names of the columns (or of the sources), in order.
     private(set) var headerNames: [String] = []
@@ -144,6 +146,7 @@ final class JobInputs {
         endOfFile = options.endOfFile
         skipBlank = options.skipBlankInputs
         joinContinued = options.joinContinuedLines
+        csvSeparator = options.csv ? options.columnSeparator ?? "," : nil
         trim = options.trim ?? (options.columnSeparator == nil ? .none : .both)
         let sources = options.sources
         let header = options.headerLines != nil
@@ -190,7 +193,7 @@ final class JobInputs {
 
     /// A header line's names: split and trimmed as the values will be.
     private func columns(of line: String) -> [String] {
-        let parts = columnSeparator?.split(line) ?? [line]
+        let parts = csvSeparator.map { Self.csvFields(line, separator: $0) } ?? columnSeparator?.split(line) ?? [line]
         return trim == .none ? parts : parts.map { trimmed($0, of: Self.whiteSpace) }
     }
 
@@ -232,6 +235,35 @@ final class JobInputs {
         return records == 0 ? nil : arguments
     }
 
+    /// One CSV row's fields (RFC 4180): a field in quotes may hold the separator, newlines and
+    /// doubled quotes, which stand for one.
+    static func csvFields(_ row: String, separator: String) -> [String] {
+        var fields: [String] = []
+        var field = ""
+        var quoted = false
+        var rest = Substring(row)
+        while let character = rest.first {
+            if quoted {
+                if character == "\"" {
+                    if rest.dropFirst().first == "\"" { field.append("\""); rest = rest.dropFirst(2); continue }
+                    quoted = false
+                } else {
+                    field.append(character)
+                }
+                rest = rest.dropFirst()
+            } else if rest.hasPrefix(separator) {
+                fields.append(field)
+                field = ""
+                rest = rest.dropFirst(separator.count)
+            } else {
+                if character == "\"" { quoted = true } else { field.append(character) }
+                rest = rest.dropFirst()
+            }
+        }
+        fields.append(field)
+        return fields
+    }
+
     /// A source's values as GNU reads them: up to the `-E` value, blank ones dropped with `-r`.
     private func accepted(_ values: [String]) -> [String] {
         var kept: [String] = []
@@ -255,13 +287,21 @@ final class JobInputs {
             while joinContinued, line.last == " " || line.last == "\t", let following = stream.next(), following != endOfFile {
                 line += following
             }
+            // --csv: a quoted field can hold newlines; the row goes on until its quotes pair up.
+            while csvSeparator != nil, line.utf8.count(where: { $0 == UInt8(ascii: "\"") }) % 2 == 1, let following = stream.next() {
+                line += "\n" + following
+            }
             record = [line]
         } else {
             guard combinedIndex < combined.count else { return nil }
             record = combined[combinedIndex]
             combinedIndex += 1
         }
-        if let columnSeparator, record.count == 1 { record = columnSeparator.split(record[0]) }
+        if let csvSeparator, record.count == 1 {
+            record = Self.csvFields(record[0], separator: csvSeparator)
+        } else if let columnSeparator, record.count == 1 {
+            record = columnSeparator.split(record[0])
+        }
         // --trim (with --colsep, rl unless told otherwise).
         switch trim {
         case .none: return record

@@ -47,6 +47,8 @@ public enum RunMain {
           --header :|N              the first line (split on tabs or --colsep), or each source's first
                                     value, names the columns: {name}; with --pipe, N lines start each block
           -C, --colsep REGEX        split each input into columns {1} {2} …
+          --csv                     inputs are CSV rows (quoted fields, doubled quotes, newlines), split at
+                                    --colsep (default ,)
           -a, --arg-file FILE       read inputs from FILE; --link pairs sources
           --pipe [--block SIZE] [--recend STR] [--recstart STR]
                                     split stdin into blocks (or -N records) for the jobs' stdin

@@ -199,6 +199,9 @@ public struct RunOptions: Sendable, Equatable {
     /// `--tty` / `--open-tty`: jobs read the terminal (`/dev/tty`) and stay in our process group,
     /// which the terminal needs for them to read it; so they are signalled one by one, not as groups.
     public var openTerminal = false
+    /// `--csv`: each input is a CSV row (quoted fields may hold the separator, doubled quotes and
+    /// newlines), split into columns at `--colsep` (default `,`), untrimmed.
+    public var csv = false
     /// `--cat` (with `--pipe`/`--pipe-part`): each block is saved in a temporary file whose name
     /// is `{}`, removed when the job is done; the job's stdin is /dev/null.
     public var catBlocks = false
@@ -239,7 +242,7 @@ extension RunOptions {
         "--memsuspend",
         "--noswap",
         "--ctag", "--ctagstring", "--compress", "--record-env", "--limit",
-        "--csv", "--citation", "--bibtex",
+        "--citation", "--bibtex",
         "--fifo", "--filter-hosts",
     ]
 
@@ -331,6 +334,7 @@ extension RunOptions {
             case "--open-tty", "-o": options.openTerminal = true
             case "--round-robin", "--round": options.roundRobin = true
             case "--cat": options.catBlocks = true
+            case "--csv": options.csv = true
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
                 options.joinContinuedLines = true
@@ -444,6 +448,11 @@ extension RunOptions {
         }
         if options.multiple != nil, options.pipe {
             throw RunUsageError("option -X/-m cannot be used with --pipe")
+        }
+        if options.csv {
+            guard !options.pipe else { throw RunUsageError("option --csv cannot be used with --pipe") }
+            if options.columnSeparator == nil { options.columnSeparator = "," }
+            if options.trim == nil { options.trim = Trim.none }
         }
         if options.headerLines != nil, !options.pipe {
             // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.

@@ -531,6 +531,24 @@ import Testing
         #expect(output.stderr == "a\terra\nb\terrb\n")
     }
 
+    /// `--csv`: quoted fields with separators, doubled quotes and newlines; `{}` joins the fields;
+    /// no trim. Outputs recorded from parallel 20221122 (with Text::CSV installed).
+    @Test func csvRowsSplitAsGNUs() async throws {
+        let quoted = try await Self.run(["--csv", "-k", "echo", "[{1}][{2}]", ":::", "a,\"b,c\""])
+        #expect(quoted.stdout == "[a][b,c]\n")
+        let rows = try await Self.run(["--csv", "-k", "echo", "[{2}]"], stdin: "x,\"multi\nline\",z\nq,\"say \"\"hi\"\"\",r\n")
+        #expect(rows.stdout == "[multi\nline]\n[say \"hi\"]\n")
+        let semicolons = try await Self.run(["--csv", "--colsep", ";", "-k", "echo", "[{2}]"], stdin: "x;\"y;z\"\n")
+        #expect(semicolons.stdout == "[y;z]\n")
+        let all = try await Self.run(["--csv", "-k", "echo", "[{}]"], stdin: "a,b\n")
+        #expect(all.stdout == "[a b]\n")
+        let spaces = try await Self.run(["--csv", "-k", "echo", "[{1}][{2}]"], stdin: " a , b \n")
+        #expect(spaces.stdout == "[ a ][ b ]\n")
+        // The header row is CSV too (GNU 20221122 keeps the quotes in a quoted name: `{b}` stays).
+        let named = try await Self.run(["--csv", "--header", ":", "-k", "echo", "{b}-{a}"], stdin: "a,\"b\"\n1,2\n")
+        #expect(named.stdout == "2-1\n")
+    }
+
     /// `--workdir` (made if missing, replacement strings allowed), `--nice`, `--shuf`.
     @Test func whereHowNiceAndInWhatOrderJobsRun() async throws {
         let directory = try Self.scratch()
