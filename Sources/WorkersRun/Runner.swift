@@ -1065,7 +1065,9 @@ public final class Runner {
     /// close per job), or closes it when enough are kept.
     private func recycle(_ fd: Int32) {
         guard fd >= 0 else { return }
-        if spareBuffers.count < 16, ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 {
+        // Most jobs leave a buffer empty (stderr, often stdout): one lseek then, no truncation.
+        let empty = lseek(fd, 0, SEEK_END) == 0
+        if spareBuffers.count < 16, empty || (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
             spareBuffers.append(fd)
         } else {
             close(fd)
