@@ -270,3 +270,43 @@ int cworkers_named_temp_file(char *path_template, int suffix_length) {
     int fd = mkostemps(path_template, suffix_length, O_CLOEXEC);
     return fd >= 0 ? fd : -errno;
 }
+
+pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const envp[], int held_fd) {
+    sigset_t all, saved, empty;
+    sigfillset(&all);
+    sigemptyset(&empty);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    volatile int failure = 0;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        struct sigaction standard;
+        memset(&standard, 0, sizeof(standard));
+        standard.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++) {
+            if (s != SIGKILL && s != SIGSTOP) (void)sigaction(s, &standard, NULL);
+        }
+        if (setsid() < 0) { failure = errno; _exit(127); }
+        int stdin_fd = open("/dev/null", O_RDONLY);
+        if (stdin_fd < 0 || dup2(stdin_fd, 0) < 0) { failure = errno; _exit(127); }
+        // dup2 onto itself keeps close-on-exec, so fd 3 already being the lock needs it cleared.
+        if (held_fd == 3) {
+            if (fcntl(3, F_SETFD, 0) < 0) { failure = errno; _exit(127); }
+        } else if (held_fd >= 0 && dup2(held_fd, 3) < 0) { failure = errno; _exit(127); }
+#ifdef SYS_close_range
+        (void)syscall(SYS_close_range, held_fd >= 0 ? 4U : 3U, ~0U, 0U);
+#endif
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        execve(path, argv, envp);
+        failure = errno;
+        _exit(127);
+    }
+    int spawn_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) return -spawn_errno;
+    if (failure != 0) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return -failure;
+    }
+    return pid;
+}

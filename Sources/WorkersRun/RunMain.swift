@@ -62,6 +62,9 @@ public enum RunMain {
           --retry-failed            run again the jobs the --joblog records as failed, with its commands
           --workdir DIR, --nice N   run the jobs in DIR (made if missing; {} allowed), niced by N
           --tty, --open-tty         the jobs read the terminal (--tty: also -j1 and -u unless told)
+          --semaphore [--id ID] [-j N] [--fg] COMMAND   GNU's sem: COMMAND runs (in the background unless
+                                    --fg) once fewer than N (default 1) of ID's commands run; --wait
+                                    waits for them all; --st SECS: then run anyway (or, < 0, exit 1)
           --retries N               try a failing job up to N times; only the last output is printed
           --halt now|soon,fail|success|done=N|N%
           --delay SECS              at least SECS between job starts
@@ -82,6 +85,7 @@ public enum RunMain {
         }
         do {
             let options = try RunOptions.parse(arguments)
+            if options.semaphore { return SemaphoreMode.run(options, cpus: cpuCount) }
             let runner = try Runner(options: options, cpus: cpuCount)
             return runner.run().exitStatus
         } catch {

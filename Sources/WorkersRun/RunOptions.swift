@@ -199,6 +199,17 @@ public struct RunOptions: Sendable, Equatable {
     /// `--tty` / `--open-tty`: jobs read the terminal (`/dev/tty`) and stay in our process group,
     /// which the terminal needs for them to read it; so they are signalled one by one, not as groups.
     public var openTerminal = false
+    /// `--semaphore` (GNU's `sem`): run the command once, when fewer than `-j` (default 1) commands
+    /// of the same `--id` run; in the background unless `--fg`; `--wait` waits for them all.
+    public var semaphore = false
+    /// `--id`: the semaphore's name (default: the controlling terminal's).
+    public var semaphoreID: String?
+    /// `--fg`: the semaphore's command runs in the foreground and its status is ours.
+    public var semaphoreForeground = false
+    /// `--wait`: wait until every command of the semaphore has ended.
+    public var semaphoreWait = false
+    /// `--semaphore-timeout`/`--st SECS`: after SECS waiting, run anyway (SECS > 0) or give up (< 0).
+    public var semaphoreTimeout: Double?
     /// `--csv`: each input is a CSV row (quoted fields may hold the separator, doubled quotes and
     /// newlines), split into columns at `--colsep` (default `,`), untrimmed.
     public var csv = false
@@ -236,7 +247,7 @@ extension RunOptions {
     /// Options GNU parallel has that `workers run` does not, named so scripts learn at once.
     static let unsupported: Set<String> = [
         "--sshlogin", "-S", "--slf", "--sshloginfile", "--transferfile", "--return", "--cleanup", "--trc",
-        "--basefile", "--bf", "--nonall", "--onall", "--semaphore", "--sem", "--fg", "--bg", "--wait", "--id",
+        "--basefile", "--bf", "--nonall", "--onall",
         "--sql", "--sqlmaster", "--sqlworker", "--sqlandworker", "--shard", "--tmux", "--tmuxpane", "--rpl",
         "--plus",
         "--memsuspend",
@@ -335,6 +346,15 @@ extension RunOptions {
             case "--round-robin", "--round": options.roundRobin = true
             case "--cat": options.catBlocks = true
             case "--csv": options.csv = true
+            case "--semaphore", "--sem": options.semaphore = true
+            case "--id": options.semaphoreID = try value(name, inline: inline)
+            case "--fg": options.semaphoreForeground = true
+            case "--bg": options.semaphoreForeground = false
+            case "--wait": options.semaphoreWait = true
+            case "--semaphore-timeout", "--semaphoretimeout", "--st":
+                let text = try value(name, inline: inline)
+                guard let seconds = Double(text) else { throw RunUsageError("option \(name): '\(text)' is not a number of seconds") }
+                options.semaphoreTimeout = seconds
             case "-L", "--max-lines":
                 options.argumentsPerJob = try integer(name, try value(name, inline: inline), minimum: 1)
                 options.joinContinuedLines = true
@@ -429,6 +449,9 @@ extension RunOptions {
                 options.linked.append(linked)
             }
         }
+        // A semaphore is a mutex unless -j says otherwise; --fg, --wait and --id imply one.
+        if options.semaphoreForeground || options.semaphoreWait || options.semaphoreID != nil { options.semaphore = true }
+        if options.semaphore, !jobsGiven { options.jobs = .count(1) }
         // --tty: one job at a time and output passed through, unless -j or --group say otherwise.
         if ttyDefaults {
             if !jobsGiven { options.jobs = .count(1) }

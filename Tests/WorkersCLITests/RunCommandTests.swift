@@ -517,6 +517,39 @@ import Testing
         #expect(detached.stdout == "x\n")
     }
 
+    /// `--semaphore` (GNU's `sem`): a mutex by default, `-j N` lets N run at once, `--wait` waits
+    /// for them all, `--fg` returns the command's status, `--st -SECS` gives up. (Background
+    /// commands let go of our stdout first: the harness reads it to its end.)
+    @Test func semaphoreLimitsCommandsAcrossInvocations() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let id = "test-\(getpid())-\(UUID().uuidString)"
+        let path = directory.path
+        let detach = "exec >/dev/null 2>&1; "
+        // A mutex: B starts only after A has ended, so it always sees A's end mark.
+        let started = try await Self.run(["--semaphore", "--id", id, detach + "sleep 0.3; touch \(path)/a-end"])
+        #expect(started.status == 0)
+        _ = try await Self.run(["--semaphore", "--id", id, detach + "[ -e \(path)/a-end ] && touch \(path)/b-saw-a-end"])
+        let waited = try await Self.run(["--semaphore", "--id", id, "--wait"])
+        #expect(waited.status == 0)
+        #expect(FileManager.default.fileExists(atPath: path + "/b-saw-a-end"))
+        // -j2: both run at once, each seeing the other start (bounded waits, no timing).
+        let wait = { (file: String) in "i=0; until [ -e \(path)/\(file) ] || [ $i -ge 500 ]; do sleep 0.01; i=$((i+1)); done" }
+        _ = try await Self.run(["--semaphore", "--id", id, "-j2", detach + "touch \(path)/c; \(wait("d")); [ -e \(path)/d ] && touch \(path)/c-saw-d"])
+        _ = try await Self.run(["--semaphore", "--id", id, "-j2", detach + "touch \(path)/d; \(wait("c")); [ -e \(path)/c ] && touch \(path)/d-saw-c"])
+        _ = try await Self.run(["--semaphore", "--id", id, "--wait"])
+        #expect(FileManager.default.fileExists(atPath: path + "/c-saw-d"))
+        #expect(FileManager.default.fileExists(atPath: path + "/d-saw-c"))
+        // --fg: the command's own status; --st -0.2 while the mutex is held: give up with 1.
+        let foreground = try await Self.run(["--semaphore", "--id", id, "--fg", "echo fg; exit 3"])
+        #expect(foreground.status == 3 && foreground.stdout == "fg\n")
+        _ = try await Self.run(["--semaphore", "--id", id, detach + wait("release")])
+        let gaveUp = try await Self.run(["--semaphore", "--id", id, "--st", "-0.2", "--fg", "true"])
+        #expect(gaveUp.status == 1)
+        _ = FileManager.default.createFile(atPath: path + "/release", contents: nil)
+        _ = try await Self.run(["--semaphore", "--id", id, "--wait"])
+    }
+
     /// `--files`: each job's stdout in a file of its own (`par…​.par` in the temporary directory),
     /// whose name is printed, tagged with `--tag`; stderr is printed as usual.
     @Test func filesPrintsNamesOfOutputFiles() async throws {

@@ -69,4 +69,10 @@ int cworkers_memory_file(const char *name);
 /// characters, and becomes the new file's path. Returns the descriptor, or -errno.
 int cworkers_named_temp_file(char *path_template, int suffix_length);
 
+/// Starts `path` detached, for `workers run --semaphore`: a session of its own, stdin from
+/// /dev/null, stdout and stderr ours, and `held_fd` (a semaphore slot's lock, or -1) as its fd 3,
+/// so the slot stays taken exactly as long as the job's process lives. Uses vfork. Returns the
+/// pid (not to be waited for: the job outlives us), or -errno.
+pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const envp[], int held_fd);
+
 #endif
