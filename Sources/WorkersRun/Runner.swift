@@ -427,8 +427,7 @@ public final class Runner {
             if let failure = ResultsWriter.makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
             directory = path
         }
-        // -v: the command line comes first in the job's output (grouped: in its buffer, before
-        // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
+        // --line-buffer -k: a job that is not first in order holds its lines until it is.
         let held = lineBuffer && options.keepOrder && job.sequence != state.nextToPrint
         if job.attempt == 1 { state.summary.started += 1 }
         if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
@@ -442,6 +441,8 @@ public final class Runner {
         }
         defer { if feed[0] >= 0 { close(feed[0]) } }
         let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 && job.catPath == nil ? job.block : terminal >= 0 ? terminal : devNull
+        // -v: the command line comes first in the job's output (grouped: in its buffer, before
+        // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
         switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
