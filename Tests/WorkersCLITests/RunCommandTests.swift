@@ -602,7 +602,8 @@ import Testing
 
     /// `--term-seq`: the job is stopped with the signals given (here INT, which it traps).
     @Test func terminateSequenceIsTheOneAskedFor() async throws {
-        let output = try await Self.run(["--term-seq", "INT,200,KILL,25", "--timeout", "0.3", "trap 'echo got INT; exit 9' INT; sleep 5 & wait; : {}", ":::", "x"])
+        // The time-out leaves the shell ample time to set its trap even on a loaded machine.
+        let output = try await Self.run(["--term-seq", "INT,200,KILL,25", "--timeout", "2", "trap 'echo got INT; exit 9' INT; sleep 30 & wait; : {}", ":::", "x"])
         #expect(output.status == 1)
         #expect(output.stdout == "got INT\n")
     }
