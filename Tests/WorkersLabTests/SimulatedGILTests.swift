@@ -77,9 +77,12 @@ import WorkersCore
         gil.take(0, task: 3)
         gil.drop(0, task: 3)
         let spans = recorder.recorded
-        #expect(spans.count == 1)
-        #expect(spans.first?.state == .running)
-        #expect(spans.first?.task == 3)
+        // One running span for the task. An uncontended take records no wait, unless the thread
+        // was preempted inside it for over 20 µs (seen under ThreadSanitizer on a busy machine).
+        let running = spans.filter { $0.state == .running }
+        #expect(running.count == 1)
+        #expect(running.first?.task == 3)
+        #expect(spans.count - running.count <= 1)
     }
 }
 
