@@ -142,9 +142,9 @@ int cworkers_wait_exited_keep_zombie(pid_t pid) {
 }
 
 /// The signals this process ignores (SIGPIPE always): a child must not inherit them ignored.
-/// Read once; a job's spawn then resets only these, not all 64 dispositions.
+/// Read once; a spawn then resets only these, not all 64 dispositions (caught ones reset at exec).
 static sigset_t ignored_signals;
-static int ignored_signals_known = 0;
+static pthread_once_t ignored_signals_once = PTHREAD_ONCE_INIT;
 
 static void learn_ignored_signals(void) {
     sigemptyset(&ignored_signals);
@@ -153,29 +153,31 @@ static void learn_ignored_signals(void) {
         if (sigaction(s, NULL, &current) == 0 && current.sa_handler == SIG_IGN) sigaddset(&ignored_signals, s);
     }
     sigaddset(&ignored_signals, SIGPIPE);
-    ignored_signals_known = 1;
 }
 
-/// A job's spawn, by vfork: no stack to map and unmap (glibc's posix_spawn maps one per call) and
-/// no descriptor shuffling in the parent — about a fifth of `workers run`'s CPU per job.
+enum child_group { same_group, own_group, own_session };
+
+/// A spawn by vfork, for `workers run`'s jobs and `--semaphore`'s commands: no stack to map and
+/// unmap (glibc's posix_spawn maps one per call) and no descriptor shuffling in the parent.
 ///
-/// The child shares our memory until it execs, so it only makes system calls: default
-/// dispositions for the ignored signals (caught ones reset at exec), a process group of its own,
-/// the working directory and niceness asked for (`directory` NULL and `niceness` 0: unchanged),
-/// stdin/stdout/stderr from the sources (moved above 2 first, so none overwrites another; a
-/// source of -1 is inherited), every other descriptor closed, an empty signal mask, execve. All
-/// signals stay blocked in our thread meanwhile, so no handler of ours runs in the child. An exec
-/// failure comes back through `failure` (shared memory); under ThreadSanitizer, whose vfork is a
-/// fork, it shows as the job exiting 127 instead.
-pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
-                         const char *directory, int niceness, int own_group) {
-    if (!ignored_signals_known) learn_ignored_signals();
+/// `sources[i]` becomes the child's fd `i` (-1: fd `i` as it is) for `i` below `count`; every
+/// descriptor from `count` up is closed. The child shares our memory until it execs, so it only
+/// makes system calls: default dispositions for the ignored signals, its process group or
+/// session, the working directory and niceness asked for (`directory` NULL and `niceness` 0:
+/// unchanged), the sources moved above `count` first (so none overwrites another, and dup2 clears
+/// close-on-exec even where a source already has its target's number), close_range, an empty
+/// signal mask, execve. All signals stay blocked in our thread meanwhile, so no handler of ours
+/// runs in the child. An exec failure comes back through `failure` (shared memory); under
+/// ThreadSanitizer, whose vfork is a fork, it shows as the child exiting 127 instead.
+static pid_t vfork_exec(const char *path, char *const argv[], char *const envp[], const int *sources, int count,
+                        const char *directory, int niceness, enum child_group group) {
+    if (count > 8) return -EINVAL;
+    pthread_once(&ignored_signals_once, learn_ignored_signals);
     sigset_t all, saved, empty;
     sigfillset(&all);
     sigemptyset(&empty);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     volatile int failure = 0;
-    const int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
     pid_t pid = vfork();
     if (pid == 0) {
         struct sigaction standard;
@@ -184,19 +186,20 @@ pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[
         for (int s = 1; s < NSIG; s++) {
             if (sigismember(&ignored_signals, s) == 1) (void)sigaction(s, &standard, NULL);
         }
-        if (own_group && setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        if (group == own_group && setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        if (group == own_session && setsid() < 0) { failure = errno; _exit(127); }
         if (directory != NULL && chdir(directory) != 0) { failure = errno; _exit(127); }
         if (niceness != 0) (void)nice(niceness);  // as nice(1): a refusal still runs the job
-        int high[3];
-        for (int i = 0; i < 3; i++) {
-            high[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD, 3) : -1;
+        int high[8];
+        for (int i = 0; i < count; i++) {
+            high[i] = sources[i] >= 0 ? fcntl(sources[i], F_DUPFD, count) : -1;
             if (sources[i] >= 0 && high[i] < 0) { failure = errno; _exit(127); }
         }
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < count; i++) {
             if (high[i] >= 0 && dup2(high[i], i) < 0) { failure = errno; _exit(127); }
         }
 #ifdef SYS_close_range
-        (void)syscall(SYS_close_range, 3U, ~0U, 0U);  // what is not close-on-exec (ours all are)
+        (void)syscall(SYS_close_range, (unsigned)count, ~0U, 0U);  // what is not close-on-exec (ours all are)
 #endif
         sigprocmask(SIG_SETMASK, &empty, NULL);
         execve(path, argv, envp);
@@ -212,6 +215,12 @@ pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[
         return -failure;
     }
     return pid;
+}
+
+pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
+                         const char *directory, int niceness, int own_group_flag) {
+    const int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
+    return vfork_exec(path, argv, envp, sources, 3, directory, niceness, own_group_flag ? own_group : same_group);
 }
 
 int cworkers_pidfd_open(pid_t pid) {
@@ -272,41 +281,10 @@ int cworkers_named_temp_file(char *path_template, int suffix_length) {
 }
 
 pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const envp[], int held_fd) {
-    sigset_t all, saved, empty;
-    sigfillset(&all);
-    sigemptyset(&empty);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-    volatile int failure = 0;
-    pid_t pid = vfork();
-    if (pid == 0) {
-        struct sigaction standard;
-        memset(&standard, 0, sizeof(standard));
-        standard.sa_handler = SIG_DFL;
-        for (int s = 1; s < NSIG; s++) {
-            if (s != SIGKILL && s != SIGSTOP) (void)sigaction(s, &standard, NULL);
-        }
-        if (setsid() < 0) { failure = errno; _exit(127); }
-        int stdin_fd = open("/dev/null", O_RDONLY);
-        if (stdin_fd < 0 || dup2(stdin_fd, 0) < 0) { failure = errno; _exit(127); }
-        // dup2 onto itself keeps close-on-exec, so fd 3 already being the lock needs it cleared.
-        if (held_fd == 3) {
-            if (fcntl(3, F_SETFD, 0) < 0) { failure = errno; _exit(127); }
-        } else if (held_fd >= 0 && dup2(held_fd, 3) < 0) { failure = errno; _exit(127); }
-#ifdef SYS_close_range
-        (void)syscall(SYS_close_range, held_fd >= 0 ? 4U : 3U, ~0U, 0U);
-#endif
-        sigprocmask(SIG_SETMASK, &empty, NULL);
-        execve(path, argv, envp);
-        failure = errno;
-        _exit(127);
-    }
-    int spawn_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (pid < 0) return -spawn_errno;
-    if (failure != 0) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        return -failure;
-    }
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) return -errno;
+    const int sources[4] = { null_fd, -1, -1, held_fd };
+    pid_t pid = vfork_exec(path, argv, envp, sources, held_fd >= 0 ? 4 : 3, NULL, 0, own_session);
+    close(null_fd);
     return pid;
 }

@@ -287,9 +287,15 @@ final class JobInputs {
             while joinContinued, line.last == " " || line.last == "\t", let following = stream.next(), following != endOfFile {
                 line += following
             }
-            // --csv: a quoted field can hold newlines; the row goes on until its quotes pair up.
-            while csvSeparator != nil, line.utf8.count(where: { $0 == UInt8(ascii: "\"") }) % 2 == 1, let following = stream.next() {
-                line += "\n" + following
+            // --csv: a quoted field can hold newlines; the row goes on until its quotes pair up
+            // (counted line by line, not over the whole row again).
+            if csvSeparator != nil {
+                let quote = UInt8(ascii: "\"")
+                var quotes = line.utf8.count(where: { $0 == quote })
+                while quotes % 2 == 1, let following = stream.next() {
+                    line += "\n" + following
+                    quotes += following.utf8.count(where: { $0 == quote })
+                }
             }
             record = [line]
         } else {

@@ -42,7 +42,7 @@ final class OutputWriter {
     /// Writes `bytes`, putting `tag` and a tab before each line; `atLineStart` carries across
     /// calls whether the next byte begins a line.
     private func writeLines(_ bytes: ArraySlice<UInt8>, to target: Int32, tag: String?, atLineStart: inout Bool) {
-        guard let tag else { writeAll(target, bytes); return }
+        guard let tag else { writeFully(target, bytes); return }
         let prefix = Array((tag + "\t").utf8)
         var tagged: [UInt8] = []
         tagged.reserveCapacity(bytes.count + prefix.count * 4)
@@ -51,11 +51,11 @@ final class OutputWriter {
             tagged.append(byte)
             atLineStart = byte == UInt8(ascii: "\n")
         }
-        writeAll(target, tagged[...])
+        writeFully(target, tagged[...])
     }
 
-    func write(_ text: String) { writeAll(STDOUT_FILENO, Array(text.utf8)[...]) }
-    func writeError(_ text: String) { writeAll(STDERR_FILENO, Array(text.utf8)[...]) }
+    func write(_ text: String) { writeFully(STDOUT_FILENO, Array(text.utf8)) }
+    func writeError(_ text: String) { writeStandardError(text) }
 
     func progress(_ text: String) {
         writeError(progressOnTerminal ? "\r\u{1B}[K" + text : text + "\n")
@@ -64,15 +64,6 @@ final class OutputWriter {
     /// Ends a progress line redrawn in place, so what follows starts on a line of its own.
     func endProgress() {
         if progressOnTerminal { writeError("\n") }
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
-        var offset = bytes.startIndex
-        while offset < bytes.endIndex {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
-            if written < 0 { if errno == EINTR { continue }; return }
-            offset += written
-        }
     }
 }
 

@@ -74,19 +74,75 @@ func environmentEntries() -> [String] {
     return entries
 }
 
-/// `text` as a JSON string literal, quotes included (RFC 8259 escapes).
+/// `text` as a JSON string literal, quotes included, escaped as GNU escapes JSON.
 func jsonString(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\r": result += "\\r"
-        case "\t": result += "\\t"
-        case _ where scalar.value < 0x20: result += cFormat("\\u%04x", Int32(scalar.value))
-        default: result.unicodeScalars.append(scalar)
+    "\"" + String(decoding: jsonEscaped(Array(text.utf8)), as: UTF8.self) + "\""
+}
+
+/// GNU's JSON escaping: `\` and `"` escaped, every byte below 0x20 as `\u00XX`; other bytes as they are.
+func jsonEscaped(_ bytes: [UInt8]) -> [UInt8] {
+    var escaped: [UInt8] = []
+    escaped.reserveCapacity(bytes.count)
+    let hex = Array("0123456789abcdef".utf8)
+    for byte in bytes {
+        switch byte {
+        case UInt8(ascii: "\\"), UInt8(ascii: "\""): escaped += [UInt8(ascii: "\\"), byte]
+        case 0..<0x20: escaped += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+        default: escaped.append(byte)
         }
     }
-    return result + "\""
+    return escaped
+}
+
+/// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `false` on an error.
+@discardableResult
+func writeFully(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
+    var offset = bytes.startIndex
+    while offset < bytes.endIndex {
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
+        if written < 0 { if errno == EINTR { continue }; return false }
+        offset += written
+    }
+    return true
+}
+
+/// Writes all of `bytes` to `fd`; `false` on an error.
+@discardableResult
+func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool { writeFully(fd, bytes[...]) }
+
+/// `text` on our stderr, whole.
+func writeStandardError(_ text: String) { writeFully(STDERR_FILENO, Array(text.utf8)) }
+
+/// Copies `length` bytes at `offset` of `source` to `target` inside the kernel (sendfile).
+func copyFileRange(from source: Int32, offset: Int, length: Int, to target: Int32) -> Bool {
+    var position = off_t(offset)
+    var left = length
+    while left > 0 {
+        let sent = sendfile(target, source, &position, left)
+        if sent < 0 { if errno == EINTR { continue }; return false }
+        if sent == 0 { return false }
+        left -= sent
+    }
+    return true
+}
+
+/// All of `source` (a file, from its start) appended to `target`.
+func copyWholeFile(from source: Int32, to target: Int32) -> Bool {
+    guard source >= 0 else { return true }
+    let length = Int(lseek(source, 0, SEEK_END))
+    return length <= 0 || copyFileRange(from: source, offset: 0, length: length, to: target)
+}
+
+/// `mkdir -p`; an error message naming the directory it could not make, or `nil`.
+func makeDirectories(_ path: String) -> String? {
+    guard !path.isEmpty else { return nil }
+    var current = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+        current += component
+        if mkdir(current, 0o777) != 0, errno != EEXIST {
+            return "cannot make the directory \(current): \(String(cString: strerror(errno)))"
+        }
+        current += "/"
+    }
+    return nil
 }

@@ -98,11 +98,14 @@ final class ResultsWriter {
         }
     }
 
+    /// Where a job's stdout is saved (`nil` for a table).
+    func stdoutPath(sequence: Int, arguments: [String]) -> String? {
+        location(sequence: sequence, arguments: arguments).map { $0.hasSuffix("/") ? $0 + "stdout" : $0 }
+    }
+
     /// `--resume`: whether a job already has its results (its stdout file exists).
     func hasResult(sequence: Int, arguments: [String]) -> Bool {
-        guard let location = location(sequence: sequence, arguments: arguments) else { return false }
-        let stdout = location.hasSuffix("/") ? location + "stdout" : location
-        return access(stdout, F_OK) == 0
+        stdoutPath(sequence: sequence, arguments: arguments).map { access($0, F_OK) == 0 } ?? false
     }
 
     /// Saves a finished job's output (`stdout` and `stderr` are its buffers, read from offset 0).
@@ -113,7 +116,7 @@ final class ResultsWriter {
             guard let location = location(sequence: record.sequence, arguments: record.arguments) else { return nil }
             let isDirectory = location.hasSuffix("/")
             let directory = isDirectory ? String(location.dropLast()) : CommandBuilder.dirname(location)
-            if let failure = Self.makeDirectories(directory) { return failure }
+            if let failure = makeDirectories(directory) { return failure }
             let seqPath = isDirectory ? location + "seq" : location + ".seq"
             let errPath = isDirectory ? location + "stderr" : location + ".err"
             let outPath = isDirectory ? location + "stdout" : location
@@ -136,16 +139,16 @@ final class ResultsWriter {
                 Array(String(record.exit).utf8), Array(String(record.signal).utf8), Array(record.command.utf8),
             ] + record.arguments.map { Array($0.utf8) } + [out, Self.contents(stderr)]
             bytes += Self.row(fields, separator: separator)
-            return Self.writeAll(table, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
+            return writeFully(table, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
         case .json:
             let out = Self.contents(stdout)
             var line = Array(cFormat("{ \"Seq\": %ld, \"Host\": \":\", \"Starttime\": %.3f, \"JobRuntime\": %.3f, ", record.sequence, record.startEpoch, record.runtime).utf8)
             line += Array("\"Send\": \(record.sent), \"Receive\": \(out.count), \"Exitval\": \(record.exit), \"Signal\": \(record.signal), \"Command\": \"".utf8)
-            line += Self.jsonEscaped(Array(record.command.utf8)) + Array("\", \"V\": [ ".utf8)
-            line += record.arguments.map { [UInt8(ascii: "\"")] + Self.jsonEscaped(Array($0.utf8)) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
-            line += Array(" ], \"Stdout\": \"".utf8) + Self.jsonEscaped(out) + Array("\", \"Stderr\": \"".utf8)
-            line += Self.jsonEscaped(Self.contents(stderr)) + Array("\" }\n".utf8)
-            return Self.writeAll(table, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
+            line += jsonEscaped(Array(record.command.utf8)) + Array("\", \"V\": [ ".utf8)
+            line += record.arguments.map { [UInt8(ascii: "\"")] + jsonEscaped(Array($0.utf8)) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
+            line += Array(" ], \"Stdout\": \"".utf8) + jsonEscaped(out) + Array("\", \"Stderr\": \"".utf8)
+            line += jsonEscaped(Self.contents(stderr)) + Array("\" }\n".utf8)
+            return writeFully(table, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
         }
     }
 
@@ -190,51 +193,15 @@ final class ResultsWriter {
         return line
     }
 
-    /// GNU's JSON escaping: `\` and `"` escaped, every byte below 0x20 as `\u00XX`; other bytes as they are.
-    static func jsonEscaped(_ bytes: [UInt8]) -> [UInt8] {
-        var escaped: [UInt8] = []
-        escaped.reserveCapacity(bytes.count)
-        let hex = Array("0123456789abcdef".utf8)
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\\"), UInt8(ascii: "\""): escaped += [UInt8(ascii: "\\"), byte]
-            case 0..<0x20: escaped += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: escaped.append(byte)
-            }
-        }
-        return escaped
-    }
-
     // MARK: Files
-
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) -> String? {
-        guard !path.isEmpty else { return nil }
-        var current = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            current += component
-            if mkdir(current, 0o777) != 0, errno != EEXIST {
-                return "cannot make the directory \(current): \(String(cString: strerror(errno)))"
-            }
-            current += "/"
-        }
-        return nil
-    }
 
     /// Writes `bytes`, then all of `source` from its start, to a new (truncated) file at `path`.
     private static func writeFile(_ path: String, bytes: [UInt8], from source: Int32) -> String? {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard fd >= 0 else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
         defer { close(fd) }
-        guard writeAll(fd, bytes) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
-        guard source >= 0 else { return nil }
-        var offset: off_t = 0
-        while true {
-            let sent = sendfile(fd, source, &offset, 1 << 30)
-            if sent < 0, errno == EINTR { continue }
-            if sent < 0 { return "cannot write \(path): \(String(cString: strerror(errno)))" }
-            if sent == 0 { return nil }
-        }
+        guard writeFully(fd, bytes), copyWholeFile(from: source, to: fd) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
+        return nil
     }
 
     /// All of a buffer's bytes (tables hold whole outputs, as GNU's do).
@@ -251,15 +218,5 @@ final class ResultsWriter {
             done += count
         }
         return Array(bytes[0..<done])
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 { if errno == EINTR { continue }; return false }
-            offset += written
-        }
-        return true
     }
 }

@@ -89,8 +89,7 @@ public enum RunMain {
             let runner = try Runner(options: options, cpus: cpuCount)
             return runner.run().exitStatus
         } catch {
-            let message = "workers run: \(error.description)\nTry 'workers run --help'.\n"
-            _ = message.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+            writeStandardError("workers run: \(error.description)\nTry 'workers run --help'.\n")
             return 255
         }
     }

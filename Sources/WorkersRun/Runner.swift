@@ -66,6 +66,8 @@ public final class Runner {
         var stdout: Int32
         var stderr: Int32
         var deadline: Double?
+        /// `--tag`/`--tagstring`: the prefix of each of its output lines, worked out once.
+        var tag: String?
         /// `--line-buffer`: what came after the last newline on stdout and stderr.
         var partialOut: [UInt8] = []
         var partialErr: [UInt8] = []
@@ -89,7 +91,8 @@ public final class Runner {
 
     private struct Finished {
         var sequence: Int
-        var arguments: [String]
+        /// `--tag`: the prefix of its output lines.
+        var tag: String?
         var stdout: Int32
         var stderr: Int32
         var skipped = false
@@ -365,10 +368,10 @@ public final class Runner {
                 pending.arguments = [path]
                 if let block {
                     pending.blockBytes = block.count
-                    writeAll(fd, block)
+                    writeFully(fd, block)
                 } else if let part, case .parts(let parts) = source {
                     pending.blockBytes = part.length
-                    _ = copyRange(from: parts.fd, offset: part.offset, length: part.length, to: fd)
+                    _ = copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd)
                 }
                 return pending
             }
@@ -380,12 +383,12 @@ public final class Runner {
                     state.inputDone = true
                     return nil
                 }
-                writeAll(pending.block, block)
+                writeFully(pending.block, block)
             }
             if let part, case .parts(let parts) = source {
                 pending.block = bufferFile()
                 pending.blockBytes = part.length
-                guard pending.block >= 0, copyRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
+                guard pending.block >= 0, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
                     output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
                     if pending.block >= 0 { close(pending.block) }
                     state.inputDone = true
@@ -400,7 +403,7 @@ public final class Runner {
     /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
     private func passOver(_ sequence: Int) {
         guard options.keepOrder else { return }
-        state.waiting[sequence] = Finished(sequence: sequence, arguments: [], stdout: -1, stderr: -1, skipped: true)
+        state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: -1, stderr: -1, skipped: true)
         flushInOrder()
     }
 
@@ -424,7 +427,7 @@ public final class Runner {
         if let template = options.workingDirectory {
             let path = builder.substitute(template, job: filled) { $0 }
             // GNU makes the directory if it is missing.
-            if let failure = ResultsWriter.makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
+            if let failure = makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
             directory = path
         }
         // --line-buffer -k: a job that is not first in order holds its lines until it is.
@@ -457,15 +460,14 @@ public final class Runner {
             default: break
             }
             var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                  startMonotonic: now, stdout: out, stderr: err, deadline: deadline)
+                                  startMonotonic: now, stdout: out, stderr: err, deadline: deadline, tag: tag(job.sequence, job.arguments))
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
             started.feed = feed[1]
             if options.verbose, lineBuffer {
-                let tagText = held || !options.tag ? nil : tag(for: Finished(sequence: job.sequence, arguments: job.arguments, stdout: -1, stderr: -1))
-                output.writeLines(Array((command + "\n").utf8)[...], to: held ? started.heldOut : STDOUT_FILENO, tag: tagText)
+                output.writeLines(Array((command + "\n").utf8)[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
             state.running.append(started)
         case .failure(let message):
@@ -618,7 +620,7 @@ public final class Runner {
                 + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
                 + "\"timed_out\":\(job.timedOut)}\n")
         }
-        var finished = Finished(sequence: job.job.sequence, arguments: job.job.arguments,
+        var finished = Finished(sequence: job.job.sequence, tag: job.tag,
                                 stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
         if results != nil {
             finished.record = ResultsWriter.Record(
@@ -653,25 +655,23 @@ public final class Runner {
     private func deliver(_ finished: Finished) {
         if let results, let record = finished.record {
             if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
-                output.writeError("workers run: --results: \(failure)\n")
-                if state.halting?.status != 255 { state.halting = (.soon, 255) }
-            } else if options.lineBuffer, let location = results.location(sequence: record.sequence, arguments: record.arguments) {
+                stopWithError("--results: \(failure)")
+            } else if options.lineBuffer, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
                 // As GNU: --line-buffer with --results prints where each job's stdout went.
-                output.write((tag(for: finished).map { $0 + "\t" } ?? "") + (location.hasSuffix("/") ? location + "stdout" : location) + "\n")
+                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
             }
         } else if options.outputFiles {
             // --files: the output stays, in a file of its own; its name is what is printed.
             let file = namedTemporaryFile(suffix: ".par")
-            if let (fd, path) = file, copyAll(from: finished.stdout, to: fd) {
-                output.write((tag(for: finished).map { $0 + "\t" } ?? "") + path + "\n")
+            if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd) {
+                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
             } else {
-                output.writeError("workers run: --files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))\n")
-                if state.halting?.status != 255 { state.halting = (.soon, 255) }
+                stopWithError("--files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))")
             }
             if let (fd, _) = file { close(fd) }
-            output.print(-1, finished.stderr, tag: tag(for: finished))
+            output.print(-1, finished.stderr, tag: finished.tag)
         } else {
-            output.print(finished.stdout, finished.stderr, tag: tag(for: finished))
+            output.print(finished.stdout, finished.stderr, tag: finished.tag)
         }
         recycle(finished.stdout)
         recycle(finished.stderr)
@@ -686,11 +686,10 @@ public final class Runner {
         return (fd, String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
-    /// All of `source` (from its start) appended to `target`, inside the kernel.
-    private func copyAll(from source: Int32, to target: Int32) -> Bool {
-        guard source >= 0 else { return true }
-        let length = Int(lseek(source, 0, SEEK_END))
-        return length <= 0 || copyRange(from: source, offset: 0, length: length, to: target)
+    /// An error that ends the run as GNU's do: no new jobs, running ones finish, status 255.
+    private func stopWithError(_ message: String) {
+        output.writeError("workers run: \(message)\n")
+        if state.halting?.status != 255 { state.halting = (.soon, 255) }
     }
 
     /// `-k`: delivers every finished job whose turn has come, in order.
@@ -702,7 +701,7 @@ public final class Runner {
         // --line-buffer -k: the job now first in order prints what it held, then goes live.
         if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == state.nextToPrint }), state.running[index].heldOut >= 0 {
             let front = state.running[index]
-            output.print(front.heldOut, front.heldErr, tag: tag(for: Finished(sequence: front.job.sequence, arguments: front.job.arguments, stdout: -1, stderr: -1)))
+            output.print(front.heldOut, front.heldErr, tag: front.tag)
             recycle(front.heldOut)
             recycle(front.heldErr)
             state.running[index].heldOut = -1
@@ -771,12 +770,13 @@ public final class Runner {
     }
 
 
-    private func tag(for finished: Finished) -> String? {
+    /// `--tag`: the inputs, or `--tagstring` filled in; `nil` without `--tag`.
+    private func tag(_ sequence: Int, _ arguments: [String]) -> String? {
         guard options.tag else { return nil }
         if let tagString = options.tagString {
-            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: finished.arguments, sequence: finished.sequence, slot: 0)) { $0 }
+            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: 0)) { $0 }
         }
-        return finished.arguments.joined(separator: " ")
+        return arguments.joined(separator: " ")
     }
 
     private enum SpawnResult {
@@ -829,7 +829,7 @@ public final class Runner {
         }
         if let preamble {
             // The child's stdout shares this file's offset: its output lands after the line.
-            if ungroup { output.write(preamble) } else if out >= 0 { writeAll(out, Array(preamble.utf8)) }
+            if ungroup { output.write(preamble) } else if out >= 0 { writeFully(out, Array(preamble.utf8)) }
         }
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
@@ -908,7 +908,7 @@ public final class Runner {
     private func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
         let held = stdout ? job.heldOut : job.heldErr
         let target = held >= 0 ? held : stdout ? STDOUT_FILENO : STDERR_FILENO
-        let tagText = options.tag && held < 0 ? tag(for: Finished(sequence: job.job.sequence, arguments: job.job.arguments, stdout: -1, stderr: -1)) : nil
+        let tagText = held < 0 ? job.tag : nil
         if stdout {
             job.relayedOut += relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
         } else {
@@ -983,29 +983,7 @@ public final class Runner {
         return cworkers_memory_file("workers-run")
     }
 
-    /// Copies `length` bytes at `offset` of `source` into `target` inside the kernel (sendfile).
-    private func copyRange(from source: Int32, offset: Int, length: Int, to target: Int32) -> Bool {
-        var position = off_t(offset)
-        var left = length
-        while left > 0 {
-            let sent = sendfile(target, source, &position, left)
-            if sent < 0 { if errno == EINTR { continue }; return false }
-            if sent == 0 { return false }
-            left -= sent
-        }
-        return true
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 { if errno == EINTR { continue }; return }
-            offset += written
-        }
-    }
-
     private func write(_ fd: Int32, _ text: String) {
-        writeAll(fd, Array(text.utf8))
+        writeFully(fd, Array(text.utf8))
     }
 }

@@ -17,7 +17,7 @@ import WorkersCore
 enum SemaphoreMode {
     static func run(_ options: RunOptions, cpus: Int) -> Int32 {
         let directory = Self.directory(id: options.semaphoreID ?? Self.defaultID())
-        if let failure = ResultsWriter.makeDirectories(directory) {
+        if let failure = makeDirectories(directory) {
             report("--semaphore: \(failure)")
             return 255
         }
@@ -117,7 +117,6 @@ enum SemaphoreMode {
     }
 
     private static func report(_ message: String) {
-        let text = "workers run: \(message)\n"
-        _ = text.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+        writeStandardError("workers run: \(message)\n")
     }
 }

@@ -10,15 +10,21 @@ import Testing
         var stderr: String
     }
 
-    /// Runs `workers run …` with `stdin` as its standard input, in `directory` if given.
-    static func run(_ arguments: [String], stdin: String = "", directory: URL? = nil, environment: [String: String] = [:]) async throws -> Output {
-        try await offThePool { try runBlocking(arguments, stdin: stdin, directory: directory, environment: environment) }
+    /// Runs `workers run …` (or `executable` with `arguments` as they are) with `stdin` as its
+    /// standard input, in `directory` if given; its stdout goes to `stdoutFile` when given (and
+    /// `stdout` is then empty).
+    static func run(_ arguments: [String], stdin: String = "", directory: URL? = nil, environment: [String: String] = [:],
+                    executable: URL? = nil, stdoutFile: String? = nil) async throws -> Output {
+        try await offThePool {
+            try runBlocking(arguments, stdin: stdin, directory: directory, environment: environment, executable: executable, stdoutFile: stdoutFile)
+        }
     }
 
-    static func runBlocking(_ arguments: [String], stdin: String, directory: URL?, environment: [String: String]) throws -> Output {
+    static func runBlocking(_ arguments: [String], stdin: String, directory: URL?, environment: [String: String],
+                            executable: URL?, stdoutFile: String?) throws -> Output {
         let process = Process()
-        process.executableURL = WorkersBinaryTests.binary
-        process.arguments = ["run"] + arguments
+        process.executableURL = executable ?? WorkersBinaryTests.binary
+        process.arguments = executable == nil ? ["run"] + arguments : arguments
         if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment
         env["PARALLEL_SHELL"] = "/bin/sh"
@@ -26,7 +32,13 @@ import Testing
         process.environment = env
         let input = Pipe(), out = Pipe(), err = Pipe()
         process.standardInput = input
-        process.standardOutput = out
+        if let stdoutFile {
+            _ = FileManager.default.createFile(atPath: stdoutFile, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutFile))
+            try out.fileHandleForWriting.close()
+        } else {
+            process.standardOutput = out
+        }
         process.standardError = err
         try process.run()
         input.fileHandleForWriting.write(Data(stdin.utf8))
@@ -177,21 +189,8 @@ import Testing
         let bounded = { (condition: String) in "i=0; until \(condition) || [ $i -ge 1000 ]; do sleep 0.01; i=$((i+1)); done" }
         let script = "if [ {} = a ]; then echo a1; \(bounded("grep -q a1 \(out)")); \(bounded("[ -e \(directory.path)/b ]")); echo a2; "
             + "else echo b1; echo b2 >&2; touch \(directory.path)/b; fi"
-        let status = try await offThePool { () throws -> Int32 in
-            let process = Process()
-            process.executableURL = WorkersBinaryTests.binary
-            process.arguments = ["run", "-j2", "-k", "--lb", "--tag", script, ":::", "a", "b"]
-            var env = ProcessInfo.processInfo.environment
-            env["PARALLEL_SHELL"] = "/bin/sh"
-            process.environment = env
-            _ = FileManager.default.createFile(atPath: out, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
-        #expect(status == 0)
+        let output = try await Self.run(["-j2", "-k", "--lb", "--tag", script, ":::", "a", "b"], stdoutFile: out)
+        #expect(output.status == 0)
         #expect(try String(contentsOfFile: out, encoding: .utf8) == "a\ta1\na\ta2\nb\tb1\n")
     }
 
@@ -199,19 +198,9 @@ import Testing
     /// start-up alone is longer than a trivial job's): a job reads its parent's memory map.
     @Test func workersRunIsTheSameRunnerWithoutFoundation() async throws {
         let lean = WorkersBinaryTests.binary.deletingLastPathComponent().appendingPathComponent("workers-run")
-        let output = try await offThePool { () throws -> Output in
-            let process = Process()
-            process.executableURL = lean
-            process.arguments = ["-k", "--tag", "cat /proc/$PPID/maps > {}.maps; echo {}", ":::", "\(NSTemporaryDirectory())workers-run-\(getpid())"]
-            let out = Pipe()
-            process.standardOutput = out
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Output(status: process.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
-        }
         let base = "\(NSTemporaryDirectory())workers-run-\(getpid())"
         defer { unlink(base + ".maps") }
+        let output = try await Self.run(["-k", "--tag", "cat /proc/$PPID/maps > {}.maps; echo {}", ":::", base], executable: lean)
         #expect(output.status == 0)
         #expect(output.stdout == "\(base)\t\(base)\n")
         let maps = try String(contentsOfFile: base + ".maps", encoding: .utf8)
@@ -502,19 +491,8 @@ import Testing
     /// `--tty`: the jobs read the terminal (a pty from script(1) here), one at a time, output
     /// passed through — GNU 20221122 prints `/dev/tty` and slot 1 for each.
     @Test func ttyGivesJobsTheTerminalOneAtATime() async throws {
-        let binary = WorkersBinaryTests.binary.path
-        let output = try await offThePool { () throws -> String in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-            process.arguments = ["-qec", "\(binary) run --tty 'tty; echo slot {%}' ::: 1 2", "/dev/null"]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
-        }
+        let command = "\(WorkersBinaryTests.binary.path) run --tty 'tty; echo slot {%}' ::: 1 2"
+        let output = try await Self.run(["-qec", command, "/dev/null"], executable: URL(fileURLWithPath: "/usr/bin/script")).stdout
         let lines = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(lines == ["/dev/tty", "slot 1", "/dev/tty", "slot 1"], "output: \(output)")
         // Without a terminal the jobs still run, as GNU's do.
@@ -603,6 +581,7 @@ import Testing
         let shuffled = try await Self.run(["-j1", "--shuf", "echo"] + [":::"] + inputs)
         let printed = shuffled.stdout.split(separator: "\n").map(String.init)
         #expect(printed.sorted() == inputs.sorted())
+        #expect(printed != inputs)  // 40 inputs left in order by a shuffle: a chance of 1 in 40!
     }
 
     /// `--term-seq`: the job is stopped with the signals given (here INT, which it traps).
@@ -630,6 +609,22 @@ import Testing
         #expect(sequences.count == 5)
         #expect(sequences.prefix(3).sorted() == ["1", "2", "3"])
         #expect(sequences.suffix(2).sorted() == ["2", "3"])
+    }
+
+    /// `--json`: one JSON object per finished job on stderr, keys sorted, values escaped (a quote
+    /// and a tab in an input survive a JSON parser).
+    @Test func jsonEventsParseAndCarryTheJob() async throws {
+        let output = try await Self.run(["-j1", "--json", "echo {}; exit {#}", ":::", "a\"b\tc", "d"])
+        #expect(output.status == 2)
+        let events = try output.stderr.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        #expect(events.count == 2)
+        #expect(events.first?["args"] as? [String] == ["a\"b\tc"])
+        #expect(events.first?["seq"] as? Int == 1 && events.first?["exit"] as? Int == 1 && events.first?["slot"] as? Int == 1)
+        #expect(events.first?["command"] as? String == "echo 'a\"b\tc'; exit 1")
+        #expect(events.last?["timed_out"] as? Bool == false && events.last?["runtime_s"] is Double)
+        #expect(output.stderr.split(separator: "\n").first?.hasPrefix("{\"args\":") == true)
     }
 
     /// GNU: "-N0 runs once per argument with no arguments" (no `{}` appended either).

@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func jsonEscapesControlBytesAsUnicode() {
-        #expect(String(decoding: ResultsWriter.jsonEscaped(Array("x\n\"\\\t".utf8)), as: UTF8.self) == "x\\u000a\\\"\\\\\\u0009")
+        #expect(String(decoding: jsonEscaped(Array("x\n\"\\\t".utf8)), as: UTF8.self) == "x\\u000a\\\"\\\\\\u0009")
     }
 
     @Test func resumeWorksFromResultsAlone() throws {

@@ -17,30 +17,17 @@ struct RunSuite {
 
     func run() throws -> [Measurement] {
         let parallel = Self.findGNUParallel(progress: progress)
+        // Its name with its version, asked once (each `parallel --version` costs a Perl start).
+        let gnu = parallel.map { "GNU parallel \(Self.parallelVersion($0))" }
         var systems: [(String, String)] = [
             (Self.ours, "seq \(jobs) | \(workers) run -j2 true"),
             ("xargs -P2 -n1", "seq \(jobs) | xargs -P2 -n1 true"),
         ]
         if let workersRun { systems.insert(("workers-run", "seq \(jobs) | \(workersRun) -j2 true"), at: 1) }
-        if let parallel { systems.append(("GNU parallel \(Self.parallelVersion(parallel))", "seq \(jobs) | \(parallel) --will-cite -j2 true")) }
+        if let parallel, let gnu { systems.append((gnu, "seq \(jobs) | \(parallel) --will-cite -j2 true")) }
         progress("trivial jobs: \(jobs) × `true` at -j2 × \(runs) runs, interleaved")
-        var wall: [String: [Double]] = [:]
-        var cpu: [String: [Double]] = [:]
-        for _ in 0..<runs {
-            for (name, command) in systems {
-                let (seconds, cpuSeconds) = try Self.time(command)
-                wall[name, default: []].append(seconds)
-                cpu[name, default: []].append(cpuSeconds)
-            }
-        }
-        var results: [Measurement] = []
-        for (name, _) in systems {
-            let medianWall = median(wall[name] ?? [])
-            let medianCPU = median(cpu[name] ?? [])
-            results.append(Measurement(
-                suite: "run", workload: "\(jobs) trivial jobs -j2", system: name, unit: "wall", samples: wall[name] ?? [],
-                note: String(format: "%.0f jobs/s, %.2f ms CPU per job", Double(jobs) / medianWall, medianCPU / Double(jobs) * 1_000)
-            ))
+        var results = try Self.measure(systems, runs: runs, workload: "\(jobs) trivial jobs -j2") { wall, cpu in
+            String(format: "%.0f jobs/s, %.2f ms CPU per job", Double(jobs) / wall, cpu / Double(jobs) * 1_000)
         }
         if parallel == nil {
             results.append(Measurement(suite: "run", workload: "\(jobs) trivial jobs -j2", system: "GNU parallel", unit: "wall", samples: [], note: "not installed and could not be installed (apt-get install parallel)"))
@@ -51,14 +38,8 @@ struct RunSuite {
         if let workersRun { starts.append(("workers-run", "\(workersRun) true ::: 1")) }
         // The floor: the shell that times each command, starting the job alone.
         starts.append(("/bin/true alone (floor)", "/bin/true"))
-        if let parallel { starts.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite true ::: 1")) }
-        var startSamples: [String: [Double]] = [:]
-        for _ in 0..<(runs * 4) {
-            for (name, command) in starts { startSamples[name, default: []].append(try Self.time(command).0) }
-        }
-        for (name, _) in starts {
-            results.append(Measurement(suite: "run", workload: "start of one job", system: name, unit: "wall", samples: startSamples[name] ?? []))
-        }
+        if let parallel, let gnu { starts.append((gnu, "\(parallel) --will-cite true ::: 1")) }
+        results += try Self.measure(starts, runs: runs * 4, workload: "start of one job")
         // --pipe: about 100 MB of lines cut into 1 MiB blocks, each counted by `wc -l`.
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("workers-bench-pipe-\(getpid()).txt").path
         defer { unlink(file) }
@@ -68,28 +49,36 @@ struct RunSuite {
         let megabytes = Double(size.st_size) / 1_000_000
         progress(String(format: "--pipe: %.0f MB of lines in 1 MiB blocks to wc -l × %d runs", megabytes, runs))
         var pipes: [(String, String)] = [(Self.ours, "\(workers) run --pipe --block 1M -j2 wc -l < \(file)")]
-        if let parallel { pipes.append(("GNU parallel \(Self.parallelVersion(parallel))", "\(parallel) --will-cite --pipe --block 1M -j2 wc -l < \(file)")) }
-        let pipeParts: [(String, String)] = [(Self.ours, "\(workers) run --pipe-part -a \(file) --block 1M -j2 wc -l")]
-            + (parallel.map { [("GNU parallel \(Self.parallelVersion($0))", "\($0) --will-cite --pipe-part -a \(file) --block 1M -j2 wc -l")] } ?? [])
-        var pipeSamples: [String: [Double]] = [:]
-        for _ in 0..<runs {
-            for (name, command) in pipes { pipeSamples[name, default: []].append(try Self.time(command).0) }
+        var pipeParts: [(String, String)] = [(Self.ours, "\(workers) run --pipe-part -a \(file) --block 1M -j2 wc -l")]
+        if let parallel, let gnu {
+            pipes.append((gnu, "\(parallel) --will-cite --pipe --block 1M -j2 wc -l < \(file)"))
+            pipeParts.append((gnu, "\(parallel) --will-cite --pipe-part -a \(file) --block 1M -j2 wc -l"))
         }
-        for (name, _) in pipes {
-            let samples = pipeSamples[name] ?? []
-            results.append(Measurement(suite: "run", workload: "--pipe 1M blocks", system: name, unit: "wall", samples: samples,
-                                       note: String(format: "%.0f MB/s", megabytes / median(samples))))
-        }
-        var partSamples: [String: [Double]] = [:]
-        for _ in 0..<runs {
-            for (name, command) in pipeParts { partSamples[name, default: []].append(try Self.time(command).0) }
-        }
-        for (name, _) in pipeParts {
-            let samples = partSamples[name] ?? []
-            results.append(Measurement(suite: "run", workload: "--pipe-part 1M blocks", system: name, unit: "wall", samples: samples,
-                                       note: String(format: "%.0f MB/s", megabytes / median(samples))))
-        }
+        let throughput = { (wall: Double, _: Double) in String(format: "%.0f MB/s", megabytes / wall) }
+        results += try Self.measure(pipes, runs: runs, workload: "--pipe 1M blocks", note: throughput)
+        results += try Self.measure(pipeParts, runs: runs, workload: "--pipe-part 1M blocks", note: throughput)
         return results
+    }
+
+    /// Each system's command timed `runs` times, the systems interleaved run by run (so a busy
+    /// moment of the machine falls on all of them); one measurement each, its note from the
+    /// median wall and CPU seconds.
+    static func measure(_ systems: [(String, String)], runs: Int, workload: String,
+                        note: ((_ wall: Double, _ cpu: Double) -> String)? = nil) throws -> [Measurement] {
+        var wall: [String: [Double]] = [:]
+        var cpu: [String: [Double]] = [:]
+        for _ in 0..<runs {
+            for (name, command) in systems {
+                let (seconds, cpuSeconds) = try time(command)
+                wall[name, default: []].append(seconds)
+                cpu[name, default: []].append(cpuSeconds)
+            }
+        }
+        return systems.map { name, _ in
+            let samples = wall[name] ?? []
+            return Measurement(suite: "run", workload: workload, system: name, unit: "wall", samples: samples,
+                               note: note?(median(samples), median(cpu[name] ?? [])))
+        }
     }
 
     /// Wall seconds and children's CPU seconds of `/bin/sh -c command`, its output discarded.
