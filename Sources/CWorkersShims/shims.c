@@ -288,3 +288,16 @@ pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const 
     close(null_fd);
     return pid;
 }
+
+#include <sys/eventfd.h>
+
+int cworkers_eventfd(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
+int cworkers_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
+    return 0;
+}

@@ -20,9 +20,13 @@ import WorkersWire
 /// await pool.shutdown()
 /// ```
 ///
-/// Each worker is served by a thread of the driver that sends it one batch at a time and waits for
-/// the answer. A worker that dies, times out or breaks the protocol fails only the batch it held,
-/// and is replaced before the next one: there is no broken-pool state.
+/// Each worker slot has one thread in the driver that owns its worker process: it reads the
+/// answers, exchanges heartbeats, watches time-outs and the memory limit, and replaces a worker
+/// that is lost. A caller that finds a worker idle writes its batch to it directly. A worker that
+/// dies, times out, falls silent or breaks the protocol costs only the batch it held (or a retry),
+/// and is replaced at once: there is no broken-pool state. The pool's lifecycle, each worker's and
+/// each batch's are one pure state machine, so a cancellation that arrives late is a no-op, never
+/// a kill of someone else's batch.
 public final class ProcessPool: Sendable {
     /// What ``shutdown(_:)`` does with queued jobs.
     public enum ShutdownMode: Hashable, Sendable {
@@ -47,7 +51,7 @@ public final class ProcessPool: Sendable {
         public var restarts: Int
     }
 
-    let state: PoolState
+    let state: Supervisor
     /// The number of workers.
     public let workers: Int
 
@@ -65,6 +69,9 @@ public final class ProcessPool: Sendable {
     ///     allocation can overshoot by what it allocates in that time. Default: no limit. (Resident
     ///     memory rather than `RLIMIT_AS`: address-space limits also break programs that reserve much
     ///     and use little, as sanitizers and some allocators do.)
+    ///   - heartbeat: how often the pool and its workers send each other heartbeats, and how long
+    ///     a silent worker (stopped, hung) is given before it is killed and its batch retried or
+    ///     failed with `.workerLost`; default ``Heartbeat/standard`` (1 s, lost after 10 s).
     ///   - logger: where the pool logs worker starts and crashes.
     ///   - metricsFactory: reports swift-metrics when set: `<label>.busy`, `.queue_depth`, `.jobs`,
     ///     `.batch_duration` and `.worker_exits` (by `reason`). Default `nil`: no metrics.
@@ -80,6 +87,7 @@ public final class ProcessPool: Sendable {
         maxJobsPerWorker: Int? = nil,
         retry: RetryPolicy = .none,
         memoryLimit: Int? = nil,
+        heartbeat: Heartbeat = .standard,
         logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() }),
         metricsFactory: (any MetricsFactory)? = nil,
         metricsLabel: String = "workers.processpool"
@@ -90,9 +98,13 @@ public final class ProcessPool: Sendable {
         cworkers_ignore_sigpipe()
         let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         self.workers = workers
-        state = PoolState(
-            executable: path, jobNames: jobs.map { $0.name }, workers: workers,
-            maxJobsPerWorker: maxJobsPerWorker, retry: retry, memoryLimit: memoryLimit, logger: logger,
+        state = Supervisor(
+            workers: workers,
+            configuration: Supervisor.Configuration(
+                jobNames: jobs.map { $0.name }, heartbeat: heartbeat, memoryLimit: memoryLimit,
+                spinNanoseconds: WorkerProcess.spinNanoseconds
+            ),
+            launcher: ChildProcessLauncher(executable: path), retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger,
             metrics: metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
         )
         try await state.start()
@@ -112,8 +124,8 @@ public final class ProcessPool: Sendable {
     /// A queued job is dropped at once; a running one is stopped by killing its worker, which is
     /// replaced. Either way the caller gets `CancellationError`.
     public func run<J: Job>(_ job: J.Type, _ input: J.Input, timeout: Duration? = nil) async throws -> J.Output {
-        let bytes = try WireEncoder().encode([input])
-        let answer = try await state.submit(jobName: J.name, inputs: bytes, count: 1, firstIndex: nil, timeout: timeout)
+        let request = try BatchRequest(jobName: J.name, inputs: WireEncoder().encode([input]), count: 1, firstIndex: nil, timeout: timeout)
+        let answer = try await state.submit(request)
         guard let output = try WireDecoder().decode([J.Output].self, from: answer.outputs).first else {
             throw ProcessPoolError(.protocolViolation("no output"), jobName: J.name)
         }
@@ -168,11 +180,10 @@ public final class ProcessPool: Sendable {
                 guard !chunk.isEmpty else { return false }
                 let start = firstIndex
                 let count = chunk.count
-                let encoded = try WireEncoder().encode(chunk)
-                let limit = timeout.map { $0 * count }
+                let request = try BatchRequest(jobName: J.name, inputs: WireEncoder().encode(chunk), count: count, firstIndex: start, timeout: timeout.map { $0 * count })
                 firstIndex += count
                 group.addTask {
-                    let answer = try await state.submit(jobName: J.name, inputs: encoded, count: count, firstIndex: start, timeout: limit)
+                    let answer = try await state.submit(request)
                     return (start, try WireDecoder().decode([J.Output].self, from: answer.outputs), answer.nanoseconds)
                 }
                 return true

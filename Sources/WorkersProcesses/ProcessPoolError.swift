@@ -19,6 +19,9 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         case unknownJob
         /// A worker could not be started.
         case spawnFailed(errno: Int32)
+        /// The worker fell silent: no frame, not even a heartbeat, for the pool's
+        /// ``Heartbeat/lostAfter`` (a stopped or hung process, or later a cut link). It was killed.
+        case workerLost
     }
 
     /// What went wrong.
@@ -48,6 +51,7 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         case .jobFailed(let type, let message): text = "ProcessPoolError.jobFailed: \(type): \(message)"
         case .unknownJob: text = "ProcessPoolError.unknownJob: the worker does not know the job"
         case .spawnFailed(let errno): text = "ProcessPoolError.spawnFailed: errno \(errno)"
+        case .workerLost: text = "ProcessPoolError.workerLost: the worker sent no heartbeat within the pool's lostAfter"
         }
         if let jobName { text += " (job \(jobName))" }
         if let inputIndex { text += " (input \(inputIndex))" }

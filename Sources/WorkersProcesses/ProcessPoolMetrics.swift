@@ -7,7 +7,7 @@ import CoreMetrics
 /// - `<label>.jobs` (counter): inputs answered.
 /// - `<label>.batch_duration` (timer): from sending a batch to reading its answer.
 /// - `<label>.worker_exits` (counter, dimension `reason`: `crashed`, `timed_out`,
-///   `resource_limit`, `protocol_violation`, `cancelled`, `recycled`): workers replaced.
+///   `resource_limit`, `protocol_violation`, `lost`, `cancelled`, `recycled`): workers replaced.
 final class ProcessPoolMetrics: Sendable {
     private let label: String
     private let factory: any MetricsFactory
@@ -49,6 +49,7 @@ extension ProcessPoolError.Code {
         case .timedOut: "timed_out"
         case .resourceLimit: "resource_limit"
         case .protocolViolation: "protocol_violation"
+        case .workerLost: "lost"
         default: "other"
         }
     }

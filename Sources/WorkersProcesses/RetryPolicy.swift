@@ -1,7 +1,8 @@
 /// Whether a batch whose worker was lost is run again on a fresh worker.
 ///
 /// A job that *throws* has answered and is never retried: only a worker that died under the batch
-/// (a trap, an exit, a kill, garbage on the wire) and, if asked, a time-out count.
+/// (a trap, an exit, a kill, garbage on the wire), one that fell silent (`.workerLost`) and, if
+/// asked, a time-out count.
 public struct RetryPolicy: Hashable, Sendable {
     /// Most attempts per batch, the first included; 1 means no retry.
     public var maxAttempts: Int
@@ -26,7 +27,7 @@ public struct RetryPolicy: Hashable, Sendable {
     func retries(after attempt: Int, _ code: ProcessPoolError.Code) -> Bool {
         guard attempt < maxAttempts else { return false }
         switch code {
-        case .workerCrashed, .protocolViolation: return true
+        case .workerCrashed, .protocolViolation, .workerLost: return true
         case .timedOut: return retriesTimeouts
         case .shutDown, .jobFailed, .unknownJob, .spawnFailed, .resourceLimit: return false
         }

@@ -49,7 +49,9 @@ public enum WorkerProcess {
         exit(status)
     }
 
-    /// The worker loop; returns the exit status.
+    /// The worker loop; returns the exit status: 0 after goodbye or when the driver closed the
+    /// channel, 70–77 for a broken start or channel (77: the driver was silent for the agreed
+    /// `lostAfter` while this worker waited for work).
     static func serve(workerID: Int, jobs: [any Job.Type]) async -> Int32 {
         _ = cworkers_set_parent_death_signal(SIGKILL)
         if let parent = getenv(parentVariable).flatMap({ Int32(String(cString: $0)) }), getppid() != parent {
@@ -61,39 +63,68 @@ public enum WorkerProcess {
             let runner = makeRunner(job)
             runners[runner.name] = runner
         }
-        var channel = FrameChannel(readFD: 3, writeFD: 4, maxFrameSize: WireProtocol.defaultMaxFrameSize)
-        guard case .frame(let first) = channel.read(), first.kind == .hello, let hello = try? first.decode(Hello.self) else {
+        var channel = FrameReader(readFD: 3, maxFrameSize: WireProtocol.defaultMaxFrameSize)
+        let writer = FrameWriter(descriptor: 4)
+        guard case .frame(let first) = channel.read(deadline: monotonicNanoseconds() + 30_000_000_000), first.kind == .hello,
+              let hello = try? first.decode(Hello.self) else {
             complain("no hello from the driver: errno \(errno)")
             return 71
         }
         switch Handshake.answer(hello, jobNames: runners.keys.sorted(), processID: getpid()) {
         case .failure(let error):
-            _ = channel.write(Frame(kind: .reject, payload: Array(error.description.utf8)))
+            _ = writer.write(Frame(kind: .reject, payload: Array(error.description.utf8)))
             return 72
         case .success(let welcome):
-            guard let frame = try? Frame(kind: .welcome, message: welcome), channel.write(frame) else {
+            guard let frame = try? Frame(kind: .welcome, message: welcome), writer.write(frame) else {
                 complain("could not send the handshake's welcome: errno \(errno)")
                 return 73
             }
         }
+        if hello.heartbeatMilliseconds > 0 {
+            // From a thread of its own, so a long job (even one that never yields) keeps them going.
+            let interval = UInt64(hello.heartbeatMilliseconds) * 1_000_000
+            Thread.detachNewThread { sendHeartbeats(every: interval, to: writer) }
+        }
+        let lostAfter = UInt64(max(0, hello.lostAfterMilliseconds)) * 1_000_000
         while true {
-            switch channel.read(spin: WorkerProcess.spinNanoseconds) {
+            let deadline = lostAfter > 0 ? monotonicNanoseconds() + lostAfter : nil
+            switch channel.read(deadline: deadline, spin: WorkerProcess.spinNanoseconds) {
             case .endOfFile:
                 return 0
-            case .timedOut, .violation:
+            case .timedOut:
+                complain("the driver sent nothing for \(hello.lostAfterMilliseconds) ms; giving it up")
+                return 77
+            case .violation:
                 return 74
             case .frame(let frame):
                 switch frame.kind {
                 case .goodbye:
                     return 0
+                case .heartbeat:
+                    continue
                 case .submit:
                     guard let submit = try? frame.decode(Submit.self) else { return 75 }
                     let reply = await run(submit, runners: runners, requestID: frame.requestID)
-                    guard channel.write(reply) else { return 0 }
+                    guard writer.write(reply) else { return 0 }
                 default:
                     return 76
                 }
             }
+        }
+    }
+
+    /// The heartbeat thread's loop: a heartbeat every `interval` until the process exits.
+    private static func sendHeartbeats(every interval: UInt64, to writer: FrameWriter) {
+        _ = cworkers_set_thread_name("workers-heartbeat")
+        let beat = Frame(kind: .heartbeat)
+        var next = monotonicNanoseconds() + interval
+        while true {
+            var request = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
+            while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &request, nil) == EINTR {}
+            guard writer.write(beat) else { return }  // the driver is gone; the main loop sees it too
+            next += interval
+            let now = monotonicNanoseconds()
+            if next < now { next = now + interval }  // we were not scheduled for a while: no burst
         }
     }
 
@@ -124,6 +155,34 @@ public enum WorkerProcess {
     static func complain(_ message: String) {
         let line = "workers: worker \(workerID ?? -1) (pid \(getpid())): \(message)\n"
         _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+}
+
+/// Writes whole frames to a blocking descriptor, one writer at a time: the worker's main loop
+/// (answers) and its heartbeat thread share it.
+final class FrameWriter: @unchecked Sendable {  // @unchecked: writes are serialised by `lock`.
+    let descriptor: Int32
+    private let lock = PthreadLock()
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Writes `frame` whole. Returns `false` if the peer has gone (EPIPE, or any write error).
+    func write(_ frame: Frame) -> Bool {
+        guard let bytes = try? frame.encoded() else { return false }
+        return lock.withLock { writeFully(bytes) }
+    }
+
+    private func writeFully(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
     }
 }
 

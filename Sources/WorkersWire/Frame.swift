@@ -20,6 +20,10 @@ public struct Frame: Hashable, Sendable {
         case failure = 6
         /// Driver → worker: no more work; exit after the current batch.
         case goodbye = 7
+        /// Either way, every agreed interval (``Hello/heartbeatMilliseconds``), busy or idle: the
+        /// sender is alive. Empty payload, request id 0. A peer silent for ``Hello/lostAfterMilliseconds``
+        /// is lost. (Protocol version 2.)
+        case heartbeat = 8
     }
 
     /// The size of the fixed part after the length prefix: kind and request id.
@@ -65,8 +69,9 @@ public struct Frame: Hashable, Sendable {
 
 /// Constants both sides agree on.
 public enum WireProtocol {
-    /// This build's protocol version; the handshake refuses any other.
-    public static let version: UInt16 = 1
+    /// This build's protocol version; the handshake refuses any other. Version 2 added
+    /// heartbeats (``Frame/Kind/heartbeat``, agreed in ``Hello`` and ``Welcome``).
+    public static let version: UInt16 = 2
     /// The default largest frame, on both sides: 64 MiB.
     public static let defaultMaxFrameSize = 64 << 20
 }

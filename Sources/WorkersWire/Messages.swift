@@ -1,4 +1,5 @@
-/// Driver → worker, first frame: who the worker is and what it will be asked to run.
+/// Driver → worker, first frame: who the worker is, what it will be asked to run, and how often
+/// each side proves it is alive.
 public struct Hello: Codable, Hashable, Sendable {
     /// The driver's ``WireProtocol/version``.
     public var protocolVersion: UInt16
@@ -8,13 +9,35 @@ public struct Hello: Codable, Hashable, Sendable {
     public var jobNames: [String]
     /// The largest frame either side may send.
     public var maxFrameSize: Int
+    /// How often each side sends a ``Frame/Kind/heartbeat``, in milliseconds; 0: never.
+    public var heartbeatMilliseconds: Int
+    /// How long a silent peer is given before it counts as lost, in milliseconds; 0: forever.
+    public var lostAfterMilliseconds: Int
 
     /// Creates a hello for this build's protocol version.
-    public init(workerID: Int, jobNames: [String], maxFrameSize: Int = WireProtocol.defaultMaxFrameSize) {
+    public init(workerID: Int, jobNames: [String], maxFrameSize: Int = WireProtocol.defaultMaxFrameSize, heartbeatMilliseconds: Int = 0, lostAfterMilliseconds: Int = 0) {
         self.protocolVersion = WireProtocol.version
         self.workerID = workerID
         self.jobNames = jobNames
         self.maxFrameSize = maxFrameSize
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.lostAfterMilliseconds = lostAfterMilliseconds
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case protocolVersion, workerID, jobNames, maxFrameSize, heartbeatMilliseconds, lostAfterMilliseconds
+    }
+
+    /// Decodes the version first and every later field leniently, so a hello from another
+    /// version still decodes and the handshake can refuse it with both versions in the error.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        protocolVersion = try container.decode(UInt16.self, forKey: .protocolVersion)
+        workerID = try container.decodeIfPresent(Int.self, forKey: .workerID) ?? -1
+        jobNames = try container.decodeIfPresent([String].self, forKey: .jobNames) ?? []
+        maxFrameSize = try container.decodeIfPresent(Int.self, forKey: .maxFrameSize) ?? WireProtocol.defaultMaxFrameSize
+        heartbeatMilliseconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatMilliseconds) ?? 0
+        lostAfterMilliseconds = try container.decodeIfPresent(Int.self, forKey: .lostAfterMilliseconds) ?? 0
     }
 }
 
@@ -28,13 +51,34 @@ public struct Welcome: Codable, Hashable, Sendable {
     public var processID: Int32
     /// Every job the worker can run.
     public var jobNames: [String]
+    /// The heartbeat interval the worker agreed to, in milliseconds (the hello's).
+    public var heartbeatMilliseconds: Int
+    /// The silence after which the worker gives the driver up, in milliseconds (the hello's).
+    public var lostAfterMilliseconds: Int
 
     /// Creates a welcome for this build's protocol version.
-    public init(workerID: Int, processID: Int32, jobNames: [String]) {
+    public init(workerID: Int, processID: Int32, jobNames: [String], heartbeatMilliseconds: Int = 0, lostAfterMilliseconds: Int = 0) {
         self.protocolVersion = WireProtocol.version
         self.workerID = workerID
         self.processID = processID
         self.jobNames = jobNames
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.lostAfterMilliseconds = lostAfterMilliseconds
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case protocolVersion, workerID, processID, jobNames, heartbeatMilliseconds, lostAfterMilliseconds
+    }
+
+    /// Decodes the version first and every later field leniently, as ``Hello`` does.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        protocolVersion = try container.decode(UInt16.self, forKey: .protocolVersion)
+        workerID = try container.decodeIfPresent(Int.self, forKey: .workerID) ?? -1
+        processID = try container.decodeIfPresent(Int32.self, forKey: .processID) ?? 0
+        jobNames = try container.decodeIfPresent([String].self, forKey: .jobNames) ?? []
+        heartbeatMilliseconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatMilliseconds) ?? 0
+        lostAfterMilliseconds = try container.decodeIfPresent(Int.self, forKey: .lostAfterMilliseconds) ?? 0
     }
 }
 
@@ -127,13 +171,23 @@ public enum Handshake {
         let known = Set(jobNames)
         let missing = hello.jobNames.filter { !known.contains($0) }
         guard missing.isEmpty else { return .failure(WireError(.unknownJobs(missing))) }
-        return .success(Welcome(workerID: hello.workerID, processID: processID, jobNames: jobNames))
+        return .success(Welcome(
+            workerID: hello.workerID, processID: processID, jobNames: jobNames,
+            heartbeatMilliseconds: hello.heartbeatMilliseconds, lostAfterMilliseconds: hello.lostAfterMilliseconds
+        ))
     }
 
-    /// The driver's check of a worker's welcome against the jobs it needs.
-    public static func check(_ welcome: Welcome, needs jobNames: [String]) -> Result<Welcome, WireError> {
+    /// The driver's check of a worker's welcome against the jobs it needs and the heartbeats it
+    /// proposed in `hello`.
+    public static func check(_ welcome: Welcome, needs jobNames: [String], hello: Hello? = nil) -> Result<Welcome, WireError> {
         guard welcome.protocolVersion == WireProtocol.version else {
             return .failure(WireError(.versionMismatch(local: WireProtocol.version, remote: welcome.protocolVersion)))
+        }
+        if let hello, welcome.heartbeatMilliseconds != hello.heartbeatMilliseconds || welcome.lostAfterMilliseconds != hello.lostAfterMilliseconds {
+            return .failure(WireError(
+                .malformedPayload,
+                "the worker agreed to heartbeats every \(welcome.heartbeatMilliseconds) ms, lost after \(welcome.lostAfterMilliseconds) ms; the driver asked for \(hello.heartbeatMilliseconds) and \(hello.lostAfterMilliseconds)"
+            ))
         }
         let known = Set(welcome.jobNames)
         let missing = jobNames.filter { !known.contains($0) }

@@ -229,7 +229,9 @@ func untilBusy(_ pool: ProcessPool) async {
         await #expect(throws: ProcessPoolError(.workerCrashed(signal: nil, exitCode: 4), jobName: "exit")) {
             try await pool.run(ExitNow.self, 4)
         }
-        #expect(pool.workerInfo[0].restarts == 2)  // three attempts, each on a fresh worker but the first
+        // Three attempts, each on a fresh worker but the first; the third crash's replacement
+        // starts at once and may not have shaken hands yet.
+        #expect((2...3).contains(pool.workerInfo[0].restarts))
         await #expect(throws: ProcessPoolError.self) { try await pool.run(Fail.self, -1) }
         #expect(pool.workerInfo[0].restarts == 3)  // the replacement for the third crash; none for the throw
         await pool.shutdown()

@@ -135,19 +135,44 @@ func isGone(_ pid: Int32) -> Bool {
         }
         // The exchange blocks (a spawn, a read with a deadline): it runs on a thread of its own.
         let outcome: (written: Int, closed: Bool, signal: Int32?, exitCode: Int32?) = try await onOwnThread {
-            let handle = try WorkerHandle.start(executable: workerExecutable, id: 0, jobNames: TestJobs.all.map { $0.name }, maxFrameSize: 1 << 20).get()
-            let written = bytes.withUnsafeBytes { write(handle.channel.writeFD, $0.baseAddress, $0.count) }
-            guard case .endOfFile = handle.channel.read(deadline: monotonicNanoseconds() + 10_000_000_000) else {
-                handle.kill()
+            let (link, _) = try startedWorker()
+            let written = bytes.withUnsafeBytes { write(link.outputDescriptor, $0.baseAddress, $0.count) }
+            guard waitForEndOfStream(link.inputDescriptor, seconds: 10) else {
+                link.terminate()
                 return (written, false, nil, nil)
             }
-            let status = handle.reap()
-            return (written, true, status.signal, status.exitCode)
+            guard case .workerCrashed(let signal, let exitCode) = link.reap() else { return (written, true, nil, nil) }
+            return (written, true, signal, exitCode)
         }
         #expect(outcome.written == bytes.count)
         #expect(outcome.closed, "the worker did not close its channel within 10 s")
         #expect(outcome.signal == nil)
         #expect(outcome.exitCode == expected)
+    }
+}
+
+/// A test worker process started and shaken hands with, as a pool's slot would.
+func startedWorker(heartbeat: Heartbeat = .standard) throws -> (any WorkerLink, FrameDecoder) {
+    let link = try ChildProcessLauncher(executable: workerExecutable).launch(slot: 0)
+    var decoder = FrameDecoder(maxFrameSize: 1 << 20)
+    let hello = Hello(
+        workerID: 0, jobNames: TestJobs.all.map { $0.name }, maxFrameSize: 1 << 20,
+        heartbeatMilliseconds: heartbeat.intervalMilliseconds, lostAfterMilliseconds: heartbeat.lostAfterMilliseconds
+    )
+    try LinkHandshake.run(link, hello: hello, decoder: &decoder, timeout: .seconds(30))
+    return (link, decoder)
+}
+
+/// Reads and drops what comes on non-blocking `descriptor` until it ends; `false` after `seconds`.
+func waitForEndOfStream(_ descriptor: Int32, seconds: Int) -> Bool {
+    var decoder = FrameDecoder()
+    let deadline = monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000
+    while true {
+        switch LinkHandshake.read(descriptor, into: &decoder, until: deadline) {
+        case .endOfStream: return true
+        case .timedOut: return false
+        case .frame, .violation: continue
+        }
     }
 }
 

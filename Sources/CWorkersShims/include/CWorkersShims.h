@@ -75,4 +75,11 @@ int cworkers_named_temp_file(char *path_template, int suffix_length);
 /// pid (not to be waited for: the job outlives us), or -errno.
 pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const envp[], int held_fd);
 
+/// A non-blocking, close-on-exec eventfd (a counter a thread blocked in poll can be woken by).
+/// Returns the descriptor, or -errno.
+int cworkers_eventfd(void);
+
+/// Sets O_NONBLOCK on `fd`. Returns 0 or -errno.
+int cworkers_set_nonblocking(int fd);
+
 #endif

@@ -4,8 +4,9 @@ import Glibc
 import WorkersCore
 import WorkersWire
 
-/// Blocking frame I/O on a pair of file descriptors, with an optional deadline on reads.
-struct FrameChannel {
+/// Blocking frame reads from a file descriptor, with an optional deadline: the worker's side of
+/// its channel (writes go through ``FrameWriter``).
+struct FrameReader {
     enum ReadOutcome {
         case frame(Frame)
         case endOfFile
@@ -14,31 +15,14 @@ struct FrameChannel {
     }
 
     let readFD: Int32
-    let writeFD: Int32
     let maxFrameSize: Int
     private var decoder: FrameDecoder
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(readFD: Int32, writeFD: Int32, maxFrameSize: Int) {
+    init(readFD: Int32, maxFrameSize: Int) {
         self.readFD = readFD
-        self.writeFD = writeFD
         self.maxFrameSize = maxFrameSize
         decoder = FrameDecoder(maxFrameSize: maxFrameSize)
-    }
-
-    /// Writes a whole frame. Returns `false` if the peer has gone (EPIPE, or any write error).
-    func write(_ frame: Frame) -> Bool {
-        guard let bytes = try? frame.encoded(maxFrameSize: maxFrameSize) else { return false }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(writeFD, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += written
-        }
-        return true
     }
 
     /// Reads the next frame, waiting at most until `deadline` (monotonic nanoseconds) when set.

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import Foundation
+import WorkersCore
+import WorkersWire
+
+/// Starts workers as child processes of this one, running `executable` with the channel on its
+/// fds 3 (from the driver) and 4 (to the driver): the local placement.
+struct ChildProcessLauncher: WorkerLauncher {
+    let executable: String
+
+    func launch(slot: Int) throws(ProcessPoolError) -> any WorkerLink {
+        var toWorker: [Int32] = [0, 0]
+        var fromWorker: [Int32] = [0, 0]
+        let toRC = toWorker.withUnsafeMutableBufferPointer { cworkers_pipe_cloexec($0.baseAddress!) }
+        guard toRC == 0 else { throw ProcessPoolError(.spawnFailed(errno: -toRC)) }
+        let fromRC = fromWorker.withUnsafeMutableBufferPointer { cworkers_pipe_cloexec($0.baseAddress!) }
+        guard fromRC == 0 else {
+            close(toWorker[0]); close(toWorker[1])
+            throw ProcessPoolError(.spawnFailed(errno: -fromRC))
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment[WorkerProcess.idVariable] = String(slot)
+        environment[WorkerProcess.parentVariable] = String(getpid())
+        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+        let pid = withCStrings([executable]) { argv in
+            withCStrings(environment.map { "\($0.key)=\($0.value)" }) { envp in
+                cworkers_spawn_worker(executable, argv, envp, toWorker[0], fromWorker[1])
+            }
+        }
+        close(toWorker[0])
+        close(fromWorker[1])
+        guard pid > 0 else {
+            close(toWorker[1]); close(fromWorker[0])
+            throw ProcessPoolError(.spawnFailed(errno: -pid))
+        }
+        return ChildProcessLink(pid: pid, inputDescriptor: fromWorker[0], outputDescriptor: toWorker[1])
+    }
+}
+
+/// A worker that is a child process of this one, over a pair of pipes. Its process group is its
+/// own, so ending it ends whatever it started too.
+final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: released once, by the slot's thread.
+    let pid: pid_t
+    let inputDescriptor: Int32
+    let outputDescriptor: Int32
+    private var released = false
+
+    init(pid: pid_t, inputDescriptor: Int32, outputDescriptor: Int32) {
+        self.pid = pid
+        self.inputDescriptor = inputDescriptor
+        self.outputDescriptor = outputDescriptor
+    }
+
+    deinit {
+        if !released { terminate() }
+    }
+
+    var processID: Int32? { pid }
+
+    func residentBytes() -> Int? { WorkersProcesses.residentBytes(of: pid) }
+
+    func reap() -> ProcessPoolError.Code {
+        release()
+    }
+
+    @discardableResult
+    func terminate() -> ProcessPoolError.Code {
+        kill(-pid, SIGKILL)  // the group id is still ours: the worker is not reaped yet
+        return release()
+    }
+
+    func stop(grace: Duration) {
+        let goodbye = Frame(kind: .goodbye).encodedHeaderOnly
+        _ = goodbye.withUnsafeBytes { write(outputDescriptor, $0.baseAddress, $0.count) }
+        // The worker exits on goodbye; its end of the channel closing is the signal to reap it.
+        if !waitForEndOfStream(until: monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)) {
+            kill(-pid, SIGTERM)
+            if !waitForEndOfStream(until: monotonicNanoseconds() + 100_000_000) { kill(-pid, SIGKILL) }
+        }
+        _ = release()
+    }
+
+    /// Reads and drops what the worker still sends until it closes its end, or `deadline` passes.
+    private func waitForEndOfStream(until deadline: UInt64) -> Bool {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var descriptor = pollfd(fd: inputDescriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+            if ready < 0, errno != EINTR { return false }
+            guard ready > 0 else { continue }
+            let count = scratch.withUnsafeMutableBytes { read(inputDescriptor, $0.baseAddress, $0.count) }
+            if count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN) { return true }
+        }
+    }
+
+    /// Reaps the worker and closes the channel. Anything the worker left running in its process
+    /// group is killed while the worker is still a zombie: the group id cannot have been reused
+    /// by then, so the signal reaches only ours.
+    private func release() -> ProcessPoolError.Code {
+        released = true
+        _ = cworkers_wait_exited_keep_zombie(pid)
+        kill(-pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        close(inputDescriptor)
+        close(outputDescriptor)
+        return ExitStatus(status).crashCode
+    }
+}
+
+/// How a worker process ended.
+struct ExitStatus {
+    var signal: Int32?
+    var exitCode: Int32?
+
+    init(_ status: Int32) {
+        if status & 0x7F == 0 {
+            exitCode = (status >> 8) & 0xFF
+        } else {
+            signal = status & 0x7F
+        }
+    }
+
+    var crashCode: ProcessPoolError.Code { .workerCrashed(signal: signal, exitCode: exitCode) }
+}
+
+extension Frame {
+    /// The wire form of a frame with an empty payload (goodbye, heartbeat): 13 bytes.
+    var encodedHeaderOnly: [UInt8] {
+        var bytes: [UInt8] = [0, 0, 0, UInt8(Frame.headerSize), kind.rawValue]
+        withUnsafeBytes(of: requestID.bigEndian) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+}
+
+/// The resident set size of process `pid`, from /proc/PID/statm, or `nil` if it cannot be read.
+func residentBytes(of pid: pid_t) -> Int? {
+    guard let text = CPUCount.readSmallFile("/proc/\(pid)/statm") else { return nil }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

@@ -1,0 +1,333 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import Logging
+import WorkersCore
+import WorkersWire
+
+/// The life of one worker slot's thread: it starts the slot's worker processes (so their
+/// parent-death signal is tied to a thread that lives as long as they do), reads their answers,
+/// sends heartbeats, watches time-outs, the memory limit and the worker's heartbeats, carries out
+/// kills after confirming the attempt, and replaces a lost worker.
+///
+/// It blocks in one `poll` over the link's input, its output while a write is pending, and the
+/// slot's wake-up descriptor. After each answer it polls without sleeping for a moment
+/// (``Supervisor/Configuration/spinNanoseconds``), since the next answer often follows soon.
+struct SlotLoop {
+    typealias Machine = Supervisor.Machine
+
+    let supervisor: Supervisor
+    let slot: WorkerSlot
+    private var link: (any WorkerLink)?
+    private var generation: UInt64 = 0
+    private var decoder: FrameDecoder
+    private var lastReceived: UInt64 = 0
+    private var nextHeartbeat: UInt64 = 0
+    private var spinUntil: UInt64 = 0
+    private var finished = false
+    private var firstStartReported = false
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private let heartbeatFrame = Frame(kind: .heartbeat).encodedHeaderOnly
+    private let interval: UInt64
+    private let lostAfter: UInt64
+
+    init(supervisor: Supervisor, slot: WorkerSlot) {
+        self.supervisor = supervisor
+        self.slot = slot
+        decoder = FrameDecoder(maxFrameSize: supervisor.configuration.maxFrameSize)
+        interval = UInt64(supervisor.configuration.heartbeat.interval.saturatingNanoseconds)
+        lostAfter = UInt64(supervisor.configuration.heartbeat.lostAfter.saturatingNanoseconds)
+    }
+
+    private var index: Int { slot.index }
+    private var logger: Logger { supervisor.logger }
+
+    mutating func run() {
+        _ = cworkers_set_thread_name("workers-slot-\(index)")
+        perform(.start)
+        while !finished {
+            for command in slot.takeCommands() where !finished { handle(command) }
+            if finished { break }
+            guard link != nil else {
+                if supervisor.state(of: index) == .gone { break }
+                waitForWake()
+                continue
+            }
+            waitAndServe()
+        }
+    }
+
+    // MARK: Commands
+
+    private mutating func handle(_ command: WorkerSlot.Command) {
+        switch command {
+        case .start:
+            if link == nil, supervisor.state(of: index) == .starting { perform(.start) }
+        case .stop:
+            if supervisor.state(of: index) == .stopping { perform(.stop) }
+        case .kill(let attempt):
+            guard link != nil, supervisor.confirmKill(index, attempt: attempt) else { return }  // a late cancel: a no-op
+            _ = terminate()
+            lost(.workerCrashed(signal: SIGKILL, exitCode: nil), reason: "cancelled")
+        }
+    }
+
+    /// Carries out what the state machine asked of this thread, and what follows from it.
+    private mutating func perform(_ first: Machine.WorkerCommand) {
+        var command = first
+        while true {
+            switch command {
+            case .none:
+                return
+            case .send(let dispatch):
+                supervisor.send(dispatch, from: index)
+                spinUntil = monotonicNanoseconds() + supervisor.configuration.spinNanoseconds
+                return
+            case .stop:
+                stopLink()
+                supervisor.workerStopped(index)
+                finished = true
+                return
+            case .recycle:
+                stopLink()
+                supervisor.metrics?.workerExited("recycled")
+                command = startWorker()
+            case .start:
+                command = startWorker()
+            }
+        }
+    }
+
+    // MARK: Starting and ending workers
+
+    /// Starts a process and shakes hands; returns what the slot does next.
+    private mutating func startWorker() -> Machine.WorkerCommand {
+        let configuration = supervisor.configuration
+        do throws(ProcessPoolError) {
+            let newLink = try supervisor.launcher.launch(slot: index)
+            var newDecoder = FrameDecoder(maxFrameSize: configuration.maxFrameSize)
+            let hello = Hello(
+                workerID: index, jobNames: configuration.jobNames, maxFrameSize: configuration.maxFrameSize,
+                heartbeatMilliseconds: configuration.heartbeat.intervalMilliseconds,
+                lostAfterMilliseconds: configuration.heartbeat.lostAfterMilliseconds
+            )
+            try LinkHandshake.run(newLink, hello: hello, decoder: &newDecoder, timeout: configuration.handshakeTimeout)
+            generation += 1
+            slot.install(newLink, generation: generation)
+            link = newLink
+            decoder = newDecoder
+            let now = monotonicNanoseconds()
+            lastReceived = now
+            nextHeartbeat = now + interval
+            reportFirstStart(nil)
+            logger.debug("worker started", metadata: ["slot": "\(index)", "pid": "\(newLink.processID.map(String.init) ?? "-")"])
+            return supervisor.workerStarted(index, generation: generation)
+        } catch {
+            logger.error("could not start a worker", metadata: ["slot": "\(index)", "error": "\(error)"])
+            reportFirstStart(error)
+            let (command, gone) = supervisor.workerStartFailed(index, error)
+            if gone { finished = true }
+            return command
+        }
+    }
+
+    private mutating func reportFirstStart(_ failure: ProcessPoolError?) {
+        guard !firstStartReported else { return }
+        firstStartReported = true
+        supervisor.firstStartEnded(failure)
+    }
+
+    /// Tells the worker goodbye and reaps it.
+    private mutating func stopLink() {
+        guard let current = link else { return }
+        slot.detach()
+        link = nil
+        current.stop(grace: supervisor.configuration.grace)
+    }
+
+    /// Kills the worker now and reaps it; returns how it ended.
+    private mutating func terminate() -> ProcessPoolError.Code {
+        guard let current = link else { return .workerLost }
+        if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
+        link = nil
+        return current.terminate()
+    }
+
+    /// The worker is gone (`code` says how): the state machine settles its batch and says whether
+    /// to replace it.
+    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil) {
+        if let current = link {
+            if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
+            link = nil
+            _ = current.terminate()
+        }
+        supervisor.metrics?.workerExited(reason ?? code.metricsReason)
+        logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))"])
+        let command = supervisor.workerLost(index, code)
+        if case .none = command {
+            finished = true
+            return
+        }
+        perform(command)
+    }
+
+    // MARK: Waiting
+
+    private func waitForWake() {
+        var descriptor = pollfd(fd: slot.wakeDescriptor, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, -1)
+        slot.drainWake()
+    }
+
+    /// One round of waiting on the link and the clock, and serving what came.
+    private mutating func waitAndServe() {
+        guard let current = link else { return }
+        let inFlight = slot.currentInFlight
+        var now = monotonicNanoseconds()
+        var wakeAt = nextHeartbeat
+        if lostAfter > 0 { wakeAt = min(wakeAt, lastReceived &+ lostAfter) }
+        if let deadline = inFlight?.deadline { wakeAt = min(wakeAt, deadline) }
+        if inFlight != nil, supervisor.configuration.memoryLimit != nil { wakeAt = min(wakeAt, now + 10_000_000) }
+
+        var descriptors = (
+            pollfd(fd: slot.wakeDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: current.inputDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: slot.hasPendingOutput ? current.outputDescriptor : -1, events: Int16(POLLOUT), revents: 0)
+        )
+        let spinUntil = self.spinUntil
+        withUnsafeMutableBytes(of: &descriptors) { raw in
+            let pointer = raw.baseAddress!.assumingMemoryBound(to: pollfd.self)
+            if spinUntil > now {
+                // Poll without sleeping for a moment: an answer now is read without a wake-up.
+                while poll(pointer, 3, 0) == 0, monotonicNanoseconds() < spinUntil { sched_yield() }
+            }
+            if pointer[0].revents | pointer[1].revents | pointer[2].revents == 0 {
+                let milliseconds = wakeAt > now ? Int32(min((wakeAt - now + 999_999) / 1_000_000, 60_000)) : 0
+                _ = poll(pointer, 3, milliseconds)
+            }
+        }
+        if descriptors.0.revents != 0 { slot.drainWake() }
+        if descriptors.2.revents != 0 { _ = slot.flush() }
+        if descriptors.1.revents != 0 {
+            readInput()
+            guard link != nil else { return }
+        }
+        now = monotonicNanoseconds()
+        checkClock(now: now)
+    }
+
+    /// Reads what the worker sent and serves each complete frame.
+    private mutating func readInput() {
+        guard let current = link else { return }
+        var endOfStream = false
+        var received = false
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(current.inputDescriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                received = true
+                decoder.feed(buffer[0..<count])
+                if count < buffer.count { break }
+            } else if count == 0 {
+                endOfStream = true
+                break
+            } else if errno == EINTR {
+                continue
+            } else {
+                if errno != EAGAIN { endOfStream = true }
+                break
+            }
+        }
+        if received { lastReceived = monotonicNanoseconds() }
+        do {
+            while link != nil, let frame = try decoder.next() { serve(frame) }
+        } catch {
+            violation(error.description)
+            return
+        }
+        if endOfStream, let current = link {
+            if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
+            link = nil
+            lost(current.reap())
+        }
+    }
+
+    private mutating func serve(_ frame: Frame) {
+        switch frame.kind {
+        case .heartbeat:
+            return
+        case .result, .failure:
+            guard let inFlight = slot.takeInFlight(attempt: frame.requestID) else {
+                // Not the attempt running here: superseded, or never sent. Dropped.
+                logger.debug("answer dropped", metadata: ["slot": "\(index)", "request": "\(frame.requestID)"])
+                return
+            }
+            let request = inFlight.request
+            let nanoseconds = monotonicNanoseconds() - inFlight.sentAt
+            let result: Result<BatchAnswer, ProcessPoolError>
+            if frame.kind == .result {
+                guard let outputs = try? frame.decode(Outputs.self), outputs.count == request.count else {
+                    return violation("malformed result")
+                }
+                result = .success(BatchAnswer(outputs: outputs.outputs, nanoseconds: nanoseconds))
+                supervisor.metrics?.batchEnded(answered: request.count, nanoseconds: nanoseconds)
+            } else {
+                guard let failure = try? frame.decode(JobFailure.self) else { return violation("malformed failure") }
+                if failure.errorType == WorkerProcess.unknownJobType {
+                    result = .failure(request.error(.unknownJob))
+                } else {
+                    result = .failure(request.error(.jobFailed(type: failure.errorType, message: failure.message), offset: failure.index))
+                }
+                supervisor.metrics?.batchEnded(answered: nil, nanoseconds: nanoseconds)
+            }
+            switch supervisor.answer(index, attempt: frame.requestID, result) {
+            case .dropped:
+                return
+            case .resolved(let resolution, let next):
+                spinUntil = monotonicNanoseconds() + supervisor.configuration.spinNanoseconds
+                if case .send = next {
+                    perform(next)  // keep the worker busy first
+                    supervisor.resume(resolution)
+                } else {
+                    supervisor.resume(resolution)
+                    perform(next)
+                }
+            }
+        case .hello, .welcome, .reject, .submit, .goodbye:
+            violation("unexpected \(frame.kind) frame")
+        }
+    }
+
+    private mutating func violation(_ detail: String) {
+        _ = terminate()
+        lost(.protocolViolation(detail))
+    }
+
+    /// Heartbeats out; a silent worker, a batch past its deadline, a worker over its memory limit.
+    private mutating func checkClock(now: UInt64) {
+        guard let current = link else { return }
+        if now >= nextHeartbeat {
+            let frame = heartbeatFrame
+            let outcome = frame.withUnsafeBytes { slot.send(header: $0, frame: frame, generation: generation, inFlight: nil) }
+            if case .queued = outcome { slot.wake() }
+            nextHeartbeat = now + interval
+        }
+        if lostAfter > 0, now >= lastReceived &+ lostAfter {
+            logger.warning("worker silent", metadata: ["slot": "\(index)", "pid": "\(current.processID.map(String.init) ?? "-")", "silent_ms": "\((now - lastReceived) / 1_000_000)"])
+            _ = terminate()
+            lost(.workerLost)
+            return
+        }
+        guard let inFlight = slot.currentInFlight else { return }
+        if let deadline = inFlight.deadline, now >= deadline, supervisor.confirmKill(index, attempt: inFlight.attempt) {
+            _ = terminate()
+            lost(.timedOut)
+            return
+        }
+        if let limit = supervisor.configuration.memoryLimit, let resident = current.residentBytes(), resident > limit,
+           supervisor.confirmKill(index, attempt: inFlight.attempt) {
+            _ = terminate()
+            lost(.resourceLimit)
+        }
+    }
+}

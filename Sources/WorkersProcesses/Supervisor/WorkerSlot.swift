@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import WorkersCore
+import WorkersWire
+
+/// What one worker slot shares between its own thread and everyone else: the current link's
+/// outbound side, the batch in flight, and a mailbox with a wake-up descriptor.
+///
+/// Callers write a Submit frame here themselves when the worker is idle (no hop through the
+/// slot's thread); the slot's thread reads the link, keeps the time, and carries out the
+/// commands posted to it. A send names the worker process (`generation`) it is meant for and is
+/// dropped if that process is gone, so a late writer never reaches a replacement.
+final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is guarded by `lock`.
+    /// What another thread asks of the slot's thread.
+    enum Command: Sendable {
+        /// Start a process (the slot was down).
+        case start
+        /// Say goodbye to the (idle) worker and reap it.
+        case stop
+        /// Kill the worker if it still runs `attempt` (a cancellation).
+        case kill(attempt: UInt64)
+    }
+
+    /// The batch the worker runs now, as the slot's thread needs it.
+    struct InFlight: Sendable {
+        var attempt: UInt64
+        var request: BatchRequest
+        /// When it was sent (monotonic nanoseconds).
+        var sentAt: UInt64
+        /// When it times out, if it can.
+        var deadline: UInt64?
+    }
+
+    enum SendOutcome {
+        /// Written whole.
+        case sent
+        /// Partly written or queued behind earlier bytes: the slot's thread must be woken to
+        /// finish it when the descriptor is writable.
+        case queued
+        /// The process it was meant for is gone; nothing was written.
+        case gone
+    }
+
+    let index: Int
+    /// Readable when a command was posted or a write is pending.
+    let wakeDescriptor: Int32
+    private let lock = PthreadLock()
+    private var link: (any WorkerLink)?
+    private var generation: UInt64 = 0
+    private var pending: [UInt8] = []
+    private var pendingOffset = 0
+    private var commands: [Command] = []
+    private var inFlight: InFlight?
+
+    init(index: Int) {
+        self.index = index
+        let descriptor = cworkers_eventfd()
+        precondition(descriptor >= 0, "eventfd failed: errno \(-descriptor)")
+        wakeDescriptor = descriptor
+    }
+
+    deinit { close(wakeDescriptor) }
+
+    /// The live worker's process id, if it has a local one.
+    var processID: Int32? { lock.withLock { link?.processID } }
+
+    /// Whether bytes wait for the descriptor to become writable.
+    var hasPendingOutput: Bool { lock.withLock { pendingOffset < pending.count } }
+
+    /// The batch in flight now.
+    var currentInFlight: InFlight? { lock.withLock { inFlight } }
+
+    /// Makes `link` the slot's current process, number `generation`.
+    func install(_ link: any WorkerLink, generation: UInt64) {
+        lock.withLock {
+            self.link = link
+            self.generation = generation
+            pending.removeAll()
+            pendingOffset = 0
+            inFlight = nil
+        }
+    }
+
+    /// Stops every sender from using the current link (before it is released); returns the batch
+    /// that was in flight on it.
+    @discardableResult
+    func detach() -> InFlight? {
+        lock.withLock {
+            link = nil
+            pending.removeAll()
+            pendingOffset = 0
+            defer { inFlight = nil }
+            return inFlight
+        }
+    }
+
+    /// Sends a frame — `header` (13 bytes, request id already in it), then `frame[13...]` — to
+    /// process `generation`, recording `inFlight` first so the answer always finds it.
+    func send(header: UnsafeRawBufferPointer, frame: [UInt8], generation: UInt64, inFlight: InFlight?) -> SendOutcome {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let link, self.generation == generation else { return .gone }
+        if let inFlight { self.inFlight = inFlight }
+        let bodyCount = frame.count - Frame.headerSize - 4
+        if pendingOffset < pending.count {
+            pending.append(contentsOf: header)
+            pending.append(contentsOf: frame[(Frame.headerSize + 4)...])
+            return .queued
+        }
+        let written: Int = frame.withUnsafeBytes { body in
+            var vectors = (
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress! + Frame.headerSize + 4), iov_len: bodyCount)
+            )
+            return withUnsafeMutableBytes(of: &vectors) { pointer in
+                while true {
+                    let count = writev(link.outputDescriptor, pointer.baseAddress!.assumingMemoryBound(to: iovec.self), bodyCount > 0 ? 2 : 1)
+                    if count < 0, errno == EINTR { continue }
+                    return count < 0 ? (errno == EAGAIN ? 0 : -1) : count
+                }
+            }
+        }
+        if written < 0 { return .sent }  // the peer is gone: its thread sees the end of the stream
+        let total = header.count + bodyCount
+        guard written < total else { return .sent }
+        pending.removeAll(keepingCapacity: true)
+        pendingOffset = 0
+        if written < header.count {
+            pending.append(contentsOf: header[written...])
+            pending.append(contentsOf: frame[(Frame.headerSize + 4)...])
+        } else {
+            pending.append(contentsOf: frame[(Frame.headerSize + 4 + written - header.count)...])
+        }
+        return .queued
+    }
+
+    /// Writes what is pending, as far as the descriptor takes it. Returns whether more is left.
+    func flush() -> Bool {
+        lock.withLock {
+            guard let link else { return false }
+            while pendingOffset < pending.count {
+                let count = pending.withUnsafeBytes { write(link.outputDescriptor, $0.baseAddress! + pendingOffset, $0.count - pendingOffset) }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN { return true }
+                    pending.removeAll()
+                    pendingOffset = 0
+                    return false  // the peer is gone: the end of the stream says so
+                }
+                pendingOffset += count
+            }
+            pending.removeAll(keepingCapacity: true)
+            pendingOffset = 0
+            return false
+        }
+    }
+
+    /// Takes the batch in flight if it is `attempt`.
+    func takeInFlight(attempt: UInt64) -> InFlight? {
+        lock.withLock {
+            guard let current = inFlight, current.attempt == attempt else { return nil }
+            inFlight = nil
+            return current
+        }
+    }
+
+    /// Posts a command for the slot's thread and wakes it.
+    func post(_ command: Command) {
+        lock.withLock { commands.append(command) }
+        wake()
+    }
+
+    /// The commands posted since the last call.
+    func takeCommands() -> [Command] {
+        lock.withLock {
+            guard !commands.isEmpty else { return [] }
+            defer { commands.removeAll() }
+            return commands
+        }
+    }
+
+    /// Wakes the slot's thread from its poll.
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeDescriptor, &one, 8)
+    }
+
+    /// Clears the wake-up counter.
+    func drainWake() {
+        var count: UInt64 = 0
+        _ = read(wakeDescriptor, &count, 8)
+    }
+}
