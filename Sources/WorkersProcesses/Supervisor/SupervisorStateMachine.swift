@@ -29,6 +29,15 @@ struct BatchRequest: Sendable {
         }
     }
 
+    /// A batch whose Submit frame is already encoded.
+    init(jobName: String, frame: [UInt8], count: Int, firstIndex: Int?, timeout: Duration?) {
+        self.jobName = jobName
+        self.frame = frame
+        self.count = count
+        self.firstIndex = firstIndex
+        self.timeout = timeout
+    }
+
     /// The error for this batch, with the job name and the input index where one applies.
     func error(_ code: ProcessPoolError.Code, offset: Int = 0) -> ProcessPoolError {
         ProcessPoolError(code, jobName: jobName, inputIndex: firstIndex.map { $0 + offset })
@@ -426,6 +435,30 @@ struct SupervisorStateMachine<Continuation> {
         }
         action.stopped = checkStopped()
         return action
+    }
+
+    // MARK: Invariants
+
+    /// Checks that the ledger and the workers agree; a precondition failure names what broke.
+    /// Tests call it after every event.
+    func checkInvariants() {
+        var running: [BatchID: Attempt] = [:]
+        for (index, worker) in workers.enumerated() {
+            if case .busy(let id, let attempt) = worker.state {
+                precondition(running[id] == nil, "batch \(id) runs on two workers")
+                running[id] = attempt
+                precondition(batches[id]?.state == .dispatched(worker: index, attempt: attempt), "worker \(index) runs \(id), whose ledger says \(String(describing: batches[id]?.state))")
+            }
+        }
+        for (id, batch) in batches {
+            switch batch.state {
+            case .queued: precondition(queue.contains(id), "batch \(id) is queued but not in the queue")
+            case .dispatched(_, let attempt): precondition(running[id] == attempt, "batch \(id) is dispatched but no worker runs it")
+            }
+        }
+        precondition(queue.count == Set(queue).count, "a batch is queued twice")
+        if !queue.isEmpty { precondition(!workers.contains { $0.state == .idle }, "a batch waits while a worker is idle") }
+        if lifecycle == .stopped { precondition(workers.allSatisfy { $0.state == .gone } && batches.isEmpty, "stopped with work left") }
     }
 
     // MARK: Internals

@@ -1,0 +1,316 @@
+import Testing
+@testable import WorkersProcesses
+
+/// The supervisor's state machine, walked without processes or threads. A caller is an `Int`.
+@Suite struct SupervisorStateMachineTests {
+    typealias Machine = SupervisorStateMachine<Int>
+
+    static func request(_ name: String = "job", timeout: Duration? = nil) -> BatchRequest {
+        // The frame is never sent here; any bytes do.
+        BatchRequest(jobName: name, frame: [], count: 1, firstIndex: nil, timeout: timeout)
+    }
+
+    static let answer = BatchAnswer(outputs: [1, 2, 3], nanoseconds: 10)
+    static let crash = ProcessPoolError.Code.workerCrashed(signal: 9, exitCode: nil)
+
+    /// A machine whose `workers` slots have each started their first process.
+    static func started(workers: Int = 1, retry: RetryPolicy = .none, maxBatches: Int? = nil) -> Machine {
+        var machine = Machine(workers: workers, retry: retry, maxBatchesPerWorker: maxBatches)
+        for index in 0..<workers {
+            guard case .none = machine.workerStarted(index, generation: 1) else { fatalError("a fresh worker had work") }
+        }
+        machine.checkInvariants()
+        return machine
+    }
+
+    static func sent(_ action: Machine.SubmitAction) -> Machine.Dispatch? {
+        if case .send(let dispatch) = action { return dispatch }
+        return nil
+    }
+
+    static func resolved(_ action: Machine.AnswerAction) -> (Machine.Resolution, Machine.WorkerCommand)? {
+        if case .resolved(let resolution, let next) = action { return (resolution, next) }
+        return nil
+    }
+
+    @Test func anIdleWorkerTakesABatchAtOnceAndTheNextWaits() throws {
+        var machine = Self.started()
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 100)))
+        #expect(first.worker == 0 && first.batch == 1 && first.generation == 1)
+        guard case .queued(start: nil) = machine.submit(Self.request(), id: 2, continuation: 200) else { Issue.record("not queued"); return }
+        #expect(machine.queuedCount == 1)
+        machine.checkInvariants()
+        let (resolution, next) = try #require(Self.resolved(machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer))))
+        #expect(resolution.continuation == 100 && resolution.outcome == .answered(Self.answer))
+        guard case .send(let second) = next else { Issue.record("the next batch was not sent"); return }
+        #expect(second.batch == 2 && second.attempt != first.attempt)
+        machine.checkInvariants()
+    }
+
+    /// The old pool's bug: a cancel that arrives after the answer, when the worker already runs
+    /// someone else's batch, must not touch that batch.
+    @Test func aCancelAfterTheAnswerIsANoOp() throws {
+        var machine = Self.started()
+        let mine = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = machine.answer(worker: 0, attempt: mine.attempt, .success(Self.answer))
+        let theirs = try #require(Self.sent(machine.submit(Self.request(), id: 2, continuation: 2)))
+        guard case .none = machine.cancel(1) else { Issue.record("a late cancel did something"); return }
+        #expect(!machine.confirmKill(worker: 0, attempt: mine.attempt))
+        #expect(machine.confirmKill(worker: 0, attempt: theirs.attempt))
+        machine.checkInvariants()
+    }
+
+    /// The other window: the cancel asks for a kill, the answer comes before the worker's thread
+    /// acts, and the worker moves on to the next caller. The kill, when it is carried out, names
+    /// the old attempt and is refused.
+    @Test func aKillThatArrivesAfterTheAnswerIsRefused() throws {
+        var machine = Self.started()
+        let mine = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        guard case .kill(worker: 0, let attempt) = machine.cancel(1) else { Issue.record("no kill asked"); return }
+        #expect(attempt == mine.attempt)
+        guard case .queued = machine.submit(Self.request(), id: 2, continuation: 2) else { Issue.record("not queued"); return }
+        let (resolution, next) = try #require(Self.resolved(machine.answer(worker: 0, attempt: mine.attempt, .success(Self.answer))))
+        #expect(resolution.continuation == 1 && resolution.outcome == .cancelled)
+        guard case .send(let theirs) = next else { Issue.record("the next batch was not sent"); return }
+        #expect(!machine.confirmKill(worker: 0, attempt: attempt))  // the worker's thread does nothing
+        let (theirResolution, _) = try #require(Self.resolved(machine.answer(worker: 0, attempt: theirs.attempt, .success(Self.answer))))
+        #expect(theirResolution.continuation == 2 && theirResolution.outcome == .answered(Self.answer))
+        machine.checkInvariants()
+    }
+
+    @Test func aConfirmedKillEndsTheBatchAsCancelledAndReplacesTheWorker() throws {
+        var machine = Self.started()
+        let mine = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        guard case .kill = machine.cancel(1) else { Issue.record("no kill asked"); return }
+        guard case .none = machine.cancel(1) else { Issue.record("a second cancel asked again"); return }
+        #expect(machine.confirmKill(worker: 0, attempt: mine.attempt))
+        let loss = machine.workerLost(0, Self.crash)
+        #expect(loss.resolution?.continuation == 1 && loss.resolution?.outcome == .cancelled)
+        guard case .start = loss.command else { Issue.record("not replaced"); return }
+        #expect(machine.workers[0].state == .starting)
+        machine.checkInvariants()
+    }
+
+    @Test func aQueuedCancelResumesAtOnce() throws {
+        var machine = Self.started()
+        _ = machine.submit(Self.request(), id: 1, continuation: 1)
+        _ = machine.submit(Self.request(), id: 2, continuation: 2)
+        guard case .resume(2) = machine.cancel(2) else { Issue.record("not resumed"); return }
+        #expect(machine.queuedCount == 0 && machine.state(of: 2) == nil)
+        machine.checkInvariants()
+    }
+
+    @Test func aCrashIsRetriedOnAFreshWorkerUpToTheLimit() throws {
+        var machine = Self.started(retry: RetryPolicy(maxAttempts: 2))
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        let loss = machine.workerLost(0, Self.crash)
+        #expect(loss.resolution == nil && machine.state(of: 1) == .queued)
+        guard case .send(let second) = machine.workerStarted(0, generation: 2) else { Issue.record("not re-sent"); return }
+        #expect(second.batch == 1 && second.generation == 2 && second.attempt != first.attempt)
+        // The superseded attempt's answer, had it come, is dropped.
+        guard case .dropped = machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer)) else { Issue.record("stale answer taken"); return }
+        let final = machine.workerLost(0, Self.crash)
+        #expect(final.resolution?.outcome == .failed(ProcessPoolError(Self.crash, jobName: "job")))
+        #expect(machine.workers[0].restarts == 1)
+        machine.checkInvariants()
+    }
+
+    @Test func aRetriedBatchGoesStraightToAnotherIdleWorker() throws {
+        var machine = Self.started(workers: 2, retry: RetryPolicy(maxAttempts: 3))
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        let loss = machine.workerLost(first.worker, .workerLost)
+        #expect(loss.dispatch?.batch == 1 && loss.dispatch?.worker == 1 - first.worker)
+        machine.checkInvariants()
+    }
+
+    @Test(arguments: [
+        (ProcessPoolError.Code.timedOut, false), (.timedOut, true), (.workerLost, false), (.resourceLimit, false),
+        (.protocolViolation("x"), false),
+    ])
+    func lossesAreRetriedAsThePolicySays(_ code: ProcessPoolError.Code, _ retriesTimeouts: Bool) throws {
+        var machine = Self.started(retry: RetryPolicy(maxAttempts: 2, retriesTimeouts: retriesTimeouts))
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        #expect(machine.confirmKill(worker: 0, attempt: first.attempt))
+        let loss = machine.workerLost(0, code)
+        let retried = RetryPolicy(maxAttempts: 2, retriesTimeouts: retriesTimeouts).retries(after: 1, code)
+        #expect((loss.resolution == nil) == retried)
+        if !retried { #expect(loss.resolution?.outcome == .failed(ProcessPoolError(code, jobName: "job"))) }
+        machine.checkInvariants()
+    }
+
+    @Test func answersForNoRunningAttemptAreDropped() {
+        var machine = Self.started()
+        guard case .dropped = machine.answer(worker: 0, attempt: 42, .success(Self.answer)) else { Issue.record("taken"); return }
+        machine.checkInvariants()
+    }
+
+    @Test func drainRunsTheQueueThenStopsEachWorker() throws {
+        var machine = Self.started()
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = machine.submit(Self.request(), id: 2, continuation: 2)
+        let shutdown = machine.shutdown(.drain)
+        #expect(shutdown.cancelled.isEmpty && shutdown.kills.isEmpty && shutdown.stops.isEmpty && !shutdown.stopped)
+        guard case .reject(let error) = machine.submit(Self.request(), id: 3, continuation: 3) else { Issue.record("taken"); return }
+        #expect(error.code == .shutDown)
+        guard case .send(let second)? = Self.resolved(machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer)))?.1 else {
+            Issue.record("the queue was not drained"); return
+        }
+        guard case .stop? = Self.resolved(machine.answer(worker: 0, attempt: second.attempt, .success(Self.answer)))?.1 else {
+            Issue.record("not stopped"); return
+        }
+        #expect(machine.lifecycle == .draining)
+        let stopped = machine.workerStopped(0)
+        #expect(stopped && machine.lifecycle == .stopped)
+        machine.checkInvariants()
+    }
+
+    @Test func cancelPendingFailsTheQueueAndKillsTheRunning() throws {
+        var machine = Self.started(workers: 2)
+        let one = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        let two = try #require(Self.sent(machine.submit(Self.request(), id: 2, continuation: 2)))
+        _ = machine.submit(Self.request(), id: 3, continuation: 3)
+        let shutdown = machine.shutdown(.cancelPending)
+        #expect(shutdown.cancelled == [3])
+        #expect(Set(shutdown.kills.map(\.attempt)) == [one.attempt, two.attempt])
+        #expect(!shutdown.stopped)
+        let loss = machine.workerLost(one.worker, Self.crash)
+        #expect(loss.resolution?.continuation == 1 && loss.resolution?.outcome == .cancelled)
+        guard case .none = loss.command else { Issue.record("a worker was replaced while cancelling"); return }
+        #expect(!loss.stopped)
+        let other = machine.workerLost(two.worker, Self.crash)
+        #expect(other.resolution?.continuation == 2 && other.resolution?.outcome == .cancelled)
+        #expect(other.stopped && machine.lifecycle == .stopped)
+        machine.checkInvariants()
+    }
+
+    @Test func aFailedStartFailsOneQueuedBatchAndTheSlotComesBackWhenNeeded() throws {
+        var machine = Self.started()
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = machine.submit(Self.request(), id: 2, continuation: 2)
+        _ = machine.workerLost(0, Self.crash)  // batch 1 fails; the slot restarts
+        let failed = machine.workerStartFailed(0, ProcessPoolError(.spawnFailed(errno: 2)))
+        #expect(failed.resolution?.continuation == 2 && failed.resolution?.outcome == .failed(ProcessPoolError(.spawnFailed(errno: 2), jobName: "job")))
+        #expect(machine.workers[0].state == .down)
+        guard case .queued(start: 0) = machine.submit(Self.request(), id: 3, continuation: 3) else { Issue.record("the slot was not started"); return }
+        #expect(machine.workers[0].state == .starting)
+        _ = first
+        machine.checkInvariants()
+    }
+
+    @Test func maxBatchesPerWorkerRecyclesTheProcess() throws {
+        var machine = Self.started(maxBatches: 1)
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        guard case .recycle? = Self.resolved(machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer)))?.1 else {
+            Issue.record("not recycled"); return
+        }
+        _ = machine.workerStarted(0, generation: 2)
+        #expect(machine.workers[0].restarts == 1 && machine.workers[0].answered == 1)
+        machine.checkInvariants()
+    }
+
+    // MARK: Every interleaving
+
+    /// What can happen to a running batch A while batch B waits behind it on the same worker.
+    enum Event: CaseIterable, CustomStringConvertible {
+        case answer, cancel, crash, timeout, shutdown, killFromCancel
+        var description: String { "\(self)" }
+    }
+
+    /// Runs every order of the events (each at most once) against one worker and checks that both
+    /// batches end exactly once, that B never fails because of what happened to A, and that a
+    /// kill is only ever carried out on the attempt it names.
+    @Test func everyInterleavingOfCancelAnswerCrashTimeoutAndShutdown() {
+        var orders = 0
+        for order in permutations(Event.allCases) {
+            orders += 1
+            var machine = Self.started(retry: RetryPolicy(maxAttempts: 2))
+            var ended: [Int: Machine.Outcome] = [:]
+            var pendingKills: [UInt64] = []
+            var shutDown = false
+            func end(_ resolution: Machine.Resolution?) {
+                guard let resolution else { return }
+                #expect(ended[resolution.continuation] == nil, "\(order): batch \(resolution.continuation) ended twice")
+                ended[resolution.continuation] = resolution.outcome
+            }
+            func serve(_ command: Machine.WorkerCommand) {
+                switch command {
+                case .start, .recycle: serve(machine.workerStarted(0, generation: UInt64(machine.workers[0].restarts + 2)))
+                case .stop: _ = machine.workerStopped(0)
+                case .none, .send: break
+                }
+            }
+            guard case .send(let a) = machine.submit(Self.request(), id: 1, continuation: 1) else { Issue.record("A not sent"); continue }
+            _ = machine.submit(Self.request(), id: 2, continuation: 2)
+            for event in order {
+                switch event {
+                case .answer:
+                    // Only a live worker answers, and only the attempt it was sent.
+                    guard machine.confirmKill(worker: 0, attempt: a.attempt) else { break }
+                    if case .resolved(let resolution, let next) = machine.answer(worker: 0, attempt: a.attempt, .success(Self.answer)) {
+                        end(resolution)
+                        serve(next)
+                    }
+                case .cancel:
+                    switch machine.cancel(1) {
+                    case .none: break
+                    case .resume(let continuation): end(Machine.Resolution(continuation: continuation, outcome: .cancelled))
+                    case .kill(_, let attempt): pendingKills.append(attempt)
+                    }
+                case .killFromCancel, .timeout:
+                    let attempt = event == .timeout ? a.attempt : pendingKills.popLast()
+                    guard let attempt, machine.confirmKill(worker: 0, attempt: attempt) else { break }
+                    let loss = machine.workerLost(0, event == .timeout ? .timedOut : Self.crash)
+                    end(loss.resolution)
+                    serve(loss.command)
+                case .crash:
+                    guard machine.workers[0].state != .gone, machine.workers[0].state != .starting else { break }
+                    let loss = machine.workerLost(0, Self.crash)
+                    end(loss.resolution)
+                    serve(loss.command)
+                case .shutdown:
+                    shutDown = true
+                    let action = machine.shutdown(.cancelPending)
+                    for continuation in action.cancelled { end(Machine.Resolution(continuation: continuation, outcome: .cancelled)) }
+                    pendingKills += action.kills.map(\.attempt)
+                    for _ in action.stops { _ = machine.workerStopped(0) }
+                }
+                machine.checkInvariants()
+            }
+            // Let the rest happen: pending kills are carried out, whatever runs answers.
+            while let attempt = pendingKills.popLast() {
+                guard machine.confirmKill(worker: 0, attempt: attempt) else { continue }
+                let loss = machine.workerLost(0, Self.crash)
+                end(loss.resolution)
+                serve(loss.command)
+            }
+            var rounds = 0
+            while case .busy(let id, let attempt) = machine.workers[0].state, rounds < 4 {
+                rounds += 1
+                if case .resolved(let resolution, let next) = machine.answer(worker: 0, attempt: attempt, .success(Self.answer)) {
+                    #expect(resolution.continuation == Int(id))
+                    end(resolution)
+                    serve(next)
+                }
+            }
+            machine.checkInvariants()
+            #expect(ended.count == 2, "\(order): \(ended)")
+            switch ended[2] {
+            case .answered?: break
+            case .cancelled? where shutDown: break
+            default: Issue.record("\(order): the innocent batch B ended \(String(describing: ended[2]))")
+            }
+        }
+        #expect(orders == 720)
+    }
+
+    func permutations<T>(_ items: [T]) -> [[T]] {
+        guard items.count > 1 else { return [items] }
+        var result: [[T]] = []
+        for index in items.indices {
+            var rest = items
+            let first = rest.remove(at: index)
+            for tail in permutations(rest) { result.append([first] + tail) }
+        }
+        return result
+    }
+}
