@@ -10,6 +10,9 @@ let package = Package(
     name: "swift-workers",
     products: [
         .library(name: "Workers", targets: ["Workers"]),
+        // The wire protocol (frames, the payload codec, the handshake), for those who speak it
+        // directly; `import Workers` does not export it.
+        .library(name: "WorkersWire", targets: ["WorkersWire"]),
         // Opt-in: pools as swift-service-lifecycle services, so `Workers` alone never builds it.
         .library(name: "WorkersServiceLifecycle", targets: ["WorkersServiceLifecycle"]),
         .executable(name: "workers", targets: ["workers"]),
@@ -63,7 +66,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Umbrella: `import Workers`.
-        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersWire", "WorkersProcesses"], swiftSettings: swiftSettings),
+        .target(name: "Workers", dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses"], swiftSettings: swiftSettings),
         // ProcessPool and ThreadPool as swift-service-lifecycle services.
         .target(
             name: "WorkersServiceLifecycle",

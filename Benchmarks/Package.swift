@@ -15,6 +15,7 @@ let package = Package(
             name: "workers-bench",
             dependencies: [
                 .product(name: "Workers", package: "swift-workers"),
+                .product(name: "WorkersWire", package: "swift-workers"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

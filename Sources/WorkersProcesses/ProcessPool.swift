@@ -102,7 +102,7 @@ public final class ProcessPool: Sendable {
             workers: workers,
             configuration: Supervisor.Configuration(
                 jobNames: jobs.map { $0.name }, heartbeat: heartbeat, memoryLimit: memoryLimit,
-                spinNanoseconds: WorkerProcess.spinNanoseconds
+                spinNanoseconds: WorkerProcess.driverSpinNanoseconds
             ),
             launcher: ChildProcessLauncher(executable: path), retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger,
             metrics: metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
@@ -151,47 +151,82 @@ public final class ProcessPool: Sendable {
     ///
     /// ## Cancellation
     /// Cancelling the caller drops queued chunks and kills the workers running its chunks.
+    @inlinable
     public func map<J: Job, S: Sequence>(
         _ job: J.Type, _ inputs: S, chunkSize: Int? = nil, timeout: Duration? = nil
     ) async throws -> [J.Output] where S.Element == J.Input {
+        // Inlinable, so the per-input loops (gather, encode, decode) are specialized for J and S
+        // in the caller's module; the chunk loop itself is not generic.
+        if let chunkSize { precondition(chunkSize >= 1, "chunkSize must be at least 1 (got \(chunkSize))") }
+        var iterator = inputs.makeIterator()
         var chunks: [(start: Int, outputs: [J.Output])] = []
-        try await forEachChunk(job, inputs, chunkSize: chunkSize, timeout: timeout) { chunks.append(($0, $1)) }
-        return chunks.sorted { $0.start < $1.start }.flatMap(\.outputs)
+        try await forEachEncodedChunk(
+            jobName: J.name, knownCount: inputs.underestimatedCount, chunkSize: chunkSize, timeout: timeout,
+            next: { size in
+                var chunk: [J.Input] = []
+                chunk.reserveCapacity(Swift.min(size, 4096))
+                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
+                return chunk.isEmpty ? nil : (try WireEncoder().encode(chunk), chunk.count)
+            },
+            receive: { start, bytes in
+                chunks.append((start, try WireDecoder().decode([J.Output].self, from: bytes)))
+            }
+        )
+        if chunks.count == 1 { return chunks[0].outputs }
+        chunks.sort { $0.start < $1.start }
+        var outputs: [J.Output] = []
+        outputs.reserveCapacity(chunks.reduce(0) { $0 + $1.outputs.count })
+        for chunk in chunks { outputs.append(contentsOf: chunk.outputs) }
+        return outputs
     }
 
-    /// Sends `inputs` to the workers in chunks, at most two per worker in flight, reading the input
-    /// only as chunks go out, and hands each answered chunk to `receive` with the index of its
-    /// first input, in completion order. The first failure cancels the chunks still running.
+    /// ``map(_:_:chunkSize:timeout:)``'s chunks for `mapUnordered`: each answered chunk goes to
+    /// `receive` with the index of its first input, in completion order.
     func forEachChunk<J: Job, S: Sequence>(
         _ job: J.Type, _ inputs: S, chunkSize: Int?, timeout: Duration?,
         _ receive: (Int, [J.Output]) async throws -> Void
     ) async throws where S.Element == J.Input {
-        if let chunkSize { precondition(chunkSize >= 1, "chunkSize must be at least 1 (got \(chunkSize))") }
-        var sizer = ChunkSizer(chunkSize: chunkSize, knownCount: inputs.underestimatedCount, workers: workers)
         var iterator = inputs.makeIterator()
+        try await forEachEncodedChunk(
+            jobName: J.name, knownCount: inputs.underestimatedCount, chunkSize: chunkSize, timeout: timeout,
+            next: { size in
+                var chunk: [J.Input] = []
+                chunk.reserveCapacity(Swift.min(size, 4096))
+                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
+                return chunk.isEmpty ? nil : (try WireEncoder().encode(chunk), chunk.count)
+            },
+            receive: { start, bytes in try await receive(start, WireDecoder().decode([J.Output].self, from: bytes)) }
+        )
+    }
+
+    /// The chunk loop of every `map`, not generic: sends chunks to the workers, at most two per
+    /// worker in flight, asking `next(size)` for each (the next `size` inputs, encoded, or `nil`
+    /// when they are done) only as one goes out, and hands each answer to `receive` with the
+    /// index of its first input, in completion order. The first failure cancels the chunks still
+    /// running. Both closures are built where the job's types are known.
+    @usableFromInline
+    func forEachEncodedChunk(
+        jobName: String, knownCount: Int, chunkSize: Int?, timeout: Duration?,
+        next: (Int) throws -> (bytes: [UInt8], count: Int)?,
+        receive: (Int, [UInt8]) async throws -> Void
+    ) async throws {
+        if let chunkSize { precondition(chunkSize >= 1, "chunkSize must be at least 1 (got \(chunkSize))") }
+        var sizer = ChunkSizer(chunkSize: chunkSize, knownCount: knownCount, workers: workers)
         var firstIndex = 0
         let state = self.state
-        try await withThrowingTaskGroup(of: (Int, [J.Output], UInt64).self) { group in
+        try await withThrowingTaskGroup(of: (Int, Int, BatchAnswer).self) { group in
             func submitNext() throws -> Bool {
-                let size = sizer.size
-                var chunk: [J.Input] = []
-                chunk.reserveCapacity(min(size, 4096))
-                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
-                guard !chunk.isEmpty else { return false }
+                guard let (bytes, count) = try next(sizer.size) else { return false }
                 let start = firstIndex
-                let count = chunk.count
-                let request = try BatchRequest(jobName: J.name, inputs: WireEncoder().encode(chunk), count: count, firstIndex: start, timeout: timeout.map { $0 * count })
+                let request = try BatchRequest(jobName: jobName, inputs: bytes, count: count, firstIndex: start, timeout: timeout.map { $0 * count })
                 firstIndex += count
-                group.addTask {
-                    let answer = try await state.submit(request)
-                    return (start, try WireDecoder().decode([J.Output].self, from: answer.outputs), answer.nanoseconds)
-                }
+                group.addTask { (start, count, try await state.submit(request)) }
                 return true
             }
             for _ in 0..<(workers * 2) where try !submitNext() { break }
-            while let (start, outputs, nanoseconds) = try await group.next() {
-                sizer.record(count: outputs.count, nanoseconds: nanoseconds)
-                try await receive(start, outputs)
+            while let (start, count, answer) = try await group.next() {
+                sizer.record(count: count, nanoseconds: answer.nanoseconds)
+                try await receive(start, answer.outputs)
                 _ = try submitNext()
             }
         }

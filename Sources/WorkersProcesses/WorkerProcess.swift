@@ -23,7 +23,14 @@ public enum WorkerProcess {
     static let idVariable = "WORKERS_WORKER_ID"
     static let parentVariable = "WORKERS_PARENT_PID"
     /// How long each side of the channel polls before it blocks (`WORKERS_SPIN_US` overrides, in µs).
-    static let spinNanoseconds: UInt64 = ProcessInfo.processInfo.environment["WORKERS_SPIN_US"].flatMap(UInt64.init).map { $0 * 1_000 } ?? 50_000
+    static let spinNanoseconds: UInt64 = microseconds("WORKERS_SPIN_US") ?? 50_000
+    /// How long a driver's slot thread polls before it blocks, after an answer
+    /// (`WORKERS_DRIVER_SPIN_US` overrides, in µs; default as ``spinNanoseconds``).
+    static let driverSpinNanoseconds: UInt64 = microseconds("WORKERS_DRIVER_SPIN_US") ?? spinNanoseconds
+
+    private static func microseconds(_ variable: String) -> UInt64? {
+        getenv(variable).flatMap { UInt64(String(cString: $0)) }.map { $0 * 1_000 }
+    }
 
     /// This process's worker id, or `nil` in a driver. A job can read it.
     public static var workerID: Int? {

@@ -1,5 +1,6 @@
 import Foundation
 import Workers
+import WorkersWire
 
 /// `workers-bench wire`: the payload codec of the process pool against Foundation's encoders, on a
 /// small record (a typical job input) and on 64 KiB of bytes.
