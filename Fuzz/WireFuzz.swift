@@ -18,6 +18,11 @@ public func fuzzWire(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             while let frame = try decoder.next() {
                 _ = try? frame.decode(Submit.self)
                 _ = try? frame.decode(Hello.self)
+                _ = try? frame.decode(Welcome.self)
+                _ = try? frame.decode(Outputs.self)
+                if frame.kind == .heartbeat, let welcome = try? frame.decode(Welcome.self) {
+                    _ = Handshake.check(welcome, needs: ["a"], hello: Hello(workerID: 0, jobNames: ["a"], heartbeatMilliseconds: 1_000, lostAfterMilliseconds: 10_000))
+                }
                 _ = try? frame.decode(JobFailure.self)
             }
         } catch {
@@ -27,6 +32,9 @@ public func fuzzWire(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
     // 2. The whole input as a payload.
     _ = try? WireDecoder().decode(Submit.self, from: bytes)
+    if let hello = try? WireDecoder().decode(Hello.self, from: bytes) {
+        _ = Handshake.answer(hello, jobNames: ["a", "b"], processID: 1)  // any version, any heartbeat
+    }
     _ = try? WireDecoder().decode([String: [Double?]].self, from: bytes)
     return 0
 }

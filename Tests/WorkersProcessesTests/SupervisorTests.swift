@@ -48,12 +48,14 @@ import WorkersWire
     /// A peer that stops sending anything, heartbeats included, is declared lost after
     /// `lostAfter`; its batch fails with `.workerLost` (or is retried), and the pool carries on.
     @Test func aSilentPeerIsLostAfterLostAfter() async throws {
-        let heartbeat = Heartbeat(interval: .milliseconds(20), lostAfter: .milliseconds(150))
+        // lostAfter leaves room for a loaded machine (ThreadSanitizer, the suite in parallel) to
+        // delay a healthy peer's heartbeats without a false loss.
+        let heartbeat = Heartbeat(interval: .milliseconds(25), lostAfter: .milliseconds(500))
         let pool = try await SocketPairPool(workers: 1, heartbeat: heartbeat) { $0 < 0 ? .fallSilent : .answer($0) }
         let start = ContinuousClock.now
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "script")) { try await pool.run(-1) }
         let took = start.duration(to: .now)
-        #expect(took >= .milliseconds(150) - .milliseconds(20))  // not before lostAfter (less the last beat's age)
+        #expect(took >= .milliseconds(500) - .milliseconds(25))  // not before lostAfter (less the last beat's age)
         #expect(try await pool.run(8) == 8)
         await pool.shutdown()
 
@@ -133,7 +135,7 @@ import WorkersWire
     /// Target (f): a worker stopped with SIGSTOP in the middle of a job sends no heartbeat; it is
     /// declared lost after `lostAfter`, killed, and replaced.
     @Test func aStoppedWorkerIsDeclaredLostAndReplaced() async throws {
-        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(400))
+        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(600))
         let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, heartbeat: heartbeat)
         let pid = try #require(pool.workerInfo[0].processID)
         let napping = Task { try await pool.run(Nap.self, 20_000) }
@@ -141,7 +143,7 @@ import WorkersWire
         kill(pid, SIGSTOP)
         let stopped = ContinuousClock.now
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "nap")) { try await napping.value }
-        #expect(stopped.duration(to: .now) >= .milliseconds(400) - .milliseconds(50))
+        #expect(stopped.duration(to: .now) >= .milliseconds(600) - .milliseconds(50))
         #expect(isGone(pid))
         #expect(try await pool.run(Square.self, 9) == 81)
         #expect(pool.workerInfo[0].restarts == 1)
@@ -150,11 +152,13 @@ import WorkersWire
 
     /// A long job keeps its worker's heartbeats going: it is not mistaken for a silent one.
     @Test func aLongJobKeepsItsWorkerAlive() async throws {
-        let heartbeat = Heartbeat(interval: .milliseconds(20), lostAfter: .milliseconds(120))
+        // Short enough that the jobs outlast it several times over; long enough that a loaded
+        // machine (ThreadSanitizer, the suite in parallel) delaying a heartbeat is no loss.
+        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(600))
         let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, heartbeat: heartbeat)
-        let pid = try await pool.run(Nap.self, 600)  // five lostAfters
+        let pid = try await pool.run(Nap.self, 2_000)
         #expect(pid == pool.workerInfo[0].processID)
-        #expect(try await pool.run(Spin.self, 400) != 0)
+        #expect(try await pool.run(Spin.self, 1_500) != 0)
         #expect(pool.workerInfo[0].restarts == 0)
         await pool.shutdown()
     }

@@ -313,6 +313,12 @@ struct SlotLoop {
             nextHeartbeat = now + interval
         }
         if lostAfter > 0, now >= lastReceived &+ lostAfter {
+            // A last look first: a heartbeat that came as the poll timed out is not a silence.
+            var descriptor = pollfd(fd: current.inputDescriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, 0) > 0 {
+                readInput()
+                if link == nil || now < lastReceived &+ lostAfter { return }
+            }
             logger.warning("worker silent", metadata: ["slot": "\(index)", "pid": "\(current.processID.map(String.init) ?? "-")", "silent_ms": "\((now - lastReceived) / 1_000_000)"])
             _ = terminate()
             lost(.workerLost)
