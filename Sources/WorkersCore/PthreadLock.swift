@@ -18,7 +18,15 @@ package final class PthreadLock: @unchecked Sendable {  // @unchecked: the pthre
         mutex.initialize(to: pthread_mutex_t())
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
+        #if DEBUG
+        // Debug builds catch misuse (relocking, unlocking another thread's lock) as a failed
+        // precondition, as swift-nio's NIOLock does.
         pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ERRORCHECK))
+        #else
+        // Release builds spin briefly before sleeping on a contended lock: every critical section
+        // here is a few dozen instructions, and a futex sleep and wake cost microseconds.
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
         let rc = pthread_mutex_init(mutex, &attr)
         pthread_mutexattr_destroy(&attr)
         precondition(rc == 0, "pthread_mutex_init failed: \(rc)")

@@ -167,8 +167,13 @@ extension ThreadPool {
         var results = sink.makeBuffer()
         defer { sink.flush(&results) }
         let clock = ContinuousClock()
-        while !Task.isCancelled, let (index, input) = feeder.next() {
-            let timing = spawner.mayGrow
+        var index = 0
+        var taken = 0
+        while !Task.isCancelled, let input = feeder.next(index: &index) {
+            // A loop times its first two bodies, then one in 64: enough to double the loops
+            // while bodies are slow, without two clock reads and a lock on every tiny one.
+            let timing = spawner.mayGrow && (taken < 2 || taken & 63 == 0)
+            taken &+= 1
             if timing { spawner.inputTaken() }
             let start = timing ? clock.now : nil
             do {
@@ -266,25 +271,32 @@ final class LoopSpawner: @unchecked Sendable {  // @unchecked: state guarded by 
 }
 
 /// Hands out the inputs of a `map`, one at a time, to the loops on the pool's threads.
-final class InputFeeder<Element: Sendable>: @unchecked Sendable {  // @unchecked: the iterator is only touched under `lock`.
+///
+/// The iterator sits behind a closure made where its type is known, and nothing here returns a
+/// tuple: this runs once per input in code that is not specialized, where an existential call or
+/// a tuple costs a metadata lookup each time.
+final class InputFeeder<Element: Sendable>: @unchecked Sendable {  // @unchecked: `pull` is only called under `lock`.
     private let lock = PthreadLock()
-    private var iterator: any IteratorProtocol<Element>
+    private let pull: () -> Element?
     private var nextIndex = 0
     private var stopped = false
 
     init<S: Sequence>(_ inputs: sending S) where S.Element == Element {
-        iterator = inputs.makeIterator()
+        var iterator = inputs.makeIterator()
+        pull = { iterator.next() }
     }
 
-    func next() -> (Int, Element)? {
-        lock.withLock {
-            guard !stopped, let element = iterator.next() else {
-                stopped = true
-                return nil
-            }
-            defer { nextIndex += 1 }
-            return (nextIndex, element)
+    /// The next input, its index in `index`; `nil` when the inputs are done or stopped.
+    func next(index: inout Int) -> Element? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopped, let element = pull() else {
+            stopped = true
+            return nil
         }
+        index = nextIndex
+        nextIndex += 1
+        return element
     }
 
     func stop() {
@@ -314,22 +326,29 @@ final class OrderedResults<Value: Sendable>: ResultSink, @unchecked Sendable {  
     private var values: [Value?] = []
     private var failure: (index: Int, error: any Error)?
 
-    func makeBuffer() -> [(Int, Value)] { [] }
+    /// A loop's results: indices and values side by side (no tuples in unspecialized code).
+    struct Buffer {
+        var indices: [Int] = []
+        var values: [Value] = []
+    }
 
-    func store(index: Int, _ value: Value, buffer: inout [(Int, Value)]) async -> Bool {
-        buffer.append((index, value))
+    func makeBuffer() -> Buffer { Buffer() }
+
+    func store(index: Int, _ value: Value, buffer: inout Buffer) async -> Bool {
+        buffer.indices.append(index)
+        buffer.values.append(value)
         return true
     }
 
-    func flush(_ buffer: inout [(Int, Value)]) {
-        guard let highest = buffer.lazy.map(\.0).max() else { return }
+    func flush(_ buffer: inout Buffer) {
+        guard let highest = buffer.indices.max() else { return }
         lock.withLock {
             if highest >= values.count {
                 values.append(contentsOf: repeatElement(nil, count: highest - values.count + 1))
             }
-            for (index, value) in buffer { values[index] = value }
+            for position in buffer.indices.indices { values[buffer.indices[position]] = buffer.values[position] }
         }
-        buffer.removeAll()
+        buffer = Buffer()
     }
 
     func fail(index: Int, _ error: any Error) async {

@@ -168,13 +168,23 @@ final class ThreadPoolCore: @unchecked Sendable {  // @unchecked: mutable state 
     }
 
     /// Polls the queue for about 50 µs before the thread parks.
+    ///
+    /// After a short burst of pause instructions it yields the CPU between polls: the thread that
+    /// will enqueue the next job (the caller, resumed on another executor) may be waiting for
+    /// this very core, and a spinner that keeps it would delay the job it waits for. Measured
+    /// with the whole benchmark pinned to one CPU: 27.9 µs a round trip with pause-only spinning,
+    /// against NIOThreadPool's 7.75 µs.
     private func spinForWork() {
         let deadline = ContinuousClock.now.advanced(by: .microseconds(50))
         var spins = 0
         while queuedHint.load(ordering: .acquiring) == 0 {
-            cworkers_cpu_relax()
             spins += 1
-            if spins & 63 == 0, ContinuousClock.now >= deadline { return }
+            if spins < 64 {
+                cworkers_cpu_relax()
+                continue
+            }
+            sched_yield()
+            if spins & 7 == 0, ContinuousClock.now >= deadline { return }
         }
     }
 
