@@ -22,6 +22,10 @@ final class SocketPairLauncher: WorkerLauncher, @unchecked Sendable {  // @unche
         case fallSilent
         /// Sends bytes that are no frame.
         case garbage
+        /// Sends a well-formed frame of a kind no version knows.
+        case unknownKind
+        /// Sends a frame the driver never accepts from a worker (a Submit).
+        case submitFrame
         /// Waits for the event, then answers with the value.
         case answerAfter(Event, Int)
     }
@@ -131,8 +135,10 @@ private struct FarEnd {
                         silent.set()
                         _ = closed.wait(timeout: .seconds(60))  // until the driver gives up on us
                         return
-                    case .garbage:
-                        let junk = [UInt8](repeating: 0xFF, count: 64)
+                    case .garbage, .unknownKind, .submitFrame:
+                        var junk = [UInt8](repeating: 0xFF, count: 64)
+                        if case .unknownKind = script(input) { junk = [0, 0, 0, 9, 200, 0, 0, 0, 0, 0, 0, 0, 1] }
+                        if case .submitFrame = script(input) { junk = Frame(kind: .submit, requestID: frame.requestID).encodedHeaderOnly }
                         _ = junk.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
                         _ = reader.read()  // until the driver closes the link
                         return

@@ -33,8 +33,9 @@ import WorkersWire
         await pool.shutdown()
     }
 
-    @Test func garbageFromAPeerIsAProtocolViolation() async throws {
-        let pool = try await SocketPairPool(workers: 1) { $0 < 0 ? .garbage : .answer($0) }
+    @Test(arguments: [SocketPairLauncher.Step.garbage, .unknownKind, .submitFrame])
+    func garbageFromAPeerIsAProtocolViolation(_ step: SocketPairLauncher.Step) async throws {
+        let pool = try await SocketPairPool(workers: 1) { $0 < 0 ? step : .answer($0) }
         do {
             _ = try await pool.run(-1)
             Issue.record("expected a protocol violation")
@@ -55,7 +56,7 @@ import WorkersWire
         let start = ContinuousClock.now
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "script")) { try await pool.run(-1) }
         let took = start.duration(to: .now)
-        #expect(took >= .milliseconds(500) - .milliseconds(25))  // not before lostAfter (less the last beat's age)
+        #expect(took >= .milliseconds(500) - .milliseconds(50))  // not before lostAfter (less the last beat's age)
         #expect(try await pool.run(8) == 8)
         await pool.shutdown()
 
@@ -98,7 +99,7 @@ import WorkersWire
                     switch await task.result {
                     case .success(let value): return (value != input, false)
                     case .failure(is CancellationError): return (!cancel, true)
-                    case .failure: return (!cancel, false)
+                    case .failure: return (true, false)  // a cancelled batch ends cancelled or answered, never failed
                     }
                 }
             }
@@ -110,7 +111,7 @@ import WorkersWire
             }
             return (innocentFailures, cancelled)
         }
-        #expect(innocentFailures == 0, "\(innocentFailures) batches that were not cancelled failed")
+        #expect(innocentFailures == 0, "\(innocentFailures) batches failed that should not have")
         #expect(cancelled > 0)  // the race was run, not only the easy half
         await pool.shutdown()
     }
@@ -143,7 +144,9 @@ import WorkersWire
         kill(pid, SIGSTOP)
         let stopped = ContinuousClock.now
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "nap")) { try await napping.value }
-        #expect(stopped.duration(to: .now) >= .milliseconds(600) - .milliseconds(50))
+        // Silence began at the last heartbeat before the stop: up to an interval (and a late
+        // wake-up) earlier. Declared lost no sooner than that plus lostAfter.
+        #expect(stopped.duration(to: .now) >= .milliseconds(600) - .milliseconds(100))
         #expect(isGone(pid))
         #expect(try await pool.run(Square.self, 9) == 81)
         #expect(pool.workerInfo[0].restarts == 1)

@@ -3,7 +3,7 @@ import Workers
 
 /// Jobs the benchmark's own worker processes run.
 enum BenchJobs {
-    static let all: [any Job.Type] = [Empty.self, Tiny.self, Burn.self, Crash.self]
+    static let all: [any Job.Type] = [Empty.self, Tiny.self, Burn.self, Crash.self, Sleep.self]
 
     struct Empty: Job {
         static let name = "bench-empty"
@@ -19,6 +19,15 @@ enum BenchJobs {
     struct Burn: Job {
         static let name = "bench-burn"
         func run(_ input: Int) async throws -> UInt64 { burn(input) }
+    }
+
+    /// Sleeps `input` milliseconds.
+    struct Sleep: Job {
+        static let name = "bench-sleep"
+        func run(_ input: Int) async throws -> Int {
+            usleep(UInt32(input) * 1_000)
+            return input
+        }
     }
 
     struct Crash: Job {
@@ -42,6 +51,7 @@ struct ProcessesSuite {
     var runs: Int
     var roundTrips: Int
     var mapJobs: Int
+    var cancellations: Int
     var progress: (String) -> Void
 
     static let ours = "swift-workers ProcessPool"
@@ -97,8 +107,81 @@ struct ProcessesSuite {
             await fresh.shutdown()
         }
         results.append(measurement("start-2-workers", Self.ours, "wall", starts))
+        results += try await heartbeatLost()
+        results.append(try await cancelRace())
         results += cpython(burnSeconds: 0.25)
         return results
+    }
+
+    /// (f) A worker stopped with SIGSTOP mid-job: the time until its caller gets `.workerLost`.
+    private func heartbeatLost() async throws -> [Measurement] {
+        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(500))
+        progress("heartbeat-lost: SIGSTOP a busy worker (interval 50 ms, lostAfter 500 ms) × \(max(1, runs / 2)) runs")
+        let pool = try await ProcessPool(workers: 1, jobs: BenchJobs.all, heartbeat: heartbeat)
+        let clock = ContinuousClock()
+        var samples: [Double] = []
+        for _ in 0..<max(1, runs / 2) {
+            let sleeping = Task { try await pool.run(BenchJobs.Sleep.self, 60_000) }
+            while !pool.workerInfo[0].isBusy { try await Task.sleep(for: .milliseconds(1)) }
+            guard let pid = pool.workerInfo[0].processID else { continue }
+            kill(pid, SIGSTOP)
+            let stopped = clock.now
+            do {
+                _ = try await sleeping.value
+            } catch let error as ProcessPoolError where error.code == .workerLost {
+                samples.append(stopped.duration(to: clock.now).seconds)
+            }
+            _ = try await pool.run(BenchJobs.Empty.self, 0)  // the replacement is ready
+        }
+        await pool.shutdown()
+        return [measurement("heartbeat-lost", Self.ours, "wall", samples, note: "SIGSTOP to .workerLost; target ≤ lostAfter + one interval = 550 ms")]
+    }
+
+    /// (g) Cancellations raced against answers: every other caller is cancelled 0–40 µs (plus the
+    /// timer's lateness) after it submits, four callers at a time; the others must all succeed.
+    /// Counts innocent failures (target: none), and how the cancelled ones ended.
+    private func cancelRace() async throws -> Measurement {
+        progress("cancel-race: \(cancellations) callers, every other one cancelled around its answer")
+        let pool = try await ProcessPool(workers: 2, jobs: BenchJobs.all)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let total = cancellations
+        let (innocent, cancelled) = try await withThrowingTaskGroup(of: (Bool, Bool).self) { group in
+            var next = 0
+            var innocent = 0
+            var cancelled = 0
+            func add() {
+                let input = next
+                next += 1
+                let cancel = input % 2 == 0
+                // Spread over before the dispatch, while the job runs, as the answer arrives and
+                // after it (a timer this short fires late by tens of microseconds: that is the spread).
+                let delay = Duration.microseconds(input / 2 % 40)
+                group.addTask {
+                    let task = Task { try await pool.run(BenchJobs.Empty.self, input) }
+                    if cancel {
+                        if delay > .zero { try? await Task.sleep(for: delay) } else { await Task.yield() }
+                        task.cancel()
+                    }
+                    switch await task.result {
+                    case .success(let value): return (value != input, false)
+                    case .failure(is CancellationError): return (!cancel, true)
+                    case .failure: return (true, false)  // no error but CancellationError is right here
+                    }
+                }
+            }
+            while next < min(total * 2, 4) { add() }
+            while let (failedInnocent, wasCancelled) = try await group.next() {
+                if failedInnocent { innocent += 1 }
+                if wasCancelled { cancelled += 1 }
+                if next < total * 2 { add() }
+            }
+            return (innocent, cancelled)
+        }
+        let elapsed = start.duration(to: clock.now).seconds
+        let kills = pool.workerInfo.map(\.restarts).reduce(0, +)
+        await pool.shutdown()
+        return measurement("cancel-race", Self.ours, "wall", [elapsed], note: "\(total) cancellations raced against answers: \(innocent) innocent batches failed (target 0); \(cancelled) ended cancelled (the rest answered first), \(kills) of them by killing their worker mid-job")
     }
 
     private func measurement(_ workload: String, _ system: String, _ unit: String, _ samples: [Double], note: String? = nil) -> Measurement {

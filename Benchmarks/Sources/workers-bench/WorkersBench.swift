@@ -121,16 +121,19 @@ struct Processes: AsyncParsableCommand {
     @Option(help: "Jobs per map run.")
     var mapJobs = 200_000
 
+    @Option(help: "Cancellations raced against answers (each against a job of its own, beside one that is not cancelled).")
+    var cancellations = 10_000
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard runs >= 1, roundTrips >= 1, mapJobs >= 1 else {
-            throw ValidationError("--runs, --round-trips and --map-jobs must be at least 1")
+        guard runs >= 1, roundTrips >= 1, mapJobs >= 1, cancellations >= 1 else {
+            throw ValidationError("--runs, --round-trips, --map-jobs and --cancellations must be at least 1")
         }
     }
 
     func run() async throws {
-        let suite = ProcessesSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs) { line in
+        let suite = ProcessesSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs, cancellations: cancellations) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         let measurements = try await Task.detached { try await suite.run() }.value
