@@ -162,12 +162,7 @@ public final class ProcessPool: Sendable {
         var chunks: [(start: Int, outputs: [J.Output])] = []
         try await forEachEncodedChunk(
             jobName: J.name, knownCount: inputs.underestimatedCount, chunkSize: chunkSize, timeout: timeout,
-            next: { size in
-                var chunk: [J.Input] = []
-                chunk.reserveCapacity(Swift.min(size, 4096))
-                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
-                return chunk.isEmpty ? nil : (try WireEncoder().encode(chunk), chunk.count)
-            },
+            next: { size in try Self.encodeChunk(J.self, of: size, from: &iterator) },
             receive: { start, bytes in
                 chunks.append((start, try WireDecoder().decode([J.Output].self, from: bytes)))
             }
@@ -180,6 +175,16 @@ public final class ProcessPool: Sendable {
         return outputs
     }
 
+    /// The next `size` inputs from `iterator`, encoded as one array, with their count; `nil` when
+    /// the inputs are done. Inlinable, so it is specialized where `map` is called.
+    @inlinable
+    static func encodeChunk<J: Job, Inputs: IteratorProtocol>(_ job: J.Type, of size: Int, from iterator: inout Inputs) throws -> (bytes: [UInt8], count: Int)? where Inputs.Element == J.Input {
+        var chunk: [J.Input] = []
+        chunk.reserveCapacity(Swift.min(size, 4096))
+        while chunk.count < size, let input = iterator.next() { chunk.append(input) }
+        return chunk.isEmpty ? nil : (try WireEncoder().encode(chunk), chunk.count)
+    }
+
     /// ``map(_:_:chunkSize:timeout:)``'s chunks for `mapUnordered`: each answered chunk goes to
     /// `receive` with the index of its first input, in completion order.
     func forEachChunk<J: Job, S: Sequence>(
@@ -189,12 +194,7 @@ public final class ProcessPool: Sendable {
         var iterator = inputs.makeIterator()
         try await forEachEncodedChunk(
             jobName: J.name, knownCount: inputs.underestimatedCount, chunkSize: chunkSize, timeout: timeout,
-            next: { size in
-                var chunk: [J.Input] = []
-                chunk.reserveCapacity(Swift.min(size, 4096))
-                while chunk.count < size, let input = iterator.next() { chunk.append(input) }
-                return chunk.isEmpty ? nil : (try WireEncoder().encode(chunk), chunk.count)
-            },
+            next: { size in try Self.encodeChunk(J.self, of: size, from: &iterator) },
             receive: { start, bytes in try await receive(start, WireDecoder().decode([J.Output].self, from: bytes)) }
         )
     }
