@@ -247,4 +247,10 @@ public final class ProcessPool: Sendable {
     public func shutdown(_ mode: ShutdownMode = .drain) async {
         await state.shutdown(mode)
     }
+
+    /// A pool dropped without ``shutdown(_:)`` drains: queued jobs run, then its workers are told
+    /// goodbye and reaped by their slots' threads, which then exit.
+    deinit {
+        state.beginShutdown(.drain)
+    }
 }

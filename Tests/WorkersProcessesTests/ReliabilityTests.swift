@@ -218,3 +218,17 @@ func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
         }
     }
 }
+
+/// A pool dropped without `shutdown()` does not leave its workers behind.
+@Suite(.timeLimit(.minutes(1))) struct DroppedPoolTests {
+    @Test func aDroppedPoolStopsItsWorkers() async throws {
+        var pool: ProcessPool? = try await makePool(workers: 2)
+        let pids = pool!.workerInfo.compactMap(\.processID)
+        #expect(try await pool!.run(Square.self, 3) == 9)
+        pool = nil
+        // No event tells the test a process has gone: poll /proc, bounded.
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while !pids.allSatisfy(isGone), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        for pid in pids { #expect(isGone(pid), "worker \(pid) outlived its dropped pool") }
+    }
+}

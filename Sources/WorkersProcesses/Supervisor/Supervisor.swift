@@ -227,17 +227,8 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
     // MARK: Shutdown
 
     func shutdown(_ mode: ProcessPool.ShutdownMode) async {
-        let (action, waiters) = lock.withLock {
-            let action = machine.shutdown(mode)
-            return (action, action.stopped ? takeStoppedWaiters() : [])
-        }
-        for continuation in action.cancelled { continuation.resume(throwing: CancellationError()) }
-        for (worker, attempt) in action.kills { slots[worker].post(.kill(attempt: attempt)) }
-        for worker in action.stops { slots[worker].post(.stop) }
-        for worker in action.starts { slots[worker].post(.start) }
-        for slot in slots { slot.wake() }  // a slot that went from down to gone ends its thread
-        for waiter in waiters { waiter.resume() }
-        if !action.stopped {
+        let stopped = beginShutdown(mode)
+        if !stopped {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let stopped: Bool = lock.withLock {
                     if machine.lifecycle == .stopped { return true }
@@ -248,5 +239,23 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
             }
         }
         logger.debug("process pool stopped")
+    }
+
+    /// Starts a shutdown and returns whether the pool has already stopped; the slots' threads
+    /// finish it. The pool's `deinit` calls this with `.drain`: a pool dropped without
+    /// `shutdown()` still runs what was queued and then stops its workers.
+    @discardableResult
+    func beginShutdown(_ mode: ProcessPool.ShutdownMode) -> Bool {
+        let (action, waiters) = lock.withLock {
+            let action = machine.shutdown(mode)
+            return (action, action.stopped ? takeStoppedWaiters() : [])
+        }
+        for continuation in action.cancelled { continuation.resume(throwing: CancellationError()) }
+        for (worker, attempt) in action.kills { slots[worker].post(.kill(attempt: attempt)) }
+        for worker in action.stops { slots[worker].post(.stop) }
+        for worker in action.starts { slots[worker].post(.start) }
+        for slot in slots { slot.wake() }  // a slot that went from down to gone ends its thread
+        for waiter in waiters { waiter.resume() }
+        return action.stopped
     }
 }
