@@ -5,9 +5,10 @@ import WorkersCore
 ///
 /// Both sides send a heartbeat every `interval`, busy or idle: a worker's come from a thread of
 /// its own, not from the job, so a long job keeps them going. A worker the driver hears nothing
-/// from for `lostAfter` — stopped (SIGSTOP), hung in the kernel, or behind a cut link — is killed
-/// and its batch retried under the pool's ``RetryPolicy`` or failed with
-/// ``ProcessPoolError/Code/workerLost``. A worker that hears nothing from its driver for
+/// from for `lostAfter` — stopped as a whole (SIGSTOP, a frozen cgroup), starved of CPU, or behind
+/// a cut link — is killed and its batch retried under the pool's ``RetryPolicy`` or failed with
+/// ``ProcessPoolError/Code/workerLost``. (A job that hangs while its process runs keeps the
+/// heartbeats going: that is what a job's `timeout` is for.) A worker that hears nothing from its driver for
 /// `lostAfter` while it waits for work exits. A worker that dies is noticed at once, by its
 /// channel closing; heartbeats are for the ones that do not die.
 public struct Heartbeat: Hashable, Sendable {

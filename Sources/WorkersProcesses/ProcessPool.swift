@@ -70,7 +70,7 @@ public final class ProcessPool: Sendable {
     ///     memory rather than `RLIMIT_AS`: address-space limits also break programs that reserve much
     ///     and use little, as sanitizers and some allocators do.)
     ///   - heartbeat: how often the pool and its workers send each other heartbeats, and how long
-    ///     a silent worker (stopped, hung) is given before it is killed and its batch retried or
+    ///     a silent worker (stopped as a whole, or out of reach) is given before it is killed and its batch retried or
     ///     failed with `.workerLost`; default ``Heartbeat/standard`` (1 s, lost after 10 s).
     ///   - logger: where the pool logs worker starts and crashes.
     ///   - metricsFactory: reports swift-metrics when set: `<label>.busy`, `.queue_depth`, `.jobs`,

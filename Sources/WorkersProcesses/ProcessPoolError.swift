@@ -20,7 +20,8 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         /// A worker could not be started.
         case spawnFailed(errno: Int32)
         /// The worker fell silent: no frame, not even a heartbeat, for the pool's
-        /// ``Heartbeat/lostAfter`` (a stopped or hung process, or later a cut link). It was killed.
+        /// ``Heartbeat/lostAfter`` (a stopped process, or later a cut link). It was killed. A job
+        /// that hangs while its worker's heartbeat thread runs is not lost: give it a `timeout`.
         case workerLost
     }
 

@@ -1,6 +1,15 @@
 import Testing
 @testable import WorkersProcesses
 
+extension SupervisorStateMachine {
+    /// `worker` is lost after the frame of the attempt it runs (if any) reached it.
+    mutating func workerLostAfterSend(_ worker: Int, _ code: ProcessPoolError.Code) -> LossAction {
+        var sent: Attempt?
+        if case .busy(_, let attempt) = workers[worker].state { sent = attempt }
+        return workerLost(worker, code, lastSent: sent)
+    }
+}
+
 /// The supervisor's state machine, walked without processes or threads. A caller is an `Int`.
 @Suite struct SupervisorStateMachineTests {
     typealias Machine = SupervisorStateMachine<Int>
@@ -84,10 +93,27 @@ import Testing
         guard case .kill = machine.cancel(1) else { Issue.record("no kill asked"); return }
         guard case .none = machine.cancel(1) else { Issue.record("a second cancel asked again"); return }
         #expect(machine.confirmKill(worker: 0, attempt: mine.attempt))
-        let loss = machine.workerLost(0, Self.crash)
+        let loss = machine.workerLostAfterSend(0, Self.crash)
         #expect(loss.resolution?.continuation == 1 && loss.resolution?.outcome == .cancelled)
         guard case .start = loss.command else { Issue.record("not replaced"); return }
         #expect(machine.workers[0].state == .starting)
+        machine.checkInvariants()
+    }
+
+    /// A batch dispatched to a worker as its thread was losing it never reached the process: it
+    /// is queued again, first in line, without using up an attempt, even with no retries.
+    @Test func aBatchThatNeverReachedALostWorkerIsQueuedAgain() throws {
+        var machine = Self.started()
+        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer))
+        let unsent = try #require(Self.sent(machine.submit(Self.request(), id: 2, continuation: 2)))
+        let loss = machine.workerLost(0, Self.crash, lastSent: first.attempt)  // 2's frame never went out
+        #expect(loss.resolution == nil && machine.state(of: 2) == .queued)
+        guard case .send(let again) = machine.workerStarted(0, generation: 2) else { Issue.record("not re-sent"); return }
+        #expect(again.batch == 2 && again.attempt != unsent.attempt)
+        // Now it did reach the worker: a crash is a real attempt, and RetryPolicy.none fails it.
+        let failed = machine.workerLostAfterSend(0, Self.crash)
+        #expect(failed.resolution?.continuation == 2)
         machine.checkInvariants()
     }
 
@@ -103,13 +129,13 @@ import Testing
     @Test func aCrashIsRetriedOnAFreshWorkerUpToTheLimit() throws {
         var machine = Self.started(retry: RetryPolicy(maxAttempts: 2))
         let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
-        let loss = machine.workerLost(0, Self.crash)
+        let loss = machine.workerLostAfterSend(0, Self.crash)
         #expect(loss.resolution == nil && machine.state(of: 1) == .queued)
         guard case .send(let second) = machine.workerStarted(0, generation: 2) else { Issue.record("not re-sent"); return }
         #expect(second.batch == 1 && second.generation == 2 && second.attempt != first.attempt)
         // The superseded attempt's answer, had it come, is dropped.
         guard case .dropped = machine.answer(worker: 0, attempt: first.attempt, .success(Self.answer)) else { Issue.record("stale answer taken"); return }
-        let final = machine.workerLost(0, Self.crash)
+        let final = machine.workerLostAfterSend(0, Self.crash)
         #expect(final.resolution?.outcome == .failed(ProcessPoolError(Self.crash, jobName: "job")))
         #expect(machine.workers[0].restarts == 1)
         machine.checkInvariants()
@@ -118,7 +144,7 @@ import Testing
     @Test func aRetriedBatchGoesStraightToAnotherIdleWorker() throws {
         var machine = Self.started(workers: 2, retry: RetryPolicy(maxAttempts: 3))
         let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
-        let loss = machine.workerLost(first.worker, .workerLost)
+        let loss = machine.workerLostAfterSend(first.worker, .workerLost)
         #expect(loss.dispatch?.batch == 1 && loss.dispatch?.worker == 1 - first.worker)
         machine.checkInvariants()
     }
@@ -131,7 +157,7 @@ import Testing
         var machine = Self.started(retry: RetryPolicy(maxAttempts: 2, retriesTimeouts: retriesTimeouts))
         let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
         #expect(machine.confirmKill(worker: 0, attempt: first.attempt))
-        let loss = machine.workerLost(0, code)
+        let loss = machine.workerLostAfterSend(0, code)
         let retried = RetryPolicy(maxAttempts: 2, retriesTimeouts: retriesTimeouts).retries(after: 1, code)
         #expect((loss.resolution == nil) == retried)
         if !retried { #expect(loss.resolution?.outcome == .failed(ProcessPoolError(code, jobName: "job"))) }
@@ -173,11 +199,11 @@ import Testing
         #expect(shutdown.cancelled == [3])
         #expect(Set(shutdown.kills.map(\.attempt)) == [one.attempt, two.attempt])
         #expect(!shutdown.stopped)
-        let loss = machine.workerLost(one.worker, Self.crash)
+        let loss = machine.workerLostAfterSend(one.worker, Self.crash)
         #expect(loss.resolution?.continuation == 1 && loss.resolution?.outcome == .cancelled)
         guard case .none = loss.command else { Issue.record("a worker was replaced while cancelling"); return }
         #expect(!loss.stopped)
-        let other = machine.workerLost(two.worker, Self.crash)
+        let other = machine.workerLostAfterSend(two.worker, Self.crash)
         #expect(other.resolution?.continuation == 2 && other.resolution?.outcome == .cancelled)
         #expect(other.stopped && machine.lifecycle == .stopped)
         machine.checkInvariants()
@@ -187,7 +213,7 @@ import Testing
         var machine = Self.started()
         let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
         _ = machine.submit(Self.request(), id: 2, continuation: 2)
-        _ = machine.workerLost(0, Self.crash)  // batch 1 fails; the slot restarts
+        _ = machine.workerLostAfterSend(0, Self.crash)  // batch 1 fails; the slot restarts
         let failed = machine.workerStartFailed(0, ProcessPoolError(.spawnFailed(errno: 2)))
         #expect(failed.resolution?.continuation == 2 && failed.resolution?.outcome == .failed(ProcessPoolError(.spawnFailed(errno: 2), jobName: "job")))
         #expect(machine.workers[0].state == .down)
@@ -259,12 +285,12 @@ import Testing
                 case .killFromCancel, .timeout:
                     let attempt = event == .timeout ? a.attempt : pendingKills.popLast()
                     guard let attempt, machine.confirmKill(worker: 0, attempt: attempt) else { break }
-                    let loss = machine.workerLost(0, event == .timeout ? .timedOut : Self.crash)
+                    let loss = machine.workerLostAfterSend(0, event == .timeout ? .timedOut : Self.crash)
                     end(loss.resolution)
                     serve(loss.command)
                 case .crash:
                     guard machine.workers[0].state != .gone, machine.workers[0].state != .starting else { break }
-                    let loss = machine.workerLost(0, Self.crash)
+                    let loss = machine.workerLostAfterSend(0, Self.crash)
                     end(loss.resolution)
                     serve(loss.command)
                 case .shutdown:
@@ -279,7 +305,7 @@ import Testing
             // Let the rest happen: pending kills are carried out, whatever runs answers.
             while let attempt = pendingKills.popLast() {
                 guard machine.confirmKill(worker: 0, attempt: attempt) else { continue }
-                let loss = machine.workerLost(0, Self.crash)
+                let loss = machine.workerLostAfterSend(0, Self.crash)
                 end(loss.resolution)
                 serve(loss.command)
             }

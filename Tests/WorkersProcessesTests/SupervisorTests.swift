@@ -149,7 +149,9 @@ import WorkersWire
         #expect(stopped.duration(to: .now) >= .milliseconds(600) - .milliseconds(100))
         #expect(isGone(pid))
         #expect(try await pool.run(Square.self, 9) == 81)
-        #expect(pool.workerInfo[0].restarts == 1)
+        // At least the one replacement. Under ThreadSanitizer with the suite in parallel, a
+        // starved replacement can miss a 600 ms lostAfter too; the default is 10 s.
+        #expect(pool.workerInfo[0].restarts >= 1)
         await pool.shutdown()
     }
 
@@ -157,11 +159,11 @@ import WorkersWire
     @Test func aLongJobKeepsItsWorkerAlive() async throws {
         // Short enough that the jobs outlast it several times over; long enough that a loaded
         // machine (ThreadSanitizer, the suite in parallel) delaying a heartbeat is no loss.
-        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(600))
+        let heartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
         let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, heartbeat: heartbeat)
-        let pid = try await pool.run(Nap.self, 2_000)
+        let pid = try await pool.run(Nap.self, 2_500)
         #expect(pid == pool.workerInfo[0].processID)
-        #expect(try await pool.run(Spin.self, 1_500) != 0)
+        #expect(try await pool.run(Spin.self, 2_000) != 0)
         #expect(pool.workerInfo[0].restarts == 0)
         await pool.shutdown()
     }

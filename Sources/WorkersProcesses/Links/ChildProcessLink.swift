@@ -73,10 +73,10 @@ final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: 
     }
 
     func stop(grace: Duration) {
-        let goodbye = Frame(kind: .goodbye).encodedHeaderOnly
-        _ = goodbye.withUnsafeBytes { write(outputDescriptor, $0.baseAddress, $0.count) }
+        let deadline = monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)
+        _ = LinkHandshake.write(Frame(kind: .goodbye).encodedHeaderOnly, to: outputDescriptor, until: deadline)
         // The worker exits on goodbye; its end of the channel closing is the signal to reap it.
-        if !waitForEndOfStream(until: monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)) {
+        if !waitForEndOfStream(until: deadline) {
             kill(-pid, SIGTERM)
             if !waitForEndOfStream(until: monotonicNanoseconds() + 100_000_000) { kill(-pid, SIGKILL) }
         }

@@ -27,6 +27,8 @@ struct SlotLoop {
     private var spinUntil: UInt64 = 0
     private var finished = false
     private var firstStartReported = false
+    /// The last attempt sent to the link detached last: a batch dispatched after it never ran.
+    private var lastSentOnDetached: UInt64?
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private let heartbeatFrame = Frame(kind: .heartbeat).encodedHeaderOnly
     private let interval: UInt64
@@ -138,33 +140,40 @@ struct SlotLoop {
         supervisor.firstStartEnded(failure)
     }
 
-    /// Tells the worker goodbye and reaps it.
-    private mutating func stopLink() {
-        guard let current = link else { return }
-        slot.detach()
+    /// Takes the link out of the slot, so no sender reaches it any more, and remembers what was
+    /// on it; the caller then releases it.
+    private mutating func detachLink() -> (any WorkerLink)? {
+        guard let current = link else { return nil }
+        let detached = slot.detach()
+        if detached.inFlight != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
+        lastSentOnDetached = detached.lastSent
         link = nil
-        current.stop(grace: supervisor.configuration.grace)
+        return current
+    }
+
+    /// Tells the worker goodbye and reaps it. A frame still half written (a heartbeat behind a
+    /// full pipe) is finished first, or the goodbye would be read as its tail; if it cannot be,
+    /// the idle worker is ended instead.
+    private mutating func stopLink() {
+        guard link != nil else { return }
+        let flushed = slot.flushPending(until: monotonicNanoseconds() + 100_000_000)
+        guard let current = detachLink() else { return }
+        if flushed { current.stop(grace: supervisor.configuration.grace) } else { current.terminate() }
     }
 
     /// Kills the worker now and reaps it; returns how it ended.
     private mutating func terminate() -> ProcessPoolError.Code {
-        guard let current = link else { return .workerLost }
-        if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
-        link = nil
+        guard let current = detachLink() else { return .workerLost }
         return current.terminate()
     }
 
     /// The worker is gone (`code` says how): the state machine settles its batch and says whether
     /// to replace it.
     private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil) {
-        if let current = link {
-            if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
-            link = nil
-            _ = current.terminate()
-        }
+        if let current = detachLink() { current.terminate() }
         supervisor.metrics?.workerExited(reason ?? code.metricsReason)
         logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))"])
-        let command = supervisor.workerLost(index, code)
+        let command = supervisor.workerLost(index, code, lastSent: lastSentOnDetached)
         if case .none = command {
             finished = true
             return
@@ -203,7 +212,8 @@ struct SlotLoop {
                 while poll(pointer, 3, 0) == 0, monotonicNanoseconds() < spinUntil { sched_yield() }
             }
             if pointer[0].revents | pointer[1].revents | pointer[2].revents == 0 {
-                let milliseconds = wakeAt > now ? Int32(min((wakeAt - now + 999_999) / 1_000_000, 60_000)) : 0
+                let pollStart = spinUntil > now ? monotonicNanoseconds() : now  // the spin took time
+                let milliseconds = wakeAt > pollStart ? Int32(min((wakeAt - pollStart + 999_999) / 1_000_000, 60_000)) : 0
                 _ = poll(pointer, 3, milliseconds)
             }
         }
@@ -245,10 +255,10 @@ struct SlotLoop {
             violation(error.description)
             return
         }
-        if endOfStream, let current = link {
-            if slot.detach() != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
-            link = nil
-            lost(current.reap())
+        // Only if the link that ended is still this slot's: serving a frame above may have
+        // replaced it (a recycle, a violation), and the new process has not ended.
+        if endOfStream, let now = link, now === current, let ended = detachLink() {
+            lost(ended.reap())
         }
     }
 

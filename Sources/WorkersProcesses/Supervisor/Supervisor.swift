@@ -180,10 +180,11 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
         lock.withLock { machine.answer(worker: worker, attempt: attempt, result) }
     }
 
-    /// Returns what the slot's thread does next (`.none`: the slot is gone).
-    func workerLost(_ worker: Int, _ code: ProcessPoolError.Code) -> Machine.WorkerCommand {
+    /// Returns what the slot's thread does next (`.none`: the slot is gone). `lastSent`: the last
+    /// attempt whose frame went to the lost process.
+    func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, lastSent: UInt64?) -> Machine.WorkerCommand {
         let (action, waiters) = lock.withLock {
-            let action = machine.workerLost(worker, code)
+            let action = machine.workerLost(worker, code, lastSent: lastSent)
             return (action, action.stopped ? takeStoppedWaiters() : [])
         }
         if let dispatch = action.dispatch { send(dispatch, from: worker) }

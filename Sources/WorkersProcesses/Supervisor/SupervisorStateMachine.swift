@@ -353,14 +353,23 @@ struct SupervisorStateMachine<Continuation> {
     /// `worker`'s process is gone: it died, broke the protocol, fell silent, or was killed by its
     /// thread (after ``confirmKill(worker:attempt:)``) for a cancellation, a time-out or a limit.
     /// `code` says how; a batch it held is retried under the ``RetryPolicy`` or fails with it.
-    mutating func workerLost(_ worker: Int, _ code: ProcessPoolError.Code) -> LossAction {
+    ///
+    /// `lastSent` is the last attempt whose frame reached that process (`nil`: none). A batch
+    /// dispatched to the worker as it was being lost, whose frame never reached it, did not run:
+    /// it goes back to the front of the queue without counting as an attempt.
+    mutating func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, lastSent: Attempt?) -> LossAction {
         let previous = workers[worker].state
         var resolution: Resolution?
         var dispatch: Dispatch?
-        if case .busy(let id, _) = previous, var batch = batches[id] {
+        if case .busy(let id, let attempt) = previous, var batch = batches[id] {
             if batch.cancelRequested || lifecycle == .cancelling {
                 batches[id] = nil
                 resolution = Resolution(continuation: batch.continuation, outcome: .cancelled)
+            } else if lastSent != attempt {
+                batch.attempts -= 1
+                batch.state = .queued
+                batches[id] = batch
+                queue.prepend(id)
             } else if retry.retries(after: batch.attempts, code) {
                 batch.state = .queued
                 batches[id] = batch

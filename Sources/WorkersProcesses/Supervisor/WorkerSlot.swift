@@ -53,6 +53,8 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     private var pendingOffset = 0
     private var commands: [Command] = []
     private var inFlight: InFlight?
+    /// The last attempt whose frame went to the current process.
+    private var lastSent: UInt64?
 
     init(index: Int) {
         self.index = index
@@ -80,20 +82,43 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
             pending.removeAll()
             pendingOffset = 0
             inFlight = nil
+            lastSent = nil
         }
     }
 
-    /// Stops every sender from using the current link (before it is released); returns the batch
-    /// that was in flight on it.
+    /// What was on a link when it was detached.
+    struct Detached {
+        /// The batch in flight, if its answer had not been read.
+        var inFlight: InFlight?
+        /// The last attempt whose frame went to the process.
+        var lastSent: UInt64?
+    }
+
+    /// Stops every sender from using the current link (before it is released); returns what was
+    /// in flight on it. A send after this finds no link and writes nothing.
     @discardableResult
-    func detach() -> InFlight? {
+    func detach() -> Detached {
         lock.withLock {
             link = nil
             pending.removeAll()
             pendingOffset = 0
             defer { inFlight = nil }
-            return inFlight
+            return Detached(inFlight: inFlight, lastSent: lastSent)
         }
+    }
+
+    /// Writes what is pending, waiting for room until `deadline` (monotonic nanoseconds).
+    /// Returns whether everything was written.
+    func flushPending(until deadline: UInt64) -> Bool {
+        while flush() {
+            let descriptor = lock.withLock { link?.outputDescriptor }
+            guard let descriptor else { return false }
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 1_000)))
+        }
+        return true
     }
 
     /// Sends a frame — `header` (13 bytes, request id already in it), then `frame[13...]` — to
@@ -102,7 +127,10 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
         lock.lock()
         defer { lock.unlock() }
         guard let link, self.generation == generation else { return .gone }
-        if let inFlight { self.inFlight = inFlight }
+        if let inFlight {
+            self.inFlight = inFlight
+            lastSent = inFlight.attempt
+        }
         let bodyCount = frame.count - Frame.headerSize - 4
         if pendingOffset < pending.count {
             pending.append(contentsOf: header)
