@@ -65,8 +65,13 @@ import Testing
         // Every mode ran the same work.
         let checksums = Set(["serial", "async-1", "threads", "threads-gil", "processes"].compactMap { cell("cpu", $0)?.checksum })
         #expect(checksums.count == 1)
-        // The convoy: behind a CPU thread under the GIL, a 1 ms sleep wakes at least half an interval late.
-        #expect((cell("mixed", "threads-gil")?.probe_median_ms ?? 0) >= report.config.switch_interval_ms / 2)
+        // The convoy: behind a CPU thread under the GIL, a 1 ms sleep wakes at least half an interval
+        // late. Not in the stress run under ThreadSanitizer: there the CPU thread can be starved of
+        // a core for the whole sleep, never take the GIL, and leave the probe an uncontended one
+        // (seen once: 0.27 ms).
+        if ProcessInfo.processInfo.environment["WORKERS_STRESS"] != "1" {
+            #expect((cell("mixed", "threads-gil")?.probe_median_ms ?? 0) >= report.config.switch_interval_ms / 2)
+        }
         #expect(report.conclusions.count >= 4)
         // CPython: measured cells, or one that says why not.
         let python = report.cells.filter { $0.source == "cpython" }
