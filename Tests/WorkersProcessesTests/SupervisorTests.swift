@@ -8,6 +8,11 @@ import WorkersTestJobs
 import WorkersWire
 @testable import WorkersProcesses
 
+/// How much longer the heartbeat tests give silence in the stress run under ThreadSanitizer,
+/// where the whole suite shares two cores with the sanitizer and a healthy peer's heartbeat
+/// thread can be starved for hundreds of milliseconds.
+let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"] == "1" ? 3 : 1
+
 /// The supervisor over socketpair links to in-process workers: no child process anywhere, so the
 /// link seam is what these tests stand on.
 @Suite(.timeLimit(.minutes(2))) struct SupervisorTests {
@@ -51,12 +56,12 @@ import WorkersWire
     @Test func aSilentPeerIsLostAfterLostAfter() async throws {
         // lostAfter leaves room for a loaded machine (ThreadSanitizer, the suite in parallel) to
         // delay a healthy peer's heartbeats without a false loss.
-        let heartbeat = Heartbeat(interval: .milliseconds(25), lostAfter: .milliseconds(500))
+        let heartbeat = Heartbeat(interval: .milliseconds(25), lostAfter: .milliseconds(500 * heartbeatScale))
         let pool = try await SocketPairPool(workers: 1, heartbeat: heartbeat) { $0 < 0 ? .fallSilent : .answer($0) }
         let start = ContinuousClock.now
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "script")) { try await pool.run(-1) }
         let took = start.duration(to: .now)
-        #expect(took >= .milliseconds(500) - .milliseconds(50))  // not before lostAfter (less the last beat's age)
+        #expect(took >= heartbeat.lostAfter - .milliseconds(50))  // not before lostAfter (less the last beat's age)
         #expect(try await pool.run(8) == 8)
         await pool.shutdown()
 
@@ -136,7 +141,7 @@ import WorkersWire
     /// Target (f): a worker stopped with SIGSTOP in the middle of a job sends no heartbeat; it is
     /// declared lost after `lostAfter`, killed, and replaced.
     @Test func aStoppedWorkerIsDeclaredLostAndReplaced() async throws {
-        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(600))
+        let heartbeat = Heartbeat(interval: .milliseconds(50), lostAfter: .milliseconds(600 * heartbeatScale))
         let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, heartbeat: heartbeat)
         let pid = try #require(pool.workerInfo[0].processID)
         let napping = Task { try await pool.run(Nap.self, 20_000) }
@@ -146,7 +151,7 @@ import WorkersWire
         await #expect(throws: ProcessPoolError(.workerLost, jobName: "nap")) { try await napping.value }
         // Silence began at the last heartbeat before the stop: up to an interval (and a late
         // wake-up) earlier. Declared lost no sooner than that plus lostAfter.
-        #expect(stopped.duration(to: .now) >= .milliseconds(600) - .milliseconds(100))
+        #expect(stopped.duration(to: .now) >= heartbeat.lostAfter - .milliseconds(100))
         #expect(isGone(pid))
         #expect(try await pool.run(Square.self, 9) == 81)
         // At least the one replacement. Under ThreadSanitizer with the suite in parallel, a
@@ -159,11 +164,11 @@ import WorkersWire
     @Test func aLongJobKeepsItsWorkerAlive() async throws {
         // Short enough that the jobs outlast it several times over; long enough that a loaded
         // machine (ThreadSanitizer, the suite in parallel) delaying a heartbeat is no loss.
-        let heartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+        let heartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .milliseconds(1_000 * heartbeatScale))
         let pool = try await ProcessPool(workers: 1, jobs: TestJobs.all, executable: workerExecutable, heartbeat: heartbeat)
-        let pid = try await pool.run(Nap.self, 2_500)
+        let pid = try await pool.run(Nap.self, Int(2_500 * heartbeatScale))
         #expect(pid == pool.workerInfo[0].processID)
-        #expect(try await pool.run(Spin.self, 2_000) != 0)
+        #expect(try await pool.run(Spin.self, Int(2_000 * heartbeatScale)) != 0)
         #expect(pool.workerInfo[0].restarts == 0)
         await pool.shutdown()
     }
