@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CoreMetrics
 import CWorkersShims
-import DequeModule
 import Foundation
 import Logging
 import WorkersCore

@@ -176,20 +176,7 @@ final class FrameWriter: @unchecked Sendable {  // @unchecked: writes are serial
     /// Writes `frame` whole. Returns `false` if the peer has gone (EPIPE, or any write error).
     func write(_ frame: Frame) -> Bool {
         guard let bytes = try? frame.encoded() else { return false }
-        return lock.withLock { writeFully(bytes) }
-    }
-
-    private func writeFully(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += written
-        }
-        return true
+        return lock.withLock { DescriptorIO.write(bytes, to: descriptor, until: .max) }
     }
 }
 

@@ -165,15 +165,7 @@ func startedWorker(heartbeat: Heartbeat = .standard) throws -> (any WorkerLink, 
 
 /// Reads and drops what comes on non-blocking `descriptor` until it ends; `false` after `seconds`.
 func waitForEndOfStream(_ descriptor: Int32, seconds: Int) -> Bool {
-    var decoder = FrameDecoder()
-    let deadline = monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000
-    while true {
-        switch LinkHandshake.read(descriptor, into: &decoder, until: deadline) {
-        case .endOfStream: return true
-        case .timedOut: return false
-        case .frame, .violation: continue
-        }
-    }
+    DescriptorIO.waitForEndOfStream(descriptor, until: monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000)
 }
 
 /// Runs blocking `body` on a thread of its own, so waiting for it holds no cooperative thread.

@@ -211,7 +211,7 @@ extension SupervisorStateMachine {
 
     @Test func aFailedStartFailsOneQueuedBatchAndTheSlotComesBackWhenNeeded() throws {
         var machine = Self.started()
-        let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
         _ = machine.submit(Self.request(), id: 2, continuation: 2)
         _ = machine.workerLostAfterSend(0, Self.crash)  // batch 1 fails; the slot restarts
         let failed = machine.workerStartFailed(0, ProcessPoolError(.spawnFailed(errno: 2)))
@@ -219,7 +219,6 @@ extension SupervisorStateMachine {
         #expect(machine.workers[0].state == .down)
         guard case .queued(start: 0) = machine.submit(Self.request(), id: 3, continuation: 3) else { Issue.record("the slot was not started"); return }
         #expect(machine.workers[0].state == .starting)
-        _ = first
         machine.checkInvariants()
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CWorkersShims
 import Foundation
 import Testing
 import WorkersCore
@@ -177,13 +178,13 @@ let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"
     @Test func aWorkerRefusesAHelloOfAnotherVersion() async throws {
         let (reply, status): (String, ProcessPoolError.Code) = try await onOwnThread {
             let link = try ChildProcessLauncher(executable: workerExecutable).launch(slot: 0)
-            _ = cworkersNonblocking(link.inputDescriptor)
+            _ = cworkers_set_nonblocking(link.inputDescriptor)
             // Version 1's hello had no heartbeat fields.
             struct OldHello: Encodable { var protocolVersion: UInt16 = 1; var workerID = 0; var jobNames = ["square"]; var maxFrameSize = 1 << 20 }
             let bytes = try Frame(kind: .hello, message: OldHello()).encoded()
             _ = bytes.withUnsafeBytes { write(link.outputDescriptor, $0.baseAddress, $0.count) }
             var decoder = FrameDecoder()
-            guard case .frame(let frame) = LinkHandshake.read(link.inputDescriptor, into: &decoder, until: monotonicNanoseconds() + 10_000_000_000),
+            guard case .frame(let frame) = DescriptorIO.read(link.inputDescriptor, into: &decoder, until: monotonicNanoseconds() + 10_000_000_000),
                   frame.kind == .reject else {
                 link.terminate()
                 return ("no reject", .workerLost)
@@ -208,9 +209,4 @@ let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"
         }
         #expect(status == .workerCrashed(signal: nil, exitCode: 77))
     }
-}
-
-func cworkersNonblocking(_ descriptor: Int32) -> Int32 {
-    let flags = fcntl(descriptor, F_GETFL)
-    return fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
 }

@@ -74,28 +74,13 @@ final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: 
 
     func stop(grace: Duration) {
         let deadline = monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)
-        _ = LinkHandshake.write(Frame(kind: .goodbye).encodedHeaderOnly, to: outputDescriptor, until: deadline)
+        _ = DescriptorIO.write(Frame(kind: .goodbye).encodedHeaderOnly, to: outputDescriptor, until: deadline)
         // The worker exits on goodbye; its end of the channel closing is the signal to reap it.
-        if !waitForEndOfStream(until: deadline) {
+        if !DescriptorIO.waitForEndOfStream(inputDescriptor, until: deadline) {
             kill(-pid, SIGTERM)
-            if !waitForEndOfStream(until: monotonicNanoseconds() + 100_000_000) { kill(-pid, SIGKILL) }
+            if !DescriptorIO.waitForEndOfStream(inputDescriptor, until: monotonicNanoseconds() + 100_000_000) { kill(-pid, SIGKILL) }
         }
         _ = release()
-    }
-
-    /// Reads and drops what the worker still sends until it closes its end, or `deadline` passes.
-    private func waitForEndOfStream(until deadline: UInt64) -> Bool {
-        var scratch = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var descriptor = pollfd(fd: inputDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
-            if ready < 0, errno != EINTR { return false }
-            guard ready > 0 else { continue }
-            let count = scratch.withUnsafeMutableBytes { read(inputDescriptor, $0.baseAddress, $0.count) }
-            if count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN) { return true }
-        }
     }
 
     /// Reaps the worker and closes the channel. Anything the worker left running in its process
@@ -132,9 +117,7 @@ struct ExitStatus {
 extension Frame {
     /// The wire form of a frame with an empty payload (goodbye, heartbeat): 13 bytes.
     var encodedHeaderOnly: [UInt8] {
-        var bytes: [UInt8] = [0, 0, 0, UInt8(Frame.headerSize), kind.rawValue]
-        withUnsafeBytes(of: requestID.bigEndian) { bytes.append(contentsOf: $0) }
-        return bytes
+        try! encoded()  // an empty payload is always within the frame limit
     }
 }
 

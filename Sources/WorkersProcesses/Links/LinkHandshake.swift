@@ -18,11 +18,11 @@ enum LinkHandshake {
         _ = cworkers_set_nonblocking(link.inputDescriptor)
         _ = cworkers_set_nonblocking(link.outputDescriptor)
         guard let bytes = try? Frame(kind: .hello, message: hello).encoded(maxFrameSize: hello.maxFrameSize),
-              write(bytes, to: link.outputDescriptor, until: deadline) else {
+              DescriptorIO.write(bytes, to: link.outputDescriptor, until: deadline) else {
             throw ProcessPoolError(link.terminate())
         }
         let frame: Frame
-        switch read(link.inputDescriptor, into: &decoder, until: deadline) {
+        switch DescriptorIO.read(link.inputDescriptor, into: &decoder, until: deadline) {
         case .frame(let received):
             frame = received
         case .endOfStream:
@@ -51,56 +51,5 @@ enum LinkHandshake {
             link.terminate()
             throw ProcessPoolError(.protocolViolation("handshake: unexpected \(frame.kind) frame"))
         }
-    }
-
-    enum ReadOutcome {
-        case frame(Frame)
-        case endOfStream
-        case timedOut
-        case violation(WireError)
-    }
-
-    /// Reads from non-blocking `descriptor` until `decoder` has a frame, the stream ends, or
-    /// `deadline` (monotonic nanoseconds) passes.
-    static func read(_ descriptor: Int32, into decoder: inout FrameDecoder, until deadline: UInt64) -> ReadOutcome {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            do {
-                if let frame = try decoder.next() { return .frame(frame) }
-            } catch {
-                return .violation(error)
-            }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count > 0 {
-                decoder.feed(buffer[0..<count])
-                continue
-            }
-            if count == 0 { return .endOfStream }
-            if errno == EINTR { continue }
-            guard errno == EAGAIN else { return .endOfStream }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return .timedOut }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
-        }
-    }
-
-    /// Writes all of `bytes` to non-blocking `descriptor`, waiting for room until `deadline`.
-    static func write(_ bytes: [UInt8], to descriptor: Int32, until deadline: UInt64) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if count >= 0 {
-                offset += count
-                continue
-            }
-            if errno == EINTR { continue }
-            guard errno == EAGAIN else { return false }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
-        }
-        return true
     }
 }

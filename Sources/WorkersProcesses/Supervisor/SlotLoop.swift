@@ -70,7 +70,6 @@ struct SlotLoop {
             if supervisor.state(of: index) == .stopping { perform(.stop) }
         case .kill(let attempt):
             guard link != nil, supervisor.confirmKill(index, attempt: attempt) else { return }  // a late cancel: a no-op
-            _ = terminate()
             lost(.workerCrashed(signal: SIGKILL, exitCode: nil), reason: "cancelled")
         }
     }
@@ -161,14 +160,8 @@ struct SlotLoop {
         if flushed { current.stop(grace: supervisor.configuration.grace) } else { current.terminate() }
     }
 
-    /// Kills the worker now and reaps it; returns how it ended.
-    private mutating func terminate() -> ProcessPoolError.Code {
-        guard let current = detachLink() else { return .workerLost }
-        return current.terminate()
-    }
-
-    /// The worker is gone (`code` says how): the state machine settles its batch and says whether
-    /// to replace it.
+    /// The worker is gone, or must go (`code` says why): a link still attached is ended now; the
+    /// state machine settles its batch and says whether to replace it.
     private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil) {
         if let current = detachLink() { current.terminate() }
         supervisor.metrics?.workerExited(reason ?? code.metricsReason)
@@ -195,7 +188,7 @@ struct SlotLoop {
         let inFlight = slot.currentInFlight
         var now = monotonicNanoseconds()
         var wakeAt = nextHeartbeat
-        if lostAfter > 0 { wakeAt = min(wakeAt, lastReceived &+ lostAfter) }
+        wakeAt = min(wakeAt, lastReceived &+ lostAfter)
         if let deadline = inFlight?.deadline { wakeAt = min(wakeAt, deadline) }
         if inFlight != nil, supervisor.configuration.memoryLimit != nil { wakeAt = min(wakeAt, now + 10_000_000) }
 
@@ -309,7 +302,6 @@ struct SlotLoop {
     }
 
     private mutating func violation(_ detail: String) {
-        _ = terminate()
         lost(.protocolViolation(detail))
     }
 
@@ -317,12 +309,12 @@ struct SlotLoop {
     private mutating func checkClock(now: UInt64) {
         guard let current = link else { return }
         if now >= nextHeartbeat {
+            // Queued behind a full pipe, it goes out when this thread's next poll sees room.
             let frame = heartbeatFrame
-            let outcome = frame.withUnsafeBytes { slot.send(header: $0, frame: frame, generation: generation, inFlight: nil) }
-            if case .queued = outcome { slot.wake() }
+            _ = frame.withUnsafeBytes { slot.send(header: $0, frame: frame, generation: generation, inFlight: nil) }
             nextHeartbeat = now + interval
         }
-        if lostAfter > 0, now >= lastReceived &+ lostAfter {
+        if now >= lastReceived &+ lostAfter {
             // A last look first: a heartbeat that came as the poll timed out is not a silence.
             var descriptor = pollfd(fd: current.inputDescriptor, events: Int16(POLLIN), revents: 0)
             if poll(&descriptor, 1, 0) > 0 {
@@ -330,19 +322,16 @@ struct SlotLoop {
                 if link == nil || now < lastReceived &+ lostAfter { return }
             }
             logger.warning("worker silent", metadata: ["slot": "\(index)", "pid": "\(current.processID.map(String.init) ?? "-")", "silent_ms": "\((now - lastReceived) / 1_000_000)"])
-            _ = terminate()
             lost(.workerLost)
             return
         }
         guard let inFlight = slot.currentInFlight else { return }
         if let deadline = inFlight.deadline, now >= deadline, supervisor.confirmKill(index, attempt: inFlight.attempt) {
-            _ = terminate()
             lost(.timedOut)
             return
         }
         if let limit = supervisor.configuration.memoryLimit, let resident = current.residentBytes(), resident > limit,
            supervisor.confirmKill(index, attempt: inFlight.attempt) {
-            _ = terminate()
             lost(.resourceLimit)
         }
     }

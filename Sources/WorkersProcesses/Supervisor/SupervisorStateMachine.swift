@@ -213,8 +213,6 @@ struct SupervisorStateMachine<Continuation> {
         var answered = 0
         /// Processes started after the first.
         var restarts = 0
-        /// Whether a process has completed a handshake for this slot.
-        var everStarted = false
     }
 
     private struct Batch {
@@ -243,8 +241,6 @@ struct SupervisorStateMachine<Continuation> {
 
     /// Batches waiting for a worker.
     var queuedCount: Int { queue.count }
-    /// Batches not yet ended (queued or dispatched).
-    var openCount: Int { batches.count }
 
     /// Where batch `id` is, or `nil` when it has ended or never was.
     func state(of id: BatchID) -> BatchState? { batches[id]?.state }
@@ -291,8 +287,7 @@ struct SupervisorStateMachine<Continuation> {
     /// `worker`'s new process (number `generation`) completed its handshake.
     mutating func workerStarted(_ worker: Int, generation: UInt64) -> WorkerCommand {
         precondition(workers[worker].state == .starting, "workerStarted in \(workers[worker].state)")
-        if workers[worker].everStarted { workers[worker].restarts += 1 }
-        workers[worker].everStarted = true
+        if workers[worker].generation != 0 { workers[worker].restarts += 1 }
         workers[worker].generation = generation
         workers[worker].answeredByProcess = 0
         workers[worker].state = .idle

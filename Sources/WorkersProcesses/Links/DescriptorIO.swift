@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WorkersCore
+import WorkersWire
+
+/// Frame reads and whole writes on a descriptor with a deadline (monotonic nanoseconds): the
+/// handshake, a goodbye, draining a worker that is ending, and the worker's blocking writes
+/// (a blocking descriptor never says EAGAIN, so the deadline is then never looked at).
+enum DescriptorIO {
+    enum ReadOutcome {
+        case frame(Frame)
+        case endOfStream
+        case timedOut
+        case violation(WireError)
+    }
+
+    /// Reads from non-blocking `descriptor` until `decoder` has a frame, the stream ends, or
+    /// `deadline` (monotonic nanoseconds) passes.
+    static func read(_ descriptor: Int32, into decoder: inout FrameDecoder, until deadline: UInt64) -> ReadOutcome {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            do {
+                if let frame = try decoder.next() { return .frame(frame) }
+            } catch {
+                return .violation(error)
+            }
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                decoder.feed(buffer[0..<count])
+                continue
+            }
+            if count == 0 { return .endOfStream }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN else { return .endOfStream }
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return .timedOut }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+        }
+    }
+
+    /// Writes all of `bytes` to non-blocking `descriptor`, waiting for room until `deadline`.
+    static func write(_ bytes: [UInt8], to descriptor: Int32, until deadline: UInt64) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if count >= 0 {
+                offset += count
+                continue
+            }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN else { return false }
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+        }
+        return true
+    }
+
+    /// Reads and drops what comes on non-blocking `descriptor` until the peer closes it (`true`)
+    /// or `deadline` passes (`false`). Nothing is decoded: whatever an ending peer sends is moot.
+    static func waitForEndOfStream(_ descriptor: Int32, until deadline: UInt64) -> Bool {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = scratch.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count == 0 { return true }
+            if count > 0 { continue }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN else { return true }
+            let now = monotonicNanoseconds()
+            guard now < deadline else { return false }
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+        }
+    }
+}
