@@ -33,10 +33,7 @@ enum DescriptorIO {
             if count == 0 { return .endOfStream }
             if errno == EINTR { continue }
             guard errno == EAGAIN else { return .endOfStream }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return .timedOut }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+            guard waitUntilReady(descriptor, for: POLLIN, until: deadline) else { return .timedOut }
         }
     }
 
@@ -51,10 +48,7 @@ enum DescriptorIO {
             }
             if errno == EINTR { continue }
             guard errno == EAGAIN else { return false }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+            guard waitUntilReady(descriptor, for: POLLOUT, until: deadline) else { return false }
         }
         return true
     }
@@ -69,10 +63,17 @@ enum DescriptorIO {
             if count > 0 { continue }
             if errno == EINTR { continue }
             guard errno == EAGAIN else { return true }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+            guard waitUntilReady(descriptor, for: POLLIN, until: deadline) else { return false }
         }
+    }
+
+    /// Waits until `descriptor` is ready for `events` (POLLIN, POLLOUT), a signal interrupts, or
+    /// `deadline` passes; `false` once the deadline has passed.
+    static func waitUntilReady(_ descriptor: Int32, for events: Int32, until deadline: UInt64) -> Bool {
+        let now = monotonicNanoseconds()
+        guard now < deadline else { return false }
+        var entry = pollfd(fd: descriptor, events: Int16(events), revents: 0)
+        _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
+        return true
     }
 }

@@ -112,11 +112,7 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     func flushPending(until deadline: UInt64) -> Bool {
         while flush() {
             let descriptor = lock.withLock { link?.outputDescriptor }
-            guard let descriptor else { return false }
-            let now = monotonicNanoseconds()
-            guard now < deadline else { return false }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 1_000)))
+            guard let descriptor, DescriptorIO.waitUntilReady(descriptor, for: POLLOUT, until: deadline) else { return false }
         }
         return true
     }
