@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "WorkersWire", targets: ["WorkersWire"]),
         // Opt-in: pools as swift-service-lifecycle services, so `Workers` alone never builds it.
         .library(name: "WorkersServiceLifecycle", targets: ["WorkersServiceLifecycle"]),
+        // Opt-in: the same ProcessPool with its workers on other machines (Slurm, SSH, any
+        // launcher) over an authenticated TCP link; the only product that builds swift-crypto.
+        .library(name: "WorkersCluster", targets: ["WorkersCluster"]),
         .executable(name: "workers", targets: ["workers"]),
         // `workers run` alone, without Foundation or the lab: starts in a few milliseconds.
         .executable(name: "workers-run", targets: ["workers-run"]),
@@ -25,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Only what Swift cannot call directly: CPU_COUNT, gettid, pthread naming.
@@ -77,6 +81,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Placements beyond one machine: the node agent, the TCP link and its authentication.
+        .target(
+            name: "WorkersCluster",
+            dependencies: [
+                "WorkersCore",
+                "WorkersWire",
+                "WorkersProcesses",
+                "CWorkersShims",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // `workers run`: GNU parallel's command line, compiled.
         .target(
             name: "WorkersRun",
@@ -98,6 +115,7 @@ let package = Package(
             name: "WorkersCLI",
             dependencies: [
                 "Workers",
+                "WorkersCluster",
                 "WorkersLab",
                 "WorkersRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -109,10 +127,15 @@ let package = Package(
         // less start-up); debug builds do not, so ThreadSanitizer, which cannot run with it, still can.
         .executableTarget(name: "workers-run", dependencies: ["WorkersRun"], swiftSettings: swiftSettings, linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]),
         .target(name: "WorkersTestJobs", dependencies: ["WorkersCore", "WorkersProcesses"], path: "Tests/WorkersTestJobs", swiftSettings: swiftSettings),
-        .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
+        .executableTarget(name: "WorkersTestWorker", dependencies: ["WorkersProcesses", "WorkersCluster", "WorkersTestJobs"], path: "Tests/WorkersTestWorker", swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkersProcessesTests",
             dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "WorkersTestJobs", "WorkersTestWorker", "WorkersServiceLifecycle", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkersClusterTests",
+            dependencies: ["WorkersCluster", "WorkersProcesses", "WorkersCore", "WorkersWire", "WorkersTestJobs", "WorkersTestWorker", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),

@@ -301,3 +301,37 @@ int cworkers_set_nonblocking(int fd) {
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return -errno;
     return 0;
 }
+
+static int drain_event_fd = -1;
+static volatile sig_atomic_t drain_signal = 0;
+
+static void note_drain_signal(int signal) {
+    int saved = errno;
+    drain_signal = signal;
+    uint64_t one = 1;
+    if (drain_event_fd >= 0) (void)!write(drain_event_fd, &one, sizeof(one));
+    errno = saved;
+}
+
+int cworkers_drain_signals_to_eventfd(int fd) {
+    drain_event_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = note_drain_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    int signals[3] = { SIGTERM, SIGUSR1, SIGINT };
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    for (int i = 0; i < 3; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -errno;
+        sigaddset(&wanted, signals[i]);
+    }
+    return pthread_sigmask(SIG_UNBLOCK, &wanted, NULL) == 0 ? 0 : -errno;
+}
+
+int cworkers_take_drain_signal(void) {
+    int signal = drain_signal;
+    drain_signal = 0;
+    return signal;
+}

@@ -33,6 +33,6 @@ public struct Heartbeat: Hashable, Sendable {
     /// Every second; lost after 10 s of silence. The default.
     public static let standard = Heartbeat(interval: .seconds(1), lostAfter: .seconds(10))
 
-    var intervalMilliseconds: Int { Int(interval.saturatingNanoseconds / 1_000_000) }
-    var lostAfterMilliseconds: Int { Int(lostAfter.saturatingNanoseconds / 1_000_000) }
+    package var intervalMilliseconds: Int { Int(interval.saturatingNanoseconds / 1_000_000) }
+    package var lostAfterMilliseconds: Int { Int(lostAfter.saturatingNanoseconds / 1_000_000) }
 }

@@ -51,6 +51,7 @@ public final class ProcessPool: Sendable {
     }
 
     let state: Supervisor
+    let placement: (any PlacementDriver)?
     /// The number of workers.
     public let workers: Int
 
@@ -79,7 +80,7 @@ public final class ProcessPool: Sendable {
     ///
     /// ## Cancellation
     /// Not cancellable: the start is bounded by the handshake time-out (30 s per worker).
-    public init(
+    public convenience init(
         workers: Int = cpuCount,
         jobs: [any Job.Type],
         executable: String? = nil,
@@ -91,22 +92,86 @@ public final class ProcessPool: Sendable {
         metricsFactory: (any MetricsFactory)? = nil,
         metricsLabel: String = "workers.processpool"
     ) async throws {
-        precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
+        try await self.init(
+            jobs: jobs, placement: .local(workers: workers), executable: executable, maxJobsPerWorker: maxJobsPerWorker,
+            retry: retry, memoryLimit: memoryLimit, heartbeat: heartbeat, logger: logger,
+            metricsFactory: metricsFactory, metricsLabel: metricsLabel
+        )
+    }
+
+    /// Starts the pool's workers where `placement` puts them and waits until each has completed
+    /// the handshake: on this machine (``Placement/local``), or — with `import WorkersCluster` —
+    /// on Slurm nodes, SSH hosts or agents of any launcher, each a local pool of worker processes
+    /// behind one authenticated link.
+    ///
+    /// Beyond one machine, each input's outcome reaches the caller exactly once, but a batch whose
+    /// node was lost after running it runs again: execution is at-least-once, so jobs should be
+    /// idempotent. A lost node costs its batches an attempt each; a node that drains (a walltime,
+    /// `scancel --signal=TERM`) costs none.
+    ///
+    /// - Parameters:
+    ///   - jobs: the jobs the pool will submit; each worker must know them.
+    ///   - placement: where the workers live.
+    ///   - executable: the worker (and agent) program; default this program.
+    ///   - maxJobsPerWorker: replace a worker after this many batches; default never.
+    ///   - retry: default three attempts: beyond one machine a lost node is an expected event.
+    ///   - memoryLimit, heartbeat, logger, metricsFactory, metricsLabel: as in
+    ///     ``init(workers:jobs:executable:maxJobsPerWorker:retry:memoryLimit:heartbeat:logger:metricsFactory:metricsLabel:)``;
+    ///     the heartbeat also paces the links to the agents, and a link silent for its
+    ///     `lostAfter` loses its agent.
+    /// - Throws: ``ProcessPoolError`` if a worker cannot be started; `.placementFailed` naming
+    ///   the address, port and hosts if agents do not connect in time.
+    ///
+    /// ## Cancellation
+    /// Not cancellable: the start is bounded by the handshake time-out and the placement's
+    /// connect time-out.
+    public init(
+        jobs: [any Job.Type],
+        placement: Placement,
+        executable: String? = nil,
+        maxJobsPerWorker: Int? = nil,
+        retry: RetryPolicy = RetryPolicy(maxAttempts: 3),
+        memoryLimit: Int? = nil,
+        heartbeat: Heartbeat = .standard,
+        logger: Logger = Logger(label: "workers.processpool", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil,
+        metricsLabel: String = "workers.processpool"
+    ) async throws {
         if let memoryLimit { precondition(memoryLimit > 0, "memoryLimit must be positive (got \(memoryLimit))") }
         if let maxJobsPerWorker { precondition(maxJobsPerWorker >= 1, "maxJobsPerWorker must be at least 1 (got \(maxJobsPerWorker))") }
         cworkers_ignore_sigpipe()
         let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        self.workers = workers
+        let slots: Int
+        let launcher: any WorkerLauncher
+        switch placement.kind {
+        case .local(let workers):
+            precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
+            slots = workers
+            launcher = ChildProcessLauncher(executable: path)
+            self.placement = nil
+        case .remote(let start):
+            let context = PlacementContext(executable: path, jobSignatures: jobs.map { $0.wireSignature }.sorted(), heartbeat: heartbeat, logger: logger)
+            let driver = try await start(context)
+            slots = driver.slots
+            launcher = driver.launcher
+            self.placement = driver
+        }
+        self.workers = slots
         state = Supervisor(
-            workers: workers,
+            workers: slots,
             configuration: Supervisor.Configuration(
                 jobNames: jobs.map { $0.name }, heartbeat: heartbeat, memoryLimit: memoryLimit,
                 spinNanoseconds: WorkerProcess.driverSpinNanoseconds
             ),
-            launcher: ChildProcessLauncher(executable: path), retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger,
+            launcher: launcher, retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger,
             metrics: metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
         )
-        try await state.start()
+        do {
+            try await state.start()
+        } catch {
+            await self.placement?.shutdown()
+            throw error
+        }
     }
 
     /// Runs `job` on `input` in a worker process.
@@ -245,11 +310,21 @@ public final class ProcessPool: Sendable {
     /// Not cancellable: it returns when every worker has been reaped.
     public func shutdown(_ mode: ShutdownMode = .drain) async {
         await state.shutdown(mode)
+        await placement?.shutdown()
     }
+
+    /// The node agents of a pool placed beyond this machine; empty for a local pool.
+    public var agents: [AgentInfo] { placement?.agents ?? [] }
 
     /// A pool dropped without ``shutdown(_:)`` drains: queued jobs run, then its workers are told
     /// goodbye and reaped by their slots' threads, which then exit.
     deinit {
         state.beginShutdown(.drain)
+        if let placement {
+            Task.detached { [state] in
+                await state.shutdown(.drain)
+                await placement.shutdown()
+            }
+        }
     }
 }

@@ -23,6 +23,10 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         /// ``Heartbeat/lostAfter`` (a stopped process, or later a cut link). It was killed. A job
         /// that hangs while its worker's heartbeat thread runs is not lost: give it a `timeout`.
         case workerLost
+        /// The pool's placement could not start or reach its workers: an agent that never
+        /// connected, a launcher command that failed, no agent left to run on. The text names the
+        /// address, port and hosts involved.
+        case placementFailed(String)
     }
 
     /// What went wrong.
@@ -53,6 +57,7 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
         case .unknownJob: text = "ProcessPoolError.unknownJob: the worker does not know the job"
         case .spawnFailed(let errno): text = "ProcessPoolError.spawnFailed: errno \(errno)"
         case .workerLost: text = "ProcessPoolError.workerLost: the worker sent no heartbeat within the pool's lostAfter"
+        case .placementFailed(let detail): text = "ProcessPoolError.placementFailed: \(detail)"
         }
         if let jobName { text += " (job \(jobName))" }
         if let inputIndex { text += " (input \(inputIndex))" }

@@ -29,7 +29,7 @@ public struct RetryPolicy: Hashable, Sendable {
         switch code {
         case .workerCrashed, .protocolViolation, .workerLost: return true
         case .timedOut: return retriesTimeouts
-        case .shutDown, .jobFailed, .unknownJob, .spawnFailed, .resourceLimit: return false
+        case .shutDown, .jobFailed, .unknownJob, .spawnFailed, .resourceLimit, .placementFailed: return false
         }
     }
 }

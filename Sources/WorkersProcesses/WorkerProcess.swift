@@ -20,7 +20,7 @@ import WorkersWire
 /// }
 /// ```
 public enum WorkerProcess {
-    static let idVariable = "WORKERS_WORKER_ID"
+    package static let idVariable = "WORKERS_WORKER_ID"
     static let parentVariable = "WORKERS_PARENT_PID"
     /// How long each side of the channel polls before it blocks (`WORKERS_SPIN_US` overrides, in µs).
     static let spinNanoseconds: UInt64 = microseconds("WORKERS_SPIN_US") ?? 50_000
@@ -51,9 +51,30 @@ public enum WorkerProcess {
     /// ## Cancellation
     /// A worker is cancelled by being killed; nothing in it waits on the caller's task.
     public static func runIfWorker(jobs: [any Job.Type]) async throws {
-        guard let id = workerID else { return }
-        let status = await serve(workerID: id, jobs: jobs)
-        exit(status)
+        try await runIfWorker(jobs: jobs, agent: nil)
+    }
+
+    /// As ``runIfWorker(jobs:)``, and in a node agent — a process started with `WORKERS_CONNECT`
+    /// (by `srun`, by an SSH placement, by hand) — runs `agent` instead: with
+    /// `import WorkersCluster`, pass `agent: .cluster`.
+    ///
+    /// - Parameters:
+    ///   - jobs: every job type this program can run in a worker.
+    ///   - agent: the node agent; `nil` makes an agent start an error that says what to pass.
+    ///
+    /// ## Cancellation
+    /// A worker or an agent is cancelled by being killed or by its driver going away.
+    public static func runIfWorker(jobs: [any Job.Type], agent: NodeAgentEntry?) async throws {
+        if let id = workerID {
+            let status = await serve(workerID: id, jobs: jobs)
+            exit(status)
+        }
+        guard getenv(NodeAgentEntry.connectVariable) != nil else { return }
+        guard let agent else {
+            complain("started as a node agent (\(NodeAgentEntry.connectVariable) is set), but this program was built without one: pass `agent: .cluster` to runIfWorker, from WorkersCluster")
+            exit(64)
+        }
+        exit(await agent.run(jobs))
     }
 
     /// The worker loop; returns the exit status: 0 after goodbye or when the driver closed the
@@ -213,5 +234,19 @@ func makeRunner<J: Job>(_ job: J.Type) -> JobRunner {
             }
         }
         return (outputs.count, try WireEncoder().encode(outputs))
+    }
+}
+
+/// A node agent's entry point, handed to ``WorkerProcess/runIfWorker(jobs:agent:)``; the one the
+/// cluster placements use is `.cluster`, from `import WorkersCluster`.
+public struct NodeAgentEntry: Sendable {
+    /// The variable that makes a process a node agent: the driver's `HOST:PORT`, or `stdio`
+    /// when the link is the process's standard input and output (an SSH placement).
+    package static let connectVariable = "WORKERS_CONNECT"
+    package let run: @Sendable ([any Job.Type]) async -> Int32
+
+    /// An entry point that runs the agent and returns its exit status.
+    package init(run: @escaping @Sendable ([any Job.Type]) async -> Int32) {
+        self.run = run
     }
 }

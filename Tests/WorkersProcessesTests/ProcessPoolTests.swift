@@ -12,14 +12,8 @@ import ServiceLifecycle
 import WorkersServiceLifecycle
 @testable import WorkersProcesses
 
-/// The test worker executable, next to the test bundle in the build folder.
-let workerExecutable: String = {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("WorkersTestWorker").path), directory.path != "/" {
-        directory.deleteLastPathComponent()
-    }
-    return directory.appendingPathComponent("WorkersTestWorker").path
-}()
+/// The test worker executable.
+let workerExecutable = TestPrograms.worker
 
 func makePool(workers: Int = 2, maxJobsPerWorker: Int? = nil, retry: RetryPolicy = .none) async throws -> ProcessPool {
     try await ProcessPool(workers: workers, jobs: TestJobs.all, executable: workerExecutable, maxJobsPerWorker: maxJobsPerWorker, retry: retry)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import WorkersCore
 import WorkersProcesses
 
@@ -144,4 +145,16 @@ public struct Hog: Job {
         }
         return blocks.count
     }
+}
+
+/// Where the test programs are: the test worker executable, next to the test bundle in the
+/// build folder.
+public enum TestPrograms {
+    public static let worker: String = {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("WorkersTestWorker").path), directory.path != "/" {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("WorkersTestWorker").path
+    }()
 }

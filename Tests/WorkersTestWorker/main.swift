@@ -1,19 +1,48 @@
-// The worker program of the process-pool tests: it serves TestJobs. Run as `WorkersTestWorker
-// driver`, it is a driver instead: it starts a pool of 2 workers of itself, prints their pids on
-// one line, and waits to be killed (the driver-death test).
+// The worker program of the process-pool tests: it serves TestJobs, as a worker or as a node
+// agent (WORKERS_CONNECT set). Run as `WorkersTestWorker driver`, it is a driver instead: it
+// starts a pool of 2 workers of itself, prints their pids on one line, and waits to be killed
+// (the driver-death test). As `WorkersTestWorker cluster-driver N`, it is a driver of an
+// external placement on 127.0.0.1: it prints `connect HOST:PORT KEYFILE`, waits for N agents,
+// prints the pids of its remote workers, and waits to be killed.
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCluster
 import WorkersProcesses
 import WorkersTestJobs
 
-try await WorkerProcess.runIfWorker(jobs: TestJobs.all)
+try await WorkerProcess.runIfWorker(jobs: TestJobs.all, agent: .cluster)
 
-if CommandLine.arguments.dropFirst().first == "driver" {
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "driver" {
     let pool = try await ProcessPool(workers: 2, jobs: TestJobs.all, executable: CommandLine.arguments[0])
     print(pool.workerInfo.compactMap(\.processID).map(String.init).joined(separator: " "))
     fflush(nil)  // every output stream, so the test reads the pids now
     while true { sleep(60) }
+} else if arguments.first == "cluster-driver", arguments.count == 2, let agents = Int(arguments[1]) {
+    let pool = try await ProcessPool(
+        jobs: TestJobs.all,
+        placement: .external(listen: .address("127.0.0.1"), expect: agents, announce: { text in
+            // The lines of the announcement that matter to the test: the endpoint and the key file.
+            if let line = text.split(separator: "\n").first(where: { $0.contains("--connect") }) {
+                let words = line.split(separator: " ")
+                if let connect = words.firstIndex(of: "--connect"), let key = words.firstIndex(of: "--key-file") {
+                    print("connect \(words[connect + 1]) \(words[key + 1])")
+                    fflush(nil)
+                }
+            }
+        }),
+        executable: CommandLine.arguments[0],
+        heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+    )
+    var pids: [Int] = []
+    for _ in 0..<(pool.workers * 4) {
+        let answer = try await pool.run(WhoAmI.self, 0)
+        if !pids.contains(answer[1]) { pids.append(answer[1]) }
+    }
+    print("workers " + pids.map(String.init).joined(separator: " "))
+    fflush(nil)
+    while true { sleep(60) }
 } else {
-    print("WorkersTestWorker: run me from a ProcessPool, or as `WorkersTestWorker driver`")
+    print("WorkersTestWorker: run me from a ProcessPool, or as `WorkersTestWorker driver` or `cluster-driver N`")
 }

@@ -61,6 +61,13 @@ int cworkers_anonymous_file(const char *directory);
 /// instead of ending the process. Returns 0 or -errno.
 int cworkers_signals_to_pipe(int fd);
 
+/// Makes SIGTERM, SIGUSR1 and SIGINT note their number and add 1 to eventfd `fd`, instead of
+/// ending the process (a node agent drains on them). Returns 0 or -errno.
+int cworkers_drain_signals_to_eventfd(int fd);
+
+/// The last signal noted by cworkers_drain_signals_to_eventfd (0: none since the last call).
+int cworkers_take_drain_signal(void);
+
 /// An anonymous file in memory (memfd_create, close-on-exec): cheaper than a file on disk for
 /// small job outputs, swappable like tmpfs. Returns the descriptor, or -errno.
 int cworkers_memory_file(const char *name);

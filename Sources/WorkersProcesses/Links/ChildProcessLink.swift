@@ -8,10 +8,17 @@ import WorkersWire
 
 /// Starts workers as child processes of this one, running `executable` with the channel on its
 /// fds 3 (from the driver) and 4 (to the driver): the local placement.
-struct ChildProcessLauncher: WorkerLauncher {
-    let executable: String
+package struct ChildProcessLauncher: WorkerLauncher {
+    package let executable: String
+    /// Variables removed from the workers' environment (a node agent's key and address).
+    package var withheldVariables: [String] = []
 
-    func launch(slot: Int) throws(ProcessPoolError) -> any WorkerLink {
+    package init(executable: String, withheldVariables: [String] = []) {
+        self.executable = executable
+        self.withheldVariables = withheldVariables
+    }
+
+    package func launch(slot: Int) throws(ProcessPoolError) -> any WorkerLink {
         var toWorker: [Int32] = [0, 0]
         var fromWorker: [Int32] = [0, 0]
         let toRC = toWorker.withUnsafeMutableBufferPointer { cworkers_pipe_cloexec($0.baseAddress!) }
@@ -22,6 +29,7 @@ struct ChildProcessLauncher: WorkerLauncher {
             throw ProcessPoolError(.spawnFailed(errno: -fromRC))
         }
         var environment = ProcessInfo.processInfo.environment
+        for name in withheldVariables { environment[name] = nil }
         environment[WorkerProcess.idVariable] = String(slot)
         environment[WorkerProcess.parentVariable] = String(getpid())
         if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
@@ -42,10 +50,10 @@ struct ChildProcessLauncher: WorkerLauncher {
 
 /// A worker that is a child process of this one, over a pair of pipes. Its process group is its
 /// own, so ending it ends whatever it started too.
-final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: released once, by the slot's thread.
-    let pid: pid_t
-    let inputDescriptor: Int32
-    let outputDescriptor: Int32
+package final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: released once, by the slot's thread.
+    package let pid: pid_t
+    package let inputDescriptor: Int32
+    package let outputDescriptor: Int32
     private var released = false
 
     init(pid: pid_t, inputDescriptor: Int32, outputDescriptor: Int32) {
@@ -58,21 +66,21 @@ final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: 
         if !released { terminate() }
     }
 
-    var processID: Int32? { pid }
+    package var processID: Int32? { pid }
 
-    func residentBytes() -> Int? { WorkersProcesses.residentBytes(of: pid) }
+    package func residentBytes() -> Int? { WorkersProcesses.residentBytes(of: pid) }
 
-    func reap() -> ProcessPoolError.Code {
+    package func reap() -> ProcessPoolError.Code {
         release()
     }
 
     @discardableResult
-    func terminate() -> ProcessPoolError.Code {
+    package func terminate() -> ProcessPoolError.Code {
         kill(-pid, SIGKILL)  // the group id is still ours: the worker is not reaped yet
         return release()
     }
 
-    func stop(grace: Duration) {
+    package func stop(grace: Duration) {
         let deadline = monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)
         _ = DescriptorIO.write(Frame(kind: .goodbye).encodedHeaderOnly, to: outputDescriptor, until: deadline)
         // The worker exits on goodbye; its end of the channel closing is the signal to reap it.
@@ -99,11 +107,11 @@ final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unchecked: 
 }
 
 /// How a worker process ended.
-struct ExitStatus {
-    var signal: Int32?
-    var exitCode: Int32?
+package struct ExitStatus {
+    package var signal: Int32?
+    package var exitCode: Int32?
 
-    init(_ status: Int32) {
+    package init(_ status: Int32) {
         if status & 0x7F == 0 {
             exitCode = (status >> 8) & 0xFF
         } else {
@@ -111,18 +119,18 @@ struct ExitStatus {
         }
     }
 
-    var crashCode: ProcessPoolError.Code { .workerCrashed(signal: signal, exitCode: exitCode) }
+    package var crashCode: ProcessPoolError.Code { .workerCrashed(signal: signal, exitCode: exitCode) }
 }
 
 extension Frame {
     /// The wire form of a frame with an empty payload (goodbye, heartbeat): 13 bytes.
-    var encodedHeaderOnly: [UInt8] {
+    package var encodedHeaderOnly: [UInt8] {
         try! encoded()  // an empty payload is always within the frame limit
     }
 }
 
 /// The resident set size of process `pid`, from /proc/PID/statm, or `nil` if it cannot be read.
-func residentBytes(of pid: pid_t) -> Int? {
+package func residentBytes(of pid: pid_t) -> Int? {
     guard let text = CPUCount.readSmallFile("/proc/\(pid)/statm") else { return nil }
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return nil }

@@ -5,7 +5,7 @@
 /// them non-blocking and polls them from the worker slot's thread) and never touches a process id:
 /// ending a worker goes through the link. Each method that releases the link closes both
 /// descriptors; the supervisor stops using them before it calls one.
-protocol WorkerLink: AnyObject, Sendable {
+package protocol WorkerLink: AnyObject, Sendable {
     /// Frames from the worker arrive here; end of stream means the worker is gone.
     var inputDescriptor: Int32 { get }
     /// Frames to the worker go here (it may be `inputDescriptor` for a socket).
@@ -24,10 +24,17 @@ protocol WorkerLink: AnyObject, Sendable {
     /// Says goodbye, waits up to `grace` for the worker to end by itself, ends it if it did
     /// not, and releases the link.
     func stop(grace: Duration)
+    /// After its end of stream: whether the worker was retired on purpose (its node drained for
+    /// a walltime or a `SIGTERM`), so the batch it held runs again without counting an attempt.
+    var endedGracefully: Bool { get }
+}
+
+extension WorkerLink {
+    package var endedGracefully: Bool { false }
 }
 
 /// Starts workers for a pool's slots: the other half of the seam.
-protocol WorkerLauncher: Sendable {
+package protocol WorkerLauncher: Sendable {
     /// Starts the worker for slot `slot` and returns its link, before any handshake.
     ///
     /// Called on the slot's own long-lived thread (a child's parent-death signal is tied to the

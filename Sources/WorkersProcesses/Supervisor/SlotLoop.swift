@@ -162,11 +162,14 @@ struct SlotLoop {
 
     /// The worker is gone, or must go (`code` says why): a link still attached is ended now; the
     /// state machine settles its batch and says whether to replace it.
-    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil) {
+    ///
+    /// A worker retired on purpose (`graceful`: its node drained) did not fail its batch: the
+    /// batch goes back to the queue without counting an attempt.
+    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil, graceful: Bool = false) {
         if let current = detachLink() { current.terminate() }
-        supervisor.metrics?.workerExited(reason ?? code.metricsReason)
-        logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))"])
-        let command = supervisor.workerLost(index, code, lastSent: lastSentOnDetached)
+        supervisor.metrics?.workerExited(graceful ? "retired" : reason ?? code.metricsReason)
+        logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))", "graceful": "\(graceful)"])
+        let command = supervisor.workerLost(index, code, lastSent: graceful ? nil : lastSentOnDetached)
         if case .none = command {
             finished = true
             return
@@ -251,7 +254,8 @@ struct SlotLoop {
         // Only if the link that ended is still this slot's: serving a frame above may have
         // replaced it (a recycle, a violation), and the new process has not ended.
         if endOfStream, let now = link, now === current, let ended = detachLink() {
-            lost(ended.reap())
+            let code = ended.reap()
+            lost(code, graceful: ended.endedGracefully)
         }
     }
 
