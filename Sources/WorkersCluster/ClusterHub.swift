@@ -163,6 +163,9 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
         }
     }
 
+    /// Whether the hub is shutting down (a link that ends now was let go).
+    var isClosed: Bool { lock.withLock { closed } }
+
     /// Agents refused so far, with why.
     var refused: [ClusterError] { lock.withLock { rejections } }
 
@@ -351,7 +354,7 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
     func relay(_ relay: Relay, linkEnded error: ClusterError) {
         let running = links.count
         let retiringNow = lock.withLock { retiring }
-        if retiringNow {
+        if retiringNow || hub.isClosed {
             hub.logger.info("agent left", metadata: ["host": "\(connect.host)", "address": "\(address)"])
         } else {
             hub.logger.warning("agent lost", metadata: ["host": "\(connect.host)", "address": "\(address)", "running": "\(running)", "error": "\(error)"])

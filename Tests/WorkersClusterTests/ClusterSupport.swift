@@ -68,8 +68,9 @@ final class Announcement: @unchecked Sendable {  // @unchecked: `lock` guards th
 /// A fast heartbeat for tests: losses are noticed in about a second.
 let testHeartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
 
-/// A pool of `agents` local agents of `slots` slots each, over loopback TCP.
-func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents = TestAgents(), announcement: Announcement = Announcement()) async throws -> ProcessPool {
+/// A pool of `agents` local agents of `slots` slots each, over loopback TCP; `fixture` owns the
+/// agents' processes (and kills them when dropped), so keep it as long as the pool.
+func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents, announcement: Announcement = Announcement()) async throws -> ProcessPool {
     try await ProcessPool(
         jobs: TestJobs.all,
         placement: .external(listen: .address("127.0.0.1"), expect: agents, options: clusterOptions(), announce: announcement.handler(starting: agents, with: fixture, slots: slots)),

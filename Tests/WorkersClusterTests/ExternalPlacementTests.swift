@@ -27,3 +27,72 @@ struct ExternalPlacementTests {
         #expect(await eventually(within: .seconds(3)) { agents.pids.allSatisfy { !isAlive($0) } })
     }
 }
+
+@Suite("Agents the pool must refuse")
+struct RefusedAgentTests {
+    @Test("an agent of another build: the pool's start fails naming both builds")
+    func otherBuild() async throws {
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("workers-other-build-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: TestPrograms.worker, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let handle = try #require(FileHandle(forWritingAtPath: copy))
+        handle.seekToEndOfFile()
+        handle.write(Data([0x42]))  // the same program, another SHA-256
+        try handle.close()
+        let agents = TestAgents()
+        var options = clusterOptions()
+        options.connectTimeout = .seconds(2 * stressScale)
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await ProcessPool(
+                jobs: TestJobs.all,
+                placement: .external(listen: .address("127.0.0.1"), expect: 1, options: options, announce: { text in
+                    let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+                    if let connect = words.firstIndex(of: "--connect"), let key = words.firstIndex(of: "--key-file") {
+                        _ = try? agents.start(endpoint: words[connect + 1], keyFile: words[key + 1], executable: copy)
+                    }
+                }),
+                executable: TestPrograms.worker, heartbeat: testHeartbeat
+            )
+        } throws: { error in
+            guard let error = error as? ProcessPoolError, case .placementFailed(let detail) = error.code else { return false }
+            return detail.contains("0 of 1 agents connected to 127.0.0.1:") && detail.contains("buildMismatch") && detail.contains("build: driver ")
+                && detail.contains(", agent ")
+        }
+        #expect(started.duration(to: .now) < options.connectTimeout + .seconds(2))
+    }
+
+    @Test("no agent at all: the start fails within the connect time-out, naming the address and port")
+    func noAgent() async throws {
+        var options = clusterOptions()
+        options.connectTimeout = .milliseconds(500)
+        await #expect {
+            _ = try await ProcessPool(
+                jobs: TestJobs.all, placement: .external(listen: .address("127.0.0.1"), expect: 2, options: options, announce: { _ in }),
+                executable: TestPrograms.worker
+            )
+        } throws: { error in
+            guard let error = error as? ProcessPoolError, case .placementFailed(let detail) = error.code else { return false }
+            return detail.contains("0 of 2 agents connected to 127.0.0.1:") && detail.contains("workers worker --connect 127.0.0.1:")
+        }
+    }
+
+    @Test("an agent that cannot reach its driver exits with an error naming the address and port")
+    func unreachableDriver() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPrograms.worker)
+        var environment = ProcessInfo.processInfo.environment
+        environment["WORKERS_CONNECT"] = "127.0.0.1:1"
+        environment["WORKERS_KEY"] = PoolKey.generate().hex
+        environment["WORKERS_CONNECT_TIMEOUT"] = "0.5"
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 69)
+        #expect(text.contains("cannot connect to 127.0.0.1:1 from "))
+    }
+}

@@ -35,10 +35,12 @@ if arguments.first == "driver" {
         executable: CommandLine.arguments[0],
         heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
     )
-    var pids: [Int] = []
-    for _ in 0..<(pool.workers * 4) {
-        let answer = try await pool.run(WhoAmI.self, 0)
-        if !pids.contains(answer[1]) { pids.append(answer[1]) }
+    // One nap per slot at once: each runs in its own worker, so every worker's pid is seen.
+    let pids = try await withThrowingTaskGroup(of: Int32.self) { group in
+        for _ in 0..<pool.workers { group.addTask { try await pool.run(Nap.self, 300) } }
+        var all: [Int32] = []
+        for try await pid in group { all.append(pid) }
+        return all
     }
     print("workers " + pids.map(String.init).joined(separator: " "))
     fflush(nil)
