@@ -4,6 +4,7 @@ import Glibc
 #endif
 import Foundation
 import Workers
+import WorkersCluster
 import WorkersLab
 import WorkersRun
 
@@ -14,7 +15,7 @@ public struct WorkersCommand: AsyncParsableCommand {
         commandName: "workers",
         abstract: "Concurrency and parallelism for Swift on Linux: threads, processes and the GIL, measured.",
         version: "0.1.0",
-        subcommands: [LabCommand.self, ProfileCommand.self, RunCommand.self, DemoCommand.self]
+        subcommands: [LabCommand.self, ProfileCommand.self, RunCommand.self, WorkerCommand.self, DemoCommand.self]
     )
 
     /// Creates the root command (ArgumentParser fills its options).
@@ -27,7 +28,7 @@ public struct WorkersCommand: AsyncParsableCommand {
     /// In a worker process of the lab's process pool, it serves jobs instead and never returns.
     public static func runFromCommandLine() async {
         do {
-            try await WorkerProcess.runIfWorker(jobs: LabJobs.all)
+            try await WorkerProcess.runIfWorker(jobs: LabJobs.all, agent: .cluster)
         } catch {
             FileHandle.standardError.write(Data("workers: worker failed: \(error)\n".utf8))
             Glibc.exit(70)

@@ -31,6 +31,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     private var free: Deque<(session: AgentSession, channel: UInt32)> = []
     private var rejections: [ClusterError] = []
     private var closed = false
+    private var waitingEnds: ContinuousClock.Instant?
     private var listener: Int32 = -1
 
     init(configuration: Configuration) {
@@ -177,13 +178,25 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     /// A free slot of some connected agent, waiting up to `timeout`; `nil` if none came or the
     /// hub closed. The agent that has the most free slots goes first, so work spreads.
     func acquireSlot(timeout: Duration) -> (session: AgentSession, channel: UInt32)? {
-        let deadline = WaitDeadline(timeout)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         return lock.withLock {
             while !closed {
                 if let first = free.popFirst() { return first }
-                if !deadline.wait(on: changed) { return nil }
+                let end = min(deadline, waitingEnds ?? deadline)
+                let remaining = ContinuousClock.now.duration(to: end)
+                guard remaining > .zero else { return nil }
+                _ = changed.wait(nanoseconds: remaining.saturatingNanoseconds)
             }
             return nil
+        }
+    }
+
+    /// The pool is shutting down: a slot waits at most `grace` more for an agent's free slot
+    /// (one whose worker is ending comes back at once; a lost agent's never does).
+    func stopWaiting(after grace: Duration) {
+        lock.withLock {
+            waitingEnds = ContinuousClock.now.advanced(by: grace)
+            changed.broadcast()
         }
     }
 

@@ -159,7 +159,7 @@ final class Agent: Relay.Handler, @unchecked Sendable {  // @unchecked: used on 
 
     private init(relay: Relay, executable: String) {
         self.relay = relay
-        launcher = ChildProcessLauncher(executable: executable, withheldVariables: NodeAgent.agentVariables)
+        launcher = ChildProcessLauncher(executable: executable, withheldVariables: NodeAgent.agentVariables, addedVariables: [WorkerProcess.underAgentVariable: "1"])
     }
 
     static func connect(jobSet: String, options: NodeAgent.Options) throws(ClusterError) -> Agent {

@@ -242,6 +242,10 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
 
     var agents: [ProcessPool.AgentInfo] { hub.agents }
 
+    func shutdownBegan() {
+        hub.stopWaiting(after: .seconds(1))
+    }
+
     static func start(_ context: PlacementContext, options: ClusterOptions, kind: Kind) async throws -> ClusterPlacementDriver {
         let key = PoolKey.generate()
         let build = options.checksBuild ? try digest(ofFile: context.executable) : nil

@@ -51,6 +51,9 @@ package protocol PlacementDriver: Sendable {
     var launcher: any WorkerLauncher { get }
     /// The agents now.
     var agents: [ProcessPool.AgentInfo] { get }
+    /// Called when the pool's shutdown begins: slots that wait for an agent stop waiting soon,
+    /// since no agent may come.
+    func shutdownBegan()
     /// Called once the pool has stopped its workers: ends the agents (and the Slurm steps or
     /// jobs, or the SSH connections, that carry them), closes the listener, removes the key.
     func shutdown() async

@@ -309,6 +309,7 @@ public final class ProcessPool: Sendable {
     /// ## Cancellation
     /// Not cancellable: it returns when every worker has been reaped.
     public func shutdown(_ mode: ShutdownMode = .drain) async {
+        placement?.shutdownBegan()
         await state.shutdown(mode)
         await placement?.shutdown()
     }
@@ -319,6 +320,7 @@ public final class ProcessPool: Sendable {
     /// A pool dropped without ``shutdown(_:)`` drains: queued jobs run, then its workers are told
     /// goodbye and reaped by their slots' threads, which then exit.
     deinit {
+        placement?.shutdownBegan()
         state.beginShutdown(.drain)
         if let placement {
             Task.detached { [state] in

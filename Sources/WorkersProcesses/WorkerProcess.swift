@@ -21,6 +21,8 @@ import WorkersWire
 /// ```
 public enum WorkerProcess {
     package static let idVariable = "WORKERS_WORKER_ID"
+    /// Set for the workers of a node agent: they leave drain signals to the agent.
+    package static let underAgentVariable = "WORKERS_UNDER_AGENT"
     static let parentVariable = "WORKERS_PARENT_PID"
     /// How long each side of the channel polls before it blocks (`WORKERS_SPIN_US` overrides, in µs).
     static let spinNanoseconds: UInt64 = microseconds("WORKERS_SPIN_US") ?? 50_000
@@ -86,6 +88,13 @@ public enum WorkerProcess {
             return 70  // the driver died before the death signal was armed
         }
         cworkers_ignore_sigpipe()
+        if getenv(underAgentVariable) != nil {
+            // Slurm signals every process of a step (`scancel --signal=TERM`, a walltime's
+            // `--signal=USR1`): that is for the agent, which drains; its workers finish their batch.
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGUSR1, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+        }
         var runners: [String: JobRunner] = [:]
         for job in jobs {
             let runner = makeRunner(job)

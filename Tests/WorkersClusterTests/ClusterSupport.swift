@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Logging
 import Testing
 import WorkersCluster
 import WorkersCore
@@ -70,11 +71,11 @@ let testHeartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(
 
 /// A pool of `agents` local agents of `slots` slots each, over loopback TCP; `fixture` owns the
 /// agents' processes (and kills them when dropped), so keep it as long as the pool.
-func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents, announcement: Announcement = Announcement()) async throws -> ProcessPool {
+func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents, announcement: Announcement = Announcement(), logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> ProcessPool {
     try await ProcessPool(
         jobs: TestJobs.all,
         placement: .external(listen: .address("127.0.0.1"), expect: agents, options: clusterOptions(), announce: announcement.handler(starting: agents, with: fixture, slots: slots)),
-        executable: TestPrograms.worker, retry: retry, heartbeat: testHeartbeat
+        executable: TestPrograms.worker, retry: retry, heartbeat: testHeartbeat, logger: logger
     )
 }
 
@@ -103,4 +104,117 @@ func isAlive(_ pid: Int32) -> Bool {
           let close = stat.lastIndex(of: ")") else { return false }
     let state = stat[stat.index(close, offsetBy: 2)]
     return state != "Z" && state != "X"
+}
+
+/// The hosts `scripts/test-hosts.sh up` made: a two-node Slurm cluster (host A is this machine,
+/// host B a network namespace) and an sshd in B. The tests that need them skip on a machine
+/// without them, saying so — except in CI (`CI` set), where they must run and fail instead.
+enum TestHosts {
+    static let variables: [String: String]? = {
+        let path = ProcessInfo.processInfo.environment["WORKERS_TEST_HOSTS_ENV"] ?? "/tmp/workers-test-hosts/env"
+        guard getuid() == 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var variables: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            variables[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return variables
+    }()
+
+    static var required: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["CI"] != nil || environment["WORKERS_REQUIRE_TEST_HOSTS"] != nil
+    }
+    static var enabled: Bool { variables != nil || required }
+    static let reason: Comment = "needs root and the test hosts: run `scripts/test-hosts.sh up` (CI does)"
+
+    struct Hosts {
+        var variables: [String: String]
+        var a: String { variables["WORKERS_TEST_HOST_A"]! }
+        var b: String { variables["WORKERS_TEST_HOST_B"]! }
+        var namespaceB: String { variables["WORKERS_TEST_NETNS_B"]! }
+        var slurmConf: String { variables["SLURM_CONF"]! }
+        var sshOptions: [String] { variables["WORKERS_TEST_SSH_OPTIONS"]!.split(separator: " ").map(String.init) }
+        var script: String { variables["WORKERS_TEST_HOSTS_SCRIPT"]! }
+
+        /// Runs the hosts script (`slurmd-b`) or a command, and waits for it.
+        @discardableResult
+        func run(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["SLURM_CONF"] = slurmConf
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        /// Options for a placement on these hosts, with `mark` in the agents' environment.
+        func options(mark: String, listen: ListenAddress? = nil) -> ClusterOptions {
+            var options = clusterOptions()
+            options.listen = listen ?? .address(a)
+            options.environment = ["SLURM_CONF": slurmConf, "WORKERS_TEST_MARK": mark]
+            options.ssh = ["ssh"] + sshOptions
+            return options
+        }
+
+        /// The pid of B's slurmd.
+        var slurmdB: Int32? {
+            (try? String(contentsOfFile: "/tmp/workers-test-hosts/run/slurmd-nb.pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    static func require() throws -> Hosts {
+        guard let variables else {
+            throw ClusterError(.launchFailed, "the test hosts are not up: run `scripts/test-hosts.sh up` as root")
+        }
+        return Hosts(variables: variables)
+    }
+}
+
+/// Live processes (not zombies, not this one) whose environment holds `WORKERS_TEST_MARK=mark`,
+/// in network namespace `namespace` if given; Slurm's own step daemons are left out.
+func markedProcesses(_ mark: String, inNamespace namespace: String? = nil) -> [Int32] {
+    let needle = Array("WORKERS_TEST_MARK=\(mark)".utf8)
+    var namespaceLink: String?
+    if let namespace {
+        var status = stat()
+        guard stat("/run/netns/\(namespace)", &status) == 0 else { return [] }
+        namespaceLink = "net:[\(status.st_ino)]"
+    }
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard pid != getpid(), isAlive(pid) else { return false }
+        if let namespaceLink, (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")) != namespaceLink { return false }
+        if let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8), name.hasPrefix("slurmstepd") { return false }
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+        return data.split(separator: 0).contains { Array($0) == needle }
+    }
+}
+
+/// A log handler that keeps each message with the instant it was logged: the tests' event
+/// signal for what the pool only logs (an agent lost).
+final class RecordingLogHandler: LogHandler, @unchecked Sendable {  // @unchecked: `lock` guards `records`.
+    private let lock = NSLock()
+    private var records: [(message: String, at: ContinuousClock.Instant)] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let message = event.message.description
+        lock.withLock { records.append((message, .now)) }
+    }
+
+    /// When `message` was first logged.
+    func first(_ message: String) -> ContinuousClock.Instant? {
+        lock.withLock { records.first { $0.message == message }?.at }
+    }
 }

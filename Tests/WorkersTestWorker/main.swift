@@ -19,6 +19,14 @@ if arguments.first == "driver" {
     print(pool.workerInfo.compactMap(\.processID).map(String.init).joined(separator: " "))
     fflush(nil)  // every output stream, so the test reads the pids now
     while true { sleep(60) }
+} else if arguments.first == "slurm-driver", arguments.count == 2 {
+    // Agents on both Slurm nodes of the test hosts, dialling back to arguments[1].
+    let pool = try await ProcessPool(
+        jobs: TestJobs.all, placement: .slurm(.steps(nodes: 2, cpusPerNode: 2), options: { var options = ClusterOptions(); options.listen = .address(arguments[1]); return options }()),
+        executable: CommandLine.arguments[0], heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+    )
+    try await printWorkers(of: pool)
+    while true { sleep(60) }
 } else if arguments.first == "cluster-driver", arguments.count == 2, let agents = Int(arguments[1]) {
     let pool = try await ProcessPool(
         jobs: TestJobs.all,
@@ -35,7 +43,14 @@ if arguments.first == "driver" {
         executable: CommandLine.arguments[0],
         heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
     )
-    // One nap per slot at once: each runs in its own worker, so every worker's pid is seen.
+    try await printWorkers(of: pool)
+    while true { sleep(60) }
+} else {
+    print("WorkersTestWorker: run me from a ProcessPool, or as `WorkersTestWorker driver` or `cluster-driver N`")
+}
+
+/// Prints `workers PID…`: one nap per slot at once runs in each worker, so every worker's pid is seen.
+func printWorkers(of pool: ProcessPool) async throws {
     let pids = try await withThrowingTaskGroup(of: Int32.self) { group in
         for _ in 0..<pool.workers { group.addTask { try await pool.run(Nap.self, 300) } }
         var all: [Int32] = []
@@ -44,7 +59,4 @@ if arguments.first == "driver" {
     }
     print("workers " + pids.map(String.init).joined(separator: " "))
     fflush(nil)
-    while true { sleep(60) }
-} else {
-    print("WorkersTestWorker: run me from a ProcessPool, or as `WorkersTestWorker driver` or `cluster-driver N`")
 }

@@ -12,10 +12,13 @@ package struct ChildProcessLauncher: WorkerLauncher {
     package let executable: String
     /// Variables removed from the workers' environment (a node agent's key and address).
     package var withheldVariables: [String] = []
+    /// Variables added to it.
+    package var addedVariables: [String: String] = [:]
 
-    package init(executable: String, withheldVariables: [String] = []) {
+    package init(executable: String, withheldVariables: [String] = [], addedVariables: [String: String] = [:]) {
         self.executable = executable
         self.withheldVariables = withheldVariables
+        self.addedVariables = addedVariables
     }
 
     package func launch(slot: Int) throws(ProcessPoolError) -> any WorkerLink {
@@ -30,6 +33,7 @@ package struct ChildProcessLauncher: WorkerLauncher {
         }
         var environment = ProcessInfo.processInfo.environment
         for name in withheldVariables { environment[name] = nil }
+        for (name, value) in addedVariables { environment[name] = value }
         environment[WorkerProcess.idVariable] = String(slot)
         environment[WorkerProcess.parentVariable] = String(getpid())
         if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
