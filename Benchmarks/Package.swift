@@ -16,6 +16,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Workers", package: "swift-workers"),
                 .product(name: "WorkersWire", package: "swift-workers"),
+                .product(name: "WorkersCluster", package: "swift-workers"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -29,7 +29,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     private let changed: PthreadCondition
     private var sessions: [AgentSession] = []
     private var free: Deque<(session: AgentSession, channel: UInt32)> = []
-    private var rejections: [ClusterError] = []
+    private var rejections: [(error: ClusterError, after: Duration)] = []
     private var closed = false
     private var waitingEnds: ContinuousClock.Instant?
     private var listener: Int32 = -1
@@ -89,8 +89,9 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
             var noDelay: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
             let address = SocketAddress.describe(peer)
+            let accepted = ContinuousClock.now
             Thread.detachNewThread { [self] in
-                adopt(input: connection, output: connection, address: address, launch: nil, onEnd: nil)
+                adopt(input: connection, output: connection, address: address, launch: nil, accepted: accepted, onEnd: nil)
             }
         }
     }
@@ -98,7 +99,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     /// Runs the handshake on a new link and, if the agent passes, serves it on this thread
     /// until the link ends. `launch` overrides the agent's own description (an SSH host);
     /// `onEnd` runs when the link is over (to reap an ssh process).
-    func adopt(input: Int32, output: Int32, address: String, launch: String?, onEnd: (@Sendable () -> Void)?) {
+    func adopt(input: Int32, output: Int32, address: String, launch: String?, accepted: ContinuousClock.Instant = .now, onEnd: (@Sendable () -> Void)?) {
         _ = cworkers_set_thread_name("workers-agent")
         let deadline = monotonicNanoseconds() + UInt64(configuration.handshakeTimeout.saturatingNanoseconds)
         _ = cworkers_set_nonblocking(input)
@@ -117,7 +118,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
         } catch {
             logger.warning("agent refused", metadata: ["address": "\(address)", "error": "\(error)"])
             lock.withLock {
-                rejections.append(error)
+                rejections.append((error, accepted.duration(to: .now)))
                 changed.broadcast()
             }
             close(input)
@@ -168,7 +169,10 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     var isClosed: Bool { lock.withLock { closed } }
 
     /// Agents refused so far, with why.
-    var refused: [ClusterError] { lock.withLock { rejections } }
+    var refused: [ClusterError] { lock.withLock { rejections.map(\.error) } }
+
+    /// For each refused agent, the time from accepting its connection to refusing it.
+    var refusalDelays: [Duration] { lock.withLock { rejections.map(\.after) } }
 
     /// Worker slots across the agents that have joined.
     var slotCount: Int { lock.withLock { sessions.reduce(0) { $0 + max($1.connect.slots, 0) } } }
@@ -453,6 +457,13 @@ final class RemoteLink: WorkerLink, @unchecked Sendable {  // @unchecked: releas
 
     func residentBytes() -> Int? { state.outcome.resident }
 
+    /// Frames to the worker go straight onto the agent's link, sealed on the caller's thread:
+    /// no hop through the session's thread. They are taken whole, in order.
+    func send(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) -> Int {
+        guard !released, session.relay.send(.data, channel: channel, payload: header, more: body) else { return -1 }
+        return header.count + body.count
+    }
+
     func reap() -> ProcessPoolError.Code {
         release()
         return state.outcome.code ?? .workerLost
@@ -467,7 +478,8 @@ final class RemoteLink: WorkerLink, @unchecked Sendable {  // @unchecked: releas
 
     func stop(grace: Duration) {
         let deadline = monotonicNanoseconds() + UInt64(grace.saturatingNanoseconds)
-        try? LinkIO.writeAll(Frame(kind: .goodbye).encodedHeaderOnly, to: descriptor, until: deadline)
+        let goodbye = Frame(kind: .goodbye).encodedHeaderOnly
+        _ = goodbye.withUnsafeBytes { send(header: $0, body: UnsafeRawBufferPointer(start: nil, count: 0)) }
         if waitForEnd(until: deadline) {
             release()
         } else {

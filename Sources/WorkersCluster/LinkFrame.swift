@@ -86,16 +86,25 @@ struct LinkSealer: Sendable {
 
     /// Appends the frame's wire form to `buffer`.
     mutating func seal(_ kind: LinkFrame.Kind, channel: UInt32, payload: UnsafeRawBufferPointer, into buffer: inout [UInt8]) {
+        seal(kind, channel: channel, payload: payload, more: UnsafeRawBufferPointer(start: nil, count: 0), into: &buffer)
+    }
+
+    /// Appends a frame whose payload is `payload` followed by `more`.
+    mutating func seal(_ kind: LinkFrame.Kind, channel: UInt32, payload: UnsafeRawBufferPointer, more: UnsafeRawBufferPointer, into buffer: inout [UInt8]) {
         let macSize = key == nil ? 0 : LinkFrame.macSize
-        let length = LinkFrame.headerSize + payload.count + macSize
+        let length = LinkFrame.headerSize + payload.count + more.count + macSize
         precondition(length <= maxFrameSize + LinkFrame.headerSize + LinkFrame.macSize, "a link frame over the limit")
         let start = buffer.count
         appendBigEndian(UInt32(length), to: &buffer)
         buffer.append(kind.rawValue)
         appendBigEndian(channel, to: &buffer)
         buffer.append(contentsOf: payload)
+        buffer.append(contentsOf: more)
         if let key {
-            let mac = LinkMAC.compute(key: key, sequence: sequence, header: buffer[start..<(start + 4 + LinkFrame.headerSize)], payload: payload)
+            let headerEnd = start + 4 + LinkFrame.headerSize
+            let mac = buffer.withUnsafeBytes { raw in
+                LinkMAC.compute(key: key, sequence: sequence, header: buffer[start..<headerEnd], payload: UnsafeRawBufferPointer(rebasing: raw[headerEnd...]))
+            }
             buffer.append(contentsOf: mac)
             sequence &+= 1
         }

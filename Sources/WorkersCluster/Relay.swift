@@ -57,6 +57,10 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     var draining = false
     private var stopped = false
     private let scansFrames: Bool
+    /// After forwarding data, the loop polls without sleeping this long: the answer to a batch
+    /// often follows within microseconds, and a wake-up costs more than that.
+    private let spinNanoseconds = WorkerProcess.spinNanoseconds
+    private var spinUntil: UInt64 = 0
 
     private let lock = PthreadLock()
     private var sealer: LinkSealer
@@ -92,11 +96,11 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     /// Seals and sends a frame now if the link has room, else queues it for the loop.
     /// Returns `false` once the link is closed.
     @discardableResult
-    func send(_ kind: LinkFrame.Kind, channel: UInt32 = 0, payload: UnsafeRawBufferPointer) -> Bool {
+    func send(_ kind: LinkFrame.Kind, channel: UInt32 = 0, payload: UnsafeRawBufferPointer, more: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Bool {
         let needsWake: Bool? = lock.withLock {
             guard !outputClosed else { return nil }
             let wasEmpty = outputOffset == output.count
-            sealer.seal(kind, channel: channel, payload: payload, into: &output)
+            sealer.seal(kind, channel: channel, payload: payload, more: more, into: &output)
             if wasEmpty { flushLocked() }
             return wasEmpty && outputOffset < output.count
         }
@@ -207,7 +211,19 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
             let now = monotonicNanoseconds()
             let wakeAt = min(nextTick, lastReceived &+ lostAfter)
             let milliseconds = wakeAt > now ? Int32(min((wakeAt - now + 999_999) / 1_000_000, 60_000)) : 0
-            let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
+            var ready: Int32 = 0
+            if spinUntil > now {
+                repeat {
+                    ready = poll(&descriptors, nfds_t(descriptors.count), 0)
+                    if ready != 0 { break }
+                    sched_yield()
+                } while monotonicNanoseconds() < spinUntil
+            }
+            if ready == 0 {
+                let start = monotonicNanoseconds()
+                let remaining = wakeAt > start ? Int32(min((wakeAt - start + 999_999) / 1_000_000, 60_000)) : 0
+                ready = poll(&descriptors, nfds_t(descriptors.count), spinUntil > now ? remaining : milliseconds)
+            }
             if ready < 0 && errno != EINTR { break }
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
@@ -263,6 +279,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
                 do {
                     while let frame = try opener.next() {
                         if frame.kind == .data {
+                            spinUntil = lastReceived + spinNanoseconds
                             writeChannel(frame.channel, frame.payload)
                         } else {
                             handler?.relay(self, received: frame)
@@ -329,6 +346,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
                     if scansFrames { channels[id]?.fromChannel.feed(bytes) }
                     send(.data, channel: id, payload: bytes)
+                    spinUntil = monotonicNanoseconds() + spinNanoseconds
                 }
                 if draining && isIdle(id) {
                     handler?.relay(self, idleWhileDraining: id)

@@ -25,7 +25,7 @@ public enum WorkerProcess {
     package static let underAgentVariable = "WORKERS_UNDER_AGENT"
     static let parentVariable = "WORKERS_PARENT_PID"
     /// How long each side of the channel polls before it blocks (`WORKERS_SPIN_US` overrides, in µs).
-    static let spinNanoseconds: UInt64 = microseconds("WORKERS_SPIN_US") ?? 50_000
+    package static let spinNanoseconds: UInt64 = microseconds("WORKERS_SPIN_US") ?? 50_000
     /// How long a driver's slot thread polls before it blocks, after an answer
     /// (`WORKERS_DRIVER_SPIN_US` overrides, in µs; default as ``spinNanoseconds``).
     static let driverSpinNanoseconds: UInt64 = microseconds("WORKERS_DRIVER_SPIN_US") ?? spinNanoseconds

@@ -53,9 +53,12 @@ final class HubFixture: @unchecked Sendable {  // @unchecked: the hub is thread-
         }
     }
 
-    /// Waits (on the hub's own condition) until it has refused `count` agents; returns them.
-    func refusals(_ count: Int, within timeout: Duration = .seconds(1)) async -> [ClusterError] {
+    /// Waits until the hub has refused `count` agents; returns them. Each refusal must come
+    /// within 1 s of the hub's accepting the connection (the part the driver controls; the
+    /// test's own wait also counts the time a loaded machine takes to schedule the hub).
+    func refusals(_ count: Int, within timeout: Duration = .seconds(5)) async -> [ClusterError] {
         _ = await eventually(within: timeout) { hub.refused.count >= count }
+        for delay in hub.refusalDelays { #expect(delay < .seconds(1), "refused \(delay) after the connection was accepted") }
         return hub.refused
     }
 }
@@ -77,7 +80,7 @@ struct LinkSecurityTests {
         #expect {
             _ = try fixture.handshake(key: PoolKey.generate())
         } throws: { ($0 as? ClusterError)?.code == .authenticationFailed }
-        #expect(start.duration(to: .now) < .seconds(1))
+        #expect(start.duration(to: .now) < .seconds(1 * stressScale) + .seconds(2), "end to end, on a loaded machine")
         let refused = await fixture.refusals(1)
         #expect(refused.count == 1)
         #expect(fixture.hub.agents.isEmpty)
@@ -108,7 +111,7 @@ struct LinkSecurityTests {
         let refused = await fixture.refusals(1)
         #expect(refused.first?.code == .authenticationFailed)
         #expect(refused.first?.detail.contains("replayed") == true)
-        #expect(start.duration(to: .now) < .seconds(1))
+        #expect(start.duration(to: .now) < .seconds(1 * stressScale) + .seconds(2), "end to end, on a loaded machine")
         #expect(fixture.hub.agents.count == 1)
     }
 
@@ -134,7 +137,7 @@ struct LinkSecurityTests {
             }
         }
         #expect(ended)
-        #expect(start.duration(to: .now) < .seconds(1))
+        #expect(start.duration(to: .now) < .seconds(1 * stressScale) + .seconds(2), "end to end, on a loaded machine")
         #expect(await eventually(within: .seconds(1)) { fixture.hub.agents.allSatisfy { !$0.isConnected } })
     }
 
@@ -148,7 +151,7 @@ struct LinkSecurityTests {
         let refused = await fixture.refusals(1)
         #expect(refused.first?.code == .protocolViolation)
         #expect(refused.first?.detail.contains("GET ") == true)
-        #expect(start.duration(to: .now) < .seconds(1))
+        #expect(start.duration(to: .now) < .seconds(1 * stressScale) + .seconds(2), "end to end, on a loaded machine")
     }
 
     @Test("another protocol, job set or build is refused with both sides' values", arguments: ["version", "jobs", "build"])

@@ -58,7 +58,8 @@ enum Report {
         for row in rows(measurements, reference: reference) {
             body.append([
                 row.workload, row.system, row.unit,
-                row.median_s.map(human) ?? "—", row.min_s.map(human) ?? "—", row.max_s.map(human) ?? "—",
+                row.median_s.map { human($0, unit: row.unit) } ?? "—", row.min_s.map { human($0, unit: row.unit) } ?? "—",
+                row.max_s.map { human($0, unit: row.unit) } ?? "—",
                 String(row.runs), row.ratio_to_ours.map { String(format: "%.2f", $0) } ?? "—",
             ])
         }
@@ -84,8 +85,10 @@ enum Report {
         return lines.joined(separator: "\n")
     }
 
-    static func human(_ seconds: Double) -> String {
-        switch seconds {
+    static func human(_ seconds: Double, unit: String = "") -> String {
+        if unit == "MiB" { return String(format: "%.1f MiB", seconds) }
+        if unit == "jobs/s" { return String(format: "%.0f/s", seconds) }
+        return switch seconds {
         case ..<1e-6: String(format: "%.0f ns", seconds * 1e9)
         case ..<1e-3: String(format: "%.2f µs", seconds * 1e6)
         case ..<1: String(format: "%.2f ms", seconds * 1e3)

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import Workers
+import WorkersCluster
 
 @main
 enum Entry {
     static func main() async throws {
         // The benchmark program is also the worker program of its process pools.
-        try await WorkerProcess.runIfWorker(jobs: BenchJobs.all)
+        try await WorkerProcess.runIfWorker(jobs: BenchJobs.all, agent: .cluster)
         await WorkersBench.main()
     }
 }
@@ -15,7 +16,7 @@ struct WorkersBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workers-bench",
         abstract: "swift-workers side by side with its peers, in one run.",
-        subcommands: [Threads.self, Processes.self, Wire.self, Run.self]
+        subcommands: [Threads.self, Processes.self, Cluster.self, Wire.self, Run.self]
     )
 }
 
@@ -138,6 +139,43 @@ struct Processes: AsyncParsableCommand {
         }
         let measurements = try await Task.detached { try await suite.run() }.value
         try output.emit(measurements, reference: ProcessesSuite.ours)
+    }
+}
+
+struct Cluster: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ProcessPool beyond one machine (agents over authenticated TCP, srun when Slurm is up) vs a local pool and Dask."
+    )
+
+    @Option(help: "Timed runs per workload (the connect and loss workloads run half as many).")
+    var runs = 5
+
+    @Option(help: "Sequential round trips per run.")
+    var roundTrips = 2_000
+
+    @Option(help: "Jobs per map run.")
+    var mapJobs = 200_000
+
+    @Option(help: "Lazily produced inputs for the driver-memory workload.")
+    var lazyInputs = 1_000_000
+
+    @Option(help: "The address the driver listens on (127.0.0.1; with the test hosts up, 10.200.0.1).")
+    var listen = "127.0.0.1"
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard runs >= 1, roundTrips >= 1, mapJobs >= 1, lazyInputs >= 1 else {
+            throw ValidationError("--runs, --round-trips, --map-jobs and --lazy-inputs must be at least 1")
+        }
+    }
+
+    func run() async throws {
+        let suite = ClusterSuite(runs: runs, roundTrips: roundTrips, mapJobs: mapJobs, lazyInputs: lazyInputs, listen: listen) { line in
+            FileHandle.standardError.write(Data("… \(line)\n".utf8))
+        }
+        let measurements = try await Task.detached { try await suite.run() }.value
+        try output.emit(measurements, reference: ClusterSuite.ours)
     }
 }
 

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One worker's connection, whatever carries it: pipes to a child process here; a TCP link to a
 /// remote agent, or a launcher command's stdin and stdout, in the placements built on this seam.
 ///
@@ -27,10 +31,28 @@ package protocol WorkerLink: AnyObject, Sendable {
     /// After its end of stream: whether the worker was retired on purpose (its node drained for
     /// a walltime or a `SIGTERM`), so the batch it held runs again without counting an attempt.
     var endedGracefully: Bool { get }
+    /// Writes `header` then `body` toward the worker, as `writev` on ``outputDescriptor`` does:
+    /// returns the bytes taken (0 when the descriptor is full, -1 when the worker is gone). A
+    /// link that carries frames itself takes them whole, in order, from any thread.
+    func send(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) -> Int
 }
 
 extension WorkerLink {
     package var endedGracefully: Bool { false }
+
+    package func send(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) -> Int {
+        var vectors = (
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count)
+        )
+        return withUnsafeMutableBytes(of: &vectors) { pointer in
+            while true {
+                let count = writev(outputDescriptor, pointer.baseAddress!.assumingMemoryBound(to: iovec.self), body.count > 0 ? 2 : 1)
+                if count < 0, errno == EINTR { continue }
+                return count < 0 ? (errno == EAGAIN ? 0 : -1) : count
+            }
+        }
+    }
 }
 
 /// Starts workers for a pool's slots: the other half of the seam.

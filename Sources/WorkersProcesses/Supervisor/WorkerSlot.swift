@@ -134,17 +134,7 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
             return .queued
         }
         let written: Int = frame.withUnsafeBytes { body in
-            var vectors = (
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: header.baseAddress), iov_len: header.count),
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress! + Frame.headerSize + 4), iov_len: bodyCount)
-            )
-            return withUnsafeMutableBytes(of: &vectors) { pointer in
-                while true {
-                    let count = writev(link.outputDescriptor, pointer.baseAddress!.assumingMemoryBound(to: iovec.self), bodyCount > 0 ? 2 : 1)
-                    if count < 0, errno == EINTR { continue }
-                    return count < 0 ? (errno == EAGAIN ? 0 : -1) : count
-                }
-            }
+            link.send(header: header, body: UnsafeRawBufferPointer(rebasing: body[(Frame.headerSize + 4)...]))
         }
         if written < 0 { return .sent }  // the peer is gone: its thread sees the end of the stream
         let total = header.count + bodyCount
@@ -165,10 +155,9 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
         lock.withLock {
             guard let link else { return false }
             while pendingOffset < pending.count {
-                let count = pending.withUnsafeBytes { write(link.outputDescriptor, $0.baseAddress! + pendingOffset, $0.count - pendingOffset) }
+                let count = pending.withUnsafeBytes { link.send(header: UnsafeRawBufferPointer(rebasing: $0[pendingOffset...]), body: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                if count == 0 { return true }
                 if count < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN { return true }
                     pending.removeAll()
                     pendingOffset = 0
                     return false  // the peer is gone: the end of the stream says so
