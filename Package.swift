@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkersClusterTests",
-            dependencies: ["WorkersCluster", "WorkersProcesses", "WorkersCore", "WorkersWire", "WorkersTestJobs", "WorkersTestWorker", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["WorkersCluster", "WorkersProcesses", "WorkersCore", "WorkersWire", "WorkersTestJobs", "WorkersTestWorker", .product(name: "Crypto", package: "swift-crypto"), .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),
@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(name: "WorkersRunTests", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersLabTests", dependencies: ["WorkersLab", "WorkersCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers", "workers-run"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers", "workers-run", "WorkersCluster", "WorkersLab", "WorkersProcesses"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,6 +22,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
         var handshakeTimeout: Duration = .seconds(5)
         var maxFrameSize = WireProtocol.defaultMaxFrameSize
         var logger: Logger
+        var metrics: ProcessPoolMetrics?
     }
 
     let configuration: Configuration
@@ -117,6 +118,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
             )
         } catch {
             logger.warning("agent refused", metadata: ["address": "\(address)", "error": "\(error)"])
+            configuration.metrics?.agentEvent("refused")
             lock.withLock {
                 rejections.append((error, accepted.duration(to: .now)))
                 changed.broadcast()
@@ -144,6 +146,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
             onEnd?()
             return
         }
+        configuration.metrics?.agentEvent("joined")
         logger.info("agent joined", metadata: ["host": "\(connect.host)", "address": "\(address)", "slots": "\(connect.slots)", "launch": "\(session.launch)"])
         relay.run()
         session.finish()
@@ -373,7 +376,9 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
         let retiringNow = lock.withLock { retiring }
         if retiringNow || hub.isClosed {
             hub.logger.info("agent left", metadata: ["host": "\(connect.host)", "address": "\(address)"])
+            hub.configuration.metrics?.agentEvent("left")
         } else {
+            hub.configuration.metrics?.agentEvent("lost")
             hub.logger.warning("agent lost", metadata: ["host": "\(connect.host)", "address": "\(address)", "running": "\(running)", "error": "\(error)"])
         }
         lock.withLock { if !retiringNow { losses += running } }

@@ -251,7 +251,7 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
         let build = options.checksBuild ? try digest(ofFile: context.executable) : nil
         let hub = ClusterHub(configuration: ClusterHub.Configuration(
             key: key, jobSet: NodeAgent.jobSetDigest(context.jobSignatures), build: build,
-            heartbeat: context.heartbeat, logger: context.logger
+            heartbeat: context.heartbeat, logger: context.logger, metrics: context.metrics
         ))
         var commands: [LaunchedCommand] = []
         var slurmJobs: [String] = []
@@ -276,8 +276,8 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
                 launchText = "workers worker --connect \(endpoint) --key-file \(path)"
                 announce("""
                     swift-workers: waiting for \(count) agent\(count == 1 ? "" : "s"). On each node run
-                      workers worker --connect \(endpoint) --key-file \(path) [--slots N]
-                    or this program with
+                      workers worker --connect \(endpoint) --key-file \(path)
+                    (add --slots N for other than one worker per CPU), or this program with
                       \(NodeAgentEntry.connectVariable)=\(endpoint) \(PoolKey.fileVariable)=\(path) \(context.executable)
                     """)
             case .slurm(let mode):

@@ -90,10 +90,13 @@ public struct PoolKey: Sendable {
         return path
     }
 
-    /// Removes a key file written by ``writeToNewDirectory(under:)`` and its directory.
+    /// Removes a key file written by ``writeToNewDirectory(under:)`` and its directory, with
+    /// whatever the pool kept beside it (launcher logs).
     public static func remove(file path: String) {
         unlink(path)
-        rmdir(String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]))
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let directory = String(path[..<slash])
+        if directory.contains("/pool-") { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     static var defaultParent: String {

@@ -40,6 +40,8 @@ package struct PlacementContext: Sendable {
     package var jobSignatures: [String]
     package var heartbeat: Heartbeat
     package var logger: Logger
+    /// The pool's metrics, when it has a factory: agents joining, lost, leaving, refused.
+    package var metrics: ProcessPoolMetrics?
 }
 
 /// A started remote placement: how many worker slots it has, how the pool starts a worker in one,

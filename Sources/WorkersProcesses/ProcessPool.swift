@@ -143,6 +143,7 @@ public final class ProcessPool: Sendable {
         let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let slots: Int
         let launcher: any WorkerLauncher
+        let metrics = metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
         switch placement.kind {
         case .local(let workers):
             precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
@@ -150,7 +151,7 @@ public final class ProcessPool: Sendable {
             launcher = ChildProcessLauncher(executable: path)
             self.placement = nil
         case .remote(let start):
-            let context = PlacementContext(executable: path, jobSignatures: jobs.map { $0.wireSignature }.sorted(), heartbeat: heartbeat, logger: logger)
+            let context = PlacementContext(executable: path, jobSignatures: jobs.map { $0.wireSignature }.sorted(), heartbeat: heartbeat, logger: logger, metrics: metrics)
             let driver = try await start(context)
             slots = driver.slots
             launcher = driver.launcher
@@ -163,8 +164,7 @@ public final class ProcessPool: Sendable {
                 jobNames: jobs.map { $0.name }, heartbeat: heartbeat, memoryLimit: memoryLimit,
                 spinNanoseconds: WorkerProcess.driverSpinNanoseconds
             ),
-            launcher: launcher, retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger,
-            metrics: metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
+            launcher: launcher, retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger, metrics: metrics
         )
         do {
             try await state.start()

@@ -7,8 +7,10 @@ import CoreMetrics
 /// - `<label>.jobs` (counter): inputs answered.
 /// - `<label>.batch_duration` (timer): from sending a batch to reading its answer.
 /// - `<label>.worker_exits` (counter, dimension `reason`: `crashed`, `timed_out`,
-///   `resource_limit`, `protocol_violation`, `lost`, `cancelled`, `recycled`): workers replaced.
-final class ProcessPoolMetrics: Sendable {
+///   `resource_limit`, `protocol_violation`, `lost`, `cancelled`, `recycled`, `retired`): workers replaced.
+/// - `<label>.agents` (counter, dimension `event`: `joined`, `lost`, `left`, `refused`): node
+///   agents of a pool placed beyond this machine.
+package final class ProcessPoolMetrics: Sendable {
     private let label: String
     private let factory: any MetricsFactory
     private let busy: Meter
@@ -34,6 +36,11 @@ final class ProcessPoolMetrics: Sendable {
             jobs.increment(by: inputs)
             batchDuration.recordNanoseconds(Int64(clamping: nanoseconds))
         }
+    }
+
+    /// A node agent joined, was lost, left (drained or let go), or was refused.
+    package func agentEvent(_ event: String) {
+        Counter(label: "\(label).agents", dimensions: [("event", event)], factory: factory).increment()
     }
 
     func workerExited(_ reason: String) {

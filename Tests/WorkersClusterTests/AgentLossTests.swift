@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import MetricsTestKit
 import Testing
 import WorkersCluster
 import WorkersCore
@@ -32,13 +33,17 @@ struct AgentLossTests {
     @Test("a killed agent: its batches run elsewhere, every input answered once, the pool carries on")
     func killedAgent() async throws {
         let agents = TestAgents()
-        let pool = try await makeClusterPool(agents: 2, slots: 2, fixture: agents)
+        let metrics = TestMetrics()
+        let pool = try await makeClusterPool(agents: 2, slots: 2, fixture: agents, metrics: metrics)
         let victim = agents.pids[1]
         let seen = try await answers(pool, naps: 200, milliseconds: 5) { kill(victim, SIGKILL) }
         #expect(seen.allSatisfy { $0 == 1 })
         let listed = pool.agents
         #expect(listed.filter(\.isConnected).count == 1)
         #expect(try await pool.run(Square.self, 7) == 49)
+        #expect(try metrics.expectCounter("test.cluster.agents", [("event", "joined")]).totalValue == 2)
+        #expect(try metrics.expectCounter("test.cluster.agents", [("event", "lost")]).totalValue == 1)
+        #expect(pool.agents.first { !$0.isConnected }.map { $0.losses >= 1 } == true)
         await pool.shutdown()
     }
 

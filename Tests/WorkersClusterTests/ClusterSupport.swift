@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import CoreMetrics
 import Logging
 import Testing
 import WorkersCluster
@@ -71,11 +72,12 @@ let testHeartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(
 
 /// A pool of `agents` local agents of `slots` slots each, over loopback TCP; `fixture` owns the
 /// agents' processes (and kills them when dropped), so keep it as long as the pool.
-func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents, announcement: Announcement = Announcement(), logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws -> ProcessPool {
+func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = RetryPolicy(maxAttempts: 3), fixture: TestAgents, announcement: Announcement = Announcement(), logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: (any MetricsFactory)? = nil) async throws -> ProcessPool {
     try await ProcessPool(
         jobs: TestJobs.all,
         placement: .external(listen: .address("127.0.0.1"), expect: agents, options: clusterOptions(), announce: announcement.handler(starting: agents, with: fixture, slots: slots)),
-        executable: TestPrograms.worker, retry: retry, heartbeat: testHeartbeat, logger: logger
+        executable: TestPrograms.worker, retry: retry, heartbeat: testHeartbeat, logger: logger,
+        metricsFactory: metrics, metricsLabel: "test.cluster"
     )
 }
 

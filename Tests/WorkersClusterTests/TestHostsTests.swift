@@ -55,6 +55,20 @@ struct TestHostsTests {
         #expect(await eventually(within: .seconds(3)) { markedProcesses(mark).isEmpty })
     }
 
+    @Test("pilot jobs from a login node: an sbatch array's agents dial back; shutdown leaves no job or process")
+    func pilotJobs() async throws {
+        let hosts = try TestHosts.require()
+        let mark = mark()
+        let pool = try await slurmPool(.submit(agents: 2, cpusPerAgent: 1, time: "00:05:00"), hosts: hosts, mark: mark)
+        #expect(pool.agents.count == 2)
+        #expect(pool.agents.allSatisfy { $0.launch.contains(" array task ") })
+        let inputs = Array(0..<10_000)
+        #expect(try await pool.map(Square.self, inputs) == inputs.map { $0 * $0 })
+        await pool.shutdown()
+        #expect(await eventually(within: .seconds(3)) { markedProcesses(mark).isEmpty })
+        #expect(await eventually(within: .seconds(5)) { (try? hosts.run(["sh", "-c", "[ -z \"$(squeue -h -n workers-agents)\" ]"])) == 0 })
+    }
+
     @Test("two hosts: agents on both (both source addresses seen), the same results")
     func twoHosts() async throws {
         let hosts = try TestHosts.require()
