@@ -251,23 +251,28 @@ static void forward_signal(int signal) {
     errno = saved;
 }
 
-int cworkers_signals_to_pipe(int fd) {
-    signal_pipe_fd = fd;
+/// Installs `handler` for `count` signals and unblocks them in this thread. Returns 0 or -errno.
+static int handle_signals(const int *signals, int count, void (*handler)(int)) {
     struct sigaction action;
     memset(&action, 0, sizeof(action));
-    action.sa_handler = forward_signal;
+    action.sa_handler = handler;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
-    int signals[3] = { SIGINT, SIGTERM, SIGHUP };
     sigset_t wanted;
     sigemptyset(&wanted);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < count; i++) {
         if (sigaction(signals[i], &action, NULL) != 0) return -errno;
         sigaddset(&wanted, signals[i]);
     }
     // A process can start with these blocked (its parent's thread had them blocked, as Swift's
     // and Dispatch's worker threads do, and posix_spawn keeps the mask); this thread must get them.
     return pthread_sigmask(SIG_UNBLOCK, &wanted, NULL) == 0 ? 0 : -errno;
+}
+
+int cworkers_signals_to_pipe(int fd) {
+    signal_pipe_fd = fd;
+    const int signals[3] = { SIGINT, SIGTERM, SIGHUP };
+    return handle_signals(signals, 3, forward_signal);
 }
 
 int cworkers_memory_file(const char *name) {
@@ -315,19 +320,8 @@ static void note_drain_signal(int signal) {
 
 int cworkers_drain_signals_to_eventfd(int fd) {
     drain_event_fd = fd;
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = note_drain_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    int signals[3] = { SIGTERM, SIGUSR1, SIGINT };
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    for (int i = 0; i < 3; i++) {
-        if (sigaction(signals[i], &action, NULL) != 0) return -errno;
-        sigaddset(&wanted, signals[i]);
-    }
-    return pthread_sigmask(SIG_UNBLOCK, &wanted, NULL) == 0 ? 0 : -errno;
+    const int signals[3] = { SIGTERM, SIGUSR1, SIGINT };
+    return handle_signals(signals, 3, note_drain_signal);
 }
 
 int cworkers_take_drain_signal(void) {

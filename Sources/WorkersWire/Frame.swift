@@ -77,13 +77,13 @@ public enum WireProtocol {
 }
 
 @inline(__always)
-func appendBigEndian<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
+package func appendBigEndian<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
     var big = value.bigEndian
     withUnsafeBytes(of: &big) { buffer.append(contentsOf: $0) }
 }
 
 @inline(__always)
-func readBigEndian<T: FixedWidthInteger>(_: T.Type, from bytes: ArraySlice<UInt8>) -> T {
+package func readBigEndian<T: FixedWidthInteger>(_: T.Type, from bytes: ArraySlice<UInt8>) -> T {
     var value: T = 0
     for byte in bytes { value = value << 8 | T(byte) }
     return value

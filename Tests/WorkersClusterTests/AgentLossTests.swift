@@ -15,21 +15,6 @@ let stressScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"] =
 
 @Suite("Agents lost, drained and killed")
 struct AgentLossTests {
-    /// Runs `inputs` naps through `mapUnordered`, calls `event` after the first answer, and
-    /// returns how many times each index was answered.
-    func answers(_ pool: ProcessPool, naps count: Int, milliseconds: Int, after event: @Sendable () -> Void) async throws -> [Int] {
-        var seen = [Int](repeating: 0, count: count)
-        var fired = false
-        for try await (index, _) in pool.mapUnordered(Nap.self, [Int](repeating: milliseconds, count: count), chunkSize: 1) {
-            seen[index] += 1
-            if !fired {
-                fired = true
-                event()
-            }
-        }
-        return seen
-    }
-
     @Test("a killed agent: its batches run elsewhere, every input answered once, the pool carries on")
     func killedAgent() async throws {
         let agents = TestAgents()

@@ -220,3 +220,19 @@ final class RecordingLogHandler: LogHandler, @unchecked Sendable {  // @unchecke
         lock.withLock { records.first { $0.message == message }?.at }
     }
 }
+
+/// Runs `count` naps of `milliseconds` through `mapUnordered`, one per batch; calls `event` after
+/// the first answer (to kill, stop, cut or drain something mid-map); returns how many times each
+/// index was answered.
+func answers(_ pool: ProcessPool, naps count: Int, milliseconds: Int = 5, after event: () throws -> Void) async throws -> [Int] {
+    var seen = [Int](repeating: 0, count: count)
+    var fired = false
+    for try await (index, _) in pool.mapUnordered(Nap.self, [Int](repeating: milliseconds, count: count), chunkSize: 1) {
+        seen[index] += 1
+        if !fired {
+            fired = true
+            try event()
+        }
+    }
+    return seen
+}

@@ -24,21 +24,6 @@ struct TestHostsTests {
         )
     }
 
-    /// Naps through `mapUnordered`, one per batch; calls `event` after the first answer; returns
-    /// how many times each index was answered.
-    func answers(_ pool: ProcessPool, naps count: Int, milliseconds: Int = 5, after event: () throws -> Void) async throws -> [Int] {
-        var seen = [Int](repeating: 0, count: count)
-        var fired = false
-        for try await (index, _) in pool.mapUnordered(Nap.self, [Int](repeating: milliseconds, count: count), chunkSize: 1) {
-            seen[index] += 1
-            if !fired {
-                fired = true
-                try event()
-            }
-        }
-        return seen
-    }
-
     @Test("one srun step, two agents: map of 100,000 empty jobs equals the local pool's result")
     func slurmMap() async throws {
         let hosts = try TestHosts.require()
