@@ -30,7 +30,7 @@ wait_for() {  # tries, command...
 
 start_slurmd() {  # node, launcher prefix
     local node=$1; shift
-    setsid "$@" slurmd -D -f "$CONF" -N "$node" >"$D/log/slurmd-$node.out" 2>&1 &
+    setsid "$@" slurmd -D -f "$CONF" -N "$node" </dev/null >"$D/log/slurmd-$node.out" 2>&1 &
     echo $! >"$D/run/slurmd-$node.pid"
 }
 
@@ -92,7 +92,7 @@ NodeName=na NodeHostname=$host NodeAddr=10.200.0.1 CPUs=4 Boards=1 SocketsPerBoa
 NodeName=nb NodeHostname=$host NodeAddr=10.200.0.2 CPUs=4 Boards=1 SocketsPerBoard=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=1000
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-    setsid slurmctld -D -f "$CONF" >"$D/log/slurmctld.out" 2>&1 &
+    setsid slurmctld -D -f "$CONF" </dev/null >"$D/log/slurmctld.out" 2>&1 &
     echo $! >"$D/run/slurmctld.pid"
     wait_for 100 sh -c "scontrol ping | grep -q 'is UP'" || { echo "slurmctld did not come up" >&2; tail "$D/log/slurmctld.log" >&2; exit 1; }
     start_slurmd na
@@ -116,7 +116,7 @@ StrictModes no
 LogLevel ERROR
 SSHD
     mkdir -p /run/sshd && chmod 755 /run/sshd
-    setsid $B /usr/sbin/sshd -D -f "$D/ssh/sshd_config" -E "$D/log/sshd.log" &
+    setsid $B /usr/sbin/sshd -D -f "$D/ssh/sshd_config" -E "$D/log/sshd.log" </dev/null >"$D/log/sshd.out" 2>&1 &
     echo $! >"$D/run/sshd.pid"
     cat >"$D/ssh/client_options" <<OPTS
 -i $D/ssh/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5
