@@ -279,7 +279,7 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
     }
 
     var info: ProcessPool.AgentInfo {
-        let age = monotonicNanoseconds() &- relay.lastReceived
+        let age = monotonicNanoseconds() &- relay.lastFrameAt
         return lock.withLock {
             ProcessPool.AgentInfo(
                 host: connect.host, address: address, launch: launch, slots: connect.slots, isConnected: !isFinished,

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CWorkersShims
+import Synchronization
 import WorkersCore
 import WorkersWire
 import WorkersProcesses
@@ -48,7 +49,13 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     private var opener: LinkOpener
     private let interval: UInt64
     private let lostAfter: UInt64
-    private(set) var lastReceived: UInt64
+    /// When the last frame came (monotonic nanoseconds): the loop thread's.
+    private var lastReceived: UInt64
+    /// The same, for reports from other threads.
+    private let lastReceivedShared = Atomic<UInt64>(0)
+
+    /// When the last frame came, for reports from any thread.
+    var lastFrameAt: UInt64 { lastReceivedShared.load(ordering: .relaxed) }
     private var nextTick: UInt64
     /// Adding to this eventfd wakes the loop (a signal handler may).
     let wake: Int32
@@ -80,6 +87,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         interval = UInt64(heartbeat.interval.saturatingNanoseconds)
         lostAfter = UInt64(heartbeat.lostAfter.saturatingNanoseconds)
         lastReceived = monotonicNanoseconds()
+        lastReceivedShared.store(lastReceived, ordering: .relaxed)
         nextTick = lastReceived
         wake = cworkers_eventfd()
         self.scansFrames = scansFrames
@@ -275,6 +283,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
             let count = buffer.withUnsafeMutableBytes { Glibc.read(inputDescriptor, $0.baseAddress, $0.count) }
             if count > 0 {
                 lastReceived = monotonicNanoseconds()
+                lastReceivedShared.store(lastReceived, ordering: .relaxed)
                 buffer.withUnsafeBytes { opener.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 do {
                     while let frame = try opener.next() {

@@ -10,9 +10,6 @@ import WorkersCore
 import WorkersProcesses
 import WorkersTestJobs
 
-/// Times are stretched this much in the stress run (ThreadSanitizer on a loaded machine).
-let stressScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"] == nil ? 1 : 3
-
 @Suite("Agents lost, drained and killed")
 struct AgentLossTests {
     @Test("a killed agent: its batches run elsewhere, every input answered once, the pool carries on")
@@ -47,7 +44,7 @@ struct AgentLossTests {
         #expect(pool.agents.filter(\.isConnected).count == 1)
         if let start = stopped.withLock({ $0 }), let lost = recorder.first("agent lost") {
             let noticed = start.duration(to: lost)
-            #expect(noticed <= .milliseconds(1_100 + 300 * stressScale), "noticed after \(noticed)")
+            #expect(noticed <= lossBound, "noticed after \(noticed)")
         } else {
             Issue.record("the silent agent's loss was not logged")
         }
@@ -124,7 +121,7 @@ struct AgentLossTests {
         #expect(workerPIDs.allSatisfy(isAlive))
         kill(driver.processIdentifier, SIGKILL)
         let everything = agents.pids + workerPIDs
-        let gone = await eventually(within: .seconds(2 * stressScale)) { everything.allSatisfy { !isAlive($0) } }
+        let gone = await eventually(within: testHeartbeat.lostAfter + .seconds(1 * stressScale)) { everything.allSatisfy { !isAlive($0) } }
         #expect(gone, "left running: \(everything.filter(isAlive))")
     }
 }

@@ -67,8 +67,15 @@ final class Announcement: @unchecked Sendable {  // @unchecked: `lock` guards th
     }
 }
 
-/// A fast heartbeat for tests: losses are noticed in about a second.
-let testHeartbeat = Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+/// Times are stretched this much in the stress run (ThreadSanitizer on a loaded machine).
+let stressScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"] == nil ? 1 : 3
+
+/// A fast heartbeat for tests: losses are noticed in about a second (three under stress, where a
+/// sanitized thread can stall for longer than a second).
+let testHeartbeat = Heartbeat(interval: .milliseconds(100 * stressScale), lostAfter: .seconds(1 * stressScale))
+
+/// The longest a loss may take to be noticed: lostAfter plus one interval, plus scheduling slack.
+let lossBound = testHeartbeat.lostAfter + testHeartbeat.interval + .milliseconds(300 * stressScale)
 
 /// A pool of `agents` local agents of `slots` slots each, over loopback TCP; `fixture` owns the
 /// agents' processes (and kills them when dropped), so keep it as long as the pool.
