@@ -58,7 +58,7 @@ final class HubFixture: @unchecked Sendable {  // @unchecked: the hub is thread-
     /// test's own wait also counts the time a loaded machine takes to schedule the hub).
     func refusals(_ count: Int, within timeout: Duration = .seconds(5)) async -> [ClusterError] {
         _ = await eventually(within: timeout) { hub.refused.count >= count }
-        for delay in hub.refusalDelays { #expect(delay < .seconds(1), "refused \(delay) after the connection was accepted") }
+        for delay in hub.refusalDelays { #expect(delay < .seconds(1 * stressScale), "refused \(delay) after the connection was accepted") }
         return hub.refused
     }
 }
