@@ -294,7 +294,11 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
                 environment[NodeAgent.slotsVariable] = String(plan.slotsPerAgent)
                 environment[NodeAgent.connectTimeoutVariable] = String(Double(options.connectTimeout.saturatingNanoseconds) / 1e9)
                 if case .submit = mode {
-                    let (status, output) = try LaunchedCommand.run(plan.arguments, environment: environment, logPath: directory + "/launch.log")
+                    let arguments = plan.arguments
+                    let submitted = environment
+                    let (status, output) = try await onThread {
+                        Result { () throws(ClusterError) in try LaunchedCommand.run(arguments, environment: submitted, logPath: directory + "/launch.log") }
+                    }.get()
                     let job = output.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
                     guard status == 0, !job.isEmpty else {
                         throw ProcessPoolError(.placementFailed("sbatch failed (\(LaunchedCommand.describe(status))): \(LaunchedCommand.tailOf(directory + "/launch.log"))"))
@@ -310,10 +314,10 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
         }
         let deadline = ContinuousClock.now.advanced(by: options.connectTimeout)
         let launched = commands
-        let joined = await Task.detached {
+        let joined = await onThread {
             // A launcher that ended before its agents joined will bring none.
             hub.waitForAgents(expected, until: deadline) { launched.contains { $0.exited != nil } }
-        }.value
+        }
         guard joined >= expected else {
             var detail = "\(joined) of \(expected) agents connected to \(endpoint) within \(options.connectTimeout)"
             if let refusal = hub.refused.last { detail += "; refused: \(refusal)" }
@@ -376,12 +380,12 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
     }
 
     private static func abandon(hub: ClusterHub, commands: [LaunchedCommand], slurmJobs: [String], keyPath: String?) async {
-        await Task.detached {
+        await onThread {
             hub.shutdown(grace: .milliseconds(500))
             for command in commands { command.end(grace: .milliseconds(500)) }
             if !slurmJobs.isEmpty { _ = try? LaunchedCommand.run(["scancel"] + slurmJobs) }
             if let keyPath { PoolKey.remove(file: keyPath) }
-        }.value
+        }
     }
 
     func shutdown() async {
@@ -391,6 +395,14 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
         }
         guard first else { return }
         await Self.abandon(hub: hub, commands: commands, slurmJobs: slurmJobs, keyPath: keyPath)
+    }
+}
+
+/// Runs `body`, which blocks (waits for agents, launchers, links), on a thread of its own: never
+/// on Swift's cooperative threads, which are as few as the CPUs.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
     }
 }
 
