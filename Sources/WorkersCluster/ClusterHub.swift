@@ -297,8 +297,9 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
         }
         let state = RemoteLinkState()
         let hubEnd = pair[1]
-        relay.post { [self] in
-            guard !isFinishedNow else {
+        let posted = relay.post { [self] in
+            guard !isFinishedNow, !relay.isStopped else {
+                // The agent is gone: the slot reads the end of its link and starts elsewhere.
                 state.end(.workerLost, graceful: false)
                 close(hubEnd)
                 return
@@ -307,6 +308,10 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
             descriptors[channel] = hubEnd
             relay.addChannel(channel, read: hubEnd, write: hubEnd)
             relay.send(.open, channel: channel)
+        }
+        if !posted {
+            state.end(.workerLost, graceful: false)
+            close(hubEnd)
         }
         return RemoteLink(descriptor: pair[0], state: state, session: self, channel: channel)
     }

@@ -75,6 +75,8 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     private var outputOffset = 0
     private var outputClosed = false
     private var commands: [() -> Void] = []
+    /// Cleared when the loop ends: a command posted after that would never run.
+    private var acceptsCommands = true
 
     /// Stops reading channels while this much is waiting to go out on the link.
     private static let backlogLimit = 8 << 20
@@ -128,10 +130,28 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         return send(kind, channel: channel, payload: frame.payload)
     }
 
-    /// Runs `command` on the loop's thread.
-    func post(_ command: @escaping () -> Void) {
-        lock.withLock { commands.append(command) }
-        signalWake()
+    /// Runs `command` on the loop's thread; returns `false` (and drops it) once the loop has
+    /// ended.
+    @discardableResult
+    func post(_ command: @escaping () -> Void) -> Bool {
+        let accepted: Bool = lock.withLock {
+            guard acceptsCommands else { return false }
+            commands.append(command)
+            return true
+        }
+        if accepted { signalWake() }
+        return accepted
+    }
+
+    /// The loop has ended: no more commands are taken, and those already posted run now, on the
+    /// loop's thread, so each one's caller learns its outcome.
+    private func closeCommands() {
+        let pending: [() -> Void] = lock.withLock {
+            acceptsCommands = false
+            defer { commands.removeAll() }
+            return commands
+        }
+        for command in pending { command() }
     }
 
     /// Waits up to `deadline` for everything queued to be written.
@@ -194,13 +214,16 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         return pipe.toChannel.submits <= pipe.fromChannel.answers
     }
 
+    /// Whether the loop has ended or been told to (loop thread).
+    var isStopped: Bool { stopped }
+
     /// Ends the loop after this round.
     func stop() {
         stopped = true
     }
 
     /// Runs until the link ends or ``stop()``.
-    func run() {
+    private func runLoop() {
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var descriptors: [pollfd] = []
         var order: [UInt32] = []
@@ -275,6 +298,12 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         lock.withLock { outputClosed = true }
         stopped = true
         handler?.relay(self, linkEnded: error)
+    }
+
+    /// Runs the loop (``runLoop()``), then runs what was posted too late for it.
+    func run() {
+        runLoop()
+        closeCommands()
     }
 
     /// Reads the link; returns an error if it ended.

@@ -14,6 +14,11 @@ import WorkersTestJobs
 try await WorkerProcess.runIfWorker(jobs: TestJobs.all, agent: .cluster)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
+/// The cluster tests' heartbeat (eight times longer in their stress run, as theirs is).
+let testDriverHeartbeat: Heartbeat = {
+    let scale: Int64 = getenv("WORKERS_STRESS") == nil ? 1 : 8
+    return Heartbeat(interval: .milliseconds(100 * scale), lostAfter: .seconds(scale))
+}()
 if arguments.first == "driver" {
     let pool = try await ProcessPool(workers: 2, jobs: TestJobs.all, executable: CommandLine.arguments[0])
     print(pool.workerInfo.compactMap(\.processID).map(String.init).joined(separator: " "))
@@ -23,7 +28,7 @@ if arguments.first == "driver" {
     // Agents on both Slurm nodes of the test hosts, dialling back to arguments[1].
     let pool = try await ProcessPool(
         jobs: TestJobs.all, placement: .slurm(.steps(nodes: 2, cpusPerNode: 2), options: { var options = ClusterOptions(); options.listen = .address(arguments[1]); return options }()),
-        executable: CommandLine.arguments[0], heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+        executable: CommandLine.arguments[0], heartbeat: testDriverHeartbeat
     )
     try await printWorkers(of: pool)
     while true { sleep(60) }
@@ -41,7 +46,7 @@ if arguments.first == "driver" {
             }
         }),
         executable: CommandLine.arguments[0],
-        heartbeat: Heartbeat(interval: .milliseconds(100), lostAfter: .seconds(1))
+        heartbeat: testDriverHeartbeat
     )
     try await printWorkers(of: pool)
     while true { sleep(60) }
