@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-200000}
 mkdir -p .build-fuzz/corpus
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name WireFuzz \
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name WireFuzz -package-name swift_workers \
     Fuzz/WireFuzz.swift Sources/WorkersWire/*.swift -o .build-fuzz/wire-fuzz
 .build-fuzz/wire-fuzz -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix=.build-fuzz/ .build-fuzz/corpus
