@@ -168,6 +168,18 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
         }
     }
 
+    /// Waits until `count` agents have been refused or the deadline passes; returns the refusals.
+    func waitForRefusals(_ count: Int, until deadline: ContinuousClock.Instant) -> [ClusterError] {
+        lock.withLock {
+            while rejections.count < count {
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                guard remaining > .zero else { break }
+                _ = changed.wait(nanoseconds: remaining.saturatingNanoseconds)
+            }
+            return rejections.map(\.error)
+        }
+    }
+
     /// Whether the hub is shutting down (a link that ends now was let go).
     var isClosed: Bool { lock.withLock { closed } }
 
@@ -183,7 +195,7 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
     // MARK: Slots
 
     /// A free slot of some connected agent, waiting up to `timeout`; `nil` if none came or the
-    /// hub closed. The agent that has the most free slots goes first, so work spreads.
+    /// hub closed. Slots are handed out in the order they became free.
     func acquireSlot(timeout: Duration) -> (session: AgentSession, channel: UInt32)? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         return lock.withLock {
@@ -261,7 +273,6 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
     let launch: String
     /// The links of the workers running in this agent's slots (loop thread).
     private var links: [UInt32: RemoteLinkState] = [:]
-    private var descriptors: [UInt32: Int32] = [:]
     private let lock = PthreadLock()
     private let ended: PthreadCondition
     private var isFinished = false
@@ -305,7 +316,6 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
                 return
             }
             links[channel] = state
-            descriptors[channel] = hubEnd
             relay.addChannel(channel, read: hubEnd, write: hubEnd)
             relay.send(.open, channel: channel)
         }
@@ -331,8 +341,7 @@ final class AgentSession: Relay.Handler, @unchecked Sendable {  // @unchecked: t
     private func release(_ channel: UInt32, _ code: ProcessPoolError.Code, graceful: Bool) {
         guard let state = links.removeValue(forKey: channel) else { return }
         state.end(code, graceful: graceful)
-        relay.removeChannel(channel)
-        if let descriptor = descriptors.removeValue(forKey: channel) { close(descriptor) }
+        if let pipe = relay.removeChannel(channel) { close(pipe.readDescriptor) }  // the socket pair's hub end
     }
 
     // MARK: Relay.Handler

@@ -116,20 +116,21 @@ public enum NodeAgent {
 
     /// The SHA-256 of sorted job signatures, hex.
     static func jobSetDigest(_ signatures: [String]) -> String {
-        hex(SHA256.hash(data: Array(signatures.joined(separator: "\n").utf8)))
+        hexString(SHA256.hash(data: Array(signatures.joined(separator: "\n").utf8)))
     }
 
-    /// The SHA-256 of this program's executable, hex; computed once.
-    static let buildDigest: String = {
-        guard let handle = FileHandle(forReadingAtPath: "/proc/self/exe") else { return "" }
+    /// The SHA-256 of this program's executable, hex (empty if it cannot be read); computed once.
+    static let buildDigest: String = (try? digest(ofFile: "/proc/self/exe")) ?? ""
+
+    /// The SHA-256 of a file, hex, read a MiB at a time.
+    static func digest(ofFile path: String) throws(ClusterError) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ClusterError(.launchFailed, "cannot read the executable \(path)")
+        }
         defer { try? handle.close() }
         var hash = SHA256()
         while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(data: chunk) }
-        return hex(hash.finalize())
-    }()
-
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return hexString(hash.finalize())
     }
 }
 

@@ -248,7 +248,7 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
 
     static func start(_ context: PlacementContext, options: ClusterOptions, kind: Kind) async throws -> ClusterPlacementDriver {
         let key = PoolKey.generate()
-        let build = options.checksBuild ? try digest(ofFile: context.executable) : nil
+        let build = options.checksBuild ? try NodeAgent.digest(ofFile: context.executable) : nil
         let hub = ClusterHub(configuration: ClusterHub.Configuration(
             key: key, jobSet: NodeAgent.jobSetDigest(context.jobSignatures), build: build,
             heartbeat: context.heartbeat, logger: context.logger, metrics: context.metrics
@@ -367,16 +367,6 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
             hub.adopt(input: input, output: output, address: login.destination, launch: "ssh \(login.destination)", onEnd: { command.end(grace: .seconds(1)) })
         }
         return command
-    }
-
-    static func digest(ofFile path: String) throws(ClusterError) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ClusterError(.launchFailed, "cannot read the executable \(path)")
-        }
-        defer { try? handle.close() }
-        var hash = SHA256()
-        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(data: chunk) }
-        return NodeAgent.hex(hash.finalize())
     }
 
     private static func abandon(hub: ClusterHub, commands: [LaunchedCommand], slurmJobs: [String], keyPath: String?) async {

@@ -40,7 +40,7 @@ public struct PoolKey: Sendable {
 
     /// The key as 64 hex digits.
     public var hex: String {
-        key.withUnsafeBytes { raw in raw.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined() }
+        key.withUnsafeBytes { hexString($0) }
     }
 
     private static func decodeHex(_ digits: [UInt8]) -> [UInt8]? {
@@ -73,7 +73,7 @@ public struct PoolKey: Sendable {
         try Self.makePrivateDirectory(base)
         var randomName = [UInt8](repeating: 0, count: 8)
         for index in randomName.indices { randomName[index] = UInt8.random(in: 0...255) }
-        let directory = base + "/pool-" + randomName.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let directory = base + "/pool-" + hexString(randomName)
         guard mkdir(directory, 0o700) == 0 else {
             throw ClusterError(.keyFile, "cannot create \(directory): \(String(cString: strerror(errno)))")
         }
@@ -173,8 +173,13 @@ struct SendableKey: @unchecked Sendable {  // @unchecked: SymmetricKey is immuta
     let key: SymmetricKey
 }
 
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+/// Lower-case hex, two digits a byte: keys, digests, directory names.
+func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0x0F)])
     }
+    return String(decoding: text, as: UTF8.self)
 }

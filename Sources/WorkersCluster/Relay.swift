@@ -64,6 +64,8 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     var draining = false
     private var stopped = false
     private let scansFrames: Bool
+    /// Whether the output is a socket (`send` with `MSG_NOSIGNAL`) or a pipe (an ssh's stdin: `write`).
+    private let outputIsSocket: Bool
     /// After forwarding data, the loop polls without sleeping this long: the answer to a batch
     /// often follows within microseconds, and a wake-up costs more than that.
     private let spinNanoseconds = WorkerProcess.spinNanoseconds
@@ -93,6 +95,8 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         nextTick = lastReceived
         wake = cworkers_eventfd()
         self.scansFrames = scansFrames
+        var status = stat()
+        outputIsSocket = fstat(output, &status) == 0 && status.st_mode & S_IFMT == S_IFSOCK
         _ = cworkers_set_nonblocking(input)
         _ = cworkers_set_nonblocking(output)
     }
@@ -173,12 +177,11 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     /// Writes what it can; the caller holds `lock`.
     private func flushLocked() {
         while outputOffset < output.count {
-            let count = output.withUnsafeBytes { raw in
-                Glibc.send(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+            let written = output.withUnsafeBytes { raw in
+                outputIsSocket
+                    ? Glibc.send(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+                    : Glibc.write(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset)
             }
-            let written = count >= 0 ? count : (errno == ENOTSOCK ? output.withUnsafeBytes { raw in
-                Glibc.write(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset)
-            } : count)
             if written > 0 {
                 outputOffset += written
             } else if written < 0 && errno == EINTR {

@@ -57,7 +57,9 @@ final class HubFixture: @unchecked Sendable {  // @unchecked: the hub is thread-
     /// within 1 s of the hub's accepting the connection (the part the driver controls; the
     /// test's own wait also counts the time a loaded machine takes to schedule the hub).
     func refusals(_ count: Int, within timeout: Duration = .seconds(5)) async -> [ClusterError] {
-        _ = await eventually(within: timeout) { hub.refused.count >= count }
+        let hub = self.hub
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        _ = await onThread { hub.waitForRefusals(count, until: deadline) }  // signalled by the hub as it refuses
         for delay in hub.refusalDelays { #expect(delay < .seconds(1 * stressScale), "refused \(delay) after the connection was accepted") }
         return hub.refused
     }
