@@ -22,6 +22,18 @@ export SLURM_CONF=$CONF
 
 pids() { cat "$D"/run/*.pid 2>/dev/null || true; }
 
+# The recorded PIDs that still are one of our daemons. After a reboot or a machine image taken
+# mid-run the files outlive their processes, and a PID may since name somebody else's process:
+# such a PID is never signalled.
+live_pids() {
+    local p
+    for p in $(pids); do
+        case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+            munged|slurmctld|slurmd|sshd|nsenter) grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null || echo "$p" ;;
+        esac
+    done
+}
+
 wait_for() {  # tries, command...
     local tries=$1; shift
     for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -35,7 +47,10 @@ start_slurmd() {  # node, launcher prefix
 }
 
 up() {
-    if [ -e "$D/run/munged.pid" ]; then echo "already up (run down first)" >&2; exit 1; fi
+    if [ -n "$(live_pids)" ]; then echo "already up (run down first)" >&2; exit 1; fi
+    # What a run that never reached `down` left behind (its processes are gone): the namespace,
+    # the veth, the PID files.
+    [ -e "$D/run" ] || [ -e /run/netns/$NS ] && down >/dev/null
     rm -rf "$D"; mkdir -p "$D"/{etc,run,log,state/ctld,state/na,state/nb,munge,ssh}
     chmod 700 "$D/munge" "$D/ssh"
     ip netns add $NS
@@ -140,7 +155,7 @@ leftovers_in_b() {
     [ -e /run/netns/$NS ] || return 0
     local ns daemons p
     ns="net:[$(stat -L -c %i /run/netns/$NS)]"
-    daemons=" $(pids | tr '\n' ' ') "
+    daemons=" $(live_pids | tr '\n' ' ') "
     for p in $(ls /proc | grep -E '^[0-9]+$'); do
         [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$ns" ] || continue
         case "$daemons" in *" $p "*) continue ;; esac
@@ -149,15 +164,15 @@ leftovers_in_b() {
 }
 
 down() {
-    scancel -u root 2>/dev/null || true
-    for f in "$D"/run/*.pid; do [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true; done
-    for _ in $(seq 30); do
-        alive=0
-        for p in $(pids); do [ -d "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.1
-    done
-    for p in $(pids); do kill -KILL "$p" 2>/dev/null || true; done
+    # scancel only while our slurmctld runs: with none it would wait out its message timeout.
+    if [ -s "$D/run/slurmctld.pid" ] && live_pids | grep -qx "$(cat "$D/run/slurmctld.pid")"; then
+        scancel -u root 2>/dev/null || true
+    fi
+    local live p
+    live=$(live_pids)
+    for p in $live; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 30); do [ -z "$(live_pids)" ] && break; sleep 0.1; done
+    for p in $(live_pids); do kill -KILL "$p" 2>/dev/null || true; done
     for p in $(leftovers_in_b); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del $NS 2>/dev/null || true
     ip link del veth-swa 2>/dev/null || true
