@@ -176,7 +176,8 @@ down() {
     for p in $(leftovers_in_b); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del $NS 2>/dev/null || true
     ip link del veth-swa 2>/dev/null || true
-    rm -f "$D"/run/*.pid
+    # The env file too: tests that find it take the hosts to be up.
+    rm -f "$D"/run/*.pid "$D/env"
     echo "test hosts down"
 }
 
