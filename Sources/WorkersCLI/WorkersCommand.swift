@@ -42,7 +42,7 @@ public struct WorkersCommand: AsyncParsableCommand {
     /// concurrency runtime. Exits with the run's status; returns at once for any other command
     /// (and in a worker process of the lab's pool).
     public static func runCommandIfRequested() {
-        let arguments = CommandLine.arguments.dropFirst()
+        let arguments = RunMain.processArguments()[...]
         guard arguments.first == "run", WorkerProcess.workerID == nil else { return }
         Glibc.exit(RunMain.main(Array(arguments.dropFirst())))
     }

@@ -23,7 +23,7 @@ public struct CommandBuilder: Sendable {
         noShell = options.noShell
         contextReplace = options.multiple == .contextReplace
         self.names = names
-        if !options.pipe, options.argumentsPerJob != 0, !options.template.isEmpty,
+        if options.pipe == nil, options.argumentsPerJob != 0, !options.template.isEmpty,
            !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement, names: names) }) {
             template = options.template + [options.replacement]
         } else {

@@ -6,7 +6,7 @@ import Glibc
 /// An input file for reading (`-` is standard input); whether the caller must close it.
 func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
     if path == "-" { return (0, false) }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = openFile(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
     return (fd, true)
 }
@@ -53,14 +53,14 @@ final class RecordReader {
     func next() -> String? {
         while true {
             if let end = buffer[start...].firstIndex(of: separator) {
-                let record = String(decoding: buffer[start..<end], as: UTF8.self)
+                let record = String(escaping: buffer[start..<end])
                 start = end + 1
                 if start > 64 * 1024 { buffer.removeFirst(start); start = 0 }
                 return record
             }
             if atEnd {
                 guard start < buffer.count else { return nil }
-                let record = String(decoding: buffer[start...], as: UTF8.self)
+                let record = String(escaping: buffer[start...])
                 start = buffer.count
                 return record
             }

@@ -12,6 +12,8 @@ func median(_ values: [Double]) -> Double {
 final class OutputWriter {
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private let progressOnTerminal = isatty(STDERR_FILENO) == 1
+    /// Whether stderr is a terminal (the failure summary is printed only then).
+    var errorIsTerminal: Bool { progressOnTerminal }
 
     /// Copies a finished job's stdout then its stderr (the caller recycles both), each line tagged if asked.
     func print(_ stdout: Int32, _ stderr: Int32, tag: String?) {
@@ -43,7 +45,7 @@ final class OutputWriter {
     /// calls whether the next byte begins a line.
     private func writeLines(_ bytes: ArraySlice<UInt8>, to target: Int32, tag: String?, atLineStart: inout Bool) {
         guard let tag else { writeFully(target, bytes); return }
-        let prefix = Array((tag + "\t").utf8)
+        let prefix = (tag + "\t").escapedBytes
         var tagged: [UInt8] = []
         tagged.reserveCapacity(bytes.count + prefix.count * 4)
         for byte in bytes {
@@ -54,7 +56,7 @@ final class OutputWriter {
         writeFully(target, tagged[...])
     }
 
-    func write(_ text: String) { writeFully(STDOUT_FILENO, Array(text.utf8)) }
+    func write(_ text: String) { writeFully(STDOUT_FILENO, text.escapedBytes) }
     func writeError(_ text: String) { writeStandardError(text) }
 
     func progress(_ text: String) {

@@ -68,7 +68,7 @@ func environmentEntries() -> [String] {
     var entries: [String] = []
     var pointer = environ
     while let entry = pointer.pointee {
-        entries.append(String(cString: entry))
+        entries.append(escapedString(cString: entry))
         pointer += 1
     }
     return entries
@@ -76,7 +76,7 @@ func environmentEntries() -> [String] {
 
 /// `text` as a JSON string literal, quotes included, escaped as GNU escapes JSON.
 func jsonString(_ text: String) -> String {
-    "\"" + String(decoding: jsonEscaped(Array(text.utf8)), as: UTF8.self) + "\""
+    "\"" + String(escaping: jsonEscaped(text.escapedBytes)) + "\""
 }
 
 /// GNU's JSON escaping: `\` and `"` escaped, every byte below 0x20 as `\u00XX`; other bytes as they are.
@@ -111,7 +111,7 @@ func writeFully(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
 func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool { writeFully(fd, bytes[...]) }
 
 /// `text` on our stderr, whole.
-func writeStandardError(_ text: String) { writeFully(STDERR_FILENO, Array(text.utf8)) }
+func writeStandardError(_ text: String) { writeFully(STDERR_FILENO, text.escapedBytes) }
 
 /// Copies `length` bytes at `offset` of `source` to `target` inside the kernel (sendfile).
 func copyFileRange(from source: Int32, offset: Int, length: Int, to target: Int32) -> Bool {
@@ -139,7 +139,7 @@ func makeDirectories(_ path: String) -> String? {
     var current = path.hasPrefix("/") ? "/" : ""
     for component in path.split(separator: "/") {
         current += component
-        if mkdir(current, 0o777) != 0, errno != EEXIST {
+        if current.withEscapedCString({ mkdir($0, 0o777) }) != 0, errno != EEXIST {
             return "cannot make the directory \(current): \(String(cString: strerror(errno)))"
         }
         current += "/"

@@ -63,7 +63,7 @@ final class ResultsWriter {
             if name == "-.csv" || name == "-.tsv" || name == "-.json" {
                 table = STDOUT_FILENO
             } else {
-                table = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+                table = openFile(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
                 guard table >= 0 else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
                 closeTable = true
             }
@@ -105,7 +105,7 @@ final class ResultsWriter {
 
     /// `--resume`: whether a job already has its results (its stdout file exists).
     func hasResult(sequence: Int, arguments: [String]) -> Bool {
-        stdoutPath(sequence: sequence, arguments: arguments).map { access($0, F_OK) == 0 } ?? false
+        stdoutPath(sequence: sequence, arguments: arguments).map(fileExists) ?? false
     }
 
     /// Saves a finished job's output (`stdout` and `stderr` are its buffers, read from offset 0).
@@ -128,7 +128,7 @@ final class ResultsWriter {
             if !headerWritten {
                 let names = ["Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command"]
                     + record.arguments.indices.map { "V\($0 + 1)" } + ["Stdout", "Stderr"]
-                bytes += Self.row(names.map { Array($0.utf8) }, separator: separator)
+                bytes += Self.row(names.map(\.escapedBytes), separator: separator)
                 headerWritten = true
             }
             let out = Self.contents(stdout)
@@ -136,16 +136,16 @@ final class ResultsWriter {
                 Array(String(record.sequence).utf8), Array(":".utf8),
                 Array(cFormat("%.3f", record.startEpoch).utf8), Array(cFormat("%.3f", record.runtime).utf8),
                 Array(String(record.sent).utf8), Array(String(out.count).utf8),
-                Array(String(record.exit).utf8), Array(String(record.signal).utf8), Array(record.command.utf8),
-            ] + record.arguments.map { Array($0.utf8) } + [out, Self.contents(stderr)]
+                Array(String(record.exit).utf8), Array(String(record.signal).utf8), record.command.escapedBytes,
+            ] + record.arguments.map(\.escapedBytes) + [out, Self.contents(stderr)]
             bytes += Self.row(fields, separator: separator)
             return writeFully(table, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
         case .json:
             let out = Self.contents(stdout)
             var line = Array(cFormat("{ \"Seq\": %ld, \"Host\": \":\", \"Starttime\": %.3f, \"JobRuntime\": %.3f, ", record.sequence, record.startEpoch, record.runtime).utf8)
             line += Array("\"Send\": \(record.sent), \"Receive\": \(out.count), \"Exitval\": \(record.exit), \"Signal\": \(record.signal), \"Command\": \"".utf8)
-            line += jsonEscaped(Array(record.command.utf8)) + Array("\", \"V\": [ ".utf8)
-            line += record.arguments.map { [UInt8(ascii: "\"")] + jsonEscaped(Array($0.utf8)) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
+            line += jsonEscaped(record.command.escapedBytes) + Array("\", \"V\": [ ".utf8)
+            line += record.arguments.map { [UInt8(ascii: "\"")] + jsonEscaped($0.escapedBytes) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
             line += Array(" ], \"Stdout\": \"".utf8) + jsonEscaped(out) + Array("\", \"Stderr\": \"".utf8)
             line += jsonEscaped(Self.contents(stderr)) + Array("\" }\n".utf8)
             return writeFully(table, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
@@ -197,7 +197,7 @@ final class ResultsWriter {
 
     /// Writes `bytes`, then all of `source` from its start, to a new (truncated) file at `path`.
     private static func writeFile(_ path: String, bytes: [UInt8], from source: Int32) -> String? {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        let fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard fd >= 0 else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
         defer { close(fd) }
         guard writeFully(fd, bytes), copyWholeFile(from: source, to: fd) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }

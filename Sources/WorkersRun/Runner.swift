@@ -41,6 +41,8 @@ public final class Runner {
     /// `--line-buffer` and `-u` as they apply: `--results` saves whole outputs instead.
     private let lineBuffer: Bool
     private let ungroup: Bool
+    /// Whether stdout is a pipe or socket, watched for its reader going away.
+    private var watchStdout = false
 
     private struct Pending {
         var sequence: Int
@@ -144,6 +146,9 @@ public final class Runner {
         public var failed = 0
         /// GNU parallel's exit status for the run.
         public var exitStatus: Int32 = 0
+        /// Whether the run ended because stdout's reader went away: the caller then dies of
+        /// SIGPIPE, as GNU parallel does.
+        public var stdoutClosed = false
         /// The first ten failures, for the summary.
         public var failures: [(sequence: Int, exit: Int32, signal: Int32, command: String)] = []
     }
@@ -156,9 +161,9 @@ public final class Runner {
         if options.retryFailed, let path = options.joblog {
             guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
             source = .failed(Deque(Self.failedCommands(in: path)))
-        } else if options.pipePart {
+        } else if options.pipe == .parts {
             source = .parts(try PipeParts(options: options))
-        } else if options.pipe {
+        } else if options.pipe == .blocks {
             source = .blocks(try PipeBlocks(options: options))
         } else {
             source = .arguments(try JobInputs(options: options))
@@ -170,9 +175,7 @@ public final class Runner {
         }
         slots = options.jobs.slots(cpus: cpus)
         shell = options.noShell ? nil : Self.findShell()
-        environment = environmentEntries()
-            .filter { !$0.hasPrefix("PARALLEL_SEQ=") && !$0.hasPrefix("PARALLEL_JOBSLOT=") }
-            .map { strdup($0) }
+        environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="])
         output = OutputWriter()
         if let name = options.results, !options.dryRun {
             var headerNames: [String] = []
@@ -181,8 +184,8 @@ public final class Runner {
         } else {
             results = nil
         }
-        lineBuffer = options.lineBuffer && results == nil
-        ungroup = options.ungroup && results == nil
+        lineBuffer = options.output == .lineBuffered && results == nil
+        ungroup = options.output == .ungrouped && results == nil
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         terminal = options.openTerminal ? open("/dev/tty", O_RDWR | O_CLOEXEC) : -1
         if options.openTerminal, terminal < 0 {
@@ -193,9 +196,11 @@ public final class Runner {
             if options.resume || options.resumeFailed {
                 skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
             }
-            let exists = access(path, F_OK) == 0
-            let append = options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed
-            joblog = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+            // `--joblog -` is standard output, as GNU's.
+            let exists = path != "-" && fileExists(path)
+            let append = path != "-" && (options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed)
+            joblog = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+                : openFile(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
             guard joblog >= 0 else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
             if !(append && exists) {
                 write(joblog, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n")
@@ -243,6 +248,8 @@ public final class Runner {
         }
         state.runStart = monotonicSeconds()
         cworkers_ignore_sigpipe()
+        var status = stat()
+        watchStdout = fstat(STDOUT_FILENO, &status) == 0 && (status.st_mode & S_IFMT == S_IFIFO || status.st_mode & S_IFMT == S_IFSOCK)
         if cworkers_pipe_cloexec(&signalPipe) == 0 {
             _ = fcntl(signalPipe[1], F_SETFL, O_NONBLOCK)
             _ = cworkers_signals_to_pipe(signalPipe[1])
@@ -467,7 +474,7 @@ public final class Runner {
             }
             started.feed = feed[1]
             if options.verbose, lineBuffer {
-                output.writeLines(Array((command + "\n").utf8)[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
+                output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
             state.running.append(started)
         case .failure(let message):
@@ -507,7 +514,15 @@ public final class Runner {
         let feedBase = descriptors.count
         let feeding = state.running.indices.filter { state.running[$0].feed >= 0 && !state.running[$0].feedPending.isEmpty }
         for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed, events: Int16(POLLOUT), revents: 0)) }
+        // A stdout pipe whose reader is gone (`… | head -1`) reports POLLERR: the run ends as
+        // GNU's and xargs' do, by SIGPIPE, rather than running every job for no reader.
+        let stdoutIndex = descriptors.count
+        if watchStdout, state.caughtSignal == nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
         let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+        if stdoutIndex < descriptors.count, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
+            state.caughtSignal = SIGPIPE
+            terminateAll()
+        }
         if ready < 0, errno != EINTR { return false }
         for (slot, index) in feeding.enumerated() where descriptors[feedBase + slot].revents != 0 { writeFeed(index) }
         let jobs = state.running.count
@@ -567,7 +582,7 @@ public final class Runner {
             if !state.running[index].timedOut, state.running[index].nextSignalAt == nil, let deadline = state.running[index].deadline, now >= deadline {
                 state.running[index].timedOut = true
                 state.running[index].nextSignalAt = now
-                output.writeError("workers run: Warning: this job was killed because it timed out: \(state.running[index].command)\n")
+                output.writeError("workers run: Warning: This job was killed because it timed out:\nworkers run: Warning: \(state.running[index].command)\n")
             }
             if let due = state.running[index].nextSignalAt, now >= due {
                 let sequence = options.terminateSequence
@@ -642,12 +657,25 @@ public final class Runner {
         } else if options.progress {
             output.progress("workers run: \(done) done, \(state.summary.failed) failed, \(state.running.count) running")
         }
+        // Under --halt, GNU names each job that counts towards it.
+        if let halt = options.halt {
+            switch halt.why {
+            case .fail where failed: output.writeError("workers run: This job failed:\n\(job.command)\n")
+            case .success where !failed: output.writeError("workers run: This job succeeded:\n\(job.command)\n")
+            case .done: output.writeError("workers run: This job finished:\n\(job.command)\n")
+            default: break
+            }
+        }
         // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
         if state.halting == nil, let halt = options.halt,
            let status = Self.haltStatus(halt, failed: state.summary.failed, succeeded: state.summary.succeeded, total: state.total,
                                         failedNow: failed, exit: exit, signal: signal) {
             state.halting = (halt.when, status)
-            if halt.when == .now { terminateAll() }
+            if halt.when == .now {
+                terminateAll()
+            } else if !state.running.isEmpty {
+                output.writeError("workers run: Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
+            }
         }
     }
 
@@ -656,7 +684,7 @@ public final class Runner {
         if let results, let record = finished.record {
             if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
                 stopWithError("--results: \(failure)")
-            } else if options.lineBuffer, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
+            } else if options.output == .lineBuffered, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
                 // As GNU: --line-buffer with --results prints where each job's stdout went.
                 output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
             }
@@ -720,12 +748,15 @@ public final class Runner {
         var summary = state.summary
         if let signal = state.caughtSignal {
             summary.exitStatus = 128 + signal
+            summary.stdoutClosed = signal == SIGPIPE
         } else if let halting = state.halting {
             summary.exitStatus = halting.status
         } else {
             summary.exitStatus = Self.finalStatus(options.halt, failed: summary.failed, total: summary.started)
         }
-        if summary.failed > 0, !options.dryRun {
+        // The summary is for a person at a terminal: scripts and test suites compare stderr with
+        // GNU's, which has none.
+        if summary.failed > 0, !options.dryRun, output.errorIsTerminal {
             var text = "workers run: \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
             for failure in summary.failures {
                 let how = failure.signal != 0 ? "signal \(failure.signal)" : "exit \(failure.exit)"
@@ -829,16 +860,19 @@ public final class Runner {
         }
         if let preamble {
             // The child's stdout shares this file's offset: its output lands after the line.
-            if ungroup { output.write(preamble) } else if out >= 0 { writeFully(out, Array(preamble.utf8)) }
+            if ungroup { output.write(preamble) } else if out >= 0 { writeFully(out, preamble.escapedBytes) }
         }
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
         defer { free(sequence); free(slot) }
         let env = environment + [sequence, slot, nil]
-        let pid = withCStrings(argv) { argvPointer in
-            env.withUnsafeBufferPointer { envPointer in
-                cworkers_spawn_job(path, argvPointer, envPointer.baseAddress!, stdin, out, err, directory, options.niceness,
-                                   options.openTerminal ? 0 : 1)
+        // The program's path and the directory are bytes too (an input can name them).
+        let pid = withEscapedCStrings(argv) { argvPointer in
+            withEscapedCStrings([path] + (directory.map { [$0] } ?? [])) { paths in
+                env.withUnsafeBufferPointer { envPointer in
+                    cworkers_spawn_job(paths[0]!, argvPointer, envPointer.baseAddress!, stdin, out, err,
+                                       directory == nil ? nil : paths[1], options.niceness, options.openTerminal ? 0 : 1)
+                }
             }
         }
         if !parentEnds.isEmpty {
@@ -984,6 +1018,6 @@ public final class Runner {
     }
 
     private func write(_ fd: Int32, _ text: String) {
-        writeFully(fd, Array(text.utf8))
+        writeFully(fd, text.escapedBytes)
     }
 }

@@ -39,8 +39,8 @@ enum SemaphoreMode {
         let environment = environmentEntries()
         if options.semaphoreForeground {
             // In our process group, so Ctrl-C reaches it; our stdin, stdout and stderr.
-            let pid = withCStrings(argv) { argv in
-                withCStrings(environment) { envp in cworkers_spawn_job(path, argv, envp, -1, -1, -1, nil, 0, 0) }
+            let pid = withEscapedCStrings(argv) { argv in
+                withEscapedCStrings(environment) { envp in cworkers_spawn_job(path, argv, envp, -1, -1, -1, nil, 0, 0) }
             }
             guard pid > 0 else {
                 report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")
@@ -51,8 +51,8 @@ enum SemaphoreMode {
             let (exit, signal) = Runner.decode(status)
             return signal != 0 ? 128 + signal : exit
         }
-        let pid = withCStrings(argv) { argv in
-            withCStrings(environment) { envp in cworkers_spawn_detached(path, argv, envp, slot) }
+        let pid = withEscapedCStrings(argv) { argv in
+            withEscapedCStrings(environment) { envp in cworkers_spawn_detached(path, argv, envp, slot) }
         }
         guard pid > 0 else {
             report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")

@@ -173,7 +173,7 @@ import Testing
         let options = try RunOptions.parse(["--load", "3", "--memfree", "512M", "--bar", "--lb", "echo"])
         #expect(options.maximumLoad == 3)
         #expect(options.minimumFreeMemory == 512 << 20)
-        #expect(options.bar && options.lineBuffer)
+        #expect(options.bar && options.output == .lineBuffered)
         #expect(throws: RunUsageError.self) { try RunOptions.parse(["--memfree", "lots", "echo"]) }
     }
 
@@ -201,11 +201,11 @@ import Testing
 
     @Test func ttyDefaultsToOneJobUngroupedUnlessTold() throws {
         let plain = try RunOptions.parse(["--tty", "vi"])
-        #expect(plain.openTerminal && plain.jobs == .count(1) && plain.ungroup)
+        #expect(plain.openTerminal && plain.jobs == .count(1) && plain.output == .ungrouped)
         let told = try RunOptions.parse(["--tty", "-j2", "--group", "vi"])
-        #expect(told.jobs == .count(2) && !told.ungroup)
+        #expect(told.jobs == .count(2) && told.output == .grouped)
         let open = try RunOptions.parse(["--open-tty", "vi"])
-        #expect(open.openTerminal && open.jobs == .percent(100) && !open.ungroup)
+        #expect(open.openTerminal && open.jobs == .percent(100) && open.output == .grouped)
     }
 
     @Test func citeFlagsAreAcceptedAndIgnored() throws {

@@ -1,0 +1,183 @@
+extension RunOptions {
+    /// Parses `workers run`'s arguments as GNU parallel does: the profile files and `$PARALLEL`
+    /// first (from `environment`), then options, the command, and input sources after `:::`,
+    /// `::::`, `:::+` and `::::+`.
+    ///
+    /// - Throws: ``RunUsageError`` naming the option that is unknown, ambiguous, refused, given a
+    ///   bad value or combined with one it excludes.
+    public static func parse(_ arguments: [String], environment: OptionEnvironment = .none) throws(RunUsageError) -> RunOptions {
+        let parser = OptionParser()
+        let argumentSeparatorRow = table.firstIndex { $0.names.first == "arg-sep" }!
+        let fileSeparatorRow = table.firstIndex { $0.names.first == "arg-file-sep" }!
+        var separators = (arguments: ":::", files: "::::")
+        func separatorsAfter(_ tokens: [OptionParser.Token]) -> (arguments: String, files: String) {
+            var result = separators
+            for token in tokens {
+                if token.row == argumentSeparatorRow, let value = token.value { result.arguments = value }
+                if token.row == fileSeparatorRow, let value = token.value { result.files = value }
+            }
+            return result
+        }
+        func tokenize(_ words: [String]) throws(RunUsageError) -> (tokens: [OptionParser.Token], end: Int) {
+            try parser.tokenize(words) { tokens, word in
+                let current = separatorsAfter(tokens)
+                return word == current.arguments || word == current.arguments + "+" || word == current.files || word == current.files + "+"
+            }
+        }
+
+        let command = try tokenize(arguments)
+        // Profiles and $PARALLEL come first, unless --plain; their words that are not options
+        // start the command (GNU's PARALLEL="nice" puts nice before it).
+        var leading: [(tokens: [OptionParser.Token], origin: String)] = []
+        var commandPrefix: [String] = []
+        if !command.tokens.contains(where: { parser.table[$0.row].names.first == "plain" }) {
+            let profiles = command.tokens.filter { parser.table[$0.row].names.first == "profile" }.compactMap(\.value)
+            for (words, origin) in [(try environment.profileWords(profiles), "a profile"),
+                                    (try environment.variables["PARALLEL"].map(shellWords) ?? [], "$PARALLEL")] where !words.isEmpty {
+                let read: (tokens: [OptionParser.Token], end: Int)
+                do { read = try tokenize(words) } catch { throw RunUsageError("\(error.description) (in \(origin))") }
+                leading.append((read.tokens, origin))
+                separators = separatorsAfter(read.tokens)
+                commandPrefix += words[read.end...]
+            }
+        }
+        separators = separatorsAfter(command.tokens)
+
+        var state = OptionState()
+        for (tokens, origin) in leading + [(command.tokens, "")] {
+            for token in tokens {
+                let spec = parser.table[token.row]
+                if case .refused(let why) = spec.support {
+                    throw RunUsageError("option \(token.spelled) is not supported by workers run" + (why.map { " (\($0))" } ?? "") + (origin.isEmpty ? "" : " (in \(origin))"))
+                }
+                do { try spec.apply(&state, token.value) } catch {
+                    throw RunUsageError(error.description + (origin.isEmpty ? "" : " (in \(origin))"))
+                }
+            }
+        }
+        if state.options.request != nil { return state.options }
+
+        var index = command.end
+        func isSeparator(_ word: String) -> Bool {
+            word == separators.arguments || word == separators.arguments + "+" || word == separators.files || word == separators.files + "+"
+        }
+        // The command, until the first source separator.
+        state.options.template = commandPrefix
+        while index < arguments.count, !isSeparator(arguments[index]) {
+            state.options.template.append(arguments[index])
+            index += 1
+        }
+        // Input sources. `:::` values are split at the input separator, as GNU splits them
+        // at `$/` (a newline, or -d's).
+        let valueSeparator: [UInt8] = state.options.nullSeparated ? [0] : Array((state.options.delimiter ?? "\n").utf8)
+        while index < arguments.count {
+            let separator = arguments[index]
+            index += 1
+            var values: [String] = []
+            while index < arguments.count, !isSeparator(arguments[index]) {
+                values.append(arguments[index])
+                index += 1
+            }
+            let linked = separator.hasSuffix("+")
+            if separator == separators.files || separator == separators.files + "+" {
+                guard !values.isEmpty else { throw RunUsageError("\(separator) needs a file name") }
+                // Every file after `::::+` is linked, as GNU links them.
+                for file in values {
+                    state.options.sources.append(.file(file))
+                    state.options.linked.append(linked)
+                }
+            } else {
+                state.options.sources.append(.arguments(values.flatMap { split($0, at: valueSeparator) }))
+                state.options.linked.append(linked)
+            }
+        }
+        return try state.resolved()
+    }
+
+    /// `text` cut at every `separator`, empty pieces kept.
+    static func split(_ text: String, at separator: [UInt8]) -> [String] {
+        let bytes = Array(text.utf8)
+        guard !separator.isEmpty, bytes.count >= separator.count else { return [text] }
+        var pieces: [String] = []
+        var start = 0, index = 0
+        while index + separator.count <= bytes.count {
+            if bytes[index..<index + separator.count].elementsEqual(separator) {
+                pieces.append(String(decoding: bytes[start..<index], as: UTF8.self))
+                index += separator.count
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        pieces.append(String(decoding: bytes[start...], as: UTF8.self))
+        return pieces
+    }
+}
+
+extension OptionState {
+    /// GNU's rules applied once every option is known, then one check per combination that
+    /// cannot work, each naming its option.
+    func resolved() throws(RunUsageError) -> RunOptions {
+        var options = self.options
+        // A semaphore is a mutex unless -j says otherwise; --fg, --wait and --id imply one.
+        if options.semaphoreForeground || options.semaphoreWait || options.semaphoreID != nil { options.semaphore = true }
+        if options.semaphore, !jobsGiven { options.jobs = .count(1) }
+        // --tty: one job at a time and output passed through, unless -j or --group say otherwise.
+        var ungroup = self.ungroup
+        if ttyDefaults {
+            if !jobsGiven { options.jobs = .count(1) }
+            if !groupGiven { ungroup = true }
+        }
+        if ungroup {
+            options.output = .ungrouped
+            options.keepOrder = false  // as GNU: -u drops -k and --tag
+            options.tag = false
+        } else if lineBuffer {
+            options.output = .lineBuffered
+        }
+        if silent { options.verbose = false; options.printCommands = false }
+        // GNU evaluates `{= perl =}` with Perl; running the text as shell code instead would be
+        // silently wrong, so it is refused by name, in one word or across several.
+        let command = options.template.joined(separator: " ")
+        if let open = command.firstRange(of: "{="), command[open.upperBound...].contains("=}") {
+            throw RunUsageError("Perl replacement strings {= … =} are not supported by workers run")
+        }
+        if options.pipe != nil, options.argumentsPerJob == 0 {
+            throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part")
+        }
+        if options.pipe == .parts, options.argumentsPerJob != nil {
+            throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it")
+        }
+        if options.multiple != nil, options.pipe != nil {
+            throw RunUsageError("option -X/-m cannot be used with --pipe")
+        }
+        if options.csv {
+            guard options.pipe == nil else { throw RunUsageError("option --csv cannot be used with --pipe") }
+            if options.columnSeparator == nil { options.columnSeparator = "," }
+            if options.trim == nil { options.trim = RunOptions.Trim.none }
+        }
+        if options.headerLines != nil, options.pipe == nil {
+            // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
+            if options.columnSeparator == nil { options.columnSeparator = "\t" }
+        }
+        if options.catBlocks, options.pipe == nil || options.roundRobin {
+            throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)")
+        }
+        if options.roundRobin, options.pipe != .blocks {
+            throw RunUsageError("option --round-robin needs --pipe (and is not supported with --pipe-part)")
+        }
+        if options.joinContinuedLines, options.pipe != nil {
+            throw RunUsageError("option -L with --pipe is not supported by workers run (use -N)")
+        }
+        if options.headerLines != nil, options.pipe == .parts {
+            throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")
+        }
+        if options.retryFailed, options.joblog == nil {
+            throw RunUsageError("option --retry-failed needs --joblog")
+        }
+        if options.resume || options.resumeFailed, options.joblog == nil, options.results == nil {
+            throw RunUsageError("option --resume and --resume-failed need --joblog or --results")
+        }
+        return options
+    }
+}
