@@ -56,7 +56,10 @@ public struct CommandBuilder: Sendable {
         }
         if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
         let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement, names: names) } ?? false)
-        return template.map { word in
+        // -X repeats the words around a replacement string, and GNU's words are the command
+        // line's, so a quoted 'echo {} | wc -c' repeats only `{}`.
+        let words = contextReplace && !quoteTemplate ? template.flatMap { $0.split(separator: " ", omittingEmptySubsequences: false).map(String.init) } : template
+        return words.map { word in
             // -X: a word with a replacement string is repeated for each input, each copy filled
             // with that input alone (`pre-{}-post` → `pre-a-post pre-b-post`).
             if contextReplace, job.arguments.count > 1, Self.hasReplacement(word, replacement: replacement, names: names) {
@@ -117,8 +120,9 @@ public struct CommandBuilder: Sendable {
             return job.arguments.map { render(Self.apply(modifier, to: $0)) }.joined(separator: " ")
         case .position(let n, let modifier):
             // A position past the inputs is nothing at all (GNU: `echo c-`, not `echo c-''`).
-            guard n >= 1, n <= job.arguments.count else { return "" }
-            return render(Self.apply(modifier, to: job.arguments[n - 1]))
+            let index = n < 0 ? job.arguments.count + n : n - 1
+            guard index >= 0, index < job.arguments.count else { return "" }
+            return render(Self.apply(modifier, to: job.arguments[index]))
         }
     }
 
@@ -139,15 +143,17 @@ public struct CommandBuilder: Sendable {
                 if let position = names[String(inside.dropLast(modifier.rawValue.count))] { return (.position(position, modifier), length) }
             }
         }
-        let digits = inside.prefix { $0.isASCII && $0.isNumber }
-        guard let modifier = Modifier(rawValue: String(inside.dropFirst(digits.count))) else { return nil }
+        // `{-1}` is the last input, `{-2}` the one before it (GNU's negative positions).
+        let negative = inside.first == "-"
+        let digits = inside.dropFirst(negative ? 1 : 0).prefix { $0.isASCII && $0.isNumber }
+        guard let modifier = Modifier(rawValue: String(inside.dropFirst(digits.count + (negative ? 1 : 0)))) else { return nil }
         if digits.isEmpty {
             // `{.}` `{/}` `{//}` `{/.}`; a bare `{}` only when it is the replacement string.
-            guard modifier != .none else { return nil }
+            guard modifier != .none, !negative else { return nil }
             return (.all(modifier), length)
         }
         guard let n = Int(digits), n >= 1 else { return nil }
-        return (.position(n, modifier), length)
+        return (.position(negative ? -n : n, modifier), length)
     }
 
     static func hasReplacement(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {

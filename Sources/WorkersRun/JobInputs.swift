@@ -51,6 +51,21 @@ final class RecordReader {
     /// The next record without its separator, or `nil` at the end. A last record without a
     /// separator still counts; an empty input has no records.
     func next() -> String? {
+        guard let record = nextRecord() else { return nil }
+        guard separator != 0, record.contains("\0") else { return record }
+        // GNU: NUL cannot be passed in an argument; it becomes the two characters \0.
+        if !warnedNUL {
+            warnedNUL = true
+            writeStandardError("workers run: Warning: A NUL character in the input was replaced with \\0.\n"
+                + "workers run: Warning: NUL cannot be passed through in the argument list.\n"
+                + "workers run: Warning: Did you mean to use the --null option?\n")
+        }
+        return record.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0")
+    }
+
+    private var warnedNUL = false
+
+    private func nextRecord() -> String? {
         while true {
             if let end = buffer[start...].firstIndex(of: separator) {
                 let record = String(escaping: buffer[start..<end])

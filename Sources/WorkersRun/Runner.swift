@@ -16,7 +16,7 @@ import WorkersCore
 public final class Runner {
     let options: RunOptions
     let builder: CommandBuilder
-    let slots: Int
+    private(set) var slots: Int
     let shell: String?
     /// Where the jobs come from: input lines, or `--pipe` blocks, or `--pipe-part` ranges.
     private enum Source {
@@ -115,6 +115,8 @@ public final class Runner {
         var halting: (when: RunOptions.Halt.When, status: Int32)?
         /// SIGINT, SIGTERM or SIGHUP, once caught.
         var caughtSignal: Int32?
+        /// Whether the descriptor limit was met and said so.
+        var warnedDescriptors = false
         var lastStart = -Double.infinity
         /// `-k`: the next sequence number to print, and the finished jobs waiting for it.
         var nextToPrint = 1
@@ -131,7 +133,9 @@ public final class Runner {
         var roundRobinQueue: Deque<[UInt8]> = []
         var roundRobinCursor = 0
 
-        var stopping: Bool { halting != nil || caughtSignal != nil }
+        var stopping: Bool { halting != nil || caughtSignal != nil || hangup }
+        /// SIGHUP came: no new jobs, the running ones finish.
+        var hangup = false
         var inputLeft: Bool { !(inputDone && retries.isEmpty && roundRobinQueue.isEmpty) }
     }
     private var state = State()
@@ -184,7 +188,7 @@ public final class Runner {
         } else {
             results = nil
         }
-        lineBuffer = options.output == .lineBuffered && results == nil
+        lineBuffer = options.output == .lineBuffered && results == nil && !options.outputFiles
         ungroup = options.output == .ungrouped && results == nil
         devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         terminal = options.openTerminal ? open("/dev/tty", O_RDWR | O_CLOEXEC) : -1
@@ -350,6 +354,8 @@ public final class Runner {
             case .blocks(let blocks):
                 block = blocks.next()
                 if block == nil { state.inputDone = true; return nil }
+                // -r: a block of nothing but blanks and newlines starts no job (GNU's).
+                if options.skipBlankInputs, block!.allSatisfy({ $0 == 10 || $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             case .arguments(let inputs):
                 let values = state.preloaded != nil ? state.preloaded?.popFirst() : inputs.next()
                 guard let values else { state.inputDone = true; return nil }
@@ -477,7 +483,18 @@ public final class Runner {
                 output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
             state.running.append(started)
-        case .failure(let message):
+        case .outOfDescriptors(let message) where !state.running.isEmpty:
+            // As GNU: fewer jobs at once, none failed. The job starts when one ends.
+            if feed[1] >= 0 { close(feed[1]) }
+            if job.attempt == 1 { state.summary.started -= 1 }
+            state.retries.prepend(job)
+            if !state.warnedDescriptors {
+                state.warnedDescriptors = true
+                output.writeError("workers run: Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
+                    + "workers run: Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
+            }
+            slots = state.running.count
+        case .failure(let message), .outOfDescriptors(let message):
             if job.block >= 0 { close(job.block) }
             if let path = job.catPath { unlink(path) }
             if feed[1] >= 0 { close(feed[1]) }
@@ -535,8 +552,18 @@ public final class Runner {
         if descriptors[jobs].revents != 0 {
             var byte: UInt8 = 0
             if read(signalPipe[0], &byte, 1) == 1, state.caughtSignal == nil {
-                state.caughtSignal = Int32(byte)
-                terminateAll()
+                if Int32(byte) == SIGHUP {
+                    // As GNU: no new jobs; the running ones finish (SIGTERM stops them).
+                    if !state.hangup {
+                        state.hangup = true
+                        output.writeError("workers run: SIGHUP received. No new jobs will be started.\n"
+                            + "workers run: Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
+                            + state.running.map { "workers run: \($0.command)\n" }.joined())
+                    }
+                } else {
+                    state.caughtSignal = Int32(byte)
+                    terminateAll()
+                }
             }
         }
         // Reap in the order the jobs started (found by pid: each reaped job leaves the array).
@@ -776,9 +803,12 @@ public final class Runner {
         let values = inputs.flatMap { $0 }
         guard !values.isEmpty else { return [] }
         let groups = min(slots, values.count)
-        let perGroup = (values.count + groups - 1) / groups
-        // A line's length grows by about what one more input adds to a one-input line (the
-        // limit keeps a 4 KiB margin below what the system allows).
+        var perGroup = (values.count + groups - 1) / groups
+        // -n N: at most N inputs a job, as GNU.
+        if let most = options.argumentsPerJob, most > 0 { perGroup = min(perGroup, most) }
+        // A line grows by what one more input adds to it: under -X, each word around {} again.
+        // GNU keeps a line and its NUL within -s (the default keeps a 4 KiB margin below what
+        // the system allows one argument).
         func length(_ arguments: [String]) -> Int {
             builder.commandLine(for: CommandBuilder.Job(arguments: arguments, sequence: 1, slot: 1)).utf8.count
         }
@@ -788,8 +818,8 @@ public final class Runner {
         var currentLength = 0
         for value in values {
             let single = length([value])
-            let added = single - empty + 3
-            if !current.isEmpty, current.count >= perGroup || currentLength + added > options.maxLineLength {
+            let added = length(["", value]) - empty
+            if !current.isEmpty, current.count >= perGroup || currentLength + added + 1 > options.maxLineLength {
                 result.append(current)
                 current = []
             }
@@ -813,6 +843,13 @@ public final class Runner {
     private enum SpawnResult {
         case success((pid_t, Int32, Int32, Int32))
         case failure(String)
+        /// The process is out of file descriptors: the job waits for one to be freed.
+        case outOfDescriptors(String)
+
+        static func failed(_ what: String, _ code: Int32) -> SpawnResult {
+            let message = "\(what): \(String(cString: strerror(code)))"
+            return code == EMFILE || code == ENFILE ? .outOfDescriptors(message) : .failure(message)
+        }
     }
 
     /// Starts one job: the shell (or the program itself, for plain words), its output to memory
@@ -840,10 +877,11 @@ public final class Runner {
         if lineBuffer {
             var outPipe: [Int32] = [-1, -1]
             var errPipe: [Int32] = [-1, -1]
-            guard cworkers_pipe_cloexec(&outPipe) == 0 else { return .failure("pipe: \(String(cString: strerror(errno)))") }
+            guard cworkers_pipe_cloexec(&outPipe) == 0 else { return .failed("pipe", errno) }
             guard cworkers_pipe_cloexec(&errPipe) == 0 else {
+                let code = errno
                 close(outPipe[0]); close(outPipe[1])
-                return .failure("pipe: \(String(cString: strerror(errno)))")
+                return .failed("pipe", code)
             }
             for fd in [outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
             out = outPipe[1]
@@ -853,9 +891,10 @@ public final class Runner {
             out = spareBuffers.popLast() ?? bufferFile()
             err = spareBuffers.popLast() ?? bufferFile()
             guard out >= 0, err >= 0 else {
+                let code = errno
                 if out >= 0 { close(out) }
                 if err >= 0 { close(err) }
-                return .failure("cannot create a temporary file: \(String(cString: strerror(errno)))")
+                return .failed("cannot create a temporary file", code)
             }
         }
         if let preamble {
@@ -884,7 +923,7 @@ public final class Runner {
         }
         guard pid > 0 else {
             if out >= 0 { close(out); close(err) }
-            return .failure("\(program): \(String(cString: strerror(-pid)))")
+            return .failed(program, -pid)
         }
         let pidfd = cworkers_pidfd_open(pid)
         guard pidfd >= 0 else {
@@ -892,7 +931,7 @@ public final class Runner {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             if out >= 0 { close(out); close(err) }
-            return .failure("pidfd_open: \(String(cString: strerror(-pidfd)))")
+            return .failed("pidfd_open", -pidfd)
         }
         return .success((pid, pidfd, out, err))
     }

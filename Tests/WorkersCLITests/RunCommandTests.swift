@@ -137,6 +137,56 @@ import Testing
         #expect(lines.count == 4 && lines[3].contains("f 351") && !lines[3].contains("357"))
     }
 
+    /// More of GNU 20221122's behaviour, each case's output and status as GNU gives them.
+    @Test func gnuBehavioursCaseByCase() async throws {
+        // echo | parallel -r -N1 --pipe cat | wc -l  →  0
+        #expect(try await Self.run(["-r", "-N1", "--pipe", "cat"], stdin: "\n").stdout == "")
+        // seq 3 | parallel --pipe  →  status 255
+        #expect(try await Self.run(["--pipe"], stdin: "1\n").status == 255)
+        // parallel --files --lb echo ::: a  →  a file name
+        #expect(try await Self.run(["--files", "--lb", "echo", ":::", "a"]).stdout.hasPrefix("/"))
+        // printf 'foo\0bar\n' | parallel echo  →  foo\0bar, three warnings, status 0
+        let nul = try await Self.run(["printf '%s\\n'"], stdin: "foo\0bar\n")  // not echo: dash's reads \0
+        #expect(nul.stdout == "foo\\0bar\n" && nul.status == 0 && nul.stderr.contains("A NUL character in the input was replaced"))
+        // parallel echo {-1} ::: a ::: b  →  b
+        #expect(try await Self.run(["echo", "{-1}", "{-2}", ":::", "a", ":::", "b"]).stdout == "b a\n")
+        // printf 'l1\nl2\nl3\n' | parallel -k -n1 -m echo  →  one a line
+        #expect(try await Self.run(["-k", "-n1", "-m", "echo"], stdin: "l1\nl2\nl3\n").stdout == "l1\nl2\nl3\n")
+        // -s N keeps the line and its NUL within N: 'echo 88888888 999999999' is 23 bytes
+        #expect(try await Self.run(["-j1", "-k", "-X", "-s", "23", "echo"], stdin: "88888888\n999999999\n").stdout == "88888888\n999999999\n")
+        #expect(try await Self.run(["-j1", "-k", "-X", "-s", "10", "echo"], stdin: "a\nb\n").stdout == "a b\n")
+        // seq 100000 | parallel -X 'echo {} | wc -c': lines within the system's limit, {} alone repeated
+        let long = try await Self.run(["-X", "-k", "echo {} | wc -c"], stdin: (1...100_000).map { "\($0)\n" }.joined())
+        let sizes = long.stdout.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let expectedBytes: Int = (1...100_000).reduce(0) { $0 + String($1).utf8.count + 1 }
+        #expect(long.status == 0)
+        #expect(sizes.count >= 2)
+        #expect(sizes.reduce(0, +) == expectedBytes)
+        // Out of file descriptors: fewer jobs at once, none failed
+        let limited = try await Self.run(["-c", "ulimit -n 20; seq 8 | '\(WorkersBinaryTests.binary.path)' run -k -j0 'echo {}; sleep 0.2'"],
+                                         executable: URL(fileURLWithPath: "/bin/bash"))
+        #expect(limited.stdout == (1...8).map { "\($0)\n" }.joined() && limited.status == 0)
+        #expect(limited.stderr.contains("Only enough file handles"))
+    }
+
+    /// SIGHUP: no new jobs start; the running ones finish and the run succeeds (GNU's).
+    @Test func sighupLetsRunningJobsFinish() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Each job marks that it started, then waits for a file the test makes once both ran.
+        let script = "touch started-{}; while [ ! -e go ]; do sleep 0.05; done; echo {}"
+        let binary = WorkersBinaryTests.binary.path
+        let driver = """
+            '\(binary)' run -j2 -k '\(script)' ::: 1 2 3 4 2>err & pid=$!
+            while [ ! -e started-1 ] || [ ! -e started-2 ]; do sleep 0.05; done
+            kill -HUP $pid; while ! grep -q 'No new jobs' err 2>/dev/null; do sleep 0.05; done
+            touch go; wait $pid; echo "exit $?"; cat err
+            """
+        let output = try await Self.run(["-c", driver], directory: directory, executable: URL(fileURLWithPath: "/bin/bash"))
+        #expect(output.stdout.hasPrefix("1\n2\nexit 0\nworkers run: SIGHUP received. No new jobs will be started.\n"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("started-3").path))
+    }
+
     /// `seq 1000 | parallel … | head -1`: once stdout's reader is gone the run ends by SIGPIPE,
     /// as GNU's and xargs' do, instead of running every job for nobody.
     @Test func aClosedStdoutEndsTheRunBySigpipe() async throws {

@@ -205,7 +205,7 @@ extension RunOptions {
         .flag("m", .command, "many inputs per command line, side by side") { $0.options.multiple = .append },
         .flag("xargs", .command, "as -m with -j1, as xargs") { state in state.options.multiple = .append; state.options.jobs = .count(1) },
         .value("max-chars|maxchars|s", "N", .command, "the longest command line -X and -m build") { (state, text) throws(RunUsageError) in
-            state.options.maxLineLength = try wholeNumber("-s", text, minimum: 16)
+            state.options.maxLineLength = try wholeNumber("-s", text, minimum: 1)
         },
         .flag("quote|q", .command, "quote the command's words too (no shell syntax in it)") { $0.options.quoteTemplate = true },
         .flag("no-shell", .command, "ours: run the command directly, without a shell") { $0.options.noShell = true },

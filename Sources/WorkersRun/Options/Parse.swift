@@ -142,6 +142,9 @@ extension OptionState {
         if let open = command.firstRange(of: "{="), command[open.upperBound...].contains("=}") {
             throw RunUsageError("Perl replacement strings {= … =} are not supported by workers run")
         }
+        if options.pipe != nil, options.template.isEmpty, !options.semaphore {
+            throw RunUsageError("--pipe/--pipe-part must have a command to pipe into (e.g. 'cat')")
+        }
         if options.pipe != nil, options.argumentsPerJob == 0 {
             throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part")
         }
