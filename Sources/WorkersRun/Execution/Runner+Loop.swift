@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import WorkersCore
+
+/// The one poll loop: exits, output, signals, deadlines; the terminate sequence; `--round-robin`
+/// feeding.
+extension Runner {
+    /// Waits in `poll` for an exit, output (`--line-buffer`), a signal, a deadline or the next
+    /// `--delay` start, and handles what came. Returns `false` when `poll` itself fails.
+    func waitAndHandle() -> Bool {
+        let now = monotonicSeconds()
+        var wake = Double.infinity
+        for job in state.running {
+            if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
+        }
+        if let delay = options.delay, state.running.count < slots, !state.stopping, state.inputLeft { wake = min(wake, state.lastStart + delay) }
+        if let throttle = throttleWait(runningCount: state.running.count, halting: state.stopping, inputLeft: state.inputLeft) {
+            wake = min(wake, now + throttle)
+        }
+        let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
+        // The pidfds, then the signal pipe, then (--line-buffer) each job's stdout and stderr.
+        var descriptors = state.running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
+        descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
+        if lineBuffer {
+            for job in state.running {
+                descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
+                descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
+            }
+        }
+        // --round-robin: the stdin pipes that still have part of a block to take.
+        let feedBase = descriptors.count
+        let feeding = state.running.indices.filter { state.running[$0].feed >= 0 && !state.running[$0].feedPending.isEmpty }
+        for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed, events: Int16(POLLOUT), revents: 0)) }
+        // A stdout pipe whose reader is gone (`… | head -1`) reports POLLERR: the run ends as
+        // GNU's and xargs' do, by SIGPIPE, rather than running every job for no reader.
+        let stdoutIndex = descriptors.count
+        if watchStdout, state.caughtSignal == nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
+        let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+        if stdoutIndex < descriptors.count, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
+            state.caughtSignal = SIGPIPE
+            terminateAll()
+        }
+        if ready < 0, errno != EINTR { return false }
+        for (slot, index) in feeding.enumerated() where descriptors[feedBase + slot].revents != 0 { writeFeed(index) }
+        let jobs = state.running.count
+        if lineBuffer {
+            for index in 0..<jobs {
+                if descriptors[jobs + 1 + 2 * index].revents != 0 { relay(&state.running[index], stdout: true) }
+                if descriptors[jobs + 1 + 2 * index + 1].revents != 0 { relay(&state.running[index], stdout: false) }
+            }
+        }
+        if descriptors[jobs].revents != 0 {
+            var byte: UInt8 = 0
+            if read(signalPipe[0], &byte, 1) == 1, state.caughtSignal == nil {
+                if Int32(byte) == SIGHUP {
+                    // As GNU: no new jobs; the running ones finish (SIGTERM stops them).
+                    if !state.hangup {
+                        state.hangup = true
+                        output.writeError("workers run: SIGHUP received. No new jobs will be started.\n"
+                            + "workers run: Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
+                            + state.running.map { "workers run: \($0.command)\n" }.joined())
+                    }
+                } else {
+                    state.caughtSignal = Int32(byte)
+                    terminateAll()
+                }
+            }
+        }
+        // Reap in the order the jobs started (found by pid: each reaped job leaves the array).
+        let exited = (0..<jobs).filter { descriptors[$0].revents != 0 }.map { state.running[$0].pid }
+        for pid in exited {
+            guard let index = state.running.firstIndex(where: { $0.pid == pid }) else { continue }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { continue }
+            if lineBuffer {
+                relay(&state.running[index], stdout: true, final: true)
+                relay(&state.running[index], stdout: false, final: true)
+            }
+            let job = state.running.remove(at: index)
+            close(job.pidfd)
+            if job.feed >= 0 {
+                close(job.feed)
+                // A block it never began to take goes to another job.
+                if job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
+            }
+            state.usedSlots.remove(job.slot)
+            let (exit, signal) = Self.decode(status)
+            finish(job, exit: exit, signal: signal)
+        }
+        advanceTerminations()
+        return true
+    }
+
+    /// Puts every running job on the terminate sequence (a signal caught, or `--halt now`).
+    func terminateAll() {
+        let now = monotonicSeconds()
+        for index in state.running.indices where state.running[index].nextSignalAt == nil {
+            state.running[index].nextSignalAt = now
+        }
+        advanceTerminations()
+    }
+
+    /// Time-outs, and every job being stopped: the terminate sequence (`--term-seq`, GNU's
+    /// TERM,200,TERM,100,TERM,50,KILL,25 ms by default), sent to the job's process group; its
+    /// last signal repeats until the job is gone.
+    func advanceTerminations() {
+        let now = monotonicSeconds()
+        for index in state.running.indices {
+            if !state.running[index].timedOut, state.running[index].nextSignalAt == nil, let deadline = state.running[index].deadline, now >= deadline {
+                state.running[index].timedOut = true
+                state.running[index].nextSignalAt = now
+                output.writeError("workers run: Warning: This job was killed because it timed out:\nworkers run: Warning: \(state.running[index].command)\n")
+            }
+            if let due = state.running[index].nextSignalAt, now >= due {
+                let sequence = options.terminateSequence
+                let step = sequence[min(state.running[index].terminateStep, sequence.count - 1)]
+                signal(state.running[index].pid, step.signal)
+                state.running[index].terminateStep += 1
+                state.running[index].nextSignalAt = now + max(step.wait, 0.001)
+            }
+        }
+    }
+
+    /// `--round-robin`: gives each block to a running job whose stdin has taken all it was given
+    /// (taking turns), starting jobs up to `-j` while blocks wait; when the input is done, closes
+    /// the jobs' stdin so they finish. One block waits at most: memory stays at a block per job.
+    func feedRoundRobin() {
+        while !state.stopping {
+            let count = state.running.count
+            let free = (0..<count).map { (state.roundRobinCursor + $0) % count }
+                .first { state.running[$0].feed >= 0 && state.running[$0].feedPending.isEmpty }
+            // Read the next block only when a job can take it: a slow input never holds up a
+            // job's half-written block.
+            guard free != nil || count < slots else { break }
+            if state.roundRobinQueue.isEmpty, !state.inputDone, case .blocks(let blocks) = source {
+                if let block = blocks.next() { state.roundRobinQueue.append(block) } else { state.inputDone = true }
+            }
+            guard let block = state.roundRobinQueue.first else { break }
+            // Each block starts a job until -j run (as GNU), then goes to one with room.
+            var target = free
+            if count < slots {
+                let sequence = state.nextSequence
+                state.nextSequence += 1
+                // Its input is a stream: a failed job is not run again.
+                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), feedsStdin: true)
+                guard state.running.count > count else { state.roundRobinQueue.removeAll(); state.inputDone = true; return }
+                target = count
+            }
+            guard let index = target else { break }
+            state.roundRobinQueue.removeFirst()
+            state.roundRobinCursor = index + 1
+            state.running[index].feedPending = block
+            state.running[index].feedOffset = 0
+            writeFeed(index)
+        }
+        if state.inputDone, state.roundRobinQueue.isEmpty {
+            for index in state.running.indices where state.running[index].feed >= 0 && state.running[index].feedPending.isEmpty {
+                close(state.running[index].feed)
+                state.running[index].feed = -1
+            }
+        }
+    }
+
+    /// Writes what the pipe takes of a job's pending block (non-blocking); a job that closed its
+    /// stdin loses the rest, as it would with GNU's.
+    func writeFeed(_ index: Int) {
+        let fd = state.running[index].feed
+        while fd >= 0, state.running[index].feedOffset < state.running[index].feedPending.count {
+            let offset = state.running[index].feedOffset
+            let written = state.running[index].feedPending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written > 0 {
+                state.running[index].feedOffset += written
+                state.running[index].fed += written
+                continue
+            }
+            if written < 0, errno == EINTR { continue }
+            if written < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            close(fd)
+            state.running[index].feed = -1
+            break
+        }
+        state.running[index].feedPending = []
+        state.running[index].feedOffset = 0
+    }
+}

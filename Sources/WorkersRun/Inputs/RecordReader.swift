@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An input file for reading (`-` is standard input); whether the caller must close it.
+func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
+    if path == "-" { return (0, false) }
+    let fd = openFile(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
+    return (fd, true)
+}
+
+/// Appends what one `read` of `fd` gives to `buffer`; `false` at the end of the input (or an error).
+func readMore(_ fd: Int32, into buffer: inout [UInt8], chunk: inout [UInt8]) -> Bool {
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            buffer.append(contentsOf: chunk[0..<count])
+            return true
+        }
+        if count < 0, errno == EINTR { continue }
+        return false
+    }
+}
+
+/// Reads records (lines, NUL- or `-d`-separated) from a file descriptor, one at a time, so an
+/// endless input costs constant memory.
+final class RecordReader {
+    private let fd: Int32
+    private let separator: UInt8
+    private let closeWhenDone: Bool
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var atEnd = false
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(fd: Int32, separator: UInt8, closeWhenDone: Bool) {
+        self.fd = fd
+        self.separator = separator
+        self.closeWhenDone = closeWhenDone
+    }
+
+    convenience init(path: String, separator: UInt8) throws(RunUsageError) {
+        let (fd, owned) = try openInput(path)
+        self.init(fd: fd, separator: separator, closeWhenDone: owned)
+    }
+
+    deinit { if closeWhenDone { close(fd) } }
+
+    /// The next record without its separator, or `nil` at the end. A last record without a
+    /// separator still counts; an empty input has no records.
+    func next() -> String? {
+        guard let record = nextRecord() else { return nil }
+        guard separator != 0, record.contains("\0") else { return record }
+        // GNU: NUL cannot be passed in an argument; it becomes the two characters \0.
+        if !warnedNUL {
+            warnedNUL = true
+            writeStandardError("workers run: Warning: A NUL character in the input was replaced with \\0.\n"
+                + "workers run: Warning: NUL cannot be passed through in the argument list.\n"
+                + "workers run: Warning: Did you mean to use the --null option?\n")
+        }
+        return record.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0")
+    }
+
+    private var warnedNUL = false
+
+    private func nextRecord() -> String? {
+        while true {
+            if let end = buffer[start...].firstIndex(of: separator) {
+                let record = String(escaping: buffer[start..<end])
+                start = end + 1
+                if start > 64 * 1024 { buffer.removeFirst(start); start = 0 }
+                return record
+            }
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let record = String(escaping: buffer[start...])
+                start = buffer.count
+                return record
+            }
+            atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
+        }
+    }
+}
+
+/// `--colsep`: a regular expression, or (the common case, and much faster) a plain string
+/// without any of its special characters, which splits without the regex engine.
+enum ColumnSeparator {
+    case literal(String)
+    case pattern(Regex<AnyRegexOutput>)
+
+    init(_ pattern: String) throws(RunUsageError) {
+        guard !pattern.isEmpty else { throw RunUsageError("option --colsep: the separator is empty") }
+        if !pattern.contains(where: { "\\^$.|?*+()[]{}".contains($0) }) {
+            self = .literal(pattern)
+            return
+        }
+        do {
+            self = .pattern(try Regex(pattern))
+        } catch {
+            throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression")
+        }
+    }
+
+    /// `line` cut at every match (an empty match cuts nothing).
+    func split(_ line: String) -> [String] {
+        switch self {
+        case .literal(let separator):
+            return line.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+        case .pattern(let regex):
+            var columns: [String] = []
+            var last = line.startIndex
+            for range in line.ranges(of: regex) where !range.isEmpty {
+                columns.append(String(line[last..<range.lowerBound]))
+                last = range.upperBound
+            }
+            columns.append(String(line[last...]))
+            return columns
+        }
+    }
+}

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import WorkersCore
+
+/// A job that ended: retried, logged, counted and its output printed (grouped, `-k`, `--lb`,
+/// `--files`, `--results`); the run's conclusion.
+extension Runner {
+    /// A job ended: retry it, or log it, count it, print (or save, or hold) its output, and
+    /// decide whether `--halt` stops the run.
+    func finish(_ job: Running, exit: Int32, signal: Int32) {
+        let runtime = monotonicSeconds() - job.startMonotonic
+        let failed = exit != 0 || signal != 0 || job.timedOut
+        if failed, job.job.attempt < options.retries, !state.stopping {
+            // Only the last attempt's output is printed.
+            if !lineBuffer {
+                recycle(job.stdout)
+                recycle(job.stderr)
+            }
+            recycle(job.heldOut)
+            recycle(job.heldErr)
+            var again = job.job
+            again.attempt += 1
+            state.retries.append(again)
+            return
+        }
+        if job.job.block >= 0 { close(job.job.block) }
+        if let path = job.job.catPath { unlink(path) }
+        if joblog >= 0 {
+            // Receive: the bytes of stdout, as GNU counts them (not known under -u).
+            let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
+            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes + job.fed, received,
+                              job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
+            write(joblog, line)
+        }
+        if failed {
+            state.summary.failed += 1
+            if state.summary.failures.count < 10 { state.summary.failures.append((job.job.sequence, exit, signal, job.command)) }
+        } else {
+            state.summary.succeeded += 1
+            state.runtimes.append(runtime)
+        }
+        if options.json {
+            // Keys in sorted order, as before, so consumers that diff the events keep working.
+            let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
+            output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
+                + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
+                + "\"timed_out\":\(job.timedOut)}\n")
+        }
+        var finished = Finished(sequence: job.job.sequence, tag: job.tag,
+                                stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
+        if results != nil {
+            finished.record = ResultsWriter.Record(
+                sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
+                runtime: runtime, sent: job.job.blockBytes, exit: job.timedOut ? -1 : exit, signal: job.timedOut ? 15 : signal)
+        }
+        if !ungroup, !lineBuffer || options.keepOrder {
+            if options.keepOrder {
+                state.waiting[finished.sequence] = finished
+                flushInOrder()
+            } else {
+                deliver(finished)
+            }
+        }
+        let done = state.summary.succeeded + state.summary.failed
+        if options.bar {
+            output.progress(Self.bar(done: done, total: state.total.map { $0 - skip.count }, failed: state.summary.failed,
+                                     elapsed: monotonicSeconds() - state.runStart, width: 30))
+        } else if options.progress {
+            output.progress("workers run: \(done) done, \(state.summary.failed) failed, \(state.running.count) running")
+        }
+        // Under --halt, GNU names each job that counts towards it.
+        if let halt = options.halt {
+            switch halt.why {
+            case .fail where failed: output.writeError("workers run: This job failed:\n\(job.command)\n")
+            case .success where !failed: output.writeError("workers run: This job succeeded:\n\(job.command)\n")
+            case .done: output.writeError("workers run: This job finished:\n\(job.command)\n")
+            default: break
+            }
+        }
+        // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
+        if state.halting == nil, let halt = options.halt,
+           let status = Self.haltStatus(halt, failed: state.summary.failed, succeeded: state.summary.succeeded, total: state.total,
+                                        failedNow: failed, exit: exit, signal: signal) {
+            state.halting = (halt.when, status)
+            if halt.when == .now {
+                terminateAll()
+            } else if !state.running.isEmpty {
+                output.writeError("workers run: Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
+            }
+        }
+    }
+
+    /// Prints a finished job's output, or saves it under `--results`.
+    func deliver(_ finished: Finished) {
+        if let results, let record = finished.record {
+            if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
+                stopWithError("--results: \(failure)")
+            } else if options.output == .lineBuffered, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
+                // As GNU: --line-buffer with --results prints where each job's stdout went.
+                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
+            }
+        } else if options.outputFiles {
+            // --files: the output stays, in a file of its own; its name is what is printed.
+            let file = namedTemporaryFile(suffix: ".par")
+            if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd) {
+                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
+            } else {
+                stopWithError("--files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))")
+            }
+            if let (fd, _) = file { close(fd) }
+            output.print(-1, finished.stderr, tag: finished.tag)
+        } else {
+            output.print(finished.stdout, finished.stderr, tag: finished.tag)
+        }
+        recycle(finished.stdout)
+        recycle(finished.stderr)
+    }
+
+    /// An error that ends the run as GNU's do: no new jobs, running ones finish, status 255.
+    func stopWithError(_ message: String) {
+        output.writeError("workers run: \(message)\n")
+        if state.halting?.status != 255 { state.halting = (.soon, 255) }
+    }
+
+    /// `-k`: delivers every finished job whose turn has come, in order.
+    func flushInOrder() {
+        while let finished = state.waiting.removeValue(forKey: state.nextToPrint) {
+            if !finished.skipped { deliver(finished) }
+            state.nextToPrint += 1
+        }
+        // --line-buffer -k: the job now first in order prints what it held, then goes live.
+        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == state.nextToPrint }), state.running[index].heldOut >= 0 {
+            let front = state.running[index]
+            output.print(front.heldOut, front.heldErr, tag: front.tag)
+            recycle(front.heldOut)
+            recycle(front.heldErr)
+            state.running[index].heldOut = -1
+            state.running[index].heldErr = -1
+        }
+    }
+
+    /// The last output, the exit status and the failure summary.
+    func conclude() -> Summary {
+        flushInOrder()
+        // Anything still waiting (a turn that never came) is printed rather than lost.
+        for sequence in state.waiting.keys.sorted() {
+            if let finished = state.waiting.removeValue(forKey: sequence), !finished.skipped { deliver(finished) }
+        }
+        if options.bar || options.progress { output.endProgress() }
+        var summary = state.summary
+        if let signal = state.caughtSignal {
+            summary.exitStatus = 128 + signal
+            summary.stdoutClosed = signal == SIGPIPE
+        } else if let halting = state.halting {
+            summary.exitStatus = halting.status
+        } else {
+            summary.exitStatus = Self.finalStatus(options.halt, failed: summary.failed, total: summary.started)
+        }
+        // The summary is for a person at a terminal: scripts and test suites compare stderr with
+        // GNU's, which has none.
+        if summary.failed > 0, !options.dryRun, output.errorIsTerminal {
+            var text = "workers run: \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
+            for failure in summary.failures {
+                let how = failure.signal != 0 ? "signal \(failure.signal)" : "exit \(failure.exit)"
+                text += "  #\(failure.sequence) (\(how)): \(failure.command)\n"
+            }
+            if summary.failed > summary.failures.count { text += "  … and \(summary.failed - summary.failures.count) more\n" }
+            output.writeError(text)
+        }
+        return summary
+    }
+
+    /// `--line-buffer`: reads what `fd` has, writes every complete line (tagged if asked) to
+    /// `target` and keeps the rest; at the end of the pipe (or `final`, when the job has exited),
+    /// writes the rest too and closes it.
+    /// With `-k`, a job not yet first writes its lines (untagged: the tag is added when they are
+    /// printed) to its held buffer instead.
+    func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
+        let held = stdout ? job.heldOut : job.heldErr
+        let target = held >= 0 ? held : stdout ? STDOUT_FILENO : STDERR_FILENO
+        let tagText = held < 0 ? job.tag : nil
+        if stdout {
+            job.relayedOut += relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
+        } else {
+            _ = relayLines(&job.stderr, pending: &job.partialErr, to: target, tag: tagText, final: final)
+        }
+    }
+
+    /// Returns the bytes read.
+    func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) -> Int {
+        guard fd >= 0 else { return 0 }
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var ended = false
+        var total = 0
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { pending.append(contentsOf: chunk[0..<count]); total += count; continue }
+            if count < 0, errno == EINTR { continue }
+            ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+            break
+        }
+        if let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) {
+            output.writeLines(pending[...lastNewline], to: target, tag: tagText)
+            pending.removeSubrange(...lastNewline)
+        }
+        if ended || final {
+            if !pending.isEmpty { output.writeLines(pending[...], to: target, tag: tagText) }
+            pending.removeAll()
+            close(fd)
+            fd = -1
+        }
+        return total
+    }
+}

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import WorkersCore
+
+/// Starting jobs: what to start next, when (`--delay`, `--load`, `--memfree`), in which slot,
+/// and the inputs grouped for `-X`/`-m`.
+extension Runner {
+    /// Starts jobs while there are free slots, work left and no reason to stop or hold back.
+    func startJobs() {
+        if options.roundRobin { return feedRoundRobin() }
+        while !state.stopping, state.running.count < slots {
+            if let delay = options.delay, monotonicSeconds() - state.lastStart < delay { break }
+            if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
+            guard let job = state.retries.popFirst() ?? nextPending() else { break }
+            launch(job)
+        }
+    }
+
+    /// The next job from the input (skipping what `--resume` says is done), with its `--pipe`
+    /// block ready; `nil` when the input is done.
+    func nextPending() -> Pending? {
+        while !state.inputDone {
+            var arguments: [String] = []
+            var block: [UInt8]?
+            var part: (offset: Int, length: Int)?
+            switch source {
+            case .failed(var commands):
+                guard let next = commands.popFirst() else { state.inputDone = true; return nil }
+                source = .failed(commands)
+                // -k: the sequence numbers between failed jobs are not run again; they take their turn empty.
+                for gap in state.nextSequence..<max(state.nextSequence, next.sequence) { passOver(gap) }
+                state.nextSequence = next.sequence + 1
+                return Pending(sequence: next.sequence, arguments: [], attempt: 1, command: next.command)
+            case .parts(let parts):
+                part = parts.next()
+                if part == nil { state.inputDone = true; return nil }
+            case .blocks(let blocks):
+                block = blocks.next()
+                if block == nil { state.inputDone = true; return nil }
+                // -r: a block of nothing but blanks and newlines starts no job (GNU's).
+                if options.skipBlankInputs, block!.allSatisfy({ $0 == 10 || $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+            case .arguments(let inputs):
+                let values = state.preloaded != nil ? state.preloaded?.popFirst() : inputs.next()
+                guard let values else { state.inputDone = true; return nil }
+                arguments = values
+            }
+            let sequence = state.nextSequence
+            state.nextSequence += 1
+            if skip.contains(sequence) || (options.resume && results?.hasResult(sequence: sequence, arguments: arguments) == true) {
+                passOver(sequence)
+                continue
+            }
+            var pending = Pending(sequence: sequence, arguments: arguments, attempt: 1)
+            guard !options.dryRun else { return pending }
+            if options.catBlocks, block != nil || part != nil {
+                // --cat: the block goes to a named file, {} is its name, stdin stays /dev/null.
+                guard let (fd, path) = namedTemporaryFile(suffix: "") else {
+                    output.writeError("workers run: --cat: cannot create a temporary file: \(String(cString: strerror(errno)))\n")
+                    state.inputDone = true
+                    return nil
+                }
+                pending.block = fd
+                pending.catPath = path
+                pending.arguments = [path]
+                if let block {
+                    pending.blockBytes = block.count
+                    writeFully(fd, block)
+                } else if let part, case .parts(let parts) = source {
+                    pending.blockBytes = part.length
+                    _ = copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd)
+                }
+                return pending
+            }
+            if let block {
+                pending.block = bufferFile()
+                pending.blockBytes = block.count
+                guard pending.block >= 0 else {
+                    output.writeError("workers run: cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
+                    state.inputDone = true
+                    return nil
+                }
+                writeFully(pending.block, block)
+            }
+            if let part, case .parts(let parts) = source {
+                pending.block = bufferFile()
+                pending.blockBytes = part.length
+                guard pending.block >= 0, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
+                    output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
+                    if pending.block >= 0 { close(pending.block) }
+                    state.inputDone = true
+                    return nil
+                }
+            }
+            return pending
+        }
+        return nil
+    }
+
+    /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
+    func passOver(_ sequence: Int) {
+        guard options.keepOrder else { return }
+        state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: -1, stderr: -1, skipped: true)
+        flushInOrder()
+    }
+
+    /// Spawns `job` in the lowest free slot (or prints it, `--dry-run`); with `feedsStdin`, its
+    /// stdin is a pipe we write its input to (`--round-robin`).
+    func launch(_ job: Pending, feedsStdin: Bool = false) {
+        var slot = 1
+        while state.usedSlots.contains(slot) { slot += 1 }
+        let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
+        if options.shellQuoteOnly {
+            output.write(shellQuote(job.arguments.joined(separator: " ")) + "\n")
+            return
+        }
+        let command = job.command ?? builder.commandLine(for: filled)
+        if options.dryRun {
+            output.write(command + "\n")
+            return
+        }
+        if options.printCommands { output.writeError(command + "\n") }
+        var directory: String?
+        if let template = options.workingDirectory {
+            let path = builder.substitute(template, job: filled) { $0 }
+            // GNU makes the directory if it is missing.
+            if let failure = makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
+            directory = path
+        }
+        // --line-buffer -k: a job that is not first in order holds its lines until it is.
+        let held = lineBuffer && options.keepOrder && job.sequence != state.nextToPrint
+        if job.attempt == 1 { state.summary.started += 1 }
+        if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
+        var feed: [Int32] = [-1, -1]
+        if feedsStdin {
+            guard cworkers_pipe_cloexec(&feed) == 0 else {
+                output.writeError("workers run: pipe: \(String(cString: strerror(errno)))\n")
+                return
+            }
+            _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
+        }
+        defer { if feed[0] >= 0 { close(feed[0]) } }
+        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 && job.catPath == nil ? job.block : terminal >= 0 ? terminal : devNull
+        // -v: the command line comes first in the job's output (grouped: in its buffer, before
+        // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
+        switch spawn(filled, command: command, stdin: stdin, directory: directory,
+                     preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
+        case .success(let (pid, pidfd, out, err)):
+            state.usedSlots.insert(slot)
+            let now = monotonicSeconds()
+            state.lastStart = now
+            var deadline: Double?
+            switch options.timeout {
+            case .seconds(let seconds): deadline = now + seconds
+            case .percentOfMedian(let percent) where state.runtimes.count >= 3:
+                deadline = now + median(state.runtimes) * percent / 100
+            default: break
+            }
+            var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
+                                  startMonotonic: now, stdout: out, stderr: err, deadline: deadline, tag: tag(job.sequence, job.arguments))
+            if held {
+                started.heldOut = spareBuffers.popLast() ?? bufferFile()
+                started.heldErr = spareBuffers.popLast() ?? bufferFile()
+            }
+            started.feed = feed[1]
+            if options.verbose, lineBuffer {
+                output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
+            }
+            state.running.append(started)
+        case .outOfDescriptors(let message) where !state.running.isEmpty:
+            // As GNU: fewer jobs at once, none failed. The job starts when one ends.
+            if feed[1] >= 0 { close(feed[1]) }
+            if job.attempt == 1 { state.summary.started -= 1 }
+            state.retries.prepend(job)
+            if !state.warnedDescriptors {
+                state.warnedDescriptors = true
+                output.writeError("workers run: Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
+                    + "workers run: Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
+            }
+            slots = state.running.count
+        case .failure(let message), .outOfDescriptors(let message):
+            if job.block >= 0 { close(job.block) }
+            if let path = job.catPath { unlink(path) }
+            if feed[1] >= 0 { close(feed[1]) }
+            output.writeError("workers run: \(message)\n")
+            state.summary.failed += 1
+            if state.summary.failures.count < 10 { state.summary.failures.append((job.sequence, 127, 0, command)) }
+            passOver(job.sequence)
+        }
+    }
+
+    /// How long to wait before starting another job under `--load` or `--memfree` (re-checked
+    /// every second), or `nil` when nothing holds a start back.
+    func throttleWait(runningCount: Int, halting: Bool, inputLeft: Bool) -> Double? {
+        guard runningCount < slots, !halting, inputLeft, options.maximumLoad != nil || options.minimumFreeMemory != nil else { return nil }
+        return throttled() ? 1.0 : nil
+    }
+
+    /// Whether `--load` or `--memfree` holds back the next start now.
+    func throttled() -> Bool {
+        if let maximum = options.maximumLoad, let text = readTextFile("/proc/loadavg"),
+           let load = text.split(separator: " ").first.flatMap({ Double($0) }), load > maximum {
+            return true
+        }
+        if let minimum = options.minimumFreeMemory, let text = readTextFile("/proc/meminfo"),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+           let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }), kilobytes * 1024 < minimum {
+            return true
+        }
+        return false
+    }
+
+    /// `-X`/`-m`: the inputs in groups, one group a job — spread evenly over the job slots, and no
+    /// group longer than fits on one command line (`-s`).
+    func groupForMultiple(_ inputs: [[String]]) -> [[String]] {
+        let values = inputs.flatMap { $0 }
+        guard !values.isEmpty else { return [] }
+        let groups = min(slots, values.count)
+        var perGroup = (values.count + groups - 1) / groups
+        // -n N: at most N inputs a job, as GNU.
+        if let most = options.argumentsPerJob, most > 0 { perGroup = min(perGroup, most) }
+        // A line grows by what one more input adds to it: under -X, each word around {} again.
+        // GNU keeps a line and its NUL within -s (the default keeps a 4 KiB margin below what
+        // the system allows one argument).
+        func length(_ arguments: [String]) -> Int {
+            builder.commandLine(for: CommandBuilder.Job(arguments: arguments, sequence: 1, slot: 1)).utf8.count
+        }
+        let empty = length([""])
+        var result: [[String]] = []
+        var current: [String] = []
+        var currentLength = 0
+        for value in values {
+            let single = length([value])
+            let added = length(["", value]) - empty
+            if !current.isEmpty, current.count >= perGroup || currentLength + added + 1 > options.maxLineLength {
+                result.append(current)
+                current = []
+            }
+            currentLength = current.isEmpty ? single : currentLength + added
+            current.append(value)
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
+    }
+
+
+    /// `--tag`: the inputs, or `--tagstring` filled in; `nil` without `--tag`.
+    func tag(_ sequence: Int, _ arguments: [String]) -> String? {
+        guard options.tag else { return nil }
+        if let tagString = options.tagString {
+            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: 0)) { $0 }
+        }
+        return arguments.joined(separator: " ")
+    }
+}
