@@ -16,7 +16,11 @@ import WorkersCore
 public final class Runner {
     let options: RunOptions
     let builder: CommandBuilder
-    var slots: Int
+    /// GNU's rules for starting, retrying, halting, timing out and ordering: the decisions,
+    /// made without I/O; this class carries them out.
+    var scheduler: RunScheduler
+    /// Job slots (`-j`), fewer when the process runs out of file descriptors.
+    var slots: Int { scheduler.rules.slots }
     let shell: String?
     /// Where the jobs come from: input lines, or `--pipe` blocks, or `--pipe-part` ranges.
     enum Source {
@@ -67,7 +71,6 @@ public final class Runner {
         var startMonotonic: Double
         var stdout: Int32
         var stderr: Int32
-        var deadline: Double?
         /// `--tag`/`--tagstring`: the prefix of each of its output lines, worked out once.
         var tag: String?
         /// `--line-buffer`: what came after the last newline on stdout and stderr.
@@ -85,10 +88,6 @@ public final class Runner {
         var feedPending: [UInt8] = []
         var feedOffset = 0
         var fed = 0
-        /// When the next signal of the terminate sequence is due, and which step it is.
-        var nextSignalAt: Double?
-        var terminateStep = 0
-        var timedOut = false
     }
 
     struct Finished {
@@ -104,25 +103,17 @@ public final class Runner {
 
     /// Everything one run knows, in one place.
     struct State {
-        var summary = Summary()
+        /// The first ten failures, for the summary.
+        var failures: [(sequence: Int, exit: Int32, signal: Int32, command: String)] = []
         /// Failed jobs with attempts left, started before new input.
         var retries: Deque<Pending> = []
         var running: [Running] = []
-        var usedSlots = Set<Int>()
         var nextSequence = 1
         var inputDone = false
-        /// `--halt` reached (or `--results` could not write): how the run stops and its status.
-        var halting: (when: RunOptions.Halt.When, status: Int32)?
-        /// SIGINT, SIGTERM or SIGHUP, once caught.
-        var caughtSignal: Int32?
         /// Whether the descriptor limit was met and said so.
         var warnedDescriptors = false
-        var lastStart = -Double.infinity
-        /// `-k`: the next sequence number to print, and the finished jobs waiting for it.
-        var nextToPrint = 1
+        /// `-k`: the finished jobs waiting for their turn.
         var waiting: [Int: Finished] = [:]
-        /// Run times of the jobs that succeeded, for `--timeout N%`.
-        var runtimes: [Double] = []
         /// `--bar`, `-X`/`-m` and `--halt …%` read all input first; `total` counts it.
         var preloaded: Deque<[String]>?
         var total: Int?
@@ -133,9 +124,6 @@ public final class Runner {
         var roundRobinQueue: Deque<[UInt8]> = []
         var roundRobinCursor = 0
 
-        var stopping: Bool { halting != nil || caughtSignal != nil || hangup }
-        /// SIGHUP came: no new jobs, the running ones finish.
-        var hangup = false
         var inputLeft: Bool { !(inputDone && retries.isEmpty && roundRobinQueue.isEmpty) }
     }
     var state = State()
@@ -184,7 +172,7 @@ public final class Runner {
         } else {
             builder = CommandBuilder(options: options)
         }
-        slots = options.jobs.slots(cpus: cpus)
+        scheduler = RunScheduler(rules: .init(options: options, slots: options.jobs.slots(cpus: cpus)))
         shell = options.noShell ? nil : Self.findShell()
         environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="])
         output = OutputWriter()
@@ -234,7 +222,7 @@ public final class Runner {
         while true {
             startJobs()
             if state.running.isEmpty {
-                if !state.inputLeft || state.stopping { break }
+                if !state.inputLeft || scheduler.stopping { break }
                 // Only --delay keeps a job from starting when none runs: wait for it below.
                 if options.delay == nil { continue }
             }

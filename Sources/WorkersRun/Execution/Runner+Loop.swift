@@ -12,12 +12,8 @@ extension Runner {
     /// `--delay` start, and handles what came. Returns `false` when `poll` itself fails.
     func waitAndHandle() -> Bool {
         let now = monotonicSeconds()
-        var wake = Double.infinity
-        for job in state.running {
-            if let due = job.nextSignalAt { wake = min(wake, due) } else if let deadline = job.deadline { wake = min(wake, deadline) }
-        }
-        if let delay = options.delay, state.running.count < slots, !state.stopping, state.inputLeft { wake = min(wake, state.lastStart + delay) }
-        if let throttle = throttleWait(runningCount: state.running.count, halting: state.stopping, inputLeft: state.inputLeft) {
+        var wake = scheduler.nextWake(now: now, running: state.running.count, wantsStart: state.inputLeft) ?? .infinity
+        if let throttle = throttleWait(runningCount: state.running.count, halting: scheduler.stopping, inputLeft: state.inputLeft) {
             wake = min(wake, now + throttle)
         }
         let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
@@ -37,11 +33,10 @@ extension Runner {
         // A stdout pipe whose reader is gone (`… | head -1`) reports POLLERR: the run ends as
         // GNU's and xargs' do, by SIGPIPE, rather than running every job for no reader.
         let stdoutIndex = descriptors.count
-        if watchStdout, state.caughtSignal == nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
+        if watchStdout, scheduler.caughtSignal == nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
         let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
         if stdoutIndex < descriptors.count, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
-            state.caughtSignal = SIGPIPE
-            terminateAll()
+            perform(scheduler.received(signal: SIGPIPE, now: monotonicSeconds()))
         }
         if ready < 0, errno != EINTR { return false }
         for (slot, index) in feeding.enumerated() where descriptors[feedBase + slot].revents != 0 { writeFeed(index) }
@@ -54,18 +49,14 @@ extension Runner {
         }
         if descriptors[jobs].revents != 0 {
             var byte: UInt8 = 0
-            if read(signalPipe[0], &byte, 1) == 1, state.caughtSignal == nil {
-                if Int32(byte) == SIGHUP {
+            if read(signalPipe[0], &byte, 1) == 1 {
+                let hungUp = scheduler.hangup
+                perform(scheduler.received(signal: Int32(byte), now: monotonicSeconds()))
+                if scheduler.hangup, !hungUp {
                     // As GNU: no new jobs; the running ones finish (SIGTERM stops them).
-                    if !state.hangup {
-                        state.hangup = true
-                        output.writeError("workers run: SIGHUP received. No new jobs will be started.\n"
-                            + "workers run: Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
-                            + state.running.map { "workers run: \($0.command)\n" }.joined())
-                    }
-                } else {
-                    state.caughtSignal = Int32(byte)
-                    terminateAll()
+                    output.writeError("workers run: SIGHUP received. No new jobs will be started.\n"
+                        + "workers run: Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
+                        + state.running.map { "workers run: \($0.command)\n" }.joined())
                 }
             }
         }
@@ -86,41 +77,22 @@ extension Runner {
                 // A block it never began to take goes to another job.
                 if job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
             }
-            state.usedSlots.remove(job.slot)
             let (exit, signal) = Self.decode(status)
             finish(job, exit: exit, signal: signal)
         }
-        advanceTerminations()
+        perform(scheduler.advance(now: monotonicSeconds()))
         return true
     }
 
-    /// Puts every running job on the terminate sequence (a signal caught, or `--halt now`).
-    func terminateAll() {
-        let now = monotonicSeconds()
-        for index in state.running.indices where state.running[index].nextSignalAt == nil {
-            state.running[index].nextSignalAt = now
-        }
-        advanceTerminations()
-    }
-
-    /// Time-outs, and every job being stopped: the terminate sequence (`--term-seq`, GNU's
-    /// TERM,200,TERM,100,TERM,50,KILL,25 ms by default), sent to the job's process group; its
-    /// last signal repeats until the job is gone.
-    func advanceTerminations() {
-        let now = monotonicSeconds()
-        for index in state.running.indices {
-            if !state.running[index].timedOut, state.running[index].nextSignalAt == nil, let deadline = state.running[index].deadline, now >= deadline {
-                state.running[index].timedOut = true
-                state.running[index].nextSignalAt = now
-                output.writeError("workers run: Warning: This job was killed because it timed out:\nworkers run: Warning: \(state.running[index].command)\n")
+    /// Sends the signals the scheduler decided on (time-outs, the terminate sequence: GNU's
+    /// TERM,200,TERM,100,TERM,50,KILL,25 ms by default) to the jobs' process groups.
+    func perform(_ kills: [RunScheduler.Kill]) {
+        for kill in kills {
+            guard let job = state.running.first(where: { $0.job.sequence == kill.sequence }) else { continue }
+            if kill.timedOut {
+                output.writeError("workers run: Warning: This job was killed because it timed out:\nworkers run: Warning: \(job.command)\n")
             }
-            if let due = state.running[index].nextSignalAt, now >= due {
-                let sequence = options.terminateSequence
-                let step = sequence[min(state.running[index].terminateStep, sequence.count - 1)]
-                signal(state.running[index].pid, step.signal)
-                state.running[index].terminateStep += 1
-                state.running[index].nextSignalAt = now + max(step.wait, 0.001)
-            }
+            signal(job.pid, kill.signal)
         }
     }
 
@@ -128,7 +100,7 @@ extension Runner {
     /// (taking turns), starting jobs up to `-j` while blocks wait; when the input is done, closes
     /// the jobs' stdin so they finish. One block waits at most: memory stays at a block per job.
     func feedRoundRobin() {
-        while !state.stopping {
+        while !scheduler.stopping {
             let count = state.running.count
             let free = (0..<count).map { (state.roundRobinCursor + $0) % count }
                 .first { state.running[$0].feed >= 0 && state.running[$0].feedPending.isEmpty }
@@ -142,10 +114,11 @@ extension Runner {
             // Each block starts a job until -j run (as GNU), then goes to one with room.
             var target = free
             if count < slots {
+                guard case .now(let slot) = scheduler.mayStart(now: monotonicSeconds(), running: count) else { break }
                 let sequence = state.nextSequence
                 state.nextSequence += 1
                 // Its input is a stream: a failed job is not run again.
-                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), feedsStdin: true)
+                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), slot: slot, feedsStdin: true)
                 guard state.running.count > count else { state.roundRobinQueue.removeAll(); state.inputDone = true; return }
                 target = count
             }

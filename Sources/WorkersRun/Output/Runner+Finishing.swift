@@ -12,8 +12,10 @@ extension Runner {
     /// decide whether `--halt` stops the run.
     func finish(_ job: Running, exit: Int32, signal: Int32) {
         let runtime = monotonicSeconds() - job.startMonotonic
-        let failed = exit != 0 || signal != 0 || job.timedOut
-        if failed, job.job.attempt < options.retries, !state.stopping {
+        let ending = scheduler.ended(sequence: job.job.sequence, slot: job.slot, attempt: job.job.attempt, exit: exit, signal: signal,
+                                     runtime: runtime, total: state.total)
+        let failed = ending.failed, timedOut = ending.timedOut
+        if ending.retry {
             // Only the last attempt's output is printed.
             if !lineBuffer {
                 recycle(job.stdout)
@@ -32,44 +34,38 @@ extension Runner {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
             let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes + job.fed, received,
-                              job.timedOut ? -1 : exit, job.timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
+                              timedOut ? -1 : exit, timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
             write(joblog, line)
         }
-        if failed {
-            state.summary.failed += 1
-            if state.summary.failures.count < 10 { state.summary.failures.append((job.job.sequence, exit, signal, job.command)) }
-        } else {
-            state.summary.succeeded += 1
-            state.runtimes.append(runtime)
-        }
+        if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }
         if options.json {
             // Keys in sorted order, as before, so consumers that diff the events keep working.
             let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
             output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
                 + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
-                + "\"timed_out\":\(job.timedOut)}\n")
+                + "\"timed_out\":\(timedOut)}\n")
         }
         var finished = Finished(sequence: job.job.sequence, tag: job.tag,
                                 stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
         if results != nil {
             finished.record = ResultsWriter.Record(
                 sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
-                runtime: runtime, sent: job.job.blockBytes, exit: job.timedOut ? -1 : exit, signal: job.timedOut ? 15 : signal)
+                runtime: runtime, sent: job.job.blockBytes, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
         }
         if !ungroup, !lineBuffer || options.keepOrder {
             if options.keepOrder {
                 state.waiting[finished.sequence] = finished
-                flushInOrder()
+                flushInOrder(releasing: finished.sequence)
             } else {
                 deliver(finished)
             }
         }
-        let done = state.summary.succeeded + state.summary.failed
+        let done = scheduler.succeeded + scheduler.failed
         if options.bar {
-            output.progress(Self.bar(done: done, total: state.total.map { $0 - skip.count }, failed: state.summary.failed,
+            output.progress(Self.bar(done: done, total: state.total.map { $0 - skip.count }, failed: scheduler.failed,
                                      elapsed: monotonicSeconds() - state.runStart, width: 30))
         } else if options.progress {
-            output.progress("workers run: \(done) done, \(state.summary.failed) failed, \(state.running.count) running")
+            output.progress("workers run: \(done) done, \(scheduler.failed) failed, \(state.running.count) running")
         }
         // Under --halt, GNU names each job that counts towards it.
         if let halt = options.halt {
@@ -81,15 +77,11 @@ extension Runner {
             }
         }
         // --halt …=N% counts N % of every job, as GNU (which reads all input first for it too).
-        if state.halting == nil, let halt = options.halt,
-           let status = Self.haltStatus(halt, failed: state.summary.failed, succeeded: state.summary.succeeded, total: state.total,
-                                        failedNow: failed, exit: exit, signal: signal) {
-            state.halting = (halt.when, status)
-            if halt.when == .now {
-                terminateAll()
-            } else if !state.running.isEmpty {
-                output.writeError("workers run: Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
-            }
+        switch ending.halts {
+        case .now: perform(scheduler.terminateAll(now: monotonicSeconds()))
+        case .soon where !state.running.isEmpty:
+            output.writeError("workers run: Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
+        default: break
         }
     }
 
@@ -100,13 +92,13 @@ extension Runner {
                 stopWithError("--results: \(failure)")
             } else if options.output == .lineBuffered, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
                 // As GNU: --line-buffer with --results prints where each job's stdout went.
-                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
+                output.writeLines((path + "\n").escapedBytes[...], to: STDOUT_FILENO, tag: finished.tag)
             }
         } else if options.outputFiles {
             // --files: the output stays, in a file of its own; its name is what is printed.
             let file = namedTemporaryFile(suffix: ".par")
             if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd) {
-                output.writeLines(Array((path + "\n").utf8)[...], to: STDOUT_FILENO, tag: finished.tag)
+                output.writeLines((path + "\n").escapedBytes[...], to: STDOUT_FILENO, tag: finished.tag)
             } else {
                 stopWithError("--files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))")
             }
@@ -122,17 +114,16 @@ extension Runner {
     /// An error that ends the run as GNU's do: no new jobs, running ones finish, status 255.
     func stopWithError(_ message: String) {
         output.writeError("workers run: \(message)\n")
-        if state.halting?.status != 255 { state.halting = (.soon, 255) }
+        scheduler.stopWithError()
     }
 
-    /// `-k`: delivers every finished job whose turn has come, in order.
-    func flushInOrder() {
-        while let finished = state.waiting.removeValue(forKey: state.nextToPrint) {
-            if !finished.skipped { deliver(finished) }
-            state.nextToPrint += 1
+    /// `-k`: `sequence` is done; delivers every finished job whose turn has come, in order.
+    func flushInOrder(releasing sequence: Int) {
+        for ready in scheduler.release(sequence) {
+            if let finished = state.waiting.removeValue(forKey: ready), !finished.skipped { deliver(finished) }
         }
         // --line-buffer -k: the job now first in order prints what it held, then goes live.
-        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == state.nextToPrint }), state.running[index].heldOut >= 0 {
+        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == scheduler.nextToPrint }), state.running[index].heldOut >= 0 {
             let front = state.running[index]
             output.print(front.heldOut, front.heldErr, tag: front.tag)
             recycle(front.heldOut)
@@ -144,21 +135,13 @@ extension Runner {
 
     /// The last output, the exit status and the failure summary.
     func conclude() -> Summary {
-        flushInOrder()
         // Anything still waiting (a turn that never came) is printed rather than lost.
         for sequence in state.waiting.keys.sorted() {
             if let finished = state.waiting.removeValue(forKey: sequence), !finished.skipped { deliver(finished) }
         }
         if options.bar || options.progress { output.endProgress() }
-        var summary = state.summary
-        if let signal = state.caughtSignal {
-            summary.exitStatus = 128 + signal
-            summary.stdoutClosed = signal == SIGPIPE
-        } else if let halting = state.halting {
-            summary.exitStatus = halting.status
-        } else {
-            summary.exitStatus = Self.finalStatus(options.halt, failed: summary.failed, total: summary.started)
-        }
+        let summary = Summary(started: scheduler.started, succeeded: scheduler.succeeded, failed: scheduler.failed,
+                              exitStatus: scheduler.exitStatus(), stdoutClosed: scheduler.caughtSignal == SIGPIPE, failures: state.failures)
         // The summary is for a person at a terminal: scripts and test suites compare stderr with
         // GNU's, which has none.
         if summary.failed > 0, !options.dryRun, output.errorIsTerminal {

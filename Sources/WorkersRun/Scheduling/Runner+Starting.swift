@@ -11,11 +11,10 @@ extension Runner {
     /// Starts jobs while there are free slots, work left and no reason to stop or hold back.
     func startJobs() {
         if options.roundRobin { return feedRoundRobin() }
-        while !state.stopping, state.running.count < slots {
-            if let delay = options.delay, monotonicSeconds() - state.lastStart < delay { break }
+        while case .now(let slot) = scheduler.mayStart(now: monotonicSeconds(), running: state.running.count) {
             if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
-            launch(job)
+            launch(job, slot: slot)
         }
     }
 
@@ -103,14 +102,12 @@ extension Runner {
     func passOver(_ sequence: Int) {
         guard options.keepOrder else { return }
         state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: -1, stderr: -1, skipped: true)
-        flushInOrder()
+        flushInOrder(releasing: sequence)
     }
 
-    /// Spawns `job` in the lowest free slot (or prints it, `--dry-run`); with `feedsStdin`, its
-    /// stdin is a pipe we write its input to (`--round-robin`).
-    func launch(_ job: Pending, feedsStdin: Bool = false) {
-        var slot = 1
-        while state.usedSlots.contains(slot) { slot += 1 }
+    /// Spawns `job` in `slot` (or prints it, `--dry-run`); with `feedsStdin`, its stdin is a pipe
+    /// we write its input to (`--round-robin`).
+    func launch(_ job: Pending, slot: Int, feedsStdin: Bool = false) {
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
         if options.shellQuoteOnly {
             output.write(shellQuote(job.arguments.joined(separator: " ")) + "\n")
@@ -130,8 +127,7 @@ extension Runner {
             directory = path
         }
         // --line-buffer -k: a job that is not first in order holds its lines until it is.
-        let held = lineBuffer && options.keepOrder && job.sequence != state.nextToPrint
-        if job.attempt == 1 { state.summary.started += 1 }
+        let held = lineBuffer && options.keepOrder && job.sequence != scheduler.nextToPrint
         if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
         var feed: [Int32] = [-1, -1]
         if feedsStdin {
@@ -148,18 +144,10 @@ extension Runner {
         switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
         case .success(let (pid, pidfd, out, err)):
-            state.usedSlots.insert(slot)
             let now = monotonicSeconds()
-            state.lastStart = now
-            var deadline: Double?
-            switch options.timeout {
-            case .seconds(let seconds): deadline = now + seconds
-            case .percentOfMedian(let percent) where state.runtimes.count >= 3:
-                deadline = now + median(state.runtimes) * percent / 100
-            default: break
-            }
+            scheduler.started(sequence: job.sequence, slot: slot, attempt: job.attempt, now: now)
             var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                  startMonotonic: now, stdout: out, stderr: err, deadline: deadline, tag: tag(job.sequence, job.arguments))
+                                  startMonotonic: now, stdout: out, stderr: err, tag: tag(job.sequence, job.arguments))
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
@@ -172,21 +160,20 @@ extension Runner {
         case .outOfDescriptors(let message) where !state.running.isEmpty:
             // As GNU: fewer jobs at once, none failed. The job starts when one ends.
             if feed[1] >= 0 { close(feed[1]) }
-            if job.attempt == 1 { state.summary.started -= 1 }
             state.retries.prepend(job)
             if !state.warnedDescriptors {
                 state.warnedDescriptors = true
                 output.writeError("workers run: Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
                     + "workers run: Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
             }
-            slots = state.running.count
+            scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
             if job.block >= 0 { close(job.block) }
             if let path = job.catPath { unlink(path) }
             if feed[1] >= 0 { close(feed[1]) }
             output.writeError("workers run: \(message)\n")
-            state.summary.failed += 1
-            if state.summary.failures.count < 10 { state.summary.failures.append((job.sequence, 127, 0, command)) }
+            scheduler.couldNotStart(attempt: job.attempt)
+            if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
             passOver(job.sequence)
         }
     }
