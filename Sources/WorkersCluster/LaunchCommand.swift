@@ -94,8 +94,7 @@ final class LaunchedCommand: @unchecked Sendable {  // @unchecked: `lock` guards
     @discardableResult
     func wait() -> Int32 {
         if let status = exited { return status }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        let raw = waitForExit(pid) ?? 0
         lock.withLock { status = raw }
         return raw
     }
@@ -122,6 +121,6 @@ final class LaunchedCommand: @unchecked Sendable {  // @unchecked: `lock` guards
 
     /// `exit 3`, `signal 9`.
     static func describe(_ status: Int32) -> String {
-        status & 0x7F == 0 ? "exit \((status >> 8) & 0xFF)" : "signal \(status & 0x7F)"
+        WaitStatus(raw: status).description
     }
 }

@@ -29,3 +29,57 @@ package func executablePath(_ program: String) -> String? {
     let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
     return path.split(separator: ":").map { "\($0)/\(program)" }.first { access($0, X_OK) == 0 }
 }
+
+/// How a child process ended, from `waitpid`'s raw status: its exit code, or the signal that
+/// ended it. The one decoder of the package.
+package struct WaitStatus: Equatable, Sendable, CustomStringConvertible {
+    /// The exit code, when it exited.
+    package var exitCode: Int32?
+    /// The signal, when one ended it.
+    package var signal: Int32?
+
+    package init(raw: Int32) {
+        if raw & 0x7F == 0 { exitCode = (raw >> 8) & 0xFF } else { signal = raw & 0x7F }
+    }
+
+    /// GNU's joblog columns: the exit code and the signal, 0 for the one that does not apply.
+    package var exitAndSignal: (exit: Int32, signal: Int32) { (exitCode ?? 0, signal ?? 0) }
+
+    /// `exit 3`, `signal 9`.
+    package var description: String { signal.map { "signal \($0)" } ?? "exit \(exitCode ?? 0)" }
+}
+
+/// Waits for child `pid` to end (EINTR retried); its raw status, or nil when it is not our
+/// child (ECHILD).
+@discardableResult
+package func waitForExit(_ pid: pid_t) -> Int32? {
+    var status: Int32 = 0
+    while true {
+        if waitpid(pid, &status, 0) == pid { return status }
+        if errno != EINTR { return nil }
+    }
+}
+
+/// `read(2)` with EINTR retried: the bytes read, 0 at the end, -1 on an error (errno set).
+package func readRetryingInterrupts(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    while true {
+        let count = read(fd, buffer.baseAddress, buffer.count)
+        if count >= 0 || errno != EINTR { return count }
+    }
+}
+
+/// Writes all of `bytes` to blocking `fd`, retrying short writes and EINTR; `false` on an
+/// error (errno set). The one write loop of the package for blocking descriptors.
+@discardableResult
+package func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        offset += written
+    }
+    return true
+}

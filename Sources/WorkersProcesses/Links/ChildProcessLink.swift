@@ -102,27 +102,15 @@ package final class ChildProcessLink: WorkerLink, @unchecked Sendable {  // @unc
         released = true
         _ = cworkers_wait_exited_keep_zombie(pid)
         kill(-pid, SIGKILL)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = waitForExit(pid) ?? 0
         close(inputDescriptor)
         close(outputDescriptor)
-        return ExitStatus(status).crashCode
+        return WaitStatus(raw: status).crashCode
     }
 }
 
-/// How a worker process ended.
-package struct ExitStatus {
-    package var signal: Int32?
-    package var exitCode: Int32?
-
-    package init(_ status: Int32) {
-        if status & 0x7F == 0 {
-            exitCode = (status >> 8) & 0xFF
-        } else {
-            signal = status & 0x7F
-        }
-    }
-
+extension WaitStatus {
+    /// The error a worker that ended this way costs its batch.
     package var crashCode: ProcessPoolError.Code { .workerCrashed(signal: signal, exitCode: exitCode) }
 }
 

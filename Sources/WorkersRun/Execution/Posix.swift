@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 // The few things Foundation gave this module, on the C library instead: `workers run` (and the
 // `workers-run` executable) must not load Foundation, whose start-up alone costs more than a
@@ -41,8 +42,7 @@ func readTextFile(_ path: String) -> String? {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count < 0, errno == EINTR { continue }
+        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
         guard count >= 0 else { return nil }
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
@@ -97,13 +97,7 @@ func jsonEscaped(_ bytes: [UInt8]) -> [UInt8] {
 /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `false` on an error.
 @discardableResult
 func writeFully(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
-    var offset = bytes.startIndex
-    while offset < bytes.endIndex {
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + (offset - bytes.startIndex), bytes.endIndex - offset) }
-        if written < 0 { if errno == EINTR { continue }; return false }
-        offset += written
-    }
-    return true
+    bytes.withUnsafeBytes { writeAll(fd, $0) }
 }
 
 /// Writes all of `bytes` to `fd`; `false` on an error.

@@ -77,7 +77,7 @@ extension Runner {
                 // A block it never began to take goes to another job.
                 if job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
             }
-            let (exit, signal) = Self.decode(status)
+            let (exit, signal) = WaitStatus(raw: status).exitAndSignal
             finish(job, exit: exit, signal: signal)
         }
         perform(scheduler.advance(now: monotonicSeconds()))

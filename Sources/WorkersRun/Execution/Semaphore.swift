@@ -46,9 +46,7 @@ enum SemaphoreMode {
                 report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")
                 return 255
             }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-            let (exit, signal) = Runner.decode(status)
+            let (exit, signal) = WaitStatus(raw: waitForExit(pid) ?? 0).exitAndSignal
             return signal != 0 ? 128 + signal : exit
         }
         let pid = withEscapedCStrings(argv) { argv in

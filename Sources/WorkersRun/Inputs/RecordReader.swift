@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 /// An input file for reading (`-` is standard input); whether the caller must close it.
 func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
@@ -12,15 +13,10 @@ func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
 
 /// Appends what one `read` of `fd` gives to `buffer`; `false` at the end of the input (or an error).
 func readMore(_ fd: Int32, into buffer: inout [UInt8], chunk: inout [UInt8]) -> Bool {
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count > 0 {
-            buffer.append(contentsOf: chunk[0..<count])
-            return true
-        }
-        if count < 0, errno == EINTR { continue }
-        return false
-    }
+    let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
+    guard count > 0 else { return false }
+    buffer.append(contentsOf: chunk[0..<count])
+    return true
 }
 
 /// Reads records (lines, NUL- or `-d`-separated) from a file descriptor, one at a time, so an

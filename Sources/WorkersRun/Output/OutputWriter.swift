@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 /// The middle value of `values` (the upper one of the two middle values for an even count).
 func median(_ values: [Double]) -> Double {
@@ -28,8 +29,7 @@ final class OutputWriter {
         lseek(fd, 0, SEEK_SET)
         var atLineStart = true
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
             guard count > 0 else { return }
             writeLines(buffer[0..<count], to: target, tag: tag, atLineStart: &atLineStart)
         }

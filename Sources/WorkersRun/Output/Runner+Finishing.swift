@@ -179,9 +179,8 @@ extension Runner {
         var ended = false
         var total = 0
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
             if count > 0 { pending.append(contentsOf: chunk[0..<count]); total += count; continue }
-            if count < 0, errno == EINTR { continue }
             ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
             break
         }

@@ -57,10 +57,6 @@ extension Runner {
         return Int32(min(failed, 101))
     }
 
-    static func decode(_ status: Int32) -> (exit: Int32, signal: Int32) {
-        if status & 0x7F == 0 { return ((status >> 8) & 0xFF, 0) }
-        return (0, status & 0x7F)
-    }
 
     /// GNU's choice: `$PARALLEL_SHELL`, else the shell that started us, else `$SHELL`, else /bin/sh.
     static func findShell() -> String {
