@@ -162,6 +162,11 @@ import Testing
         #expect(long.status == 0)
         #expect(sizes.count >= 2)
         #expect(sizes.reduce(0, +) == expectedBytes)
+        // printf 'a\n\nb\n' | parallel -k -d '\n\n' echo X{}X  →  XaX, Xb<newline>X
+        #expect(try await Self.run(["-k", "-d", "\\n\\n", "echo X{}X"], stdin: "a\n\nb\n").stdout == "XaX\nXb\nX\n")
+        // seq 4 | parallel -j2 -k --pipe -N2 --tagstring {%} cat  →  the slots, 1 and 2
+        #expect(try await Self.run(["-j2", "-k", "--pipe", "-N2", "--tagstring", "{%}", "cat"], stdin: "1\n2\n3\n4\n").stdout
+            == "1\t1\n1\t2\n2\t3\n2\t4\n")
         // Out of file descriptors: fewer jobs at once, none failed
         let limited = try await Self.run(["-c", "ulimit -n 20; seq 8 | '\(WorkersBinaryTests.binary.path)' run -k -j0 'echo {}; sleep 0.2'"],
                                          executable: URL(fileURLWithPath: "/bin/bash"))

@@ -5,7 +5,7 @@ import Glibc
 /// The jobs' argument lists, in order: one source streamed; several combined as GNU does (the
 /// cartesian product with the first source varying slowest, or paired with `:::+`/`--link`).
 final class JobInputs {
-    private let separator: UInt8
+    private let separator: [UInt8]
     private let columnSeparator: ColumnSeparator?
     private let perJob: Int
     private var stream: RecordReader?
@@ -24,14 +24,12 @@ final class JobInputs {
 
     init(options: RunOptions) throws(RunUsageError) {
         if options.nullSeparated {
-            separator = 0
+            separator = [0]
         } else if let delimiter = options.delimiter {
-            guard let byte = delimiter.utf8.first, delimiter.utf8.count == 1 else {
-                throw RunUsageError("option -d: the delimiter must be one byte (got '\(delimiter)')")
-            }
-            separator = byte
+            guard !delimiter.isEmpty else { throw RunUsageError("option -d needs a delimiter") }
+            separator = delimiter.escapedBytes
         } else {
-            separator = UInt8(ascii: "\n")
+            separator = [UInt8(ascii: "\n")]
         }
         if let pattern = options.columnSeparator {
             columnSeparator = try ColumnSeparator(pattern)

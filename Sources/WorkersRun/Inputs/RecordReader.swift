@@ -23,20 +23,21 @@ func readMore(_ fd: Int32, into buffer: inout [UInt8], chunk: inout [UInt8]) -> 
 /// endless input costs constant memory.
 final class RecordReader {
     private let fd: Int32
-    private let separator: UInt8
+    /// The record separator: a newline, NUL (`-0`), or `-d`'s bytes (one or more).
+    private let separator: [UInt8]
     private let closeWhenDone: Bool
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEnd = false
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(fd: Int32, separator: UInt8, closeWhenDone: Bool) {
+    init(fd: Int32, separator: [UInt8], closeWhenDone: Bool) {
         self.fd = fd
         self.separator = separator
         self.closeWhenDone = closeWhenDone
     }
 
-    convenience init(path: String, separator: UInt8) throws(RunUsageError) {
+    convenience init(path: String, separator: [UInt8]) throws(RunUsageError) {
         let (fd, owned) = try openInput(path)
         self.init(fd: fd, separator: separator, closeWhenDone: owned)
     }
@@ -47,7 +48,7 @@ final class RecordReader {
     /// separator still counts; an empty input has no records.
     func next() -> String? {
         guard let record = nextRecord() else { return nil }
-        guard separator != 0, record.contains("\0") else { return record }
+        guard separator != [0], record.contains("\0") else { return record }
         // GNU: NUL cannot be passed in an argument; it becomes the two characters \0.
         if !warnedNUL {
             warnedNUL = true
@@ -60,11 +61,23 @@ final class RecordReader {
 
     private var warnedNUL = false
 
+    /// Where the next separator starts in the unread part of the buffer.
+    private func separatorIndex() -> Int? {
+        guard separator.count > 1 else { return buffer[start...].firstIndex(of: separator[0]) }
+        var from = start
+        while let candidate = buffer[from...].firstIndex(of: separator[0]) {
+            guard candidate + separator.count <= buffer.count else { return nil }
+            if buffer[candidate..<candidate + separator.count].elementsEqual(separator) { return candidate }
+            from = candidate + 1
+        }
+        return nil
+    }
+
     private func nextRecord() -> String? {
         while true {
-            if let end = buffer[start...].firstIndex(of: separator) {
+            if let end = separatorIndex() {
                 let record = String(escaping: buffer[start..<end])
-                start = end + 1
+                start = end + separator.count
                 if start > 64 * 1024 { buffer.removeFirst(start); start = 0 }
                 return record
             }

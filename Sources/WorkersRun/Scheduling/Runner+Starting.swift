@@ -147,7 +147,7 @@ extension Runner {
             let now = monotonicSeconds()
             scheduler.started(sequence: job.sequence, slot: slot, attempt: job.attempt, now: now)
             var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                  startMonotonic: now, stdout: out, stderr: err, tag: tag(job.sequence, job.arguments))
+                                  startMonotonic: now, stdout: out, stderr: err, tag: tag(job.sequence, job.arguments, slot: slot))
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
@@ -234,10 +234,10 @@ extension Runner {
 
 
     /// `--tag`: the inputs, or `--tagstring` filled in; `nil` without `--tag`.
-    func tag(_ sequence: Int, _ arguments: [String]) -> String? {
+    func tag(_ sequence: Int, _ arguments: [String], slot: Int) -> String? {
         guard options.tag else { return nil }
         if let tagString = options.tagString {
-            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: 0)) { $0 }
+            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: slot)) { $0 }
         }
         return arguments.joined(separator: " ")
     }
