@@ -11,6 +11,16 @@ import Testing
         return CommandBuilder(options: options).commandLine(for: .init(arguments: arguments, sequence: sequence, slot: slot))
     }
 
+    /// GNU quotes the inputs unless the command's first word holds a replacement string:
+    /// `echo 'cho hi' | parallel e{}` prints `hi`; `V={} cmd` and `'echo {}'` quote.
+    @Test func aReplacementStringInTheCommandWordIsNotQuoted() {
+        #expect(command(["e{}"], ["cho hi"]) == "echo hi")
+        #expect(command(["{}"], ["echo a b"]) == "echo a b")
+        #expect(command(["{2}", "x"], ["a b", "echo"]) == "echo x")
+        #expect(command(["V={}", "cmd"], ["a b"]) == "V='a b' cmd")
+        #expect(command(["echo {}"], ["a b"]) == "echo 'a b'")
+    }
+
     @Test func pathReplacementStringsAsGNU() {
         let path = "dir.x/sub/file.tar.gz"
         #expect(command(["echo", "{.}"], [path]) == "echo dir.x/sub/file.tar")

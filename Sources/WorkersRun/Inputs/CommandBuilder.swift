@@ -3,7 +3,7 @@
 /// Turns a job's arguments into the command GNU parallel would run. Pure.
 ///
 /// The template is shell code: its words are joined with spaces and run by a shell. Every
-/// substituted argument is shell-quoted, unless the template starts with a replacement string;
+/// substituted argument is shell-quoted, unless the command's first word holds a replacement string;
 /// `-q` quotes the template's words too. With no replacement string in the template, ` {}` is
 /// appended. With `--no-shell`, the words are the program and its arguments, with no shell at all.
 public struct CommandBuilder: Sendable {
@@ -55,7 +55,7 @@ public struct CommandBuilder: Sendable {
             return job.arguments.joined(separator: " ")
         }
         if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
-        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement, names: names) } ?? false)
+        let quoteValues = !commandWordHasReplacement
         // -X repeats the words around a replacement string, and GNU's words are the command
         // line's, so a quoted 'echo {} | wc -c' repeats only `{}`.
         let words = contextReplace && !quoteTemplate ? template.flatMap { $0.split(separator: " ", omittingEmptySubsequences: false).map(String.init) } : template
@@ -165,8 +165,12 @@ public struct CommandBuilder: Sendable {
         return false
     }
 
-    static func startsWithReplacement(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {
-        token(at: Substring(word), replacement: replacement, names: names) != nil
+    /// GNU's rule (`"@command" =~ /^[^ \t\n=]*\257</`): when the command's first word — up to a
+    /// blank or `=` — holds a replacement string (`{}`, `e{}`, `{2}`), the input is part of the
+    /// command, so it is not quoted; `V={} cmd` and `echo {}` quote it.
+    var commandWordHasReplacement: Bool {
+        let word = template.joined(separator: " ").prefix { $0 != " " && $0 != "\t" && $0 != "\n" && $0 != "=" }
+        return Self.hasReplacement(String(word), replacement: replacement, names: names)
     }
 
     /// `{.}`, `{/}`, `{//}`, `{/.}` as GNU computes them.
@@ -218,7 +222,7 @@ public struct CommandBuilder: Sendable {
         var out = ""
         var literal = ""
         var rest = Substring(word)
-        let quoteValues = !(template.first.map { Self.startsWithReplacement($0, replacement: replacement, names: names) } ?? false)
+        let quoteValues = !commandWordHasReplacement
         while !rest.isEmpty {
             if let (token, length) = Self.token(at: rest, replacement: replacement, names: names) {
                 if !literal.isEmpty { out += shellQuote(literal); literal = "" }

@@ -177,8 +177,10 @@ final class JobInputs {
                 guard let following = stream.next(), following != endOfFile else { self.stream = nil; return nil }
                 line = following
             }
-            // -L: a line ending in a blank goes on with the next one.
-            while joinContinued, line.last == " " || line.last == "\t", let following = stream.next(), following != endOfFile {
+            // -L: a line ending in a blank (a space, tab, vertical tab or form feed, as GNU's)
+            // goes on with the next one.
+            while joinContinued, let last = line.last, last == " " || last == "\t" || last == "\u{0B}" || last == "\u{0C}",
+                  let following = stream.next(), following != endOfFile {
                 line += following
             }
             // --csv: a quoted field can hold newlines; the row goes on until its quotes pair up
