@@ -26,7 +26,7 @@ public enum RunMain {
             }
             return summary.exitStatus
         } catch {
-            writeStandardError("workers run: \(error.description)\nTry 'workers run --help'.\n")
+            writeStandardError("\(programName): \(error.description)\nTry '\(programName) --help'.\n")
             return 255
         }
     }

@@ -189,7 +189,7 @@ public final class Runner {
         terminal = options.openTerminal ? open("/dev/tty", O_RDWR | O_CLOEXEC) : -1
         if options.openTerminal, terminal < 0 {
             // As GNU: the jobs run anyway, reading nothing.
-            output.writeError("workers run: --tty: cannot open /dev/tty (\(String(cString: strerror(errno)))); the jobs read /dev/null\n")
+            output.writeError("\(programName): --tty: cannot open /dev/tty (\(String(cString: strerror(errno)))); the jobs read /dev/null\n")
         }
         if let path = options.joblog, !options.dryRun {
             if options.resume || options.resumeFailed {

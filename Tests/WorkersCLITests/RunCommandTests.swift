@@ -318,6 +318,20 @@ import Testing
 
     /// `workers-run` is the same runner in a small executable that never loads Foundation (whose
     /// start-up alone is longer than a trivial job's): a job reads its parent's memory map.
+    /// Run through a `parallel` link (`ln -s …/workers-run ~/bin/parallel`), messages start with
+    /// `parallel:` as GNU's do, so scripts that match them keep working.
+    @Test func throughAParallelLinkMessagesSayParallel() async throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let lean = WorkersBinaryTests.binary.deletingLastPathComponent().appendingPathComponent("workers-run")
+        let link = directory.appendingPathComponent("parallel")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: lean)
+        let output = try await Self.run(["-j1", "--halt", "now,fail=1", "echo {}; exit {}", ":::", "0", "1", "2"], executable: link)
+        #expect(output.stdout == "0\n1\n")
+        #expect(output.stderr == "parallel: This job failed:\necho 1; exit 1\n")
+        #expect(try await Self.run(["--frobnicate"], executable: link).stderr.hasPrefix("parallel: unknown option --frobnicate"))
+    }
+
     @Test func workersRunIsTheSameRunnerWithoutFoundation() async throws {
         let lean = WorkersBinaryTests.binary.deletingLastPathComponent().appendingPathComponent("workers-run")
         let base = "\(NSTemporaryDirectory())workers-run-\(getpid())"

@@ -140,3 +140,10 @@ func makeDirectories(_ path: String) -> String? {
     }
     return nil
 }
+
+/// The name messages start with: `parallel` when run through a link of that name (so scripts and
+/// test suites that match GNU's messages keep matching), else `workers run`.
+let programName: String = {
+    guard CommandLine.argc > 0, let first = CommandLine.unsafeArgv[0] else { return "workers run" }
+    return String(cString: first).split(separator: "/").last == "parallel" ? "parallel" : "workers run"
+}()

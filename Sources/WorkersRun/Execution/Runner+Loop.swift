@@ -54,9 +54,9 @@ extension Runner {
                 perform(scheduler.received(signal: Int32(byte), now: monotonicSeconds()))
                 if scheduler.hangup, !hungUp {
                     // As GNU: no new jobs; the running ones finish (SIGTERM stops them).
-                    output.writeError("workers run: SIGHUP received. No new jobs will be started.\n"
-                        + "workers run: Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
-                        + state.running.map { "workers run: \($0.command)\n" }.joined())
+                    output.writeError("\(programName): SIGHUP received. No new jobs will be started.\n"
+                        + "\(programName): Waiting for these \(state.running.count) jobs to finish. Send SIGTERM to stop now.\n"
+                        + state.running.map { "\(programName): \($0.command)\n" }.joined())
                 }
             }
         }
@@ -90,7 +90,7 @@ extension Runner {
         for kill in kills {
             guard let job = state.running.first(where: { $0.job.sequence == kill.sequence }) else { continue }
             if kill.timedOut {
-                output.writeError("workers run: Warning: This job was killed because it timed out:\nworkers run: Warning: \(job.command)\n")
+                output.writeError("\(programName): Warning: This job was killed because it timed out:\n\(programName): Warning: \(job.command)\n")
             }
             signal(job.pid, kill.signal)
         }

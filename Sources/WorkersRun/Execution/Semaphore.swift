@@ -115,6 +115,6 @@ enum SemaphoreMode {
     }
 
     private static func report(_ message: String) {
-        writeStandardError("workers run: \(message)\n")
+        writeStandardError("\(programName): \(message)\n")
     }
 }

@@ -52,9 +52,9 @@ final class RecordReader {
         // GNU: NUL cannot be passed in an argument; it becomes the two characters \0.
         if !warnedNUL {
             warnedNUL = true
-            writeStandardError("workers run: Warning: A NUL character in the input was replaced with \\0.\n"
-                + "workers run: Warning: NUL cannot be passed through in the argument list.\n"
-                + "workers run: Warning: Did you mean to use the --null option?\n")
+            writeStandardError("\(programName): Warning: A NUL character in the input was replaced with \\0.\n"
+                + "\(programName): Warning: NUL cannot be passed through in the argument list.\n"
+                + "\(programName): Warning: Did you mean to use the --null option?\n")
         }
         return record.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0")
     }

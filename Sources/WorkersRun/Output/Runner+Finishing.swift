@@ -65,14 +65,14 @@ extension Runner {
             output.progress(Self.bar(done: done, total: state.total.map { $0 - skip.count }, failed: scheduler.failed,
                                      elapsed: monotonicSeconds() - state.runStart, width: 30))
         } else if options.progress {
-            output.progress("workers run: \(done) done, \(scheduler.failed) failed, \(state.running.count) running")
+            output.progress("\(programName): \(done) done, \(scheduler.failed) failed, \(state.running.count) running")
         }
         // Under --halt, GNU names each job that counts towards it.
         if let halt = options.halt {
             switch halt.why {
-            case .fail where failed: output.writeError("workers run: This job failed:\n\(job.command)\n")
-            case .success where !failed: output.writeError("workers run: This job succeeded:\n\(job.command)\n")
-            case .done: output.writeError("workers run: This job finished:\n\(job.command)\n")
+            case .fail where failed: output.writeError("\(programName): This job failed:\n\(job.command)\n")
+            case .success where !failed: output.writeError("\(programName): This job succeeded:\n\(job.command)\n")
+            case .done: output.writeError("\(programName): This job finished:\n\(job.command)\n")
             default: break
             }
         }
@@ -80,7 +80,7 @@ extension Runner {
         switch ending.halts {
         case .now: perform(scheduler.terminateAll(now: monotonicSeconds()))
         case .soon where !state.running.isEmpty:
-            output.writeError("workers run: Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
+            output.writeError("\(programName): Starting no more jobs. Waiting for \(state.running.count) jobs to finish.\n")
         default: break
         }
     }
@@ -113,7 +113,7 @@ extension Runner {
 
     /// An error that ends the run as GNU's do: no new jobs, running ones finish, status 255.
     func stopWithError(_ message: String) {
-        output.writeError("workers run: \(message)\n")
+        output.writeError("\(programName): \(message)\n")
         scheduler.stopWithError()
     }
 
@@ -145,7 +145,7 @@ extension Runner {
         // The summary is for a person at a terminal: scripts and test suites compare stderr with
         // GNU's, which has none.
         if summary.failed > 0, !options.dryRun, output.errorIsTerminal {
-            var text = "workers run: \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
+            var text = "\(programName): \(summary.failed) of \(summary.started) job\(summary.started == 1 ? "" : "s") failed\n"
             for failure in summary.failures {
                 let how = failure.signal != 0 ? "signal \(failure.signal)" : "exit \(failure.exit)"
                 text += "  #\(failure.sequence) (\(how)): \(failure.command)\n"

@@ -8,7 +8,7 @@ extension Runner {
     /// `--bar`: `[#########.....] 60% 6/10 jobs · 1 failed · 0:04 left`, from the rate so far.
     static func bar(done: Int, total: Int?, failed: Int, elapsed: Double, width: Int) -> String {
         let failures = failed > 0 ? " · \(failed) failed" : ""
-        guard let total, total > 0 else { return "workers run: \(done) done\(failures)" }
+        guard let total, total > 0 else { return "\(programName): \(done) done\(failures)" }
         let fraction = min(1, Double(done) / Double(total))
         let filled = Int((fraction * Double(width)).rounded(.down))
         let left = done > 0 ? elapsed / Double(done) * Double(total - done) : 0

@@ -57,7 +57,7 @@ extension Runner {
             if options.catBlocks, block != nil || part != nil {
                 // --cat: the block goes to a named file, {} is its name, stdin stays /dev/null.
                 guard let (fd, path) = namedTemporaryFile(suffix: "") else {
-                    output.writeError("workers run: --cat: cannot create a temporary file: \(String(cString: strerror(errno)))\n")
+                    output.writeError("\(programName): --cat: cannot create a temporary file: \(String(cString: strerror(errno)))\n")
                     state.inputDone = true
                     return nil
                 }
@@ -77,7 +77,7 @@ extension Runner {
                 pending.block = bufferFile()
                 pending.blockBytes = block.count
                 guard pending.block >= 0 else {
-                    output.writeError("workers run: cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
+                    output.writeError("\(programName): cannot create a temporary file for a --pipe block: \(String(cString: strerror(errno)))\n")
                     state.inputDone = true
                     return nil
                 }
@@ -87,7 +87,7 @@ extension Runner {
                 pending.block = bufferFile()
                 pending.blockBytes = part.length
                 guard pending.block >= 0, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
-                    output.writeError("workers run: cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
+                    output.writeError("\(programName): cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
                     if pending.block >= 0 { close(pending.block) }
                     state.inputDone = true
                     return nil
@@ -123,7 +123,7 @@ extension Runner {
         if let template = options.workingDirectory {
             let path = builder.substitute(template, job: filled) { $0 }
             // GNU makes the directory if it is missing.
-            if let failure = makeDirectories(path) { output.writeError("workers run: --workdir: \(failure)\n") }
+            if let failure = makeDirectories(path) { output.writeError("\(programName): --workdir: \(failure)\n") }
             directory = path
         }
         // --line-buffer -k: a job that is not first in order holds its lines until it is.
@@ -132,7 +132,7 @@ extension Runner {
         var feed: [Int32] = [-1, -1]
         if feedsStdin {
             guard cworkers_pipe_cloexec(&feed) == 0 else {
-                output.writeError("workers run: pipe: \(String(cString: strerror(errno)))\n")
+                output.writeError("\(programName): pipe: \(String(cString: strerror(errno)))\n")
                 return
             }
             _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
@@ -163,15 +163,15 @@ extension Runner {
             state.retries.prepend(job)
             if !state.warnedDescriptors {
                 state.warnedDescriptors = true
-                output.writeError("workers run: Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
-                    + "workers run: Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
+                output.writeError("\(programName): Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
+                    + "\(programName): Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
             }
             scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
             if job.block >= 0 { close(job.block) }
             if let path = job.catPath { unlink(path) }
             if feed[1] >= 0 { close(feed[1]) }
-            output.writeError("workers run: \(message)\n")
+            output.writeError("\(programName): \(message)\n")
             scheduler.couldNotStart(attempt: job.attempt)
             if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
             passOver(job.sequence)
