@@ -59,6 +59,9 @@ public final class Runner {
         /// `--pipe`: an unlinked file holding the job's block, its stdin.
         var block: Int32 = -1
         var blockBytes = 0
+        /// `--pipe`: the job's block, written to its stdin through a pipe (as GNU's: `test -p
+        /// /dev/stdin` holds, and programs see a pipe, not a file).
+        var pipedBlock: [UInt8]?
     }
 
     struct Running {
@@ -88,6 +91,8 @@ public final class Runner {
         var feedPending: [UInt8] = []
         var feedOffset = 0
         var fed = 0
+        /// `--pipe`: its stdin is closed once its block is written.
+        var closeFeedWhenWritten = false
     }
 
     struct Finished {

@@ -171,6 +171,9 @@ import Testing
         #expect(try await Self.run(["-k", "-L1", "echo"], stdin: "a\u{0B}\nb\nc\n").stdout == "a\u{0B}b\nc\n")
         // echo 'cho hi' | parallel e{}  →  hi (the input is part of the command word)
         #expect(try await Self.run(["e{}"], stdin: "cho hi\n").stdout == "hi\n")
+        // seq 4 | parallel --pipe -N2 -k 'test -p /dev/stdin && echo pipe; wc -l'  →  a pipe, as GNU's
+        #expect(try await Self.run(["--pipe", "-N2", "-k", "test -p /dev/stdin && echo pipe; wc -l"], stdin: "1\n2\n3\n4\n").stdout
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["pipe", "2", "pipe", "2"])
         // Out of file descriptors: fewer jobs at once, none failed
         // (64 descriptors leave a sanitized runtime room to start; each job takes three.)
         let limited = try await Self.run(["-c", "ulimit -n 64; seq 40 | '\(WorkersBinaryTests.binary.path)' run -k -j0 'echo {}; sleep 0.2'"],

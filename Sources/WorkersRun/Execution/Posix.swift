@@ -147,3 +147,6 @@ let programName: String = {
     guard CommandLine.argc > 0, let first = CommandLine.unsafeArgv[0] else { return "workers run" }
     return String(cString: first).split(separator: "/").last == "parallel" ? "parallel" : "workers run"
 }()
+
+/// Linux's `F_SETPIPE_SZ` (`F_LINUX_SPECIFIC_BASE + 7`), which Glibc's Swift module leaves out.
+let linuxSetPipeSize: Int32 = 1031

@@ -75,7 +75,7 @@ extension Runner {
             if job.feed >= 0 {
                 close(job.feed)
                 // A block it never began to take goes to another job.
-                if job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
+                if options.roundRobin, job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
             }
             let (exit, signal) = WaitStatus(raw: status).exitAndSignal
             finish(job, exit: exit, signal: signal)
@@ -157,5 +157,9 @@ extension Runner {
         }
         state.running[index].feedPending = []
         state.running[index].feedOffset = 0
+        if state.running[index].closeFeedWhenWritten, state.running[index].feed >= 0 {
+            close(state.running[index].feed)
+            state.running[index].feed = -1
+        }
     }
 }

@@ -50,7 +50,7 @@ extension Runner {
         if results != nil {
             finished.record = ResultsWriter.Record(
                 sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
-                runtime: runtime, sent: job.job.blockBytes, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
+                runtime: runtime, sent: job.job.blockBytes + job.fed, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
         }
         if !ungroup, !lineBuffer || options.keepOrder {
             if options.keepOrder {
