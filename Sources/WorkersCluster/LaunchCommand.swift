@@ -119,8 +119,4 @@ final class LaunchedCommand: @unchecked Sendable {  // @unchecked: `lock` guards
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// `exit 3`, `signal 9`.
-    static func describe(_ status: Int32) -> String {
-        WaitStatus(raw: status).description
-    }
 }

@@ -301,7 +301,7 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
                     }.get()
                     let job = output.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
                     guard status == 0, !job.isEmpty else {
-                        throw ProcessPoolError(.placementFailed("sbatch failed (\(LaunchedCommand.describe(status))): \(LaunchedCommand.tailOf(directory + "/launch.log"))"))
+                        throw ProcessPoolError(.placementFailed("sbatch failed (\(WaitStatus(raw: status))): \(LaunchedCommand.tailOf(directory + "/launch.log"))"))
                     }
                     slurmJobs.append(job)
                 } else {
@@ -323,7 +323,7 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
             if let refusal = hub.refused.last { detail += "; refused: \(refusal)" }
             for command in commands {
                 if let status = command.exited {
-                    detail += "; `\(command.arguments.prefix(3).joined(separator: " "))…` ended (\(LaunchedCommand.describe(status)))"
+                    detail += "; `\(command.arguments.prefix(3).joined(separator: " "))…` ended (\(WaitStatus(raw: status)))"
                     let tail = command.logTail
                     if !tail.isEmpty { detail += ": \(tail)" }
                 }

@@ -17,9 +17,19 @@ package func monotonicSeconds() -> Double {
 
 /// Calls `body` with `strings` as a NULL-terminated array of C strings (argv, envp), freed after.
 package func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
+    withCStrings(bytes: strings.map { Array($0.utf8) }, body)
+}
+
+/// Calls `body` with each byte string as a NUL-terminated C string in a NULL-terminated array,
+/// freed after: for arguments that are bytes, not text.
+package func withCStrings<R>(bytes strings: [[UInt8]], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers = strings.map { bytes -> UnsafeMutablePointer<CChar>? in
+        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+        for (index, byte) in bytes.enumerated() { pointer[index] = CChar(bitPattern: byte) }
+        pointer[bytes.count] = 0
+        return pointer
+    } + [nil]
+    defer { for pointer in pointers { pointer?.deallocate() } }
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 

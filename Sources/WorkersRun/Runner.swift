@@ -91,8 +91,9 @@ public final class Runner {
         var feedPending: [UInt8] = []
         var feedOffset = 0
         var fed = 0
-        /// `--pipe`: its stdin is closed once its block is written.
-        var closeFeedWhenWritten = false
+
+        /// The bytes it was given on stdin (the joblog's Send): its block, or what was fed.
+        var sent: Int { job.blockBytes + fed }
     }
 
     struct Finished {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 /// Inputs, file names and commands are bytes, and `workers run` hands them on unchanged. Inside,
 /// they ride in `String`s, which hold only Unicode: so bytes that are not UTF-8 are escaped into
@@ -91,15 +92,7 @@ extension String {
 
 /// Calls `body` with `strings` as a NULL-terminated array of C strings, their bytes unescaped.
 func withEscapedCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    let pointers = strings.map { string -> UnsafeMutablePointer<CChar>? in
-        let bytes = string.escapedBytes
-        let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-        for (index, byte) in bytes.enumerated() { pointer[index] = CChar(bitPattern: byte) }
-        pointer[bytes.count] = 0
-        return pointer
-    } + [nil]
-    defer { for pointer in pointers { pointer?.deallocate() } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    withCStrings(bytes: strings.map(\.escapedBytes), body)
 }
 
 /// `open(2)` of a file name given as an escaped string.

@@ -47,7 +47,7 @@ func readTextFile(_ path: String) -> String? {
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return String(escaping: bytes)
 }
 
 /// Where a symbolic link points, or `nil`.
@@ -61,17 +61,6 @@ func symbolicLinkTarget(_ path: String) -> String? {
 /// The value of an environment variable, or `nil`.
 func environmentValue(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
-}
-
-/// The process's environment as `NAME=value` strings.
-func environmentEntries() -> [String] {
-    var entries: [String] = []
-    var pointer = environ
-    while let entry = pointer.pointee {
-        entries.append(escapedString(cString: entry))
-        pointer += 1
-    }
-    return entries
 }
 
 /// `text` as a JSON string literal, quotes included, escaped as GNU escapes JSON.

@@ -118,7 +118,7 @@ extension Runner {
                 let sequence = state.nextSequence
                 state.nextSequence += 1
                 // Its input is a stream: a failed job is not run again.
-                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), slot: slot, feedsStdin: true)
+                launch(Pending(sequence: sequence, arguments: [], attempt: max(1, options.retries)), slot: slot, roundRobin: true)
                 guard state.running.count > count else { state.roundRobinQueue.removeAll(); state.inputDone = true; return }
                 target = count
             }
@@ -157,7 +157,8 @@ extension Runner {
         }
         state.running[index].feedPending = []
         state.running[index].feedOffset = 0
-        if state.running[index].closeFeedWhenWritten, state.running[index].feed >= 0 {
+        // --pipe: the job's stdin ends with its block.
+        if state.running[index].job.pipedBlock != nil, state.running[index].feed >= 0 {
             close(state.running[index].feed)
             state.running[index].feed = -1
         }

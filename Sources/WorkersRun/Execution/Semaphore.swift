@@ -36,12 +36,10 @@ enum SemaphoreMode {
             return 255
         }
         let argv = [shell, "-c", command]
-        let environment = environmentEntries()
+        // The command gets our environment as it is, byte for byte.
         if options.semaphoreForeground {
             // In our process group, so Ctrl-C reaches it; our stdin, stdout and stderr.
-            let pid = withEscapedCStrings(argv) { argv in
-                withEscapedCStrings(environment) { envp in cworkers_spawn_job(path, argv, envp, -1, -1, -1, nil, 0, 0) }
-            }
+            let pid = withEscapedCStrings(argv) { argv in cworkers_spawn_job(path, argv, environ, -1, -1, -1, nil, 0, 0) }
             guard pid > 0 else {
                 report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")
                 return 255
@@ -49,9 +47,7 @@ enum SemaphoreMode {
             let (exit, signal) = WaitStatus(raw: waitForExit(pid) ?? 0).exitAndSignal
             return signal != 0 ? 128 + signal : exit
         }
-        let pid = withEscapedCStrings(argv) { argv in
-            withEscapedCStrings(environment) { envp in cworkers_spawn_detached(path, argv, envp, slot) }
-        }
+        let pid = withEscapedCStrings(argv) { argv in cworkers_spawn_detached(path, argv, environ, slot) }
         guard pid > 0 else {
             report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")
             return 255

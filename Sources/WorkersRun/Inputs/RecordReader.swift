@@ -63,14 +63,7 @@ final class RecordReader {
 
     /// Where the next separator starts in the unread part of the buffer.
     private func separatorIndex() -> Int? {
-        guard separator.count > 1 else { return buffer[start...].firstIndex(of: separator[0]) }
-        var from = start
-        while let candidate = buffer[from...].firstIndex(of: separator[0]) {
-            guard candidate + separator.count <= buffer.count else { return nil }
-            if buffer[candidate..<candidate + separator.count].elementsEqual(separator) { return candidate }
-            from = candidate + 1
-        }
-        return nil
+        separator.count == 1 ? buffer[start...].firstIndex(of: separator[0]) : buffer[start...].firstRange(of: separator)?.lowerBound
     }
 
     private func nextRecord() -> String? {

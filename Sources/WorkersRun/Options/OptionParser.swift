@@ -39,6 +39,19 @@ struct OptionParser {
     func tokenize(_ words: [String], isSeparator: ([Token], String) -> Bool) throws(RunUsageError) -> (tokens: [Token], end: Int) {
         var tokens: [Token] = []
         var index = 0
+        // A value from the word after the option, when its kind takes one from there: always
+        // (required), unless it starts with `-` (optional), if it is a number (optional number).
+        func nextWord(for kind: OptionSpec.Value, spelled: String) throws(RunUsageError) -> String? {
+            let next = index + 1 < words.count ? words[index + 1] : nil
+            switch kind {
+            case .none: return nil
+            case .required: guard next != nil else { throw RunUsageError("option \(spelled) needs a value") }
+            case .optional: guard let next, !next.hasPrefix("-") else { return nil }
+            case .optionalNumber: guard let next, Double(next) != nil else { return nil }
+            }
+            index += 1
+            return words[index]
+        }
         while index < words.count {
             let word = words[index]
             if isSeparator(tokens, word) { break }
@@ -50,26 +63,8 @@ struct OptionParser {
                 let inline = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
                 let row = try longRow(name, spelled: "--" + name)
                 let spelled = OptionSpec.spelled(table[row].names.first { $0.count > 1 } ?? name)
-                let value: String?
-                switch table[row].value {
-                case .none:
-                    guard inline == nil else { throw RunUsageError("option \(spelled) does not take a value") }
-                    value = nil
-                case .required:
-                    if let inline { value = inline } else {
-                        index += 1
-                        guard index < words.count else { throw RunUsageError("option \(spelled) needs a value") }
-                        value = words[index]
-                    }
-                case .optional:
-                    if let inline { value = inline } else if index + 1 < words.count, !words[index + 1].hasPrefix("-") {
-                        index += 1; value = words[index]
-                    } else { value = nil }
-                case .optionalNumber:
-                    if let inline { value = inline } else if index + 1 < words.count, Double(words[index + 1]) != nil {
-                        index += 1; value = words[index]
-                    } else { value = nil }
-                }
+                if !table[row].value.takesValue, inline != nil { throw RunUsageError("option \(spelled) does not take a value") }
+                let value = if let inline { inline } else { try nextWord(for: table[row].value, spelled: spelled) }
                 tokens.append(Token(row: row, value: value, spelled: spelled))
             } else {
                 // A bundle of short options.
@@ -80,25 +75,12 @@ struct OptionParser {
                         throw RunUsageError(word.count > 2 ? "unknown option -\(character) (in \(word))" : "unknown option \(word)")
                     }
                     let spelled = "-" + String(character)
-                    var value: String?
-                    switch table[row].value {
-                    case .none: break
-                    case .required:
-                        if !rest.isEmpty { value = String(rest); rest = "" } else {
-                            index += 1
-                            guard index < words.count else { throw RunUsageError("option \(spelled) needs a value") }
-                            value = words[index]
-                        }
-                    case .optional:
-                        if !rest.isEmpty { value = String(rest); rest = "" } else if index + 1 < words.count, !words[index + 1].hasPrefix("-") {
-                            index += 1; value = words[index]
-                        }
-                    case .optionalNumber:
-                        let digits = rest.prefix { $0.isNumber || $0 == "." }
-                        if !digits.isEmpty { value = String(digits); rest = rest.dropFirst(digits.count) } else if rest.isEmpty, index + 1 < words.count, Double(words[index + 1]) != nil {
-                            index += 1; value = words[index]
-                        }
-                    }
+                    // A value takes the rest of the bundle (an optional number only its digits),
+                    // else, at the bundle's end, the next word.
+                    let kind = table[row].value
+                    let inBundle = kind.isNumber ? rest.prefix { $0.isNumber || $0 == "." } : kind.takesValue ? rest : ""
+                    rest = rest.dropFirst(inBundle.count)
+                    let value = try inBundle.isEmpty ? (rest.isEmpty ? nextWord(for: kind, spelled: spelled) : nil) : String(inBundle)
                     tokens.append(Token(row: row, value: value, spelled: spelled))
                 }
             }

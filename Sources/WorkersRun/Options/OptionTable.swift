@@ -30,6 +30,11 @@ struct OptionSpec: Sendable {
         case optional(String)
         /// A number if one is in the same word or is the next word (Getopt::Long's `:f`).
         case optionalNumber(String)
+
+        /// Whether the option takes a value at all.
+        var takesValue: Bool { if case .none = self { false } else { true } }
+        /// Whether its value is a number (and so, in a bundle, only the digits that follow).
+        var isNumber: Bool { if case .optionalNumber = self { true } else { false } }
     }
 
     /// Where the option's line goes in `--help`.
@@ -61,28 +66,20 @@ struct OptionSpec: Sendable {
     let support: Support
     let apply: @Sendable (inout OptionState, String?) throws(RunUsageError) -> Void
 
-    init(_ names: String, _ value: Value = .none, _ section: Section, _ help: String?,
+    /// A supported option: `names` as GNU writes them (`keep-order|keeporder|k`).
+    init(_ names: String, _ value: Value = .none, _ section: Section, _ help: String?, support: Support = .supported,
          _ apply: @escaping @Sendable (inout OptionState, String?) throws(RunUsageError) -> Void) {
         self.names = names.split(separator: "|").map(String.init)
         self.value = value
         self.section = section
         self.help = help
-        self.support = .supported
+        self.support = support
         self.apply = apply
     }
 
     /// A row GNU has and `workers run` refuses by name.
     static func refused(_ names: String, _ value: Value = .none, _ why: String? = nil) -> OptionSpec {
-        OptionSpec(names: names, value: value, why: why)
-    }
-
-    private init(names: String, value: Value, why: String?) {
-        self.names = names.split(separator: "|").map(String.init)
-        self.value = value
-        self.section = .other
-        self.help = nil
-        self.support = .refused(why)
-        self.apply = { _, _ in }
+        OptionSpec(names, value, .other, nil, support: .refused(why)) { _, _ in }
     }
 
     /// How the option is written: `-k`, `--keep-order`.

@@ -10,6 +10,9 @@ extension RunOptions {
         let argumentSeparatorRow = table.firstIndex { $0.names.first == "arg-sep" }!
         let fileSeparatorRow = table.firstIndex { $0.names.first == "arg-file-sep" }!
         var separators = (arguments: ":::", files: "::::")
+        func isSeparator(_ word: String, _ current: (arguments: String, files: String)) -> Bool {
+            word == current.arguments || word == current.arguments + "+" || word == current.files || word == current.files + "+"
+        }
         func separatorsAfter(_ tokens: [OptionParser.Token]) -> (arguments: String, files: String) {
             var result = separators
             for token in tokens {
@@ -19,10 +22,7 @@ extension RunOptions {
             return result
         }
         func tokenize(_ words: [String]) throws(RunUsageError) -> (tokens: [OptionParser.Token], end: Int) {
-            try parser.tokenize(words) { tokens, word in
-                let current = separatorsAfter(tokens)
-                return word == current.arguments || word == current.arguments + "+" || word == current.files || word == current.files + "+"
-            }
+            try parser.tokenize(words) { tokens, word in isSeparator(word, separatorsAfter(tokens)) }
         }
 
         let command = try tokenize(arguments)
@@ -58,12 +58,9 @@ extension RunOptions {
         if state.options.request != nil { return state.options }
 
         var index = command.end
-        func isSeparator(_ word: String) -> Bool {
-            word == separators.arguments || word == separators.arguments + "+" || word == separators.files || word == separators.files + "+"
-        }
         // The command, until the first source separator.
         state.options.template = commandPrefix
-        while index < arguments.count, !isSeparator(arguments[index]) {
+        while index < arguments.count, !isSeparator(arguments[index], separators) {
             state.options.template.append(arguments[index])
             index += 1
         }
@@ -74,7 +71,7 @@ extension RunOptions {
             let separator = arguments[index]
             index += 1
             var values: [String] = []
-            while index < arguments.count, !isSeparator(arguments[index]) {
+            while index < arguments.count, !isSeparator(arguments[index], separators) {
                 values.append(arguments[index])
                 index += 1
             }
@@ -87,30 +84,13 @@ extension RunOptions {
                     state.options.linked.append(linked)
                 }
             } else {
-                state.options.sources.append(.arguments(values.flatMap { split($0, at: valueSeparator) }))
+                state.options.sources.append(.arguments(values.flatMap { value in
+                    Array(value.utf8).split(separator: valueSeparator, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+                }))
                 state.options.linked.append(linked)
             }
         }
         return try state.resolved()
-    }
-
-    /// `text` cut at every `separator`, empty pieces kept.
-    static func split(_ text: String, at separator: [UInt8]) -> [String] {
-        let bytes = Array(text.utf8)
-        guard !separator.isEmpty, bytes.count >= separator.count else { return [text] }
-        var pieces: [String] = []
-        var start = 0, index = 0
-        while index + separator.count <= bytes.count {
-            if bytes[index..<index + separator.count].elementsEqual(separator) {
-                pieces.append(String(decoding: bytes[start..<index], as: UTF8.self))
-                index += separator.count
-                start = index
-            } else {
-                index += 1
-            }
-        }
-        pieces.append(String(decoding: bytes[start...], as: UTF8.self))
-        return pieces
     }
 }
 

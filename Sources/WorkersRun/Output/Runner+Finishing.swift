@@ -33,7 +33,7 @@ extension Runner {
         if joblog >= 0 {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
-            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.job.blockBytes + job.fed, received,
+            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.sent, received,
                               timedOut ? -1 : exit, timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
             write(joblog, line)
         }
@@ -50,7 +50,7 @@ extension Runner {
         if results != nil {
             finished.record = ResultsWriter.Record(
                 sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
-                runtime: runtime, sent: job.job.blockBytes + job.fed, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
+                runtime: runtime, sent: job.sent, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
         }
         if !ungroup, !lineBuffer || options.keepOrder {
             if options.keepOrder {

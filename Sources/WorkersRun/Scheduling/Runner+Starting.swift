@@ -96,9 +96,9 @@ extension Runner {
         flushInOrder(releasing: sequence)
     }
 
-    /// Spawns `job` in `slot` (or prints it, `--dry-run`); with `feedsStdin`, its stdin is a pipe
-    /// we write its input to (`--round-robin`).
-    func launch(_ job: Pending, slot: Int, feedsStdin roundRobin: Bool = false) {
+    /// Spawns `job` in `slot` (or prints it, `--dry-run`). Its stdin is a pipe we write to for
+    /// `--pipe` (its block) and `--round-robin` (the blocks it is handed while it runs).
+    func launch(_ job: Pending, slot: Int, roundRobin: Bool = false) {
         let feedsStdin = roundRobin || job.pipedBlock != nil
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
         if options.shellQuoteOnly {
@@ -147,10 +147,7 @@ extension Runner {
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
             started.feed = feed[1]
-            if let block = job.pipedBlock {
-                started.feedPending = block
-                started.closeFeedWhenWritten = true
-            }
+            if let block = job.pipedBlock { started.feedPending = block }
             if options.verbose, lineBuffer {
                 output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
@@ -213,13 +210,16 @@ extension Runner {
         func length(_ arguments: [String]) -> Int {
             builder.commandLine(for: CommandBuilder.Job(arguments: arguments, sequence: 1, slot: 1)).utf8.count
         }
+        // What one more input costs is what it costs a one-input line, plus the words repeated
+        // around it (-X) or the separating space (-m): the latter is the same for every input.
         let empty = length([""])
+        let overhead = length(["", ""]) - empty
         var result: [[String]] = []
         var current: [String] = []
         var currentLength = 0
         for value in values {
             let single = length([value])
-            let added = length(["", value]) - empty
+            let added = overhead + single - empty
             if !current.isEmpty, current.count >= perGroup || currentLength + added + 1 > options.maxLineLength {
                 result.append(current)
                 current = []
