@@ -52,12 +52,14 @@ import Testing
                 #expect(!spans.isEmpty, "\(workload) × \(mode) has no timeline")
             }
         }
-        // I/O: sleeping needs no CPU, so the speed-up holds on a busy machine — but not in the
-        // stress run under ThreadSanitizer, where the whole suite shares the cores with the
-        // sanitizer's bookkeeping; there only the structure and the ceilings below are checked.
+        // I/O: eight sleeps overlap. Serialized they would give 1; overlapped, about 8. The test
+        // asks only that they overlap (≥ 2), which the rest of the suite running beside it cannot
+        // hide (it measured 3.5 once, with a full suite on two cores); the lab's own target (≥ 6)
+        // is a measurement, checked by `check-lab` in CI. Not in the stress run under
+        // ThreadSanitizer, where only the structure and the ceilings below are checked.
         if ProcessInfo.processInfo.environment["WORKERS_STRESS"] != "1" {
-            #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 4)
-            #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 4)
+            #expect((cell("io-sleep", "threads")?.speedup ?? 0) >= 2)
+            #expect((cell("io-sleep", "async-1")?.speedup ?? 0) >= 2)
         }
         // The GIL's ceiling: one thread runs at a time, so the process never uses more than one
         // CPU's worth (a busy machine only lowers it; a speed-up would also need a fair serial run).
