@@ -89,6 +89,13 @@ public struct ClusterOptions: Sendable {
     public var ssh: [String] = ["ssh"]
     /// Extra variables for the agents' environment (through `srun`, `sbatch` and `ssh`).
     public var environment: [String: String] = [:]
+    /// Batches sent to each remote worker beyond the one it runs, so it starts the next without
+    /// waiting a network round trip. An agent thus holds at most `slots × (1 + prefetchPerSlot)`
+    /// batches; a slow one still takes less, since it asks for more only as it answers. A batch
+    /// waiting behind a running one is not charged an attempt when its worker is lost, and a
+    /// cancelled one kills its worker (the batch running there runs again). Default 1; 0 sends
+    /// a worker its next batch only after its answer arrives.
+    public var prefetchPerSlot = 1
 
     /// The defaults.
     public init() {}
@@ -224,6 +231,7 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
 
     let hub: ClusterHub
     let slots: Int
+    let prefetch: Int
     let launcher: any WorkerLauncher
     private let commands: [LaunchedCommand]
     private let slurmJobs: [String]
@@ -231,9 +239,10 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
     private let lock = PthreadLock()
     private var ended = false
 
-    private init(hub: ClusterHub, slots: Int, timeout: Duration, commands: [LaunchedCommand], slurmJobs: [String], keyPath: String?) {
+    private init(hub: ClusterHub, slots: Int, prefetch: Int, timeout: Duration, commands: [LaunchedCommand], slurmJobs: [String], keyPath: String?) {
         self.hub = hub
         self.slots = slots
+        self.prefetch = prefetch
         launcher = RemoteLauncher(hub: hub, timeout: timeout)
         self.commands = commands
         self.slurmJobs = slurmJobs
@@ -333,7 +342,10 @@ final class ClusterPlacementDriver: PlacementDriver, @unchecked Sendable {  // @
             throw ProcessPoolError(.placementFailed(detail))
         }
         context.logger.info("agents connected", metadata: ["agents": "\(joined)", "slots": "\(hub.slotCount)", "endpoint": "\(endpoint)"])
-        return ClusterPlacementDriver(hub: hub, slots: hub.slotCount, timeout: options.connectTimeout, commands: commands, slurmJobs: slurmJobs, keyPath: keyPath)
+        return ClusterPlacementDriver(
+            hub: hub, slots: hub.slotCount, prefetch: max(0, options.prefetchPerSlot), timeout: options.connectTimeout,
+            commands: commands, slurmJobs: slurmJobs, keyPath: keyPath
+        )
     }
 
     private static func listen(_ hub: ClusterHub, key: PoolKey, options: ClusterOptions) throws(ClusterError) -> (keyPath: String, port: UInt16, advertised: String) {

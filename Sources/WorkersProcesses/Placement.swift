@@ -49,6 +49,9 @@ package struct PlacementContext: Sendable {
 package protocol PlacementDriver: Sendable {
     /// Worker slots across every connected agent when the pool started.
     var slots: Int { get }
+    /// Batches each slot is sent beyond the one it runs, so its next starts without waiting a
+    /// network round trip (0: none).
+    var prefetch: Int { get }
     /// Starts a worker in a free slot of some agent.
     var launcher: any WorkerLauncher { get }
     /// The agents now.

@@ -142,18 +142,21 @@ public final class ProcessPool: Sendable {
         cworkers_ignore_sigpipe()
         let path = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let slots: Int
+        let prefetch: Int
         let launcher: any WorkerLauncher
         let metrics = metricsFactory.map { ProcessPoolMetrics(label: metricsLabel, factory: $0) }
         switch placement.kind {
         case .local(let workers):
             precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
             slots = workers
+            prefetch = 0  // a pipe's round trip is microseconds: nothing to hide
             launcher = ChildProcessLauncher(executable: path)
             self.placement = nil
         case .remote(let start):
             let context = PlacementContext(executable: path, jobSignatures: jobs.map { $0.wireSignature }.sorted(), heartbeat: heartbeat, logger: logger, metrics: metrics)
             let driver = try await start(context)
             slots = driver.slots
+            prefetch = driver.prefetch
             launcher = driver.launcher
             self.placement = driver
         }
@@ -164,7 +167,7 @@ public final class ProcessPool: Sendable {
                 jobNames: jobs.map { $0.name }, heartbeat: heartbeat, memoryLimit: memoryLimit,
                 spinNanoseconds: WorkerProcess.driverSpinNanoseconds
             ),
-            launcher: launcher, retry: retry, maxJobsPerWorker: maxJobsPerWorker, logger: logger, metrics: metrics
+            launcher: launcher, retry: retry, maxJobsPerWorker: maxJobsPerWorker, prefetch: prefetch, logger: logger, metrics: metrics
         )
         do {
             try await state.start()

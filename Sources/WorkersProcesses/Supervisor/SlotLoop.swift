@@ -27,8 +27,9 @@ struct SlotLoop {
     private var spinUntil: UInt64 = 0
     private var finished = false
     private var firstStartReported = false
-    /// The last attempt sent to the link detached last: a batch dispatched after it never ran.
-    private var lastSentOnDetached: UInt64?
+    /// The attempt the process on the link detached last was running, if any: the only one of
+    /// its batches that may be charged for its loss.
+    private var runningOnDetached: UInt64?
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private let heartbeatFrame = Frame(kind: .heartbeat).encodedHeaderOnly
     private let interval: UInt64
@@ -70,7 +71,9 @@ struct SlotLoop {
             if supervisor.state(of: index) == .stopping { perform(.stop) }
         case .kill(let attempt):
             guard link != nil, supervisor.confirmKill(index, attempt: attempt) else { return }  // a late cancel: a no-op
-            lost(.workerCrashed(signal: SIGKILL, exitCode: nil), reason: "cancelled")
+            // The cancelled batch may be one waiting behind the running one: that one is then
+            // killed too, through no fault of its own, and runs again without counting an attempt.
+            lost(.workerCrashed(signal: SIGKILL, exitCode: nil), reason: "cancelled", cancelling: attempt)
         }
     }
 
@@ -81,9 +84,12 @@ struct SlotLoop {
             switch command {
             case .none:
                 return
-            case .send(let dispatch):
-                supervisor.send(dispatch, from: index)
+            case .send(let dispatches):
+                for dispatch in dispatches { supervisor.send(dispatch, from: index) }
                 spinUntil = monotonicNanoseconds() + supervisor.configuration.spinNanoseconds
+                return
+            case .terminate:
+                lost(.workerCrashed(signal: SIGKILL, exitCode: nil), reason: "cancelled")
                 return
             case .stop:
                 stopLink()
@@ -144,8 +150,8 @@ struct SlotLoop {
     private mutating func detachLink() -> (any WorkerLink)? {
         guard let current = link else { return nil }
         let detached = slot.detach()
-        if detached.inFlight != nil { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
-        lastSentOnDetached = detached.lastSent
+        for _ in detached { supervisor.metrics?.batchEnded(answered: nil, nanoseconds: 0) }
+        runningOnDetached = detached.first?.attempt
         link = nil
         return current
     }
@@ -163,13 +169,16 @@ struct SlotLoop {
     /// The worker is gone, or must go (`code` says why): a link still attached is ended now; the
     /// state machine settles its batch and says whether to replace it.
     ///
-    /// A worker retired on purpose (`graceful`: its node drained) did not fail its batch: the
-    /// batch goes back to the queue without counting an attempt.
-    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil, graceful: Bool = false) {
+    /// A worker retired on purpose (`graceful`: its node drained) did not fail its batches: they
+    /// go back to the queue without counting an attempt. Nor did one killed to cancel a batch it
+    /// held (`cancelling`) fail the batch it was running, unless that is the cancelled one.
+    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil, graceful: Bool = false, cancelling: UInt64? = nil) {
         if let current = detachLink() { current.terminate() }
         supervisor.metrics?.workerExited(graceful ? "retired" : reason ?? code.metricsReason)
         logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))", "graceful": "\(graceful)"])
-        let command = supervisor.workerLost(index, code, lastSent: graceful ? nil : lastSentOnDetached)
+        var running = graceful ? nil : runningOnDetached
+        if let cancelling, running != cancelling { running = nil }
+        let command = supervisor.workerLost(index, code, running: running)
         if case .none = command {
             finished = true
             return
@@ -188,7 +197,7 @@ struct SlotLoop {
     /// One round of waiting on the link and the clock, and serving what came.
     private mutating func waitAndServe() {
         guard let current = link else { return }
-        let inFlight = slot.currentInFlight
+        let inFlight = slot.running
         var now = monotonicNanoseconds()
         var wakeAt = nextHeartbeat
         wakeAt = min(wakeAt, lastReceived &+ lostAfter)
@@ -264,13 +273,14 @@ struct SlotLoop {
         case .heartbeat:
             return
         case .result, .failure:
-            guard let inFlight = slot.takeInFlight(attempt: frame.requestID) else {
-                // Not the attempt running here: superseded, or never sent. Dropped.
+            let answeredAt = monotonicNanoseconds()
+            guard let inFlight = slot.takeInFlight(attempt: frame.requestID, now: answeredAt) else {
+                // Not an attempt in flight here: superseded, or never sent. Dropped.
                 logger.debug("answer dropped", metadata: ["slot": "\(index)", "request": "\(frame.requestID)"])
                 return
             }
             let request = inFlight.request
-            let nanoseconds = monotonicNanoseconds() - inFlight.sentAt
+            let nanoseconds = answeredAt - min(inFlight.startedAt, answeredAt)
             let result: Result<BatchAnswer, ProcessPoolError>
             if frame.kind == .result {
                 guard let outputs = try? frame.decode(Outputs.self), outputs.count == request.count else {
@@ -315,7 +325,7 @@ struct SlotLoop {
         if now >= nextHeartbeat {
             // Queued behind a full pipe, it goes out when this thread's next poll sees room.
             let frame = heartbeatFrame
-            _ = frame.withUnsafeBytes { slot.send(header: $0, frame: frame, generation: generation, inFlight: nil) }
+            _ = frame.withUnsafeBytes { slot.send(header: $0, frame: frame, generation: generation, batch: nil) }
             nextHeartbeat = now + interval
         }
         if now >= lastReceived &+ lostAfter {
@@ -329,7 +339,7 @@ struct SlotLoop {
             lost(.workerLost)
             return
         }
-        guard let inFlight = slot.currentInFlight else { return }
+        guard let inFlight = slot.running else { return }
         if let deadline = inFlight.deadline, now >= deadline, supervisor.confirmKill(index, attempt: inFlight.attempt) {
             lost(.timedOut)
             return

@@ -42,13 +42,13 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
     private var startFailure: ProcessPoolError?
     private let batchIDs = Atomic<UInt64>(0)
 
-    init(workers: Int, configuration: Configuration, launcher: any WorkerLauncher, retry: RetryPolicy, maxJobsPerWorker: Int?, logger: Logger, metrics: ProcessPoolMetrics?) {
+    init(workers: Int, configuration: Configuration, launcher: any WorkerLauncher, retry: RetryPolicy, maxJobsPerWorker: Int?, prefetch: Int = 0, logger: Logger, metrics: ProcessPoolMetrics?) {
         self.configuration = configuration
         self.launcher = launcher
         self.logger = logger
         self.metrics = metrics
         slots = (0..<workers).map { WorkerSlot(index: $0) }
-        machine = Machine(workers: workers, retry: retry, maxBatchesPerWorker: maxJobsPerWorker)
+        machine = Machine(workers: workers, retry: retry, maxBatchesPerWorker: maxJobsPerWorker, prefetch: prefetch)
         startsPending = workers
     }
 
@@ -128,15 +128,15 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
         let now = monotonicNanoseconds()
         let request = dispatch.request
         let inFlight = WorkerSlot.InFlight(
-            attempt: dispatch.attempt, request: request, sentAt: now,
-            deadline: request.timeout.map { now &+ UInt64(max(0, $0.saturatingNanoseconds)) }
+            attempt: dispatch.attempt, request: request, startedAt: now,
+            timeout: request.timeout.map { UInt64(max(0, $0.saturatingNanoseconds)) }
         )
         let slot = slots[dispatch.worker]
         let outcome: WorkerSlot.SendOutcome = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 13) { header in
             for index in 0..<5 { header[index] = request.frame[index] }
             var attempt = dispatch.attempt.bigEndian
             withUnsafeBytes(of: &attempt) { for index in 0..<8 { header[5 + index] = $0[index] } }
-            return slot.send(header: UnsafeRawBufferPointer(header), frame: request.frame, generation: dispatch.generation, inFlight: inFlight)
+            return slot.send(header: UnsafeRawBufferPointer(header), frame: request.frame, generation: dispatch.generation, batch: inFlight)
         }
         switch outcome {
         case .gone:
@@ -171,7 +171,7 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
             let action = machine.workerStartFailed(worker, error)
             return (action, machine.workers[worker].state == .gone, action.stopped ? takeStoppedWaiters() : [])
         }
-        if let resolution = action.resolution { resume(resolution) }
+        for resolution in action.resolutions { resume(resolution) }
         for waiter in waiters { waiter.resume() }
         return (action.command, gone)
     }
@@ -180,15 +180,15 @@ final class Supervisor: @unchecked Sendable {  // @unchecked: mutable state is g
         lock.withLock { machine.answer(worker: worker, attempt: attempt, result) }
     }
 
-    /// Returns what the slot's thread does next (`.none`: the slot is gone). `lastSent`: the last
-    /// attempt whose frame went to the lost process.
-    func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, lastSent: UInt64?) -> Machine.WorkerCommand {
+    /// Returns what the slot's thread does next (`.none`: the slot is gone). `running`: the
+    /// attempt the lost process was running, if one may be charged for the loss.
+    func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, running: UInt64?) -> Machine.WorkerCommand {
         let (action, waiters) = lock.withLock {
-            let action = machine.workerLost(worker, code, lastSent: lastSent)
+            let action = machine.workerLost(worker, code, running: running)
             return (action, action.stopped ? takeStoppedWaiters() : [])
         }
-        if let dispatch = action.dispatch { send(dispatch, from: worker) }
-        if let resolution = action.resolution { resume(resolution) }
+        for dispatch in action.dispatches { send(dispatch, from: worker) }
+        for resolution in action.resolutions { resume(resolution) }
         for waiter in waiters { waiter.resume() }
         return action.command
     }

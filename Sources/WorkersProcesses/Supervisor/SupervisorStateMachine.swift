@@ -57,17 +57,25 @@ struct BatchAnswer: Hashable, Sendable {
 ///
 /// Three lifecycles, each one `enum`:
 /// - the pool's ``Lifecycle``: running → draining | cancelling → stopped;
-/// - each worker's ``WorkerState``: starting → idle ⇄ busy(batch, attempt) → … → stopping → gone,
-///   with `down` for a slot whose process could not be started;
+/// - each worker's ``WorkerState``: starting → idle ⇄ busy(held) → … → stopping → gone, with
+///   `down` for a slot whose process could not be started;
 /// - each batch's ``BatchState``, a ledger: queued → dispatched(worker, attempt) → answered |
 ///   failed | cancelled. The terminal states are not stored: the event that reaches one returns
 ///   the batch's continuation with its ``Outcome``, exactly once, and forgets the batch.
 ///
 /// Every dispatch gets a fresh ``Attempt`` number (it is the frame's request id on the wire). A
 /// kill is always asked for *by attempt*, and only the worker's own thread carries it out, after
-/// ``confirmKill(worker:attempt:)`` says that attempt is still the one running: a cancellation
+/// ``confirmKill(worker:attempt:)`` says the worker still holds that attempt: a cancellation
 /// that arrives after the answer, or after the worker moved on to someone else's batch, is then a
-/// no-op. An answer for any attempt but the running one is dropped.
+/// no-op. An answer for any attempt the worker does not hold is dropped.
+///
+/// **Prefetch.** A worker holds up to `1 + prefetch` batches: the one it runs and the ones sent
+/// behind it, which it runs next without waiting a round trip for them (remote workers, whose
+/// round trip is a network's). A local pool has `prefetch` 0. The frames of a worker's batches
+/// may reach it in another order than they were dispatched (a caller's thread and the slot's
+/// thread both send), so the machine does not say which one runs: the slot's thread knows, and
+/// names it in ``workerLost(_:_:running:)``. Only that one is charged an attempt; the others held
+/// did not run and go back to the queue as they were.
 ///
 /// `Continuation` is what a caller is resumed through (a `CheckedContinuation` in the pool; a
 /// plain value in tests).
@@ -95,14 +103,21 @@ struct SupervisorStateMachine<Continuation> {
         case starting
         /// Ready for a batch. → `.busy`, `.stopping`, `.starting` (lost while idle).
         case idle
-        /// Running `attempt` of `batch`. → `.idle`, `.starting` (recycled or replaced), `.stopping`, `.gone`.
-        case busy(batch: BatchID, attempt: Attempt)
+        /// Holding `held` (never empty, in dispatch order): one runs, the rest wait in the worker.
+        /// → `.idle`, `.starting` (recycled or replaced), `.stopping`, `.gone`.
+        case busy([Held])
         /// No process: the last start failed. Started again when work needs it. → `.starting`, `.gone`.
         case down
         /// Told goodbye; being reaped. → `.gone`.
         case stopping
         /// Stopped for good. Final.
         case gone
+    }
+
+    /// One batch a worker holds, under the attempt it was sent as.
+    struct Held: Hashable, Sendable {
+        var batch: BatchID
+        var attempt: Attempt
     }
 
     /// Where a batch is in the ledger while it is open.
@@ -137,10 +152,12 @@ struct SupervisorStateMachine<Continuation> {
 
     /// What a worker's own thread does next with its worker.
     enum WorkerCommand: Sendable {
-        /// Nothing: it waits (idle, or busy with a batch sent by its caller).
+        /// Nothing: it waits (idle, or busy with batches sent by their callers).
         case none
-        /// Send this batch (to this worker).
-        case send(Dispatch)
+        /// Send these batches (to this worker), in order; never empty.
+        case send([Dispatch])
+        /// Kill the process, whose batches were all cancelled (then report ``workerLost(_:_:running:)``).
+        case terminate
         /// Say goodbye and reap it (then report ``workerStopped(_:)``).
         case stop
         /// Stop it gracefully and start a fresh process (`maxJobsPerWorker` reached).
@@ -151,12 +168,12 @@ struct SupervisorStateMachine<Continuation> {
 
     /// What to do after a worker's process was lost or could not be started.
     struct LossAction {
-        /// The batch it held (or, for a failed start, the queued batch it fails), if that ended.
-        var resolution: Resolution?
+        /// The batches it held that ended (or, for a failed start, the queued batch it fails).
+        var resolutions: [Resolution] = []
         /// For the lost worker's thread.
         var command: WorkerCommand
-        /// A re-queued batch that went straight to another idle worker.
-        var dispatch: Dispatch?
+        /// Re-queued batches that went straight to other workers with room.
+        var dispatches: [Dispatch] = []
         /// The pool has just stopped.
         var stopped: Bool
     }
@@ -177,7 +194,7 @@ struct SupervisorStateMachine<Continuation> {
 
     /// The decision for a submitted batch.
     enum SubmitAction {
-        /// An idle worker takes it: the caller sends it.
+        /// A worker with room takes it: the caller sends it.
         case send(Dispatch)
         /// It waits in the queue; when `start` is set, that worker must be started to take it.
         case queued(start: Int?)
@@ -191,13 +208,13 @@ struct SupervisorStateMachine<Continuation> {
         case none
         /// It was queued: resume it with `CancellationError`.
         case resume(Continuation)
-        /// It is running: ask `worker`'s thread to kill `attempt`.
+        /// A worker holds it: ask `worker`'s thread to kill `attempt`.
         case kill(worker: Int, attempt: Attempt)
     }
 
     /// What to do after an answer arrived.
     enum AnswerAction {
-        /// Not for the running attempt (superseded, or never sent): ignored.
+        /// Not for an attempt the worker holds (superseded, or never sent): ignored.
         case dropped
         /// The batch ended; then the worker does `next`.
         case resolved(Resolution, next: WorkerCommand)
@@ -225,17 +242,22 @@ struct SupervisorStateMachine<Continuation> {
 
     let retry: RetryPolicy
     let maxBatchesPerWorker: Int?
+    /// Batches a worker holds beyond the one it runs.
+    let prefetch: Int
     private(set) var lifecycle = Lifecycle.running
     private(set) var workers: [Worker]
     private var batches: [BatchID: Batch] = [:]
     private var queue: Deque<BatchID> = []
     private var nextAttempt: Attempt = 0
 
-    /// A pool of `workers` slots, each `.starting` (its thread starts its first process).
-    init(workers: Int, retry: RetryPolicy = .none, maxBatchesPerWorker: Int? = nil) {
+    /// A pool of `workers` slots, each `.starting` (its thread starts its first process), each
+    /// holding up to `1 + prefetch` batches.
+    init(workers: Int, retry: RetryPolicy = .none, maxBatchesPerWorker: Int? = nil, prefetch: Int = 0) {
         precondition(workers >= 1, "workers must be at least 1 (got \(workers))")
+        precondition(prefetch >= 0, "prefetch must not be negative (got \(prefetch))")
         self.retry = retry
         self.maxBatchesPerWorker = maxBatchesPerWorker
+        self.prefetch = prefetch
         self.workers = Array(repeating: Worker(), count: workers)
     }
 
@@ -252,7 +274,7 @@ struct SupervisorStateMachine<Continuation> {
     mutating func submit(_ request: BatchRequest, id: BatchID, continuation: Continuation) -> SubmitAction {
         guard lifecycle == .running else { return .reject(request.error(.shutDown)) }
         batches[id] = Batch(request: request, continuation: continuation)
-        if queue.isEmpty, let worker = workers.firstIndex(where: { $0.state == .idle }) {
+        if queue.isEmpty, let worker = leastLoadedWorkerWithRoom() {
             return .send(dispatch(id, to: worker))
         }
         queue.append(id)
@@ -277,10 +299,10 @@ struct SupervisorStateMachine<Continuation> {
 
     // MARK: A worker's thread
 
-    /// Whether `attempt` is still the one `worker` runs: the worker's thread asks before it kills
-    /// (for a cancellation, a time-out or the memory limit), so it never kills another batch.
+    /// Whether `worker` still holds `attempt`: the worker's thread asks before it kills (for a
+    /// cancellation, a time-out or the memory limit), so it never kills for a batch that ended.
     func confirmKill(worker: Int, attempt: Attempt) -> Bool {
-        if case .busy(_, attempt) = workers[worker].state { return true }
+        if case .busy(let held) = workers[worker].state { return held.contains { $0.attempt == attempt } }
         return false
     }
 
@@ -301,9 +323,9 @@ struct SupervisorStateMachine<Continuation> {
     /// are queued.
     mutating func workerStartFailed(_ worker: Int, _ error: ProcessPoolError) -> LossAction {
         precondition(workers[worker].state == .starting, "workerStartFailed in \(workers[worker].state)")
-        var resolution: Resolution?
+        var resolutions: [Resolution] = []
         if lifecycle == .running || lifecycle == .draining, let id = queue.popFirst(), let batch = batches.removeValue(forKey: id) {
-            resolution = Resolution(continuation: batch.continuation, outcome: .failed(batch.request.error(error.code)))
+            resolutions.append(Resolution(continuation: batch.continuation, outcome: .failed(batch.request.error(error.code))))
         }
         let command: WorkerCommand
         if lifecycle == .cancelling || lifecycle == .stopped || (lifecycle == .draining && queue.isEmpty) {
@@ -315,17 +337,19 @@ struct SupervisorStateMachine<Continuation> {
         } else {
             command = .start  // still .starting
         }
-        return LossAction(resolution: resolution, command: command, dispatch: nil, stopped: checkStopped())
+        return LossAction(resolutions: resolutions, command: command, stopped: checkStopped())
     }
 
     /// `worker` answered `attempt`: outputs, or the job's thrown error as `.failure`.
     mutating func answer(worker: Int, attempt: Attempt, _ result: Result<BatchAnswer, ProcessPoolError>) -> AnswerAction {
-        guard case .busy(let id, attempt) = workers[worker].state, let batch = batches.removeValue(forKey: id) else {
+        guard case .busy(var held) = workers[worker].state, let position = held.firstIndex(where: { $0.attempt == attempt }),
+              let batch = batches.removeValue(forKey: held[position].batch) else {
             return .dropped
         }
+        held.remove(at: position)
         workers[worker].answered += 1
         workers[worker].answeredByProcess += 1
-        workers[worker].state = .idle
+        workers[worker].state = held.isEmpty ? .idle : .busy(held)
         let outcome: Outcome
         if batch.cancelRequested {
             outcome = .cancelled
@@ -336,6 +360,12 @@ struct SupervisorStateMachine<Continuation> {
             }
         }
         let resolution = Resolution(continuation: batch.continuation, outcome: outcome)
+        if !held.isEmpty {
+            // Still busy: in a cancellation the rest are killed; otherwise it takes what fits.
+            if lifecycle == .cancelling { return .resolved(resolution, next: .terminate) }
+            let sends = fill(worker)
+            return .resolved(resolution, next: sends.isEmpty ? .none : .send(sends))
+        }
         if let limit = maxBatchesPerWorker, workers[worker].answeredByProcess >= limit, lifecycle != .cancelling {
             if lifecycle == .running || !queue.isEmpty {
                 workers[worker].state = .starting
@@ -347,51 +377,51 @@ struct SupervisorStateMachine<Continuation> {
 
     /// `worker`'s process is gone: it died, broke the protocol, fell silent, or was killed by its
     /// thread (after ``confirmKill(worker:attempt:)``) for a cancellation, a time-out or a limit.
-    /// `code` says how; a batch it held is retried under the ``RetryPolicy`` or fails with it.
+    /// `code` says how. A cancelled batch it held ends as cancelled; the one it was running is
+    /// retried under the ``RetryPolicy`` or fails with `code`.
     ///
-    /// `lastSent` is the last attempt whose frame reached that process (`nil`: none). A batch
-    /// dispatched to the worker as it was being lost, whose frame never reached it, did not run:
-    /// it goes back to the front of the queue without counting as an attempt.
-    mutating func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, lastSent: Attempt?) -> LossAction {
-        let previous = workers[worker].state
-        var resolution: Resolution?
-        var dispatch: Dispatch?
-        if case .busy(let id, let attempt) = previous, var batch = batches[id] {
-            if batch.cancelRequested || lifecycle == .cancelling {
-                batches[id] = nil
-                resolution = Resolution(continuation: batch.continuation, outcome: .cancelled)
-            } else if lastSent != attempt {
-                batch.attempts -= 1
-                batch.state = .queued
-                batches[id] = batch
-                queue.prepend(id)
-            } else if retry.retries(after: batch.attempts, code) {
-                batch.state = .queued
-                batches[id] = batch
-                queue.prepend(id)  // first in line: it has waited longest
-            } else {
-                batches[id] = nil
-                resolution = Resolution(continuation: batch.continuation, outcome: .failed(batch.request.error(code)))
+    /// `running` is the attempt the process was running when it was lost: its frame reached the
+    /// process and its answer had not come (`nil`: none, or a loss that is no batch's fault).
+    /// Every other batch it held did not run — it waited behind that one, or was dispatched as the
+    /// worker was being lost and never reached it — and goes back to the front of the queue,
+    /// in order, without counting as an attempt.
+    mutating func workerLost(_ worker: Int, _ code: ProcessPoolError.Code, running: Attempt?) -> LossAction {
+        var action = LossAction(command: .none, stopped: false)
+        if case .busy(let held) = workers[worker].state {
+            var requeued: [BatchID] = []
+            for item in held {
+                guard var batch = batches[item.batch] else { continue }
+                if batch.cancelRequested || lifecycle == .cancelling {
+                    batches[item.batch] = nil
+                    action.resolutions.append(Resolution(continuation: batch.continuation, outcome: .cancelled))
+                } else if item.attempt != running || retry.retries(after: batch.attempts, code) {
+                    if item.attempt != running { batch.attempts -= 1 }
+                    batch.state = .queued
+                    batches[item.batch] = batch
+                    requeued.append(item.batch)  // first in line: they have waited longest
+                } else {
+                    batches[item.batch] = nil
+                    action.resolutions.append(Resolution(continuation: batch.continuation, outcome: .failed(batch.request.error(code))))
+                }
             }
+            queue.prepend(contentsOf: requeued)
         }
-        let command: WorkerCommand
         switch lifecycle {
         case .running:
             workers[worker].state = .starting
-            command = .start
+            action.command = .start
         case .draining where !queue.isEmpty:
             workers[worker].state = .starting
-            command = .start
+            action.command = .start
         case .draining, .cancelling, .stopped:
             workers[worker].state = .gone
-            command = .none
         }
-        // A re-queued batch goes to another idle worker at once, rather than wait for the restart.
-        if let first = queue.first, let other = workers.firstIndex(where: { $0.state == .idle }) {
-            queue.removeFirst()
-            dispatch = self.dispatch(first, to: other)
+        // Re-queued batches go to other workers with room at once, rather than wait for the restart.
+        while !queue.isEmpty, let other = leastLoadedWorkerWithRoom() {
+            action.dispatches.append(dispatch(queue.removeFirst(), to: other))
         }
-        return LossAction(resolution: resolution, command: command, dispatch: dispatch, stopped: checkStopped())
+        action.stopped = checkStopped()
+        return action
     }
 
     /// `worker` was told goodbye and has been reaped.
@@ -426,8 +456,8 @@ struct SupervisorStateMachine<Continuation> {
             case .idle where lifecycle == .cancelling || queue.isEmpty:
                 workers[index].state = .stopping
                 action.stops.append(index)
-            case .busy(_, let attempt) where lifecycle == .cancelling:
-                action.kills.append((index, attempt))
+            case .busy(let held) where lifecycle == .cancelling:
+                action.kills.append((index, held[0].attempt))
             case .down where lifecycle == .cancelling || queue.isEmpty:
                 workers[index].state = .gone
             case .down:
@@ -448,10 +478,12 @@ struct SupervisorStateMachine<Continuation> {
     func checkInvariants() {
         var running: [BatchID: Attempt] = [:]
         for (index, worker) in workers.enumerated() {
-            if case .busy(let id, let attempt) = worker.state {
-                precondition(running[id] == nil, "batch \(id) runs on two workers")
-                running[id] = attempt
-                precondition(batches[id]?.state == .dispatched(worker: index, attempt: attempt), "worker \(index) runs \(id), whose ledger says \(String(describing: batches[id]?.state))")
+            guard case .busy(let held) = worker.state else { continue }
+            precondition(!held.isEmpty && held.count <= 1 + prefetch, "worker \(index) holds \(held.count) batches")
+            for item in held {
+                precondition(running[item.batch] == nil, "batch \(item.batch) is held by two workers")
+                running[item.batch] = item.attempt
+                precondition(batches[item.batch]?.state == .dispatched(worker: index, attempt: item.attempt), "worker \(index) holds \(item.batch), whose ledger says \(String(describing: batches[item.batch]?.state))")
             }
         }
         for (id, batch) in batches {
@@ -461,30 +493,67 @@ struct SupervisorStateMachine<Continuation> {
             }
         }
         precondition(queue.count == Set(queue).count, "a batch is queued twice")
-        if !queue.isEmpty { precondition(!workers.contains { $0.state == .idle }, "a batch waits while a worker is idle") }
+        if !queue.isEmpty { precondition(!workers.indices.contains { room(of: $0) > 0 }, "a batch waits while a worker has room") }
         if lifecycle == .stopped { precondition(workers.allSatisfy { $0.state == .gone } && batches.isEmpty, "stopped with work left") }
     }
 
     // MARK: Internals
 
-    /// Marks batch `id` as sent to idle `worker` under a fresh attempt.
+    /// How many more batches `worker` may hold now: none unless it is idle or busy, at most
+    /// `1 + prefetch` in all, and no more than its process may answer before it is recycled.
+    private func room(of worker: Int) -> Int {
+        let held: Int
+        switch workers[worker].state {
+        case .idle: held = 0
+        case .busy(let items): held = items.count
+        case .starting, .down, .stopping, .gone: return 0
+        }
+        var capacity = 1 + prefetch
+        if let limit = maxBatchesPerWorker { capacity = min(capacity, limit - workers[worker].answeredByProcess) }
+        return max(0, capacity - held)
+    }
+
+    /// The worker with the most room (the lowest index among equals): the least loaded one.
+    private func leastLoadedWorkerWithRoom() -> Int? {
+        var best: (worker: Int, room: Int)?
+        for index in workers.indices {
+            let room = room(of: index)
+            if room > 0, room > (best?.room ?? 0) { best = (index, room) }
+        }
+        return best?.worker
+    }
+
+    /// Marks batch `id` as sent to `worker` (which has room) under a fresh attempt.
     private mutating func dispatch(_ id: BatchID, to worker: Int) -> Dispatch {
         nextAttempt += 1
         let attempt = nextAttempt
         batches[id]!.state = .dispatched(worker: worker, attempt: attempt)
         batches[id]!.attempts += 1
-        workers[worker].state = .busy(batch: id, attempt: attempt)
+        let item = Held(batch: id, attempt: attempt)
+        if case .busy(let held) = workers[worker].state {
+            workers[worker].state = .busy(held + [item])
+        } else {
+            workers[worker].state = .busy([item])
+        }
         return Dispatch(worker: worker, generation: workers[worker].generation, attempt: attempt, batch: id, request: batches[id]!.request)
     }
 
-    /// What an idle `worker` does next: the next queued batch, or goodbye when the pool winds down.
+    /// Dispatches queued batches to `worker` while it has room.
+    private mutating func fill(_ worker: Int) -> [Dispatch] {
+        var sends: [Dispatch] = []
+        while room(of: worker) > 0, let id = queue.popFirst() { sends.append(dispatch(id, to: worker)) }
+        return sends
+    }
+
+    /// What an idle `worker` does next: the next queued batches, or goodbye when the pool winds down.
     private mutating func nextCommand(for worker: Int) -> WorkerCommand {
         switch lifecycle {
         case .cancelling, .stopped:
             workers[worker].state = .stopping
             return .stop
         case .running, .draining:
-            if let id = queue.popFirst() { return .send(dispatch(id, to: worker)) }
+            let sends = fill(worker)
+            if !sends.isEmpty { return .send(sends) }
             if lifecycle == .draining {
                 workers[worker].state = .stopping
                 return .stop

@@ -2,11 +2,12 @@
 import Glibc
 #endif
 import CWorkersShims
+import DequeModule
 import WorkersCore
 import WorkersWire
 
 /// What one worker slot shares between its own thread and everyone else: the current link's
-/// outbound side, the batch in flight, and a mailbox with a wake-up descriptor.
+/// outbound side, the batches in flight, and a mailbox with a wake-up descriptor.
 ///
 /// Callers write a Submit frame here themselves when the worker is idle (no hop through the
 /// slot's thread); the slot's thread reads the link, keeps the time, and carries out the
@@ -23,14 +24,18 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
         case kill(attempt: UInt64)
     }
 
-    /// The batch the worker runs now, as the slot's thread needs it.
+    /// A batch sent to the worker and not yet answered, as the slot's thread needs it.
     struct InFlight: Sendable {
         var attempt: UInt64
         var request: BatchRequest
-        /// When it was sent (monotonic nanoseconds).
-        var sentAt: UInt64
+        /// When the worker began it (monotonic nanoseconds): when it was sent, or, for a batch
+        /// sent behind others, when the answer before it was read.
+        var startedAt: UInt64
+        /// How long it may run, in nanoseconds, if it can time out.
+        var timeout: UInt64?
+
         /// When it times out, if it can.
-        var deadline: UInt64?
+        var deadline: UInt64? { timeout.map { startedAt &+ $0 } }
     }
 
     enum SendOutcome {
@@ -52,9 +57,9 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     private var pending: [UInt8] = []
     private var pendingOffset = 0
     private var commands: [Command] = []
-    private var inFlight: InFlight?
-    /// The last attempt whose frame went to the current process.
-    private var lastSent: UInt64?
+    /// The batches sent to the current process and not answered, in the order their frames went
+    /// out, which is the order the worker runs them: the first one runs.
+    private var inFlight: Deque<InFlight> = []
 
     init(index: Int) {
         self.index = index
@@ -71,8 +76,8 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     /// Whether bytes wait for the descriptor to become writable.
     var hasPendingOutput: Bool { lock.withLock { pendingOffset < pending.count } }
 
-    /// The batch in flight now.
-    var currentInFlight: InFlight? { lock.withLock { inFlight } }
+    /// The batch the worker runs now (the first in flight).
+    var running: InFlight? { lock.withLock { inFlight.first } }
 
     /// Makes `link` the slot's current process, number `generation`.
     func install(_ link: any WorkerLink, generation: UInt64) {
@@ -81,29 +86,20 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
             self.generation = generation
             pending.removeAll()
             pendingOffset = 0
-            inFlight = nil
-            lastSent = nil
+            inFlight.removeAll()
         }
     }
 
-    /// What was on a link when it was detached.
-    struct Detached {
-        /// The batch in flight, if its answer had not been read.
-        var inFlight: InFlight?
-        /// The last attempt whose frame went to the process.
-        var lastSent: UInt64?
-    }
-
     /// Stops every sender from using the current link (before it is released); returns what was
-    /// in flight on it. A send after this finds no link and writes nothing.
+    /// in flight on it, the running batch first. A send after this finds no link and writes nothing.
     @discardableResult
-    func detach() -> Detached {
+    func detach() -> [InFlight] {
         lock.withLock {
             link = nil
             pending.removeAll()
             pendingOffset = 0
-            defer { inFlight = nil }
-            return Detached(inFlight: inFlight, lastSent: lastSent)
+            defer { inFlight.removeAll() }
+            return Array(inFlight)
         }
     }
 
@@ -118,15 +114,12 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     }
 
     /// Sends a frame — `header` (13 bytes, request id already in it), then `frame[13...]` — to
-    /// process `generation`, recording `inFlight` first so the answer always finds it.
-    func send(header: UnsafeRawBufferPointer, frame: [UInt8], generation: UInt64, inFlight: InFlight?) -> SendOutcome {
+    /// process `generation`, recording `batch` (sent at `now`) first so the answer always finds it.
+    func send(header: UnsafeRawBufferPointer, frame: [UInt8], generation: UInt64, batch: InFlight?) -> SendOutcome {
         lock.lock()
         defer { lock.unlock() }
         guard let link, self.generation == generation else { return .gone }
-        if let inFlight {
-            self.inFlight = inFlight
-            lastSent = inFlight.attempt
-        }
+        if let batch { inFlight.append(batch) }
         let bodyCount = frame.count - Frame.headerSize - 4
         if pendingOffset < pending.count {
             pending.append(contentsOf: header)
@@ -170,12 +163,14 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
         }
     }
 
-    /// Takes the batch in flight if it is `attempt`.
-    func takeInFlight(attempt: UInt64) -> InFlight? {
+    /// Takes batch `attempt` from those in flight, if it is one, as its answer was read at `now`;
+    /// the next one then runs from `now`.
+    func takeInFlight(attempt: UInt64, now: UInt64) -> InFlight? {
         lock.withLock {
-            guard let current = inFlight, current.attempt == attempt else { return nil }
-            inFlight = nil
-            return current
+            guard let position = inFlight.firstIndex(where: { $0.attempt == attempt }) else { return nil }
+            let taken = inFlight.remove(at: position)
+            if position == 0, !inFlight.isEmpty { inFlight[0].startedAt = max(inFlight[0].startedAt, now) }
+            return taken
         }
     }
 
