@@ -159,12 +159,12 @@ struct SocketPairPool {
     let supervisor: Supervisor
     let launcher: SocketPairLauncher
 
-    init(workers: Int = 2, heartbeat: Heartbeat = .standard, retry: RetryPolicy = .none, welcomeVersion: UInt16 = WireProtocol.version, script: @escaping SocketPairLauncher.Script) async throws {
+    init(workers: Int = 2, heartbeat: Heartbeat = .standard, retry: RetryPolicy = .none, prefetch: Int = 0, welcomeVersion: UInt16 = WireProtocol.version, script: @escaping SocketPairLauncher.Script) async throws {
         launcher = SocketPairLauncher(welcomeVersion: welcomeVersion, script: script)
         supervisor = Supervisor(
             workers: workers,
             configuration: Supervisor.Configuration(jobNames: ["script"], heartbeat: heartbeat, memoryLimit: nil, spinNanoseconds: 0),
-            launcher: launcher, retry: retry, maxJobsPerWorker: nil,
+            launcher: launcher, retry: retry, maxJobsPerWorker: nil, prefetch: prefetch,
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: nil
         )
         try await supervisor.start()

@@ -17,8 +17,10 @@ let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"
 /// The supervisor over socketpair links to in-process workers: no child process anywhere, so the
 /// link seam is what these tests stand on.
 @Suite(.timeLimit(.minutes(2))) struct SupervisorTests {
-    @Test func runsBatchesOverSocketPairLinks() async throws {
-        let pool = try await SocketPairPool(workers: 2) { .answer($0 * 3) }
+    /// With `prefetch` 1 each link carries a second batch behind the one its worker runs.
+    @Test(arguments: [0, 1])
+    func runsBatchesOverSocketPairLinks(prefetch: Int) async throws {
+        let pool = try await SocketPairPool(workers: 2, prefetch: prefetch) { .answer($0 * 3) }
         #expect(try await pool.run(5) == 15)
         let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for input in 0..<200 { group.addTask { (input, try await pool.run(input)) } }
@@ -83,10 +85,13 @@ let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"
     }
 
     /// Target (g): cancellations raced against answers never fail an innocent batch. Every other
-    /// batch is cancelled at a random moment around its answer; the rest must all succeed.
-    @Test func tenThousandCancellationsRacedAgainstAnswersFailNoInnocentBatch() async throws {
+    /// batch is cancelled at a random moment around its answer; the rest must all succeed. With
+    /// `prefetch` 1, a cancelled batch may be the one waiting behind an innocent one, whose
+    /// worker is then killed: the innocent batch runs again, and still succeeds with no retries.
+    @Test(arguments: [0, 1])
+    func tenThousandCancellationsRacedAgainstAnswersFailNoInnocentBatch(prefetch: Int) async throws {
         let count = ProcessInfo.processInfo.environment["WORKERS_STRESS"] == "1" ? 10_000 : 2_000
-        let pool = try await SocketPairPool(workers: 2) { .answer($0) }
+        let pool = try await SocketPairPool(workers: 2, prefetch: prefetch) { .answer($0) }
         let (innocentFailures, cancelled) = try await withThrowingTaskGroup(of: (Bool, Bool).self) { group in
             var next = 0
             var innocentFailures = 0

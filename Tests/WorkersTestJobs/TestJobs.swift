@@ -10,6 +10,7 @@ import WorkersProcesses
 public enum TestJobs {
     public static let all: [any Job.Type] = [
         Square.self, Echo.self, Nap.self, Trap.self, Fail.self, ExitNow.self, Garbage.self, WhoAmI.self, Spin.self, CrashIf.self, CrashOnce.self, Hog.self,
+        Pace.self,
     ]
 }
 
@@ -32,6 +33,18 @@ public struct Nap: Job {
     public func run(_ input: Int) async throws -> Int32 {
         usleep(UInt32(input) * 1000)
         return getpid()
+    }
+}
+
+/// Sleeps `input` milliseconds times the worker's pace (`WORKERS_TEST_PACE`, default 1), and
+/// returns the pace: a slow host, in a test, is an agent started with a larger one.
+public struct Pace: Job {
+    public static let name = "pace"
+    public init() {}
+    public func run(_ input: Int) async throws -> Int {
+        let pace = getenv("WORKERS_TEST_PACE").flatMap { Int(String(cString: $0)) } ?? 1
+        usleep(UInt32(input * pace) * 1000)
+        return pace
     }
 }
 

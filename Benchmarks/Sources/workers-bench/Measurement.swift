@@ -88,6 +88,7 @@ enum Report {
     static func human(_ seconds: Double, unit: String = "") -> String {
         if unit == "MiB" { return String(format: "%.1f MiB", seconds) }
         if unit == "jobs/s" { return String(format: "%.0f/s", seconds) }
+        if unit == "× ideal" { return String(format: "%.2f×", seconds) }
         return switch seconds {
         case ..<1e-6: String(format: "%.0f ns", seconds * 1e9)
         case ..<1e-3: String(format: "%.2f µs", seconds * 1e6)

@@ -21,12 +21,14 @@ enum BenchJobs {
         func run(_ input: Int) async throws -> UInt64 { burn(input) }
     }
 
-    /// Sleeps `input` milliseconds.
+    /// Sleeps `input` milliseconds, times `WORKERS_BENCH_PACE` (default 1: a slow host is an
+    /// agent started with a larger pace); returns the pace.
     struct Sleep: Job {
         static let name = "bench-sleep"
         func run(_ input: Int) async throws -> Int {
-            usleep(UInt32(input) * 1_000)
-            return input
+            let pace = getenv("WORKERS_BENCH_PACE").flatMap { Int(String(cString: $0)) } ?? 1
+            usleep(UInt32(input * pace) * 1_000)
+            return pace
         }
     }
 
