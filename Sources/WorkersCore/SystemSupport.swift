@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CWorkersShims
 
 
 /// CLOCK_MONOTONIC in nanoseconds: comparable across the processes of one machine.
@@ -92,4 +93,34 @@ package func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         offset += written
     }
     return true
+}
+
+/// A file descriptor owned by whoever holds this object: closed exactly once, when the last
+/// holder lets it go. There is no -1: a descriptor that could not be opened is `nil`, and
+/// setting an optional that holds one to `nil` closes it (when it was the last holder).
+package final class OwnedDescriptor {
+    /// The descriptor, for the system calls that take one. Valid while this object lives.
+    package let raw: Int32
+
+    /// Takes ownership of `raw`; `nil` when it is negative (a failed open, `errno` untouched).
+    package init?(_ raw: Int32) {
+        guard raw >= 0 else { return nil }
+        self.raw = raw
+    }
+
+    deinit {
+        // A close in the middle of error handling must not change the errno being reported.
+        let saved = errno
+        close(raw)
+        errno = saved
+    }
+}
+
+/// Two ends of a pipe made with `O_CLOEXEC`, or `nil` with `errno` set.
+package func ownedPipe() -> (read: OwnedDescriptor, write: OwnedDescriptor)? {
+    var ends: [Int32] = [-1, -1]
+    let made = cworkers_pipe_cloexec(&ends)
+    guard made == 0 else { errno = -made; return nil }
+    guard let read = OwnedDescriptor(ends[0]), let write = OwnedDescriptor(ends[1]) else { return nil }
+    return (read, write)
 }

@@ -34,12 +34,13 @@ public final class Runner {
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
     let environment: [UnsafeMutablePointer<CChar>?]
     let output: OutputWriter
-    var joblog: Int32 = -1
+    var joblog: OwnedDescriptor?
     var skip: Set<Int> = []
-    let devNull: Int32
+    let devNull: OwnedDescriptor?
     /// `--tty`: the terminal, the jobs' stdin.
-    let terminal: Int32
-    var signalPipe: [Int32] = [-1, -1]
+    let terminal: OwnedDescriptor?
+    /// The signals' way into the poll loop: a handler writes the signal's number to `write`.
+    var signalPipe: (read: OwnedDescriptor, write: OwnedDescriptor)?
     /// `--results`: where outputs are saved instead of printed.
     let results: ResultsWriter?
     /// `--line-buffer` and `-u` as they apply: `--results` saves whole outputs instead.
@@ -56,8 +57,8 @@ public final class Runner {
         var command: String?
         /// `--cat`: the block's file, which is `{}`, removed when the job is done.
         var catPath: String?
-        /// `--pipe`: an unlinked file holding the job's block, its stdin.
-        var block: Int32 = -1
+        /// `--pipe-part`, `--cat`: a file holding the job's block (its stdin, or `{}`'s file).
+        var block: OwnedDescriptor?
         var blockBytes = 0
         /// `--pipe`: the job's block, written to its stdin through a pipe (as GNU's: `test -p
         /// /dev/stdin` holds, and programs see a pipe, not a file).
@@ -69,11 +70,13 @@ public final class Runner {
         var command: String
         var slot: Int
         var pid: pid_t
-        var pidfd: Int32
+        var pidfd: OwnedDescriptor
         var startEpoch: Double
         var startMonotonic: Double
-        var stdout: Int32
-        var stderr: Int32
+        /// Its output: memory files (grouped), or the read ends of pipes (`--line-buffer`, until
+        /// they end); none under `-u`, where it writes to ours.
+        var stdout: OwnedDescriptor?
+        var stderr: OwnedDescriptor?
         /// `--tag`/`--tagstring`: the prefix of each of its output lines, worked out once.
         var tag: String?
         /// `--line-buffer`: what came after the last newline on stdout and stderr.
@@ -81,13 +84,14 @@ public final class Runner {
         var partialErr: [UInt8] = []
         /// `--line-buffer -k`: the whole lines of a job that is not yet first in order, held in
         /// buffers until it is (then they are printed and the rest comes live).
-        var heldOut: Int32 = -1
-        var heldErr: Int32 = -1
+        var heldOut: OwnedDescriptor?
+        var heldErr: OwnedDescriptor?
         /// `--line-buffer`: the bytes of stdout read so far, for the joblog.
         var relayedOut = 0
-        /// `--round-robin`: the write end of the job's stdin, the block it is being given and how
-        /// much of it went in, and the bytes sent in all.
-        var feed: Int32 = -1
+        /// `--pipe`, `--round-robin`: the write end of the job's stdin (set to `nil`, it closes and
+        /// the job sees the end of its input), the block it is being given and how much of it
+        /// went in, and the bytes sent in all.
+        var feed: OwnedDescriptor?
         var feedPending: [UInt8] = []
         var feedOffset = 0
         var fed = 0
@@ -100,8 +104,8 @@ public final class Runner {
         var sequence: Int
         /// `--tag`: the prefix of its output lines.
         var tag: String?
-        var stdout: Int32
-        var stderr: Int32
+        var stdout: OwnedDescriptor?
+        var stderr: OwnedDescriptor?
         var skipped = false
         /// What `--results` records of the job.
         var record: ResultsWriter.Record?
@@ -156,7 +160,7 @@ public final class Runner {
 
     var directPrograms: [String: Bool] = [:]
 
-    var spareBuffers: [Int32] = []
+    var spareBuffers: [OwnedDescriptor] = []
 
     /// A runner for `options` on a machine with `cpus` CPUs; opens the joblog and the inputs.
     ///
@@ -191,9 +195,9 @@ public final class Runner {
         }
         lineBuffer = options.output == .lineBuffered && results == nil && !options.outputFiles
         ungroup = options.output == .ungrouped && results == nil
-        devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        terminal = options.openTerminal ? open("/dev/tty", O_RDWR | O_CLOEXEC) : -1
-        if options.openTerminal, terminal < 0 {
+        devNull = OwnedDescriptor(open("/dev/null", O_RDONLY | O_CLOEXEC))
+        terminal = options.openTerminal ? OwnedDescriptor(open("/dev/tty", O_RDWR | O_CLOEXEC)) : nil
+        if options.openTerminal, terminal == nil {
             // As GNU: the jobs run anyway, reading nothing.
             output.writeError("\(programName): --tty: cannot open /dev/tty (\(String(cString: strerror(errno)))); the jobs read /dev/null\n")
         }
@@ -204,21 +208,17 @@ public final class Runner {
             // `--joblog -` is standard output, as GNU's.
             let exists = path != "-" && fileExists(path)
             let append = path != "-" && (options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed)
-            joblog = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-                : openFile(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
-            guard joblog >= 0 else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
+            let opened = OwnedDescriptor(path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+                : openFile(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644))
+            guard let opened else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
+            joblog = opened
             if !(append && exists) {
-                write(joblog, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n")
+                write(opened.raw, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n")
             }
         }
     }
 
     deinit {
-        if joblog >= 0 { close(joblog) }
-        if devNull >= 0 { close(devNull) }
-        if terminal >= 0 { close(terminal) }
-        for fd in signalPipe where fd >= 0 { close(fd) }
-        for fd in spareBuffers { close(fd) }
         for pointer in environment { free(pointer) }
     }
 
@@ -255,9 +255,10 @@ public final class Runner {
         cworkers_ignore_sigpipe()
         var status = stat()
         watchStdout = fstat(STDOUT_FILENO, &status) == 0 && (status.st_mode & S_IFMT == S_IFIFO || status.st_mode & S_IFMT == S_IFSOCK)
-        if cworkers_pipe_cloexec(&signalPipe) == 0 {
-            _ = fcntl(signalPipe[1], F_SETFL, O_NONBLOCK)
-            _ = cworkers_signals_to_pipe(signalPipe[1])
+        if let pipe = ownedPipe() {
+            _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
+            _ = cworkers_signals_to_pipe(pipe.write.raw)
+            signalPipe = pipe
         }
     }
 }

@@ -109,11 +109,11 @@ func copyFileRange(from source: Int32, offset: Int, length: Int, to target: Int3
     return true
 }
 
-/// All of `source` (a file, from its start) appended to `target`.
-func copyWholeFile(from source: Int32, to target: Int32) -> Bool {
-    guard source >= 0 else { return true }
-    let length = Int(lseek(source, 0, SEEK_END))
-    return length <= 0 || copyFileRange(from: source, offset: 0, length: length, to: target)
+/// All of `source` (a file, from its start; none: nothing) appended to `target`.
+func copyWholeFile(from source: OwnedDescriptor?, to target: Int32) -> Bool {
+    guard let source else { return true }
+    let length = Int(lseek(source.raw, 0, SEEK_END))
+    return length <= 0 || copyFileRange(from: source.raw, offset: 0, length: length, to: target)
 }
 
 /// `mkdir -p`; an error message naming the directory it could not make, or `nil`.

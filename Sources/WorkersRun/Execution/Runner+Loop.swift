@@ -18,18 +18,19 @@ extension Runner {
         }
         let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
         // The pidfds, then the signal pipe, then (--line-buffer) each job's stdout and stderr.
-        var descriptors = state.running.map { pollfd(fd: $0.pidfd, events: Int16(POLLIN), revents: 0) }
-        descriptors.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0))
+        // (poll skips an entry whose descriptor is negative: one that has ended.)
+        var descriptors = state.running.map { pollfd(fd: $0.pidfd.raw, events: Int16(POLLIN), revents: 0) }
+        descriptors.append(pollfd(fd: signalPipe?.read.raw ?? -1, events: Int16(POLLIN), revents: 0))
         if lineBuffer {
             for job in state.running {
-                descriptors.append(pollfd(fd: job.stdout, events: Int16(POLLIN), revents: 0))
-                descriptors.append(pollfd(fd: job.stderr, events: Int16(POLLIN), revents: 0))
+                descriptors.append(pollfd(fd: job.stdout?.raw ?? -1, events: Int16(POLLIN), revents: 0))
+                descriptors.append(pollfd(fd: job.stderr?.raw ?? -1, events: Int16(POLLIN), revents: 0))
             }
         }
-        // --round-robin: the stdin pipes that still have part of a block to take.
+        // --pipe, --round-robin: the stdin pipes that still have part of a block to take.
         let feedBase = descriptors.count
-        let feeding = state.running.indices.filter { state.running[$0].feed >= 0 && !state.running[$0].feedPending.isEmpty }
-        for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed, events: Int16(POLLOUT), revents: 0)) }
+        let feeding = state.running.indices.filter { state.running[$0].feed != nil && !state.running[$0].feedPending.isEmpty }
+        for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed!.raw, events: Int16(POLLOUT), revents: 0)) }
         // A stdout pipe whose reader is gone (`… | head -1`) reports POLLERR: the run ends as
         // GNU's and xargs' do, by SIGPIPE, rather than running every job for no reader.
         let stdoutIndex = descriptors.count
@@ -47,9 +48,9 @@ extension Runner {
                 if descriptors[jobs + 1 + 2 * index + 1].revents != 0 { relay(&state.running[index], stdout: false) }
             }
         }
-        if descriptors[jobs].revents != 0 {
+        if descriptors[jobs].revents != 0, let signalPipe {
             var byte: UInt8 = 0
-            if read(signalPipe[0], &byte, 1) == 1 {
+            if read(signalPipe.read.raw, &byte, 1) == 1 {
                 let hungUp = scheduler.hangup
                 perform(scheduler.received(signal: Int32(byte), now: monotonicSeconds()))
                 if scheduler.hangup, !hungUp {
@@ -70,13 +71,10 @@ extension Runner {
                 relay(&state.running[index], stdout: true, final: true)
                 relay(&state.running[index], stdout: false, final: true)
             }
+            // Its pidfd and stdin pipe close as the record goes.
             let job = state.running.remove(at: index)
-            close(job.pidfd)
-            if job.feed >= 0 {
-                close(job.feed)
-                // A block it never began to take goes to another job.
-                if options.roundRobin, job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
-            }
+            // A block it never began to take goes to another job.
+            if job.feed != nil, options.roundRobin, job.feedOffset == 0, !job.feedPending.isEmpty { state.roundRobinQueue.prepend(job.feedPending) }
             let (exit, signal) = WaitStatus(raw: status).exitAndSignal
             finish(job, exit: exit, signal: signal)
         }
@@ -103,7 +101,7 @@ extension Runner {
         while !scheduler.stopping {
             let count = state.running.count
             let free = (0..<count).map { (state.roundRobinCursor + $0) % count }
-                .first { state.running[$0].feed >= 0 && state.running[$0].feedPending.isEmpty }
+                .first { state.running[$0].feed != nil && state.running[$0].feedPending.isEmpty }
             // Read the next block only when a job can take it: a slow input never holds up a
             // job's half-written block.
             guard free != nil || count < slots else { break }
@@ -130,9 +128,8 @@ extension Runner {
             writeFeed(index)
         }
         if state.inputDone, state.roundRobinQueue.isEmpty {
-            for index in state.running.indices where state.running[index].feed >= 0 && state.running[index].feedPending.isEmpty {
-                close(state.running[index].feed)
-                state.running[index].feed = -1
+            for index in state.running.indices where state.running[index].feedPending.isEmpty {
+                state.running[index].feed = nil  // the end of its input
             }
         }
     }
@@ -140,8 +137,7 @@ extension Runner {
     /// Writes what the pipe takes of a job's pending block (non-blocking); a job that closed its
     /// stdin loses the rest, as it would with GNU's.
     func writeFeed(_ index: Int) {
-        let fd = state.running[index].feed
-        while fd >= 0, state.running[index].feedOffset < state.running[index].feedPending.count {
+        while let fd = state.running[index].feed?.raw, state.running[index].feedOffset < state.running[index].feedPending.count {
             let offset = state.running[index].feedOffset
             let written = state.running[index].feedPending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written > 0 {
@@ -151,16 +147,11 @@ extension Runner {
             }
             if written < 0, errno == EINTR { continue }
             if written < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
-            close(fd)
-            state.running[index].feed = -1
-            break
+            state.running[index].feed = nil
         }
         state.running[index].feedPending = []
         state.running[index].feedOffset = 0
         // --pipe: the job's stdin ends with its block.
-        if state.running[index].job.pipedBlock != nil, state.running[index].feed >= 0 {
-            close(state.running[index].feed)
-            state.running[index].feed = -1
-        }
+        if state.running[index].job.pipedBlock != nil { state.running[index].feed = nil }
     }
 }

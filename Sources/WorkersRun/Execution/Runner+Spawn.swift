@@ -7,8 +7,17 @@ import WorkersCore
 
 /// Spawning a job: its shell or program, its output buffers or pipes, its process group.
 extension Runner {
+    /// A started job's process and descriptors.
+    struct Spawned {
+        var pid: pid_t
+        var pidfd: OwnedDescriptor
+        /// Where its output is read: as ``Running/stdout`` and ``Running/stderr``.
+        var stdout: OwnedDescriptor?
+        var stderr: OwnedDescriptor?
+    }
+
     enum SpawnResult {
-        case success((pid_t, Int32, Int32, Int32))
+        case success(Spawned)
         case failure(String)
         /// The process is out of file descriptors: the job waits for one to be freed.
         case outOfDescriptors(String)
@@ -23,6 +32,8 @@ extension Runner {
     /// files (grouped), pipes (`--line-buffer`) or ours (`-u`); `preamble` (`-v`) is written to
     /// its stdout buffer first, `directory` (`--workdir`) is where it runs.
     func spawn(_ job: CommandBuilder.Job, command: String, stdin: Int32, directory: String?, preamble: String?) -> SpawnResult {
+        // Each descriptor made here closes by itself on every way out, the child's ends included
+        // (it has its own copies once spawned).
         var argv: [String]
         var resolved: String?
         if let shell {
@@ -38,35 +49,25 @@ extension Runner {
         }
         guard let program = argv.first, !program.isEmpty else { return .failure("job \(job.sequence): nothing to run") }
         guard let path = resolved ?? programPath(program) else { return .failure("\(program): command not found") }
-        var out: Int32 = -1
-        var err: Int32 = -1
-        var parentEnds: [Int32] = []
+        // The child's stdout and stderr, and (--line-buffer) the ends we read.
+        var out: OwnedDescriptor?
+        var err: OwnedDescriptor?
+        var readEnds: (OwnedDescriptor, OwnedDescriptor)?
         if lineBuffer {
-            var outPipe: [Int32] = [-1, -1]
-            var errPipe: [Int32] = [-1, -1]
-            guard cworkers_pipe_cloexec(&outPipe) == 0 else { return .failed("pipe", errno) }
-            guard cworkers_pipe_cloexec(&errPipe) == 0 else {
-                let code = errno
-                close(outPipe[0]); close(outPipe[1])
-                return .failed("pipe", code)
-            }
-            for fd in [outPipe[0], errPipe[0]] { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
-            out = outPipe[1]
-            err = errPipe[1]
-            parentEnds = [outPipe[0], errPipe[0]]
+            guard let outPipe = ownedPipe() else { return .failed("pipe", errno) }
+            guard let errPipe = ownedPipe() else { return .failed("pipe", errno) }
+            for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
+            out = outPipe.write
+            err = errPipe.write
+            readEnds = (outPipe.read, errPipe.read)
         } else if !ungroup {
             out = spareBuffers.popLast() ?? bufferFile()
             err = spareBuffers.popLast() ?? bufferFile()
-            guard out >= 0, err >= 0 else {
-                let code = errno
-                if out >= 0 { close(out) }
-                if err >= 0 { close(err) }
-                return .failed("cannot create a temporary file", code)
-            }
+            guard out != nil, err != nil else { return .failed("cannot create a temporary file", errno) }
         }
         if let preamble {
             // The child's stdout shares this file's offset: its output lands after the line.
-            if ungroup { output.write(preamble) } else if out >= 0 { writeFully(out, preamble.escapedBytes) }
+            if ungroup { output.write(preamble) } else if let out { writeFully(out.raw, preamble.escapedBytes) }
         }
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
@@ -76,31 +77,25 @@ extension Runner {
         let pid = withEscapedCStrings(argv) { argvPointer in
             withEscapedCStrings([path] + (directory.map { [$0] } ?? [])) { paths in
                 env.withUnsafeBufferPointer { envPointer in
-                    cworkers_spawn_job(paths[0]!, argvPointer, envPointer.baseAddress!, stdin, out, err,
+                    cworkers_spawn_job(paths[0]!, argvPointer, envPointer.baseAddress!, stdin, out?.raw ?? -1, err?.raw ?? -1,
                                        directory == nil ? nil : paths[1], options.niceness, options.openTerminal ? 0 : 1)
                 }
             }
         }
-        if !parentEnds.isEmpty {
+        if let (outRead, errRead) = readEnds {
             // The child has the write ends now; ours would keep the pipes open after it exits.
-            close(out)
-            close(err)
-            out = parentEnds[0]
-            err = parentEnds[1]
+            out = outRead
+            err = errRead
         }
-        guard pid > 0 else {
-            if out >= 0 { close(out); close(err) }
-            return .failed(program, -pid)
-        }
-        let pidfd = cworkers_pidfd_open(pid)
-        guard pidfd >= 0 else {
+        guard pid > 0 else { return .failed(program, -pid) }
+        let opened = cworkers_pidfd_open(pid)
+        guard let pidfd = OwnedDescriptor(opened) else {
             signal(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            if out >= 0 { close(out); close(err) }
-            return .failed("pidfd_open", -pidfd)
+            return .failed("pidfd_open", -opened)
         }
-        return .success((pid, pidfd, out, err))
+        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out, stderr: err))
     }
 
     /// Sends `signal` to a job: to its process group (all it started), or, under `--tty`, where
@@ -125,9 +120,8 @@ extension Runner {
     func execsDirectly(_ path: String) -> Bool {
         if let known = directPrograms[path] { return known }
         var head = [UInt8](repeating: 0, count: 4)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        let count = fd >= 0 ? head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) } : -1
-        if fd >= 0 { close(fd) }
+        let file = OwnedDescriptor(open(path, O_RDONLY | O_CLOEXEC))
+        let count = file.map { file in head.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, 4) } } ?? -1
         // Unreadable (execute-only): let the exec decide, as before.
         let direct = count < 0 || head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) || head.starts(with: [0x23, 0x21])
         directPrograms[path] = direct
@@ -136,33 +130,30 @@ extension Runner {
 
     /// Empties a job's output buffer and keeps it for the next job (two fewer files to create and
     /// close per job), or closes it when enough are kept.
-    func recycle(_ fd: Int32) {
-        guard fd >= 0 else { return }
+    func recycle(_ buffer: OwnedDescriptor?) {
+        guard let buffer, spareBuffers.count < 16 else { return }  // not kept: it closes
         // Most jobs leave a buffer empty (stderr, often stdout): one lseek then, no truncation.
-        let empty = lseek(fd, 0, SEEK_END) == 0
-        if spareBuffers.count < 16, empty || (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
-            spareBuffers.append(fd)
-        } else {
-            close(fd)
-        }
+        let empty = lseek(buffer.raw, 0, SEEK_END) == 0
+        if empty || (ftruncate(buffer.raw, 0) == 0 && lseek(buffer.raw, 0, SEEK_SET) == 0) { spareBuffers.append(buffer) }
     }
 
     /// Where a job's output or `--pipe` block waits: a memory file (memfd), or with `--tmpdir` an
     /// unlinked file there (for outputs too large for memory).
-    func bufferFile() -> Int32 {
-        if let directory = options.temporaryDirectory { return cworkers_anonymous_file(directory) }
-        return cworkers_memory_file("workers-run")
+    func bufferFile() -> OwnedDescriptor? {
+        let fd = options.temporaryDirectory.map { cworkers_anonymous_file($0) } ?? cworkers_memory_file("workers-run")
+        if fd < 0 { errno = -fd }
+        return OwnedDescriptor(fd)
     }
 
     func write(_ fd: Int32, _ text: String) {
         writeFully(fd, text.escapedBytes)
     }
     /// A new file `parXXXXXX<suffix>` in `--tmpdir`, else `$TMPDIR`, else /tmp (GNU's names).
-    func namedTemporaryFile(suffix: String) -> (fd: Int32, path: String)? {
+    func namedTemporaryFile(suffix: String) -> (fd: OwnedDescriptor, path: String)? {
         let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(directory)/parXXXXXX\(suffix)".utf8CString)
-        let fd = cworkers_named_temp_file(&template, Int32(suffix.utf8.count))
-        guard fd >= 0 else { errno = -fd; return nil }
+        let opened = cworkers_named_temp_file(&template, Int32(suffix.utf8.count))
+        guard let fd = OwnedDescriptor(opened) else { errno = -opened; return nil }
         return (fd, String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 }

@@ -28,8 +28,9 @@ enum SemaphoreMode {
             return 255
         }
         let slots = options.jobs.slots(cpus: cpus)
+        // The slot is held (its lock with it) until this returns.
         guard let slot = acquire(slots: slots, in: directory, timeout: options.semaphoreTimeout) else { return 1 }
-        defer { if slot >= 0 { close(slot) } }
+        defer { withExtendedLifetime(slot) {} }
         let shell = Runner.findShell()
         guard let path = executablePath(shell) else {
             report("--semaphore: \(shell): not found")
@@ -47,7 +48,7 @@ enum SemaphoreMode {
             let (exit, signal) = WaitStatus(raw: waitForExit(pid) ?? 0).exitAndSignal
             return signal != 0 ? 128 + signal : exit
         }
-        let pid = withEscapedCStrings(argv) { argv in cworkers_spawn_detached(path, argv, environ, slot) }
+        let pid = withEscapedCStrings(argv) { argv in cworkers_spawn_detached(path, argv, environ, slot.descriptor ?? -1) }
         guard pid > 0 else {
             report("--semaphore: \(shell): \(String(cString: strerror(-pid)))")
             return 255
@@ -68,23 +69,34 @@ enum SemaphoreMode {
         return "\(base)/workers-semaphores-\(getuid())/\(name.isEmpty ? "default" : name)"
     }
 
-    /// A free slot's locked descriptor; -1 when `timeout` ran out and the command runs anyway; `nil`
-    /// when it ran out and we give up.
-    static func acquire(slots: Int, in directory: String, timeout: Double?) -> Int32? {
+    /// How a wait for a slot ended, when the command is to run.
+    enum Acquired {
+        /// A free slot, locked while its descriptor is open.
+        case slot(OwnedDescriptor)
+        /// A positive `--semaphore-timeout` ran out: the command runs anyway, holding no slot (GNU's).
+        case timedOut
+
+        /// The slot's descriptor, for the detached command to inherit (and hold the lock with).
+        var descriptor: Int32? {
+            if case .slot(let file) = self { return file.raw }
+            return nil
+        }
+    }
+
+    /// A free slot; `nil` when a negative `timeout` ran out and we give up (GNU's).
+    static func acquire(slots: Int, in directory: String, timeout: Double?) -> Acquired? {
         let start = monotonicSeconds()
         var pause: UInt32 = 1_000
         while true {
             for slot in 0..<max(1, slots) {
-                let fd = open("\(directory)/slot-\(slot)", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-                guard fd >= 0 else {
+                guard let file = OwnedDescriptor(open("\(directory)/slot-\(slot)", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)) else {
                     report("--semaphore: cannot open \(directory)/slot-\(slot): \(String(cString: strerror(errno)))")
                     return nil
                 }
-                if flock(fd, LOCK_EX | LOCK_NB) == 0 { return fd }
-                close(fd)
+                if flock(file.raw, LOCK_EX | LOCK_NB) == 0 { return .slot(file) }
             }
             if let timeout, timeout != 0, monotonicSeconds() - start >= abs(timeout) {
-                return timeout > 0 ? -1 : nil
+                return timeout > 0 ? .timedOut : nil
             }
             usleep(pause)
             pause = min(pause * 2, 100_000)
@@ -102,10 +114,8 @@ enum SemaphoreMode {
         }
         closedir(entries)
         for name in names {
-            let fd = open("\(directory)/\(name)", O_RDWR | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            while flock(fd, LOCK_EX) != 0, errno == EINTR {}
-            close(fd)
+            guard let file = OwnedDescriptor(open("\(directory)/\(name)", O_RDWR | O_CLOEXEC)) else { continue }
+            while flock(file.raw, LOCK_EX) != 0, errno == EINTR {}
         }
         return 0
     }

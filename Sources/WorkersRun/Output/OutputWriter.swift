@@ -17,13 +17,13 @@ final class OutputWriter {
     var errorIsTerminal: Bool { progressOnTerminal }
 
     /// Copies a finished job's stdout then its stderr (the caller recycles both), each line tagged if asked.
-    func print(_ stdout: Int32, _ stderr: Int32, tag: String?) {
+    func print(_ stdout: OwnedDescriptor?, _ stderr: OwnedDescriptor?, tag: String?) {
         copy(stdout, to: STDOUT_FILENO, tag: tag)
         copy(stderr, to: STDERR_FILENO, tag: tag)
     }
 
-    private func copy(_ fd: Int32, to target: Int32, tag: String?) {
-        guard fd >= 0 else { return }
+    private func copy(_ file: OwnedDescriptor?, to target: Int32, tag: String?) {
+        guard let fd = file?.raw else { return }
         // An empty buffer (most jobs' stderr, many jobs' stdout) costs one lseek.
         guard lseek(fd, 0, SEEK_END) > 0 else { return }
         lseek(fd, 0, SEEK_SET)

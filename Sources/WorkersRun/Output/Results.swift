@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 /// `--results NAME`: each job's output saved instead of printed, in GNU parallel's four layouts.
 ///
@@ -42,8 +43,8 @@ final class ResultsWriter {
     private let valuesPerRecord: Int
     private let columns: Bool
     private let recordsPerJob: Int
-    private var table: Int32 = -1
-    private var closeTable = false
+    /// The table or JSON file (a copy of stdout for `-.csv`, `-.tsv`, `-.json`).
+    private var table: OwnedDescriptor?
     private var headerWritten = false
 
     /// Opens the table or JSON file now, so a bad path is an error before any job runs.
@@ -60,13 +61,9 @@ final class ResultsWriter {
         let lower = name.lowercased()
         if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".json") {
             layout = lower.hasSuffix(".json") ? .json : .table(separator: lower.hasSuffix(".csv") ? UInt8(ascii: ",") : UInt8(ascii: "\t"))
-            if name == "-.csv" || name == "-.tsv" || name == "-.json" {
-                table = STDOUT_FILENO
-            } else {
-                table = openFile(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-                guard table >= 0 else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
-                closeTable = true
-            }
+            let toStdout = name == "-.csv" || name == "-.tsv" || name == "-.json"
+            table = OwnedDescriptor(toStdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3) : openFile(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666))
+            guard table != nil else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
         } else if CommandBuilder.hasReplacement(name, replacement: options.replacement, names: builder.names) {
             layout = .template(name)
         } else {
@@ -74,9 +71,6 @@ final class ResultsWriter {
         }
     }
 
-    deinit {
-        if closeTable { close(table) }
-    }
 
     /// Where a job's files go: a directory (ending in `/`) or, for a template not ending in `/`,
     /// the stdout file's path.
@@ -110,7 +104,7 @@ final class ResultsWriter {
 
     /// Saves a finished job's output (`stdout` and `stderr` are its buffers, read from offset 0).
     /// Returns an error message when a file cannot be written.
-    func save(_ record: Record, stdout: Int32, stderr: Int32) -> String? {
+    func save(_ record: Record, stdout: OwnedDescriptor?, stderr: OwnedDescriptor?) -> String? {
         switch layout {
         case .tree, .template:
             guard let location = location(sequence: record.sequence, arguments: record.arguments) else { return nil }
@@ -120,7 +114,7 @@ final class ResultsWriter {
             let seqPath = isDirectory ? location + "seq" : location + ".seq"
             let errPath = isDirectory ? location + "stderr" : location + ".err"
             let outPath = isDirectory ? location + "stdout" : location
-            return Self.writeFile(seqPath, bytes: Array(String(record.sequence).utf8), from: -1)
+            return Self.writeFile(seqPath, bytes: Array(String(record.sequence).utf8), from: nil)
                 ?? Self.writeFile(errPath, bytes: [], from: stderr)
                 ?? Self.writeFile(outPath, bytes: [], from: stdout)
         case .table(let separator):
@@ -139,7 +133,7 @@ final class ResultsWriter {
                 Array(String(record.exit).utf8), Array(String(record.signal).utf8), record.command.escapedBytes,
             ] + record.arguments.map(\.escapedBytes) + [out, Self.contents(stderr)]
             bytes += Self.row(fields, separator: separator)
-            return writeFully(table, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
+            return writeFully(table!.raw, bytes) ? nil : "cannot write the --results table: \(String(cString: strerror(errno)))"
         case .json:
             let out = Self.contents(stdout)
             var line = Array(cFormat("{ \"Seq\": %ld, \"Host\": \":\", \"Starttime\": %.3f, \"JobRuntime\": %.3f, ", record.sequence, record.startEpoch, record.runtime).utf8)
@@ -148,7 +142,7 @@ final class ResultsWriter {
             line += record.arguments.map { [UInt8(ascii: "\"")] + jsonEscaped($0.escapedBytes) + [UInt8(ascii: "\"")] }.joined(separator: [UInt8(ascii: ",")])
             line += Array(" ], \"Stdout\": \"".utf8) + jsonEscaped(out) + Array("\", \"Stderr\": \"".utf8)
             line += jsonEscaped(Self.contents(stderr)) + Array("\" }\n".utf8)
-            return writeFully(table, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
+            return writeFully(table!.raw, line) ? nil : "cannot write the --results file: \(String(cString: strerror(errno)))"
         }
     }
 
@@ -196,17 +190,17 @@ final class ResultsWriter {
     // MARK: Files
 
     /// Writes `bytes`, then all of `source` from its start, to a new (truncated) file at `path`.
-    private static func writeFile(_ path: String, bytes: [UInt8], from source: Int32) -> String? {
-        let fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
-        defer { close(fd) }
-        guard writeFully(fd, bytes), copyWholeFile(from: source, to: fd) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
+    private static func writeFile(_ path: String, bytes: [UInt8], from source: OwnedDescriptor?) -> String? {
+        guard let file = OwnedDescriptor(openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)) else {
+            return "cannot write \(path): \(String(cString: strerror(errno)))"
+        }
+        guard writeFully(file.raw, bytes), copyWholeFile(from: source, to: file.raw) else { return "cannot write \(path): \(String(cString: strerror(errno)))" }
         return nil
     }
 
     /// All of a buffer's bytes (tables hold whole outputs, as GNU's do).
-    private static func contents(_ fd: Int32) -> [UInt8] {
-        guard fd >= 0 else { return [] }
+    private static func contents(_ buffer: OwnedDescriptor?) -> [UInt8] {
+        guard let fd = buffer?.raw else { return [] }
         let size = Int(lseek(fd, 0, SEEK_END))
         guard size > 0 else { return [] }
         var bytes = [UInt8](repeating: 0, count: size)

@@ -28,14 +28,13 @@ extension Runner {
             state.retries.append(again)
             return
         }
-        if job.job.block >= 0 { close(job.job.block) }
         if let path = job.job.catPath { unlink(path) }
-        if joblog >= 0 {
+        if let joblog {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
-            let received = lineBuffer ? job.relayedOut : job.stdout >= 0 ? max(0, Int(lseek(job.stdout, 0, SEEK_END))) : 0
+            let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
             let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.sent, received,
                               timedOut ? -1 : exit, timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
-            write(joblog, line)
+            write(joblog.raw, line)
         }
         if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }
         if options.json {
@@ -97,13 +96,12 @@ extension Runner {
         } else if options.outputFiles {
             // --files: the output stays, in a file of its own; its name is what is printed.
             let file = namedTemporaryFile(suffix: ".par")
-            if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd) {
+            if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd.raw) {
                 output.writeLines((path + "\n").escapedBytes[...], to: STDOUT_FILENO, tag: finished.tag)
             } else {
                 stopWithError("--files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))")
             }
-            if let (fd, _) = file { close(fd) }
-            output.print(-1, finished.stderr, tag: finished.tag)
+            output.print(nil, finished.stderr, tag: finished.tag)
         } else {
             output.print(finished.stdout, finished.stderr, tag: finished.tag)
         }
@@ -123,13 +121,12 @@ extension Runner {
             if let finished = state.waiting.removeValue(forKey: ready), !finished.skipped { deliver(finished) }
         }
         // --line-buffer -k: the job now first in order prints what it held, then goes live.
-        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == scheduler.nextToPrint }), state.running[index].heldOut >= 0 {
-            let front = state.running[index]
-            output.print(front.heldOut, front.heldErr, tag: front.tag)
-            recycle(front.heldOut)
-            recycle(front.heldErr)
-            state.running[index].heldOut = -1
-            state.running[index].heldErr = -1
+        if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == scheduler.nextToPrint }), state.running[index].heldOut != nil {
+            output.print(state.running[index].heldOut, state.running[index].heldErr, tag: state.running[index].tag)
+            recycle(state.running[index].heldOut)
+            recycle(state.running[index].heldErr)
+            state.running[index].heldOut = nil
+            state.running[index].heldErr = nil
         }
     }
 
@@ -163,8 +160,8 @@ extension Runner {
     /// printed) to its held buffer instead.
     func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
         let held = stdout ? job.heldOut : job.heldErr
-        let target = held >= 0 ? held : stdout ? STDOUT_FILENO : STDERR_FILENO
-        let tagText = held < 0 ? job.tag : nil
+        let target = held?.raw ?? (stdout ? STDOUT_FILENO : STDERR_FILENO)
+        let tagText = held == nil ? job.tag : nil
         if stdout {
             job.relayedOut += relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
         } else {
@@ -173,8 +170,8 @@ extension Runner {
     }
 
     /// Returns the bytes read.
-    func relayLines(_ fd: inout Int32, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) -> Int {
-        guard fd >= 0 else { return 0 }
+    func relayLines(_ pipe: inout OwnedDescriptor?, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) -> Int {
+        guard let fd = pipe?.raw else { return 0 }
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var ended = false
         var total = 0
@@ -191,8 +188,7 @@ extension Runner {
         if ended || final {
             if !pending.isEmpty { output.writeLines(pending[...], to: target, tag: tagText) }
             pending.removeAll()
-            close(fd)
-            fd = -1
+            pipe = nil
         }
         return total
     }

@@ -66,10 +66,10 @@ extension Runner {
                 pending.arguments = [path]
                 if let block {
                     pending.blockBytes = block.count
-                    writeFully(fd, block)
+                    writeFully(fd.raw, block)
                 } else if let part, case .parts(let parts) = source {
                     pending.blockBytes = part.length
-                    _ = copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd)
+                    _ = copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd.raw)
                 }
                 return pending
             }
@@ -77,9 +77,8 @@ extension Runner {
             if let part, case .parts(let parts) = source {
                 pending.block = bufferFile()
                 pending.blockBytes = part.length
-                guard pending.block >= 0, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: pending.block) else {
+                guard let fd = pending.block, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd.raw) else {
                     output.writeError("\(programName): cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
-                    if pending.block >= 0 { close(pending.block) }
                     state.inputDone = true
                     return nil
                 }
@@ -92,7 +91,7 @@ extension Runner {
     /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
     func passOver(_ sequence: Int) {
         guard options.keepOrder else { return }
-        state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: -1, stderr: -1, skipped: true)
+        state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: nil, stderr: nil, skipped: true)
         flushInOrder(releasing: sequence)
     }
 
@@ -120,42 +119,42 @@ extension Runner {
         }
         // --line-buffer -k: a job that is not first in order holds its lines until it is.
         let held = lineBuffer && options.keepOrder && job.sequence != scheduler.nextToPrint
-        if job.block >= 0 { lseek(job.block, 0, SEEK_SET) }
-        var feed: [Int32] = [-1, -1]
+        if let block = job.block { lseek(block.raw, 0, SEEK_SET) }
+        // The job's stdin pipe: the child's end closes when this returns; ours goes to its record.
+        var feed: (read: OwnedDescriptor, write: OwnedDescriptor)?
         if feedsStdin {
-            guard cworkers_pipe_cloexec(&feed) == 0 else {
+            guard let pipe = ownedPipe() else {
                 output.writeError("\(programName): pipe: \(String(cString: strerror(errno)))\n")
                 return
             }
-            _ = fcntl(feed[1], F_SETFL, O_NONBLOCK)
+            _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
             // Room for a whole block where the system allows it: one write instead of sixteen.
-            if let block = job.pipedBlock { _ = fcntl(feed[1], linuxSetPipeSize, Int32(min(max(block.count, 4096), 1 << 20))) }
+            if let block = job.pipedBlock { _ = fcntl(pipe.write.raw, linuxSetPipeSize, Int32(min(max(block.count, 4096), 1 << 20))) }
+            feed = pipe
         }
-        defer { if feed[0] >= 0 { close(feed[0]) } }
-        let stdin = feed[0] >= 0 ? feed[0] : job.block >= 0 && job.catPath == nil ? job.block : terminal >= 0 ? terminal : devNull
+        let stdin = feed?.read.raw ?? (job.catPath == nil ? job.block?.raw : nil) ?? terminal?.raw ?? devNull?.raw ?? -1
         // -v: the command line comes first in the job's output (grouped: in its buffer, before
         // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
         switch spawn(filled, command: command, stdin: stdin, directory: directory,
                      preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
-        case .success(let (pid, pidfd, out, err)):
+        case .success(let spawned):
             let now = monotonicSeconds()
             scheduler.started(sequence: job.sequence, slot: slot, attempt: job.attempt, now: now)
-            var started = Running(job: job, command: command, slot: slot, pid: pid, pidfd: pidfd, startEpoch: epochSeconds(),
-                                  startMonotonic: now, stdout: out, stderr: err, tag: tag(job.sequence, job.arguments, slot: slot))
+            var started = Running(job: job, command: command, slot: slot, pid: spawned.pid, pidfd: spawned.pidfd, startEpoch: epochSeconds(),
+                                  startMonotonic: now, stdout: spawned.stdout, stderr: spawned.stderr, tag: tag(job.sequence, job.arguments, slot: slot))
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
-            started.feed = feed[1]
+            started.feed = feed?.write
             if let block = job.pipedBlock { started.feedPending = block }
             if options.verbose, lineBuffer {
-                output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut : STDOUT_FILENO, tag: held ? nil : started.tag)
+                output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut?.raw ?? STDOUT_FILENO : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
             state.running.append(started)
             if job.pipedBlock != nil { writeFeed(state.running.count - 1) }
         case .outOfDescriptors(let message) where !state.running.isEmpty:
             // As GNU: fewer jobs at once, none failed. The job starts when one ends.
-            if feed[1] >= 0 { close(feed[1]) }
             state.retries.prepend(job)
             if !state.warnedDescriptors {
                 state.warnedDescriptors = true
@@ -164,9 +163,7 @@ extension Runner {
             }
             scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
-            if job.block >= 0 { close(job.block) }
             if let path = job.catPath { unlink(path) }
-            if feed[1] >= 0 { close(feed[1]) }
             output.writeError("\(programName): \(message)\n")
             scheduler.couldNotStart(attempt: job.attempt)
             if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
