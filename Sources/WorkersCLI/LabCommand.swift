@@ -158,7 +158,9 @@ struct LabCommand: AsyncParsableCommand {
     /// The terminal report: per workload a table and timelines, then the conclusions.
     private func text(_ report: LabReport) -> String {
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-        var out = "workers lab — \(report.machine.cpus) CPUs, \(report.machine.os), \(report.machine.python ?? "python3 not found")\n"
+        var out = "workers lab — \(report.machine.cpus) CPUs, \(report.machine.os), \(report.machine.python ?? "python3 not found")"
+        let load = [report.machine.otherCPUs.map { String(format: "other programs %.2f CPUs", $0) }, report.machine.loadAverage.map { String(format: "load average %.2f", $0) }, report.machine.stealPercent.map { String(format: "CPU steal %.1f %%", $0) }]
+        out += load.compactMap { $0 }.map { ", " + $0 }.joined() + "\n"
         for workload in LabWorkload.allCases {
             let cells = report.cells.filter { $0.workload == workload }
             guard !cells.isEmpty else { continue }

@@ -1,46 +1,69 @@
 import Foundation
 
 /// Sentences drawn from the measured cells: every number in them comes from this run, and a
-/// sentence changes its verdict when the numbers do — none is printed regardless.
+/// sentence changes its verdict when the numbers do — none is printed regardless. A sentence
+/// whose cells are unsettled (``Settling``) draws no verdict: it says the machine was too busy
+/// for that comparison, and how busy.
 enum Conclusions {
-    static func draw(_ cells: [LabCell], config: LabReport.Config) -> [String] {
+    static func draw(_ cells: [LabCell], config: LabReport.Config, machine: LabReport.Machine? = nil) -> [String] {
         let table = Table(cells: cells)
         var lines: [String] = []
         let x = { (value: Double) in format(value) + "×" }
+        let busy = machine?.busyText ?? "no load figures"
+        /// The sentence for a comparison with an unsettled cell, or `nil` when all are settled.
+        func unsettled(_ subject: String, _ used: LabCell?...) -> String? {
+            let disturbed = used.compactMap { $0 }.filter { $0.unsettled != nil }
+            guard !disturbed.isEmpty else { return nil }
+            let reasons = disturbed.map { "\($0.label) \($0.unsettled!)" }.joined(separator: "; ")
+            return "\(subject): unsettled — \(reasons). The machine was too busy for this comparison (\(busy)), so no lesson is drawn from it."
+        }
+
+        let all = cells.filter { $0.unsettled != nil }
+        if !all.isEmpty {
+            lines.append(
+                "\(all.count) cell\(all.count == 1 ? " is" : "s are") unsettled (marked ? in the tables): "
+                + all.map { "\($0.label) on \($0.workload.rawValue)" }.joined(separator: ", ")
+                + ". A speed-up beyond what a mode's workers can give is a disturbed run, not a result (\(busy))."
+            )
+        }
 
         // 1–2. Concurrency: threads and one-thread async on I/O-bound work.
         if let threads = table[.ioSleep, "threads"], let async1 = table[.ioSleep, "async-1"] {
-            lines.append(
+            lines.append(unsettled("I/O-bound (\(config.ioTasks) sleeps)", threads, async1) ?? (
                 "I/O-bound (\(config.ioTasks) sleeps of \(format(config.ioSleepMs)) ms): \(threads.label) was \(x(threads.speedup)) faster than serial "
                 + "and async tasks on one thread \(x(async1.speedup)) — "
                 + (async1.speedup >= 0.75 * Double(config.ioTasks)
                     ? "concurrency is one worker switching while the others wait; it needs no second core."
                     : "less than the \(config.ioTasks)× that switching while waiting allows; this machine was busy.")
-            )
+            ))
         }
         if let net = table[.ioNet, "threads"], let netAsync = table[.ioNet, "async-1"] {
-            lines.append("Real I/O (\(config.ioTasks) requests to a loopback server answering after \(format(config.netLatencyMs)) ms): threads \(x(net.speedup)), one thread with non-blocking sockets \(x(netAsync.speedup)).")
+            lines.append(unsettled("Real I/O (\(config.ioTasks) requests)", net, netAsync)
+                ?? "Real I/O (\(config.ioTasks) requests to a loopback server answering after \(format(config.netLatencyMs)) ms): threads \(x(net.speedup)), one thread with non-blocking sockets \(x(netAsync.speedup)).")
         }
         // 3. CPU-bound work: Swift threads, under the GIL, one thread.
         if let threads = table[.cpu, "threads"], let gil = table[.cpu, "threads-gil"] {
             let gilVerdict = abs(gil.speedup - 1) <= 0.15
                 ? "one thread runs at a time, so threads do not speed up CPU-bound work under a GIL"
                 : "not the 1.0× a GIL should allow; the simulation was disturbed"
-            lines.append(
+            lines.append(unsettled("CPU-bound (\(config.cpuTasks) tasks)", threads, gil) ?? (
                 "CPU-bound (\(config.cpuTasks) tasks): Swift threads, which have no GIL, ran \(x(threads.speedup)) on \(threads.workers) threads; "
                 + "under the simulated GIL (\(format(config.switchIntervalMs)) ms switch interval) \(x(gil.speedup)) — \(gilVerdict)."
-            )
+            ))
         }
         if let async1 = table[.cpu, "async-1"] {
-            lines.append("Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)): with nothing to wait for, switching gains nothing.")
+            lines.append(unsettled("Async tasks on one thread, CPU-bound", async1) ?? (async1.speedup >= 0.85
+                ? "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)): with nothing to wait for, switching gains nothing."
+                : "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)), slower than serial: with nothing to wait for, switching only costs, or the machine was busy (\(busy))."))
         }
         // 4. Processes.
         if let processes = table[.cpu, "processes"] {
-            let cores = min(processes.workers, cpuCountForConclusions(cells, config))
+            let cores = min(processes.workers, machine?.cpus ?? config.workers)
             let verdict = processes.speedup >= 0.85 * Double(cores)
                 ? "each has its own interpreter and lock, so every core works"
                 : "short of \(cores)× on \(cores) cores; start-up or a busy machine took the rest"
-            lines.append("Processes: \(processes.label) ran the CPU-bound tasks \(x(processes.speedup)) faster than serial — \(verdict).")
+            lines.append(unsettled("Processes, CPU-bound", processes)
+                ?? "Processes: \(processes.label) ran the CPU-bound tasks \(x(processes.speedup)) faster than serial — \(verdict).")
         }
         // Mixed: the convoy effect.
         if let gil = table[.mixed, "threads-gil"], let late = gil.probeMedianMs {
@@ -62,7 +85,8 @@ enum Conclusions {
         var agreements: [String] = []
         var worst = 0.0
         for (workload, pythonMode, swiftMode, name) in pairs {
-            guard let python = table[workload, pythonMode], python.speedup > 0, let swift = table[workload, swiftMode], swift.speedup > 0 else { continue }
+            guard let python = table[workload, pythonMode], python.speedup > 0, let swift = table[workload, swiftMode], swift.speedup > 0,
+                  python.unsettled == nil, swift.unsettled == nil else { continue }
             let difference = abs(python.speedup / swift.speedup - 1)
             worst = max(worst, difference)
             agreements.append("\(name) \(x(python.speedup)) (Swift \(x(swift.speedup)), \(format(difference * 100)) % apart)")
@@ -91,18 +115,16 @@ enum Conclusions {
         } else if let note = cells.first(where: { $0.source == .cpython && $0.note != nil })?.note {
             lines.append("CPython: \(note); its columns are empty.")
         }
-        if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"] {
+        if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"],
+           [io, gil, processes].contains(where: { $0.unsettled != nil }) {
+            lines.append("This run cannot settle the rule of thumb (threads for I/O, processes for CPU): a cell it rests on is unsettled (\(busy)); run it again on a quieter machine.")
+        } else if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"] {
             let rule = io.speedup > 2 && gil.speedup < 1.3 && processes.speedup > 1.3
             lines.append(rule
                 ? "So, under a GIL: threads (or async) for I/O-bound work (\(x(io.speedup))), processes for CPU-bound work (\(x(processes.speedup)) vs \(x(gil.speedup)) for threads)."
                 : "This run does not bear out the rule of thumb (threads \(x(io.speedup)) on I/O, \(x(gil.speedup)) on CPU under the GIL, processes \(x(processes.speedup))); run it again on a quieter machine.")
         }
         return lines
-    }
-
-    /// The CPUs the run had: workers of the CPU modes never exceed them usefully.
-    private static func cpuCountForConclusions(_ cells: [LabCell], _ config: LabReport.Config) -> Int {
-        max(1, config.workers)
     }
 
     /// Two significant figures or so: 7.9, 1.02, 0.06, 812.

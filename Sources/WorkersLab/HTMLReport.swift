@@ -54,6 +54,8 @@ extension HTMLReport {
         .conclusions h2 { font-size: 17px; margin: 0 0 6px; }
         .conclusions ul { margin: 0; padding-left: 20px; }
         .conclusions li { margin: 3px 0; }
+        td.unsettled { background: #fff5f5; color: #9b2c2c; }
+        ul.unsettled { margin: 4px 0 12px; padding-left: 20px; color: #9b2c2c; font-size: 13px; }
         nav { margin: 0 0 20px; font-size: 14px; }
         nav a { display: inline-block; margin: 0 8px 6px 0; padding: 3px 10px; border-radius: 999px;
           background: #edf2f7; color: #2b6cb0; text-decoration: none; }
@@ -118,7 +120,10 @@ extension HTMLReport {
     private static func machineLine(_ machine: LabReport.Machine) -> String {
         let cpus = machine.cpus == 1 ? "1 CPU" : "\(machine.cpus) CPUs"
         let python = machine.python ?? "python3 not found"
-        return [cpus, machine.os, python].filter { !$0.isEmpty }.joined(separator: " · ")
+        let load = machine.loadAverage.map { "load average " + LabFormat.fixed($0, decimals: 2) } ?? ""
+        let steal = machine.stealPercent.map { "CPU steal " + LabFormat.fixed($0, decimals: 1) + " %" } ?? ""
+        let others = machine.otherCPUs.map { "other programs " + LabFormat.fixed($0, decimals: 2) + " CPUs" } ?? ""
+        return [cpus, machine.os, python, others, load, steal].filter { !$0.isEmpty }.joined(separator: " · ")
     }
 
     private static func configLine(_ config: LabReport.Config) -> String {
@@ -203,6 +208,14 @@ extension HTMLReport {
             html += row(cell, columns: columns, longestWall: longestWall)
         }
         html += "</tbody>\n</table>\n</div>\n"
+        let unsettled = cells.filter { $0.unsettled != nil }
+        if !unsettled.isEmpty {
+            html += "<ul class=\"unsettled\">\n"
+            for cell in unsettled {
+                html += "<li>? <strong>\(LabFormat.escape(cell.label))</strong> is unsettled: \(LabFormat.escape(cell.unsettled!)). No lesson is drawn from it.</li>\n"
+            }
+            html += "</ul>\n"
+        }
         return html
     }
 
@@ -213,7 +226,11 @@ extension HTMLReport {
         html += "<td><span class=\"badge \(cell.source.rawValue)\">\(esc(cell.source.rawValue))</span></td>"
         html += "<td class=\"num\">\(cell.workers)</td>"
         html += "<td class=\"num\">\(wallHTML(cell.wallSeconds))\(wallBar(cell.wallSeconds, longest: longestWall))</td>"
-        html += "<td class=\"num\">\(speedupHTML(cell.speedup))</td>"
+        if let why = cell.unsettled {
+            html += "<td class=\"num unsettled\" title=\"\(esc("unsettled: " + why))\">\(speedupHTML(cell.speedup)) ?</td>"
+        } else {
+            html += "<td class=\"num\">\(speedupHTML(cell.speedup))</td>"
+        }
         html += "<td class=\"num\">\(ratioHTML(cell.cpuPerWall))</td>"
         if columns.checksum {
             let checksum = cell.checksum.map { "<code>\(esc($0))</code>" } ?? none

@@ -47,6 +47,7 @@ public struct Lab: Sendable {
     /// are not interruptible), then `CancellationError` is thrown.
     public func run() async throws -> LabReport {
         var config = self.config
+        let loadAtStart = MachineLoad.sample()
         progress("calibrating the CPU kernel")
         config.kernelIterations = Kernel.calibrate(seconds: config.cpuTaskMs / 1_000)
         let server = workloads.contains(.ioNet) ? try LoopbackServer(latency: config.netLatencyMs / 1_000) : nil
@@ -71,8 +72,13 @@ public struct Lab: Sendable {
         } else {
             cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
         }
-        let machine = LabReport.Machine(cpus: cpuCount, os: Self.kernelName(), python: pythonVersion)
-        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config))
+        let loadAtEnd = MachineLoad.sample()
+        let machine = LabReport.Machine(
+            cpus: cpuCount, os: Self.kernelName(), python: pythonVersion, loadAverage: MachineLoad.loadAverage(),
+            stealPercent: MachineLoad.stealPercent(from: loadAtStart, to: loadAtEnd), otherCPUs: MachineLoad.otherCPUs(from: loadAtStart, to: loadAtEnd)
+        )
+        cells = Settling.judge(cells, config: config, cpus: machine.cpus)
+        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine))
     }
 
     /// The first `python3` on PATH, or `nil`.

@@ -92,6 +92,9 @@ public struct LabCell: Codable, Sendable {
     public var spans: [LabSpan]?
     /// Why a cell has no numbers ("python3 not found"), or a remark.
     public var note: String?
+    /// Why its speed-up cannot be a result (it breaks a physical bound: the machine disturbed
+    /// the run), or `nil` when it is settled. No conclusion is drawn from an unsettled cell.
+    public var unsettled: String?
 
     enum CodingKeys: String, CodingKey {
         case workload, mode, label, workers
@@ -101,7 +104,7 @@ public struct LabCell: Codable, Sendable {
         case checksum, source
         case probeMedianMs = "probe_median_ms"
         case probeP90Ms = "probe_p90_ms"
-        case spans, note
+        case spans, note, unsettled
     }
 
     /// A cell with every measured value.
@@ -136,12 +139,38 @@ public struct LabReport: Codable, Sendable {
         public var os: String
         /// `python3 --version`, or `nil` when python3 was not found.
         public var python: String?
+        /// The 1-minute load average when the run ended, where the system reports one.
+        public var loadAverage: Double?
+        /// The share of CPU time the hypervisor took from this machine during the run, in percent.
+        public var stealPercent: Double?
+        /// How many CPUs other programs kept busy during the run, on average.
+        public var otherCPUs: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case cpus, os, python
+            case loadAverage = "load_average"
+            case stealPercent = "steal_percent"
+            case otherCPUs = "other_cpus"
+        }
 
         /// The machine as measured.
-        public init(cpus: Int, os: String, python: String?) {
+        public init(cpus: Int, os: String, python: String?, loadAverage: Double? = nil, stealPercent: Double? = nil, otherCPUs: Double? = nil) {
             self.cpus = cpus
             self.os = os
             self.python = python
+            self.loadAverage = loadAverage
+            self.stealPercent = stealPercent
+            self.otherCPUs = otherCPUs
+        }
+
+        /// How busy it was, as the conclusions say it ("other programs kept 1.9 of 2 CPUs busy,
+        /// load average 3.1, CPU steal 12 %").
+        var busyText: String {
+            var parts: [String] = []
+            if let otherCPUs { parts.append("other programs kept \(Conclusions.format(otherCPUs)) of \(cpus) CPUs busy") }
+            if let loadAverage { parts.append("load average \(Conclusions.format(loadAverage)) on \(cpus) CPUs") }
+            if let stealPercent { parts.append("CPU steal \(Conclusions.format(stealPercent)) %") }
+            return parts.isEmpty ? "no load figures on this system" : parts.joined(separator: ", ")
         }
     }
 

@@ -4,7 +4,8 @@ public enum TerminalReport {
     /// An aligned table of the cells of `workload` (other cells in `cells` are ignored), headed by the
     /// workload's title. Columns: mode, source, workers, wall, speed-up, cpu/wall, then the checksum
     /// (when some cell has one) or, for the mixed workload, the probe's median / p90 lateness, then a
-    /// note column when some cell has a note.
+    /// note column when some cell has a note. An unsettled cell's speed-up is marked `?`, and
+    /// why is said under the table.
     public static func table(_ cells: [LabCell], workload: LabWorkload) -> String {
         let rows = cells.filter { $0.workload == workload }
         let columns = tableColumns(rows, workload: workload)
@@ -19,6 +20,9 @@ public enum TerminalReport {
             lines.append(line(values, widths: widths, rightAligned: columns.map(\.rightAligned)))
         }
         if rows.isEmpty { lines.append("(no cells)") }
+        for cell in rows {
+            if let why = cell.unsettled { lines.append("? unsettled: \(cell.label) — \(why)") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -71,7 +75,7 @@ extension TerminalReport {
             Column(header: "source", rightAligned: false, values: cells.map(\.source.rawValue)),
             Column(header: "workers", rightAligned: true, values: cells.map { String($0.workers) }),
             Column(header: "wall", rightAligned: true, values: cells.map { LabFormat.wall($0.wallSeconds) }),
-            Column(header: "speed-up", rightAligned: true, values: cells.map { LabFormat.speedup($0.speedup) }),
+            Column(header: "speed-up", rightAligned: true, values: cells.map { LabFormat.speedup($0.speedup) + ($0.unsettled == nil ? "" : " ?") }),
             Column(header: "cpu/wall", rightAligned: true, values: cells.map { LabFormat.ratio($0.cpuPerWall) }),
         ]
         if workload == .mixed {

@@ -70,6 +70,75 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
     }
 }
 
+/// A speed-up that breaks a physical bound is a disturbed run: it is marked, and no lesson is
+/// drawn from it (issue 14's false lesson: "CPython asyncio (1 thread, no parallelism) 1.3×").
+@Suite struct SettlingTests {
+    let machine = LabReport.Machine(cpus: 2, os: "Linux", python: nil, loadAverage: 3.4, stealPercent: 12)
+
+    func judged(_ all: [LabCell]) -> [LabCell] { Settling.judge(all, config: config, cpus: 2) }
+
+    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: String) -> LabCell? {
+        all.first { $0.workload == workload && $0.mode == mode }
+    }
+
+    @Test func aQuietRunIsSettledThroughout() {
+        let all = judged(cells(python: (threads: 1.0, processes: 1.8)))
+        #expect(all.allSatisfy { $0.unsettled == nil }, "\(all.filter { $0.unsettled != nil }.map(\.mode))")
+        let text = Conclusions.draw(all, config: config, machine: machine).joined(separator: "\n")
+        #expect(!text.contains("unsettled"))
+        #expect(text.contains("So, under a GIL"))
+    }
+
+    @Test func oneAtATimeModesAboveOneAreUnsettledAndTeachNothing() {
+        var all = cells(python: (threads: 1.0, processes: 1.8))
+        for index in all.indices where all[index].workload == .cpu && all[index].mode == "async-1" { all[index].speedup = 1.3 }
+        all.append(LabCell(workload: .cpu, mode: "cpython-asyncio", label: "CPython asyncio (1 thread, no parallelism)", workers: 1,
+                           wallSeconds: 0.588, speedup: 1.34, cpuPerWall: 1, source: .cpython))
+        all = judged(all)
+        #expect(cell(all, .cpu, "async-1")?.unsettled?.contains("one task at a time") == true)
+        #expect(cell(all, .cpu, "cpython-asyncio")?.unsettled != nil)
+        let text = Conclusions.draw(all, config: config, machine: machine).joined(separator: "\n")
+        #expect(!text.contains("switching gains nothing"))
+        #expect(text.contains("Async tasks on one thread, CPU-bound: unsettled"))
+        #expect(text.contains("2 cells are unsettled"))
+        #expect(text.contains("load average 3.4 on 2 CPUs, CPU steal 12 %"))
+        // 1.12× is within the bound: a settled cell, and its lesson is drawn.
+        var near = cells()
+        for index in near.indices where near[index].workload == .cpu && near[index].mode == "async-1" { near[index].speedup = 1.12 }
+        #expect(Conclusions.draw(judged(near), config: config, machine: machine).joined().contains("switching gains nothing"))
+    }
+
+    @Test func parallelModesAboveTheirWorkersOrCPUsAreUnsettled() {
+        let all = judged(cells(ioThreads: 9.5, cpuProcesses: 2.6))
+        #expect(cell(all, .ioSleep, "threads")?.unsettled?.contains("from 8 at a time") == true)
+        #expect(cell(all, .cpu, "processes")?.unsettled?.contains("from 2 at a time") == true)
+        let text = Conclusions.draw(all, config: config, machine: machine).joined(separator: "\n")
+        #expect(!text.contains("every core works"))
+        #expect(!text.contains("So, under a GIL"))
+        #expect(text.contains("cannot settle the rule of thumb"))
+        #expect(!text.contains("concurrency is one worker switching"))
+    }
+
+    @Test func tablesMarkUnsettledCellsAndSayWhy() {
+        let all = judged(cells(cpuProcesses: 2.6))
+        let text = TerminalReport.table(all, workload: .cpu)
+        #expect(text.contains("2.6× ?"))
+        #expect(text.contains("? unsettled: processes — 2.6× from 2 at a time"))
+        let html = HTMLReport.render(LabReport(machine: machine, config: config, cells: all, conclusions: []))
+        #expect(html.contains("class=\"num unsettled\""))
+        #expect(html.contains("is unsettled: 2.6× from 2 at a time"))
+        #expect(html.contains("load average 3.40"))
+    }
+
+    @Test func stealIsTheHypervisorsShareOfTheInterval() {
+        let start = MachineLoad.Sample(steal: 100, total: 1_000)
+        let end = MachineLoad.Sample(steal: 150, total: 1_500)
+        #expect(MachineLoad.stealPercent(from: start, to: end) == 10)
+        #expect(MachineLoad.stealPercent(from: end, to: end) == nil)
+        #expect(MachineLoad.sample() != nil)  // Linux: /proc/stat
+    }
+}
+
 @Suite struct RendererTests {
     @Test func theHTMLReportIsSelfContainedWithATimelinePerCell() {
         var all = cells()
