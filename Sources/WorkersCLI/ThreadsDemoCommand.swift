@@ -93,9 +93,7 @@ enum BlockingDemo {
 
     /// A blocking sleep: it holds the thread, as a synchronous read or C call does.
     static func blockThread(for duration: Duration) {
-        var request = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) == -1 && errno == EINTR { request = remaining }
+        sleepThread(nanoseconds: UInt64(max(0, duration.saturatingNanoseconds)))
     }
 }
 

@@ -75,12 +75,12 @@ final class ClusterHub: @unchecked Sendable {  // @unchecked: `lock` guards the 
         while true {
             var peer = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let connection = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(descriptor, $0, &length) }
+            let connection = withUnsafeMutablePointer(to: &peer) { peer in
+                peer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in retryingInterrupts { accept(descriptor, address, &length) } }
             }
             if connection >= 0 { _ = fcntl(connection, F_SETFD, FD_CLOEXEC) }
             if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE { continue }
+                if errno == ECONNABORTED || errno == EMFILE { continue }
                 return  // the listener was shut down
             }
             if lock.withLock({ closed }) {
@@ -509,8 +509,8 @@ final class RemoteLink: WorkerLink, @unchecked Sendable {  // @unchecked: releas
     private func waitForEnd(until deadline: UInt64) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while LinkIO.wait(descriptor, events: Int16(POLLIN), until: deadline) {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { return true }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(descriptor, into: $0) }
+            if count == 0 || (count < 0 && errno != EAGAIN) { return true }
         }
         return false
     }

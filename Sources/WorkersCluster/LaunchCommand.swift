@@ -63,8 +63,9 @@ final class LaunchedCommand: @unchecked Sendable {  // @unchecked: `lock` guards
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(pipe[0], $0.baseAddress, $0.count) }
-            if count > 0 { output.append(contentsOf: buffer[0..<count]) } else if count < 0 && errno == EINTR { continue } else { break }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(pipe[0], into: $0) }
+            guard count > 0 else { break }
+            output.append(contentsOf: buffer[0..<count])
         }
         close(pipe[0])
         return (command.wait(), String(decoding: output, as: UTF8.self))

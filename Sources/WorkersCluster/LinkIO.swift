@@ -37,12 +37,10 @@ enum LinkIO {
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { raw in
-                Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                retryingInterrupts { Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset) }
             }
             if count > 0 {
                 offset += count
-            } else if count < 0 && errno == EINTR {
-                continue
             } else if count < 0 && errno == EAGAIN {
                 guard wait(descriptor, events: Int16(POLLOUT), until: deadline) else {
                     throw ClusterError(.linkLost, "the peer stopped reading during the handshake")
@@ -58,13 +56,11 @@ enum LinkIO {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             if let frame = try opener.next() { return frame }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(descriptor, into: $0) }
             if count > 0 {
                 buffer.withUnsafeBytes { opener.feed(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             } else if count == 0 {
                 throw ClusterError(.linkLost, "the peer closed the link before \(step)")
-            } else if errno == EINTR {
-                continue
             } else if errno == EAGAIN {
                 guard wait(descriptor, events: Int16(POLLIN), until: deadline) else {
                     throw ClusterError(.linkLost, "no \(step) in time")

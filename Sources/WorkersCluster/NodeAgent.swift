@@ -220,12 +220,10 @@ final class Agent: Relay.Handler, @unchecked Sendable {  // @unchecked: used on 
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < 80 {
-            let count = read(descriptor, &byte, 1)
+            let count = retryingInterrupts { read(descriptor, &byte, 1) }
             if count == 1 {
                 if byte == 0x0A { return try PoolKey(hex: String(decoding: line, as: UTF8.self)) }
                 line.append(byte)
-            } else if count < 0 && errno == EINTR {
-                continue
             } else {
                 throw ClusterError(.keyFile, "no key line on standard input")
             }

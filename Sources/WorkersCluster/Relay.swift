@@ -178,14 +178,14 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     private func flushLocked() {
         while outputOffset < output.count {
             let written = output.withUnsafeBytes { raw in
-                outputIsSocket
-                    ? Glibc.send(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
-                    : Glibc.write(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset)
+                retryingInterrupts {
+                    outputIsSocket
+                        ? Glibc.send(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+                        : Glibc.write(outputDescriptor, raw.baseAddress! + outputOffset, raw.count - outputOffset)
+                }
             }
             if written > 0 {
                 outputOffset += written
-            } else if written < 0 && errno == EINTR {
-                continue
             } else {
                 if written < 0 && errno != EAGAIN { outputClosed = true }
                 break
@@ -312,7 +312,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     /// Reads the link; returns an error if it ended.
     private func readLink(_ buffer: inout [UInt8]) -> ClusterError? {
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(inputDescriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(inputDescriptor, into: $0) }
             if count > 0 {
                 lastReceived = monotonicNanoseconds()
                 lastReceivedShared.store(lastReceived, ordering: .relaxed)
@@ -333,8 +333,6 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
                 if count < buffer.count { return nil }
             } else if count == 0 {
                 return ClusterError(.linkLost, "the peer closed the link")
-            } else if errno == EINTR {
-                continue
             } else if errno == EAGAIN {
                 return nil
             } else {
@@ -361,12 +359,10 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         guard var pipe = channels[id] else { return }
         while pipe.pendingOffset < pipe.pending.count {
             let count = pipe.pending.withUnsafeBytes { raw in
-                Glibc.write(pipe.writeDescriptor, raw.baseAddress! + pipe.pendingOffset, raw.count - pipe.pendingOffset)
+                retryingInterrupts { Glibc.write(pipe.writeDescriptor, raw.baseAddress! + pipe.pendingOffset, raw.count - pipe.pendingOffset) }
             }
             if count > 0 {
                 pipe.pendingOffset += count
-            } else if count < 0 && errno == EINTR {
-                continue
             } else {
                 break  // EAGAIN: polled for room; an error: the read side will see the end
             }
@@ -381,7 +377,7 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
     private func readChannel(_ id: UInt32, _ buffer: inout [UInt8]) {
         guard let descriptor = channels[id]?.readDescriptor else { return }
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(descriptor, into: $0) }
             if count > 0 {
                 buffer.withUnsafeBytes { raw in
                     let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
@@ -394,8 +390,6 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
                     return
                 }
                 if count < buffer.count { return }
-            } else if count < 0 && errno == EINTR {
-                continue
             } else if count < 0 && errno == EAGAIN {
                 return
             } else {

@@ -71,12 +71,21 @@ package func waitForExit(_ pid: pid_t) -> Int32? {
     }
 }
 
+/// Makes a system call as if no signal ever interrupted it: calls `call` again while it fails
+/// with EINTR, and returns its result otherwise (-1 with `errno` set for any other failure). The
+/// package's one EINTR loop for calls that return -1 on failure: read, write, pread, accept,
+/// flock, poll with no deadline.
+@inline(__always)
+package func retryingInterrupts<Result: BinaryInteger>(_ call: () -> Result) -> Result {
+    while true {
+        let result = call()
+        if result != -1 || errno != EINTR { return result }
+    }
+}
+
 /// `read(2)` with EINTR retried: the bytes read, 0 at the end, -1 on an error (errno set).
 package func readRetryingInterrupts(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
-    while true {
-        let count = read(fd, buffer.baseAddress, buffer.count)
-        if count >= 0 || errno != EINTR { return count }
-    }
+    retryingInterrupts { read(fd, buffer.baseAddress, buffer.count) }
 }
 
 /// Writes all of `bytes` to blocking `fd`, retrying short writes and EINTR; `false` on an
@@ -85,13 +94,29 @@ package func readRetryingInterrupts(_ fd: Int32, into buffer: UnsafeMutableRawBu
 package func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
     var offset = 0
     while offset < bytes.count {
-        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 {
-            if errno == EINTR { continue }
-            return false
-        }
+        let written = retryingInterrupts { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+        if written < 0 { return false }
         offset += written
     }
+    return true
+}
+
+/// Blocks the calling thread for `nanoseconds`, resuming the sleep after a signal: a blocking
+/// call, as `time.sleep` is, which holds its thread.
+package func sleepThread(nanoseconds: UInt64) {
+    var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+}
+
+/// Waits until `descriptor` is ready for `events` (POLLIN, POLLOUT), a signal interrupts, or
+/// the monotonic `deadline` (nanoseconds) passes; `false` once the deadline has passed. Callers
+/// loop on their own condition, so an interrupted wait is simply another turn.
+package func waitUntilReady(_ descriptor: Int32, for events: Int32, until deadline: UInt64) -> Bool {
+    let now = monotonicNanoseconds()
+    guard now < deadline else { return false }
+    var entry = pollfd(fd: descriptor, events: Int16(events), revents: 0)
+    _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
     return true
 }
 

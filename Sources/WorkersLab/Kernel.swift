@@ -49,7 +49,5 @@ public enum Kernel {
 
 /// Sleeps the calling thread (a blocking call, as `time.sleep` is).
 func blockingSleep(seconds: Double) {
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
+    sleepThread(nanoseconds: UInt64(max(0, seconds) * 1e9))
 }

@@ -61,9 +61,9 @@ public final class LoopbackServer: @unchecked Sendable {  // @unchecked: `stoppe
     private func acceptLoop() {
         defer { acceptorDone.set() }
         while true {
-            let connection = accept(listener, nil, nil)
+            let connection = retryingInterrupts { accept(listener, nil, nil) }
             if connection < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == ECONNABORTED { continue }
                 return
             }
             if lock.withLock({ stopped }) {
@@ -117,8 +117,7 @@ func blockingRequest(port: UInt16) throws {
     var answer = [UInt8](repeating: 0, count: 16)
     var received = 0
     while received < 5 {
-        let count = answer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + received, $0.count - received) }
-        if count < 0, errno == EINTR { continue }
+        let count = answer.withUnsafeMutableBytes { answer in retryingInterrupts { read(fd, answer.baseAddress! + received, answer.count - received) } }
         guard count > 0 else { throw LabError("the server closed the connection early") }
         received += count
     }
@@ -158,8 +157,7 @@ func eventLoopRequests(port: UInt16, count: Int, onDone: (Int, Double, Double) -
             }
             return pollfd(fd: request.phase == .done ? -1 : request.fd, events: Int16(events), revents: 0)
         }
-        let ready = poll(&descriptors, nfds_t(descriptors.count), 10_000)
-        if ready < 0, errno == EINTR { continue }
+        let ready = retryingInterrupts { poll(&descriptors, nfds_t(descriptors.count), 10_000) }
         guard ready > 0 else { throw LabError("no answer from the loopback server in 10 s") }
         for index in requests.indices where descriptors[index].revents != 0 {
             switch requests[index].phase {
@@ -168,8 +166,8 @@ func eventLoopRequests(port: UInt16, count: Int, onDone: (Int, Double, Double) -
                 guard sent == line.count else { throw LabError("send: errno \(errno)") }
                 requests[index].phase = .receiving
             case .receiving:
-                let got = buffer.withUnsafeMutableBytes { read(requests[index].fd, $0.baseAddress, $0.count) }
-                if got < 0, errno == EAGAIN || errno == EINTR { continue }
+                let got = buffer.withUnsafeMutableBytes { readRetryingInterrupts(requests[index].fd, into: $0) }
+                if got < 0, errno == EAGAIN { continue }
                 guard got > 0 else { throw LabError("the server closed the connection early") }
                 requests[index].received += got
                 if requests[index].received >= 5 {

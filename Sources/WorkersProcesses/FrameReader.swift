@@ -51,18 +51,12 @@ struct FrameReader {
                 if now >= deadline { return .timedOut }
                 var descriptor = pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)
                 let milliseconds = Int32(min((deadline - now + 999_999) / 1_000_000, UInt64(Int32.max)))
-                let ready = poll(&descriptor, 1, milliseconds)
-                if ready == 0 { continue }  // re-check the deadline
-                if ready < 0, errno == EINTR { continue }
+                // Nothing yet, or a signal: re-check the deadline.
+                guard poll(&descriptor, 1, milliseconds) > 0 else { continue }
             }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(readFD, $0.baseAddress, $0.count) }
-            if count > 0 {
-                decoder.feed(buffer[0..<count])
-            } else if count == 0 {
-                return .endOfFile
-            } else if errno != EINTR {
-                return .endOfFile
-            }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(readFD, into: $0) }
+            guard count > 0 else { return .endOfFile }
+            decoder.feed(buffer[0..<count])
         }
     }
 }

@@ -25,13 +25,12 @@ enum DescriptorIO {
             } catch {
                 return .violation(error)
             }
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(descriptor, into: $0) }
             if count > 0 {
                 decoder.feed(buffer[0..<count])
                 continue
             }
             if count == 0 { return .endOfStream }
-            if errno == EINTR { continue }
             guard errno == EAGAIN else { return .endOfStream }
             guard waitUntilReady(descriptor, for: POLLIN, until: deadline) else { return .timedOut }
         }
@@ -41,12 +40,11 @@ enum DescriptorIO {
     static func write(_ bytes: [UInt8], to descriptor: Int32, until deadline: UInt64) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            let count = bytes.withUnsafeBytes { bytes in retryingInterrupts { Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset) } }
             if count >= 0 {
                 offset += count
                 continue
             }
-            if errno == EINTR { continue }
             guard errno == EAGAIN else { return false }
             guard waitUntilReady(descriptor, for: POLLOUT, until: deadline) else { return false }
         }
@@ -58,22 +56,12 @@ enum DescriptorIO {
     static func waitForEndOfStream(_ descriptor: Int32, until deadline: UInt64) -> Bool {
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = scratch.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = scratch.withUnsafeMutableBytes { readRetryingInterrupts(descriptor, into: $0) }
             if count == 0 { return true }
             if count > 0 { continue }
-            if errno == EINTR { continue }
             guard errno == EAGAIN else { return true }
             guard waitUntilReady(descriptor, for: POLLIN, until: deadline) else { return false }
         }
     }
 
-    /// Waits until `descriptor` is ready for `events` (POLLIN, POLLOUT), a signal interrupts, or
-    /// `deadline` passes; `false` once the deadline has passed.
-    static func waitUntilReady(_ descriptor: Int32, for events: Int32, until deadline: UInt64) -> Bool {
-        let now = monotonicNanoseconds()
-        guard now < deadline else { return false }
-        var entry = pollfd(fd: descriptor, events: Int16(events), revents: 0)
-        _ = poll(&entry, 1, Int32(min((deadline - now + 999_999) / 1_000_000, 10_000)))
-        return true
-    }
 }

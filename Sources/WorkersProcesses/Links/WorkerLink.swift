@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import WorkersCore
 
 /// One worker's connection, whatever carries it: pipes to a child process here; a TCP link to a
 /// remote agent, or a launcher command's stdin and stdout, in the placements built on this seam.
@@ -46,11 +47,8 @@ extension WorkerLink {
             iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count)
         )
         return withUnsafeMutableBytes(of: &vectors) { pointer in
-            while true {
-                let count = writev(outputDescriptor, pointer.baseAddress!.assumingMemoryBound(to: iovec.self), body.count > 0 ? 2 : 1)
-                if count < 0, errno == EINTR { continue }
-                return count < 0 ? (errno == EAGAIN ? 0 : -1) : count
-            }
+            let count = retryingInterrupts { writev(outputDescriptor, pointer.baseAddress!.assumingMemoryBound(to: iovec.self), body.count > 0 ? 2 : 1) }
+            return count < 0 ? (errno == EAGAIN ? 0 : -1) : count
         }
     }
 }

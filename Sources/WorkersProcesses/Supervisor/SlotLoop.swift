@@ -238,7 +238,7 @@ struct SlotLoop {
         var endOfStream = false
         var received = false
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(current.inputDescriptor, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { readRetryingInterrupts(current.inputDescriptor, into: $0) }
             if count > 0 {
                 received = true
                 decoder.feed(buffer[0..<count])
@@ -246,8 +246,6 @@ struct SlotLoop {
             } else if count == 0 {
                 endOfStream = true
                 break
-            } else if errno == EINTR {
-                continue
             } else {
                 if errno != EAGAIN { endOfStream = true }
                 break

@@ -108,7 +108,7 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     func flushPending(until deadline: UInt64) -> Bool {
         while flush() {
             let descriptor = lock.withLock { link?.outputDescriptor }
-            guard let descriptor, DescriptorIO.waitUntilReady(descriptor, for: POLLOUT, until: deadline) else { return false }
+            guard let descriptor, waitUntilReady(descriptor, for: POLLOUT, until: deadline) else { return false }
         }
         return true
     }

@@ -101,9 +101,8 @@ func copyFileRange(from source: Int32, offset: Int, length: Int, to target: Int3
     var position = off_t(offset)
     var left = length
     while left > 0 {
-        let sent = sendfile(target, source, &position, left)
-        if sent < 0 { if errno == EINTR { continue }; return false }
-        if sent == 0 { return false }
+        let sent = retryingInterrupts { sendfile(target, source, &position, left) }
+        if sent <= 0 { return false }
         left -= sent
     }
     return true

@@ -139,13 +139,12 @@ extension Runner {
     func writeFeed(_ index: Int) {
         while let fd = state.running[index].feed?.raw, state.running[index].feedOffset < state.running[index].feedPending.count {
             let offset = state.running[index].feedOffset
-            let written = state.running[index].feedPending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let written = state.running[index].feedPending.withUnsafeBytes { bytes in retryingInterrupts { Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset) } }
             if written > 0 {
                 state.running[index].feedOffset += written
                 state.running[index].fed += written
                 continue
             }
-            if written < 0, errno == EINTR { continue }
             if written < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
             state.running[index].feed = nil
         }

@@ -115,7 +115,7 @@ enum SemaphoreMode {
         closedir(entries)
         for name in names {
             guard let file = OwnedDescriptor(open("\(directory)/\(name)", O_RDWR | O_CLOEXEC)) else { continue }
-            while flock(file.raw, LOCK_EX) != 0, errno == EINTR {}
+            _ = retryingInterrupts { flock(file.raw, LOCK_EX) }
         }
         return 0
     }

@@ -206,8 +206,7 @@ final class ResultsWriter {
         var bytes = [UInt8](repeating: 0, count: size)
         var done = 0
         while done < size {
-            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
-            if count < 0, errno == EINTR { continue }
+            let count = bytes.withUnsafeMutableBytes { bytes in retryingInterrupts { pread(fd, bytes.baseAddress! + done, size - done, off_t(done)) } }
             if count <= 0 { break }
             done += count
         }
