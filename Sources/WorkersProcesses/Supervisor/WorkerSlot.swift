@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CWorkersShims
-import DequeModule
 import WorkersCore
 import WorkersWire
 
@@ -58,8 +57,8 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
     private var pendingOffset = 0
     private var commands: [Command] = []
     /// The batches sent to the current process and not answered, in the order their frames went
-    /// out, which is the order the worker runs them: the first one runs.
-    private var inFlight: Deque<InFlight> = []
+    /// out, which is the order the worker runs them: the first one runs. At most `1 + prefetch`.
+    private var inFlight: [InFlight] = []
 
     init(index: Int) {
         self.index = index
@@ -98,8 +97,8 @@ final class WorkerSlot: @unchecked Sendable {  // @unchecked: mutable state is g
             link = nil
             pending.removeAll()
             pendingOffset = 0
-            defer { inFlight.removeAll() }
-            return Array(inFlight)
+            defer { inFlight = [] }
+            return inFlight
         }
     }
 
