@@ -28,6 +28,8 @@ final class SocketPairLauncher: WorkerLauncher, @unchecked Sendable {  // @unche
         case submitFrame
         /// Waits for the event, then answers with the value.
         case answerAfter(Event, Int)
+        /// Answers its batch with a result frame that holds one output too many.
+        case wrongCount
     }
 
     typealias Script = @Sendable (Int) -> Step
@@ -124,6 +126,8 @@ private struct FarEnd {
                 var outputs: [Int] = []
                 for input in inputs {
                     switch script(input) {
+                    case .wrongCount:
+                        outputs += [input, input]
                     case .answer(let value):
                         outputs.append(value)
                     case .answerAfter(let event, let value):

@@ -54,6 +54,25 @@ let heartbeatScale: Int64 = ProcessInfo.processInfo.environment["WORKERS_STRESS"
         await pool.shutdown()
     }
 
+    /// A result that does not hold its batch's outputs is the worker's fault, charged to the
+    /// batch it answered: with no retries that batch fails with `.protocolViolation` (it is not
+    /// re-queued for ever, and no batch behind it takes the blame), and the pool carries on.
+    @Test(arguments: [0, 1])
+    func aMalformedResultFailsTheBatchItAnswers(prefetch: Int) async throws {
+        let pool = try await SocketPairPool(workers: 1, prefetch: prefetch) { $0 < 0 ? .wrongCount : .answer($0) }
+        async let behind = pool.run(5)  // with prefetch, sent behind the bad one
+        do {
+            _ = try await pool.run(-1)
+            Issue.record("a malformed result was taken")
+        } catch let error as ProcessPoolError {
+            guard case .protocolViolation(let detail) = error.code else { Issue.record("got \(error)"); return }
+            #expect(detail.contains("malformed result"))
+        }
+        #expect(try await behind == 5)
+        #expect(pool.launcher.launched == 2)
+        await pool.shutdown()
+    }
+
     /// A peer that stops sending anything, heartbeats included, is declared lost after
     /// `lostAfter`; its batch fails with `.workerLost` (or is retried), and the pool carries on.
     @Test func aSilentPeerIsLostAfterLostAfter() async throws {

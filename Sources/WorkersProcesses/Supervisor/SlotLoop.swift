@@ -172,11 +172,14 @@ struct SlotLoop {
     /// A worker retired on purpose (`graceful`: its node drained) did not fail its batches: they
     /// go back to the queue without counting an attempt. Nor did one killed to cancel a batch it
     /// held (`cancelling`) fail the batch it was running, unless that is the cancelled one.
-    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil, graceful: Bool = false, cancelling: UInt64? = nil) {
+    ///
+    /// `charging` names the batch at fault when the slot knows it better than the link does (a
+    /// malformed answer, read after its batch left those in flight).
+    private mutating func lost(_ code: ProcessPoolError.Code, reason: String? = nil, graceful: Bool = false, cancelling: UInt64? = nil, charging: UInt64? = nil) {
         if let current = detachLink() { current.terminate() }
         supervisor.metrics?.workerExited(graceful ? "retired" : reason ?? code.metricsReason)
         logger.debug("worker lost", metadata: ["slot": "\(index)", "error": "\(ProcessPoolError(code))", "graceful": "\(graceful)"])
-        var running = graceful ? nil : runningOnDetached
+        var running = graceful ? nil : charging ?? runningOnDetached
         if let cancelling, running != cancelling { running = nil }
         let command = supervisor.workerLost(index, code, running: running)
         if case .none = command {
@@ -282,12 +285,12 @@ struct SlotLoop {
             let result: Result<BatchAnswer, ProcessPoolError>
             if frame.kind == .result {
                 guard let outputs = try? frame.decode(Outputs.self), outputs.count == request.count else {
-                    return violation("malformed result")
+                    return violation("malformed result", answering: inFlight.attempt)
                 }
                 result = .success(BatchAnswer(outputs: outputs.outputs, nanoseconds: nanoseconds))
                 supervisor.metrics?.batchEnded(answered: request.count, nanoseconds: nanoseconds)
             } else {
-                guard let failure = try? frame.decode(JobFailure.self) else { return violation("malformed failure") }
+                guard let failure = try? frame.decode(JobFailure.self) else { return violation("malformed failure", answering: inFlight.attempt) }
                 if failure.errorType == WorkerProcess.unknownJobType {
                     result = .failure(request.error(.unknownJob))
                 } else {
@@ -313,8 +316,10 @@ struct SlotLoop {
         }
     }
 
-    private mutating func violation(_ detail: String) {
-        lost(.protocolViolation(detail))
+    /// The worker broke the protocol; when it did so in answering batch `answering` (taken out of
+    /// those in flight already), that batch is the one charged.
+    private mutating func violation(_ detail: String, answering: UInt64? = nil) {
+        lost(.protocolViolation(detail), charging: answering)
     }
 
     /// Heartbeats out; a silent worker, a batch past its deadline, a worker over its memory limit.
