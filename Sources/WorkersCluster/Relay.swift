@@ -349,8 +349,10 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
             return
         }
         guard var pipe = channels[id] else { return }
-        if scansFrames { pipe.toChannel.feed(bytes) }
-        pipe.pending.append(contentsOf: bytes)
+        // A draining agent's workers are sent no new batch (with prefetch the driver sends one
+        // ahead, so the worker would never fall idle): the driver gets those back, uncharged,
+        // when the slot closes as drained.
+        pipe.pending += scansFrames ? pipe.toChannel.forward(bytes, droppingSubmits: draining) : bytes
         channels[id] = pipe
         flushChannel(id)
     }
@@ -405,39 +407,66 @@ extension Relay.Handler {
     func relay(_ relay: Relay, idleWhileDraining channel: UInt32) {}
 }
 
-/// Counts the frames in a worker's byte stream without copying them: how many batches went to a
-/// worker and how many answers came back, so an agent that drains knows when a slot is idle.
+/// Counts the frames in a worker's byte stream: how many batches went to a worker and how many
+/// answers came back, so an agent that drains knows when a slot is idle; and, for a draining
+/// agent, leaves out the batches that arrive, whole frames only, however the stream is split.
 struct FrameScanner {
     private var header: [UInt8] = []
     private var remaining = 0
+    /// Whether the frame being passed is left out.
+    private var dropping = false
     private(set) var submits = 0
     private(set) var answers = 0
+    /// Submits left out.
+    private(set) var dropped = 0
 
     mutating func feed(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { feed($0) }
     }
 
+    /// Counts the frames in `bytes`, which pass whole.
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        scan(bytes, droppingSubmits: false) { _ in }
+    }
+
+    /// The bytes of `bytes` to pass on: all of them, or with `droppingSubmits` all but the Submit
+    /// frames that begin in them. A frame begun before keeps going as it began.
+    mutating func forward(_ bytes: [UInt8], droppingSubmits: Bool) -> [UInt8] {
+        var kept: [UInt8] = []
+        kept.reserveCapacity(bytes.count)
+        bytes.withUnsafeBytes { scan($0, droppingSubmits: droppingSubmits) { kept.append(contentsOf: $0) } }
+        return kept
+    }
+
+    /// Walks the frames in `bytes`, handing `emit` what is passed on: a frame's 5-byte header
+    /// once its kind is known, then its body as it comes.
+    private mutating func scan(_ bytes: UnsafeRawBufferPointer, droppingSubmits: Bool, emit: (UnsafeRawBufferPointer) -> Void) {
         var index = 0
         while index < bytes.count {
             if remaining > 0 {
-                let skip = min(remaining, bytes.count - index)
-                remaining -= skip
-                index += skip
+                let take = min(remaining, bytes.count - index)
+                if !dropping { emit(UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)])) }
+                remaining -= take
+                index += take
                 continue
             }
             header.append(bytes[index])
             index += 1
-            if header.count == 5 {
-                let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+            guard header.count == 5 else { continue }
+            let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+            dropping = droppingSubmits && header[4] == Frame.Kind.submit.rawValue
+            if dropping {
+                dropped += 1
+            } else {
                 switch header[4] {
                 case Frame.Kind.submit.rawValue: submits += 1
                 case Frame.Kind.result.rawValue, Frame.Kind.failure.rawValue: answers += 1
                 default: break
                 }
-                remaining = max(length - 1, 0)
-                header.removeAll(keepingCapacity: true)
+                header.withUnsafeBytes { emit($0) }
             }
+            remaining = max(length - 1, 0)
+            header.removeAll(keepingCapacity: true)
         }
     }
 }

@@ -64,6 +64,34 @@ struct AgentLossTests {
         await pool.shutdown()
     }
 
+    /// With prefetch the driver sends each slot its next batch before the answer; a draining
+    /// agent must still fall idle: it runs what its workers had, not the rest of the queue.
+    @Test("a draining agent finishes the batches its workers hold, not the pool's queue")
+    func drainingAgentStopsTakingWork() async throws {
+        let agents = TestAgents()
+        let pool = try await makeClusterPool(agents: 2, slots: 2, retry: RetryPolicy(maxAttempts: 1), fixture: agents)
+        let victim = agents.pids[1]
+        var victimWorkers: Set<Int32> = []
+        var afterDrain = 0
+        var seen = [Int](repeating: 0, count: 300)
+        for try await (index, pid) in pool.mapUnordered(Nap.self, [Int](repeating: 5, count: 300), chunkSize: 1) {
+            seen[index] += 1
+            if victimWorkers.isEmpty {
+                victimWorkers = childProcesses(of: victim)
+                kill(victim, SIGTERM)
+            } else if victimWorkers.contains(pid) {
+                afterDrain += 1
+            }
+        }
+        #expect(!victimWorkers.isEmpty)
+        #expect(seen.allSatisfy { $0 == 1 })
+        // What its two slots held (two each) and answers already on their way; without the
+        // drain it would take about half of the 299 left.
+        #expect(afterDrain <= 16, "the draining agent ran \(afterDrain) more batches")
+        #expect(await eventually(within: .seconds(5)) { !isAlive(victim) })
+        await pool.shutdown()
+    }
+
     @Test("a job that kills its worker on every node fails alone after maxAttempts; the rest succeed")
     func poisonInput() async throws {
         let agents = TestAgents()

@@ -110,6 +110,20 @@ func eventually(within timeout: Duration, _ condition: () -> Bool) async -> Bool
     return condition()
 }
 
+/// The processes whose parent is `pid` (an agent's workers), from `/proc`.
+func childProcesses(of pid: Int32) -> Set<Int32> {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    var children: Set<Int32> = []
+    for entry in entries {
+        guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        // After the name: state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, Int32(fields[1]) == pid { children.insert(child) }
+    }
+    return children
+}
+
 func isAlive(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 else { return false }
     // A zombie is dead for our purposes.

@@ -283,5 +283,27 @@ struct LinkFrameTests {
             #expect(scanner.submits == 2 && scanner.answers == 2)
         }
     }
+
+    /// A draining agent passes everything but new batches: whole frames left out, the rest
+    /// byte for byte, however the stream is split; a batch begun before the drain goes through.
+    @Test("a draining agent's scanner leaves out whole batches across any split")
+    func scannerDropsSubmitsWhileDraining() throws {
+        func frame(_ kind: Frame.Kind, _ fill: UInt8) -> [UInt8] { [0, 0, 0, 12, kind.rawValue] + [UInt8](repeating: fill, count: 11) }
+        let stream = frame(.submit, 1) + frame(.heartbeat, 2) + frame(.submit, 3) + frame(.goodbye, 4)
+        for split in 1..<stream.count {
+            var scanner = FrameScanner()
+            let kept = scanner.forward(Array(stream[..<split]), droppingSubmits: true) + scanner.forward(Array(stream[split...]), droppingSubmits: true)
+            #expect(kept == frame(.heartbeat, 2) + frame(.goodbye, 4), "split at \(split)")
+            #expect(scanner.submits == 0 && scanner.dropped == 2)
+        }
+        // The drain begins inside the first batch: that batch goes through whole, the next is left out.
+        for split in 1..<16 {
+            var scanner = FrameScanner()
+            let kept = scanner.forward(Array(stream[..<split]), droppingSubmits: split < 5 ? true : false)
+                + scanner.forward(Array(stream[split...]), droppingSubmits: true)
+            let expected = split < 5 ? frame(.heartbeat, 2) + frame(.goodbye, 4) : frame(.submit, 1) + frame(.heartbeat, 2) + frame(.goodbye, 4)
+            #expect(kept == expected, "split at \(split)")
+        }
+    }
 }
 
