@@ -10,7 +10,7 @@ import WorkersCore
 import WorkersProcesses
 import WorkersTestJobs
 
-@Suite("Agents lost, drained and killed")
+@Suite("Agents lost, drained and killed", .serialized)  // each runs two agents of two workers: under ThreadSanitizer, six at once starve the heartbeats
 struct AgentLossTests {
     @Test("a killed agent: its batches run elsewhere, every input answered once, the pool carries on")
     func killedAgent() async throws {

@@ -230,6 +230,23 @@ extension SupervisorStateMachine {
         machine.checkInvariants()
     }
 
+    /// A slot that cannot start while another worker runs (a remote slot whose agent drained)
+    /// fails nothing: the live worker runs the queue, and the slot comes back with new work.
+    @Test func aFailedStartFailsNothingWhileAnotherWorkerRuns() throws {
+        var machine = Self.started(workers: 2)
+        let running = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))
+        _ = machine.workerLost(1 - running.worker, .workerLost, running: nil)  // the other slot restarts
+        _ = machine.submit(Self.request(), id: 2, continuation: 2)
+        let failed = machine.workerStartFailed(1 - running.worker, ProcessPoolError(.placementFailed("no agent with a free slot")))
+        #expect(failed.resolutions.isEmpty && machine.queuedCount == 1)
+        guard case .none = failed.command else { Issue.record("retried at once: \(failed.command)"); return }
+        #expect(machine.workers[1 - running.worker].state == .down)
+        machine.checkInvariants()
+        // The live worker takes the queue.
+        #expect(Self.sentOne(Self.resolved(machine.answer(worker: running.worker, attempt: running.attempt, .success(Self.answer)))?.1)?.batch == 2)
+        machine.checkInvariants()
+    }
+
     @Test func maxBatchesPerWorkerRecyclesTheProcess() throws {
         var machine = Self.started(maxBatches: 1)
         let first = try #require(Self.sent(machine.submit(Self.request(), id: 1, continuation: 1)))

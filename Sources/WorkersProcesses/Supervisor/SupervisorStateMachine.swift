@@ -318,20 +318,29 @@ struct SupervisorStateMachine<Continuation> {
 
     /// `worker`'s process could not be started (or failed its handshake).
     ///
-    /// While the pool runs, the slot goes `.down`; a queued batch fails with `error` (so a
-    /// program that cannot start never leaves callers waiting), and the slot tries again if more
-    /// are queued.
+    /// While the pool runs, the slot goes `.down`. When no other worker is alive to run the
+    /// queue, a queued batch fails with `error` (so a program that cannot start never leaves
+    /// callers waiting) and the slot tries again if more are queued. When others are alive (a
+    /// remote slot whose agent drained, with other agents working), nothing fails: they run the
+    /// queue, and the slot is started again when work next arrives.
     mutating func workerStartFailed(_ worker: Int, _ error: ProcessPoolError) -> LossAction {
         precondition(workers[worker].state == .starting, "workerStartFailed in \(workers[worker].state)")
+        let othersAlive = workers.indices.contains { index in
+            guard index != worker else { return false }
+            switch workers[index].state {
+            case .idle, .busy: return true
+            case .starting, .down, .stopping, .gone: return false
+            }
+        }
         var resolutions: [Resolution] = []
-        if lifecycle == .running || lifecycle == .draining, let id = queue.popFirst(), let batch = batches.removeValue(forKey: id) {
+        if lifecycle == .running || lifecycle == .draining, !othersAlive, let id = queue.popFirst(), let batch = batches.removeValue(forKey: id) {
             resolutions.append(Resolution(continuation: batch.continuation, outcome: .failed(batch.request.error(error.code))))
         }
         let command: WorkerCommand
         if lifecycle == .cancelling || lifecycle == .stopped || (lifecycle == .draining && queue.isEmpty) {
             workers[worker].state = .gone
             command = .none
-        } else if queue.isEmpty {
+        } else if queue.isEmpty || othersAlive {
             workers[worker].state = .down
             command = .none
         } else {
