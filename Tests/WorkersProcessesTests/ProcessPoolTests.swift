@@ -265,10 +265,16 @@ func untilBusy(_ pool: ProcessPool) async {
 
     @Test func cancelPendingFailsQueuedJobs() async throws {
         let pool = try await makePool(workers: 1)
-        let running = Task { try await pool.run(Nap.self, 5_000) }
+        // The nap only has to outlast the square's submission (cancelPending kills it): under
+        // ThreadSanitizer, with the suite beside it, a 5 s nap once ended first, the square then
+        // ran at once, and an unbounded wait for it to be queued hung the whole run.
+        let running = Task { try await pool.run(Nap.self, 60_000) }
         await untilBusy(pool)
+        try #require(pool.workerInfo[0].isBusy, "the nap did not start within 30 s")
         let queued = Task { try await pool.run(Square.self, 2) }
-        while pool.queuedBatches == 0 { await Task.yield() }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while pool.queuedBatches == 0, ContinuousClock.now < deadline { await Task.yield() }
+        try #require(pool.queuedBatches == 1, "the square was not queued behind the nap")
         await pool.shutdown(.cancelPending)
         await #expect(throws: CancellationError.self) { try await queued.value }
         await #expect(throws: CancellationError.self) { try await running.value }
