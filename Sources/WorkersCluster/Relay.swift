@@ -352,7 +352,13 @@ final class Relay: @unchecked Sendable {  // @unchecked: `lock` guards the outpu
         // A draining agent's workers are sent no new batch (with prefetch the driver sends one
         // ahead, so the worker would never fall idle): the driver gets those back, uncharged,
         // when the slot closes as drained.
-        pipe.pending += scansFrames ? pipe.toChannel.forward(bytes, droppingSubmits: draining) : bytes
+        if scansFrames && draining {
+            pipe.pending += pipe.toChannel.forward(bytes, droppingSubmits: true)
+        } else {
+            // The hot path: counted in place, no filtered copy.
+            if scansFrames { pipe.toChannel.feed(bytes) }
+            pipe.pending.append(contentsOf: bytes)
+        }
         channels[id] = pipe
         flushChannel(id)
     }
