@@ -26,7 +26,7 @@ public enum RunMain {
             }
             return summary.exitStatus
         } catch {
-            writeStandardError("\(programName): \(error.description)\nTry '\(programName) --help'.\n")
+            writeStandardError("\(programName): \(error.description)\n" + (error.suggestsHelp ? "Try '\(programName) --help'.\n" : ""))
             return 255
         }
     }

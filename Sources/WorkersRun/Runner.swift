@@ -57,8 +57,10 @@ public final class Runner {
         var command: String?
         /// `--cat`: the block's file, which is `{}`, removed when the job is done.
         var catPath: String?
-        /// `--pipe-part`, `--cat`: a file holding the job's block (its stdin, or `{}`'s file).
+        /// `--cat`: a file holding the job's block (`{}`'s file).
         var block: OwnedDescriptor?
+        /// `--pipe-part`: the job's part of the file, sent to its stdin through a pipe.
+        var part: (offset: Int, length: Int)?
         var blockBytes = 0
         /// `--pipe`: the job's block, written to its stdin through a pipe (as GNU's: `test -p
         /// /dev/stdin` holds, and programs see a pipe, not a file).
@@ -95,6 +97,8 @@ public final class Runner {
         var feedPending: [UInt8] = []
         var feedOffset = 0
         var fed = 0
+        /// `--pipe-part`: what is left of the job's part, sent from the file by `sendfile`.
+        var feedFile: (fd: Int32, offset: Int, end: Int)?
 
         /// The bytes it was given on stdin (the joblog's Send): its block, or what was fed.
         var sent: Int { job.blockBytes + fed }
@@ -120,6 +124,9 @@ public final class Runner {
         var running: [Running] = []
         var nextSequence = 1
         var inputDone = false
+        /// The input that had no whole record when a job could have started: waited for beside
+        /// the jobs, once.
+        var inputToWaitFor: Int32?
         /// Whether the descriptor limit was met and said so.
         var warnedDescriptors = false
         /// `-k`: the finished jobs waiting for their turn.
@@ -162,30 +169,37 @@ public final class Runner {
 
     var spareBuffers: [OwnedDescriptor] = []
 
+    /// The machine's CPUs, for `-j` forms that depend on them (`-j FILE` is read again).
+    let cpus: Int
+    /// `-j FILE`: when the file last changed, as read.
+    var jobsFileChanged: timespec?
+
     /// A runner for `options` on a machine with `cpus` CPUs; opens the joblog and the inputs.
     ///
     /// - Throws: ``RunUsageError`` for an input file or joblog that cannot be opened.
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
+        self.cpus = cpus
         if options.retryFailed, let path = options.joblog {
             guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
             source = .failed(Deque(Self.failedCommands(in: path)))
         } else if options.pipe == .parts {
-            source = .parts(try PipeParts(options: options))
+            source = .parts(try PipeParts(options: options, slots: options.jobs.slots(cpus: cpus)))
         } else if options.pipe == .blocks {
             source = .blocks(try PipeBlocks(options: options))
         } else {
             source = .arguments(try JobInputs(options: options))
         }
         if case .arguments(let inputs) = source {
-            builder = CommandBuilder(options: options, names: inputs.namePositions)
+            builder = try CommandBuilder(options: options, names: inputs.namePositions)
         } else {
-            builder = CommandBuilder(options: options)
+            builder = try CommandBuilder(options: options)
         }
         scheduler = RunScheduler(rules: .init(options: options, slots: options.jobs.slots(cpus: cpus)))
         shell = options.noShell ? nil : Self.findShell()
         environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="])
         output = OutputWriter()
+        for warning in options.warnings { output.writeError("\(programName): \(warning)\n") }
         if let name = options.results, !options.dryRun {
             var headerNames: [String] = []
             if case .arguments(let inputs) = source { headerNames = inputs.headerNames }
@@ -206,7 +220,9 @@ public final class Runner {
                 skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
             }
             // `--joblog -` is standard output, as GNU's.
-            let exists = path != "-" && fileExists(path)
+            // An empty file gets the header too, as GNU's (`mktemp` makes one).
+            var status = stat()
+            let exists = path != "-" && path.withEscapedCString { stat($0, &status) } == 0 && status.st_size > 0
             let append = path != "-" && (options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed)
             let opened = OwnedDescriptor(path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
                 : openFile(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644))
@@ -243,14 +259,17 @@ public final class Runner {
     func prepare() {
         var haltPercent = false
         if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
-        if options.bar || options.multiple != nil || haltPercent || options.shuffle, case .arguments(let inputs) = source {
+        if options.bar || options.multiple != nil || haltPercent || options.shuffle || builder.needsTotal, case .arguments(let inputs) = source {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
             if options.shuffle { all.shuffle() }
             state.total = all.count
             state.preloaded = all
+            builder.perl?.totalJobs = all.count
         }
+        builder.perl?.slots = slots
+        if case .file(let path) = options.jobs { jobsFileChanged = Self.modified(path) }
         state.runStart = monotonicSeconds()
         cworkers_ignore_sigpipe()
         var status = stat()
@@ -260,5 +279,21 @@ public final class Runner {
             _ = cworkers_signals_to_pipe(pipe.write.raw)
             signalPipe = pipe
         }
+    }
+}
+
+extension Runner {
+    /// `-j FILE`: when a job ends and the file has changed, the slots are what it holds now
+    /// (GNU's rule).
+    func rereadJobsFile() {
+        guard case .file(let path) = options.jobs, let changed = Self.modified(path) else { return }
+        if let known = jobsFileChanged, known.tv_sec == changed.tv_sec, known.tv_nsec == changed.tv_nsec { return }
+        jobsFileChanged = changed
+        scheduler.setSlots(options.jobs.slots(cpus: cpus))
+    }
+
+    static func modified(_ path: String) -> timespec? {
+        var status = stat()
+        return path.withEscapedCString { stat($0, &status) } == 0 ? status.st_mtim : nil
     }
 }

@@ -115,10 +115,12 @@ import Testing
         #expect(options.keepOrder && !options.verbose && options.template == ["-v"])
     }
 
-    @Test func perlReplacementStringsAcrossWordsAreRefused() {
-        #expect(throws: RunUsageError("Perl replacement strings {= … =} are not supported by workers run")) {
-            try RunOptions.parse(["echo", "{=", "s/a/b/", "=}", ":::", "a"])
-        }
+    /// `--rpl` and `--plus` are written into the template as `{= … =}` when it is parsed.
+    @Test func shorthandsAreRewrittenWhenParsed() throws {
+        let options = try RunOptions.parse(["--rpl", "{x} s/a/b/", "--tagstring", "{x}", "echo", "{x}", "{", "=", ":::", "a"])
+        #expect(options.template == ["echo", "{=s/a/b/=}", "{", "="])
+        #expect(options.tagString == "{=s/a/b/=}")
+        #expect(try RunOptions.parse(["--plus", "echo", "{..}"]).template == ["echo", #"{=s:\.[^/.]*\.[^/.]*$::=}"#])
     }
 
     @Test func parallelVariableOptionsComeFirstAndItsOtherWordsStartTheCommand() throws {

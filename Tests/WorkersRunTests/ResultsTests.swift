@@ -6,7 +6,7 @@ import Testing
 @Suite struct ResultsTests {
     func writer(_ arguments: [String]) throws -> ResultsWriter {
         let options = try RunOptions.parse(arguments)
-        return try ResultsWriter(name: options.results!, options: options, builder: CommandBuilder(options: options))
+        return try ResultsWriter(name: options.results!, options: options, builder: try CommandBuilder(options: options))
     }
 
     @Test func theNameChoosesTheLayout() throws {

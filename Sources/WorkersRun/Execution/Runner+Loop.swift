@@ -29,14 +29,17 @@ extension Runner {
         }
         // --pipe, --round-robin: the stdin pipes that still have part of a block to take.
         let feedBase = descriptors.count
-        let feeding = state.running.indices.filter { state.running[$0].feed != nil && !state.running[$0].feedPending.isEmpty }
+        let feeding = state.running.indices.filter { state.running[$0].feed != nil && (!state.running[$0].feedPending.isEmpty || state.running[$0].feedFile != nil) }
         for index in feeding { descriptors.append(pollfd(fd: state.running[index].feed!.raw, events: Int16(POLLOUT), revents: 0)) }
         // A stdout pipe whose reader is gone (`… | head -1`) reports POLLERR: the run ends as
         // GNU's and xargs' do, by SIGPIPE, rather than running every job for no reader.
-        let stdoutIndex = descriptors.count
-        if watchStdout, scheduler.caughtSignal == nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
+        let stdoutIndex = watchStdout && scheduler.caughtSignal == nil ? descriptors.count : nil
+        if stdoutIndex != nil { descriptors.append(pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)) }
+        // The input's next line, when a slot waits for it (it wakes the loop; startJobs reads).
+        if let input = state.inputToWaitFor { descriptors.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0)) }
+        state.inputToWaitFor = nil
         let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
-        if stdoutIndex < descriptors.count, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
+        if let stdoutIndex, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
             perform(scheduler.received(signal: SIGPIPE, now: monotonicSeconds()))
         }
         if ready < 0, errno != EINTR { return false }
@@ -150,7 +153,19 @@ extension Runner {
         }
         state.running[index].feedPending = []
         state.running[index].feedOffset = 0
-        // --pipe: the job's stdin ends with its block.
-        if state.running[index].job.pipedBlock != nil { state.running[index].feed = nil }
+        // --pipe-part: the part goes from the file to the pipe in the kernel.
+        while let fd = state.running[index].feed?.raw, let file = state.running[index].feedFile {
+            var offset = off_t(file.offset)
+            let sent = retryingInterrupts { sendfile(fd, file.fd, &offset, min(file.end - file.offset, 1 << 20)) }
+            if sent > 0 {
+                state.running[index].feedFile?.offset += sent
+                if file.offset + sent >= file.end { state.running[index].feedFile = nil }
+                continue
+            }
+            if sent < 0, errno == EAGAIN || errno == EWOULDBLOCK { return }
+            state.running[index].feedFile = nil
+        }
+        // --pipe, --pipe-part: the job's stdin ends with its block.
+        if state.running[index].job.pipedBlock != nil || state.running[index].job.part != nil { state.running[index].feed = nil }
     }
 }

@@ -1,12 +1,11 @@
-
-
-/// Turns a job's arguments into the command GNU parallel would run. Pure.
+/// Turns a job's arguments into the command GNU parallel would run. Pure, except for `{= perl =}`
+/// replacement strings, whose values come from the run's one ``PerlEvaluator``.
 ///
 /// The template is shell code: its words are joined with spaces and run by a shell. Every
 /// substituted argument is shell-quoted, unless the command's first word holds a replacement string;
 /// `-q` quotes the template's words too. With no replacement string in the template, ` {}` is
 /// appended. With `--no-shell`, the words are the program and its arguments, with no shell at all.
-public struct CommandBuilder: Sendable {
+public struct CommandBuilder {
     let template: [String]
     let replacement: String
     let quoteTemplate: Bool
@@ -14,22 +13,35 @@ public struct CommandBuilder: Sendable {
     let contextReplace: Bool
     /// `--header`: column and source names, each to its position (from 1), for `{name}`.
     let names: [String: Int]
+    /// Evaluates `{= perl =}`; `nil` when no option holds one.
+    let perl: PerlEvaluator?
 
     /// A builder for the template, replacement string and quoting options in `options`, with
     /// `names` (from `--header`) usable as `{name}`, `{name.}`, `{name/}`, `{name//}`, `{name/.}`.
-    public init(options: RunOptions, names: [String: Int] = [:]) {
+    ///
+    /// - Throws: ``RunUsageError`` when a `{= perl =}` expression does not compile or perl cannot
+    ///   be started.
+    public init(options: RunOptions, names: [String: Int] = [:]) throws(RunUsageError) {
         replacement = options.replacement
         quoteTemplate = options.quoteTemplate
         noShell = options.noShell
-        contextReplace = options.multiple == .contextReplace
+        contextReplace = options.multiple == .contextReplace || (options.repeatsContext && options.multiple == nil)
         self.names = names
-        if options.pipe == nil, options.argumentsPerJob != 0, !options.template.isEmpty,
-           !options.template.contains(where: { Self.hasReplacement($0, replacement: options.replacement, names: names) }) {
-            template = options.template + [options.replacement]
+        // GNU keeps `{=`, the expression and `=}` one word when the shell split them.
+        let words = Self.mergingPerlWords(options.template)
+        if options.pipe == nil, options.argumentsPerJob != 0, !words.isEmpty,
+           !words.contains(where: { Self.hasReplacement($0, replacement: options.replacement, names: names) }) {
+            template = words + [options.replacement]
         } else {
-            template = options.template
+            template = words
         }
+        let texts = template + [options.tagString, options.workingDirectory, options.results].compactMap { $0 }
+        let codes = texts.flatMap { Self.perlCodes(in: $0, replacement: options.replacement, names: names) }
+        perl = codes.isEmpty ? nil : try PerlEvaluator(codes: codes)
     }
+
+    /// Whether an expression asks for `total_jobs()`, which needs all input read first.
+    var needsTotal: Bool { perl?.mentionsTotal ?? false }
 
     /// What one job needs to fill its template.
     public struct Job: Sendable {
@@ -39,6 +51,8 @@ public struct CommandBuilder: Sendable {
         public var sequence: Int
         /// The job's slot, from 1 (`{%}`).
         public var slot: Int
+        /// Context replace: the input that `{}` and `{= … =}` stand for in this copy of a word.
+        var only: Int?
 
         /// A job with these inputs, sequence number and slot.
         public init(arguments: [String], sequence: Int, slot: Int) {
@@ -56,20 +70,35 @@ public struct CommandBuilder: Sendable {
         }
         if noShell { return argv(for: job).map(shellQuote).joined(separator: " ") }
         let quoteValues = !commandWordHasReplacement
-        // -X repeats the words around a replacement string, and GNU's words are the command
-        // line's, so a quoted 'echo {} | wc -c' repeats only `{}`.
-        let words = contextReplace && !quoteTemplate ? template.flatMap { $0.split(separator: " ", omittingEmptySubsequences: false).map(String.init) } : template
+        // -X, -N, -L repeat the words around a replacement string, and GNU's words are the
+        // command line's, so a quoted 'echo {} | wc -c' repeats only `{}`.
+        let words = contextReplace && !quoteTemplate ? template.flatMap { Self.splitKeepingPerl($0) } : template
         return words.map { word in
-            // -X: a word with a replacement string is repeated for each input, each copy filled
-            // with that input alone (`pre-{}-post` → `pre-a-post pre-b-post`).
-            if contextReplace, job.arguments.count > 1, Self.hasReplacement(word, replacement: replacement, names: names) {
-                return job.arguments.map { argument in
-                    let one = Job(arguments: [argument], sequence: job.sequence, slot: job.slot)
-                    return quoteTemplate ? quoteOutsideReplacements(word, job: one) : substitute(word, job: one) { quoteValues ? shellQuote($0) : $0 }
-                }.joined(separator: " ")
+            fillRepeating(word, job: job) { one in
+                quoteTemplate ? quoteOutsideReplacements(word, job: one) : substitute(word, job: one) { quoteValues ? shellQuote($0) : $0 }
             }
-            let filled = substitute(word, job: job) { value in quoteValues ? shellQuote(value) : value }
-            return quoteTemplate ? quoteOutsideReplacements(word, job: job) : filled
+        }.joined(separator: " ")
+    }
+
+    /// `text` filled for `job`, unquoted (`--tagstring`): under context replace, each word with
+    /// a `{}` is repeated per input, as in the command.
+    func fillText(_ text: String, job: Job) -> String {
+        guard contextReplace else { return substitute(text, job: job) { $0 } }
+        return Self.splitKeepingPerl(text).map { word in fillRepeating(word, job: job) { substitute(word, job: $0) { $0 } } }
+            .joined(separator: " ")
+    }
+
+    /// GNU's context replace: a word holding a replacement string for all inputs (`{}`, `{.}`,
+    /// `{= … =}`) is filled once per input, each copy with that input alone (`pre-{}-post` →
+    /// `pre-a-post pre-b-post`); positional ones (`{2}`) still see every input.
+    private func fillRepeating(_ word: String, job: Job, fill: (Job) -> String) -> String {
+        guard contextReplace, job.arguments.count > 1, Self.hasReplacementForAll(word, replacement: replacement, names: names) else {
+            return fill(job)
+        }
+        return job.arguments.indices.map { index in
+            var one = job
+            one.only = index
+            return fill(one)
         }.joined(separator: " ")
     }
 
@@ -91,10 +120,23 @@ public struct CommandBuilder: Sendable {
         case position(Int, Modifier)
         case sequence
         case slot
+        /// `{= code =}`, or `{=N code =}` for input N alone.
+        case perl(code: String, position: Int?)
     }
 
     enum Modifier: String, Equatable {
         case none = "", noExtension = ".", basename = "/", dirname = "//", basenameNoExtension = "/."
+
+        /// The modifier as GNU defines it in Perl (for `--extensionreplace` and its siblings).
+        var perl: String {
+            switch self {
+            case .none: ""
+            case .noExtension: #"s:\.[^/.]*$::"#
+            case .basename: "s:.*/::"
+            case .dirname: #"$_ = ::dirname($_);"#
+            case .basenameNoExtension: #"s:.*/::; s:\.[^/.]*$::;"#
+            }
+        }
     }
 
     /// Replaces every replacement string in `word`; `render` quotes (or not) each value.
@@ -117,18 +159,36 @@ public struct CommandBuilder: Sendable {
         case .sequence: return String(job.sequence)
         case .slot: return String(job.slot)
         case .all(let modifier):
+            if let only = job.only { return render(Self.apply(modifier, to: job.arguments[only])) }
             return job.arguments.map { render(Self.apply(modifier, to: $0)) }.joined(separator: " ")
         case .position(let n, let modifier):
             // A position past the inputs is nothing at all (GNU: `echo c-`, not `echo c-''`).
             let index = n < 0 ? job.arguments.count + n : n - 1
             guard index >= 0, index < job.arguments.count else { return "" }
             return render(Self.apply(modifier, to: job.arguments[index]))
+        case .perl(let code, let position):
+            guard let perl else { return "" }
+            func evaluated(_ index: Int) -> String {
+                // GNU evaluates a job with no inputs once, with `$_` empty.
+                let start = index < job.arguments.count ? job.arguments[index] : ""
+                let value = perl.value(of: code, input: index, value: start, job: job)
+                return value.unquoted ? value.text : render(value.text)
+            }
+            guard let n = position else {
+                if let only = job.only { return evaluated(only) }
+                if job.arguments.isEmpty { return evaluated(0) }
+                return job.arguments.indices.map(evaluated).joined(separator: " ")
+            }
+            let index = n < 0 ? job.arguments.count + n : n - 1
+            guard index >= 0, index < job.arguments.count else { return "" }
+            return evaluated(index)
         }
     }
 
     /// The token at the start of `text` and its length in characters, if one is there.
     static func token(at text: Substring, replacement: String, names: [String: Int] = [:]) -> (Token, Int)? {
         if text.hasPrefix(replacement) { return (.all(.none), replacement.count) }
+        if text.hasPrefix("{=") { return perlToken(at: text, names: names) }
         guard text.first == "{", let close = text.firstIndex(of: "}") else { return nil }
         let inside = text[text.index(after: text.startIndex)..<close]
         let length = inside.count + 2
@@ -156,6 +216,115 @@ public struct CommandBuilder: Sendable {
         return (.position(negative ? -n : n, modifier), length)
     }
 
+    /// `{= code =}` at the start of `text`: the shortest span to the next `=}` that holds no other
+    /// `{=` (GNU matches the rightmost `{=`: in `{={==}` only `{==}` is an expression). A code that
+    /// starts with a number (`{=2 s/a/b/ =}`) or a `--header` name is for that input alone.
+    static func perlToken(at text: Substring, names: [String: Int]) -> (Token, Int)? {
+        let body = text.dropFirst(2)
+        guard let close = body.firstRange(of: "=}") else { return nil }
+        var code = body[..<close.lowerBound]
+        guard !code.contains("{=") else { return nil }
+        let length = text.distance(from: text.startIndex, to: close.upperBound)
+        var position: Int?
+        if let name = names.keys.filter({ code.hasPrefix($0) }).max(by: { $0.count < $1.count }) {
+            position = names[name]
+            code = code.dropFirst(name.count)
+        } else {
+            let sign = code.first == "-" ? 1 : 0
+            let digits = code.dropFirst(sign).prefix { $0.isASCII && $0.isNumber }
+            if !digits.isEmpty, let n = Int(digits), n != 0 {
+                position = sign == 1 ? -n : n
+                code = code.dropFirst(sign + digits.count)
+            }
+        }
+        if position == nil { code = code.drop { $0 == " " } }
+        return (.perl(code: String(code), position: position), length)
+    }
+
+    /// The `{= … =}` expressions in `text`, in order.
+    static func perlCodes(in text: String, replacement: String, names: [String: Int]) -> [String] {
+        var codes: [String] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            if let (token, length) = token(at: rest, replacement: replacement, names: names) {
+                if case .perl(let code, _) = token { codes.append(code) }
+                rest = rest.dropFirst(length)
+            } else {
+                rest = rest.dropFirst()
+            }
+        }
+        return codes
+    }
+
+    /// GNU's `merge_rpl_parts`: a word with a `{=` that no `=}` closes is joined, with spaces,
+    /// to the words after it until one closes it (`'{='` `'s/a/b/'` `'=}'` is one word).
+    static func mergingPerlWords(_ words: [String]) -> [String] {
+        func unclosed(_ word: String) -> Bool {
+            var rest = Substring(word)
+            var open = false
+            while let start = rest.firstRange(of: "{=") {
+                open = true
+                rest = rest[start.upperBound...]
+                guard let close = rest.firstRange(of: "=}") else { return true }
+                // A `{=` before the `=}` starts the span the `=}` closes.
+                open = false
+                rest = rest[close.upperBound...]
+            }
+            return open
+        }
+        var merged: [String] = []
+        var index = 0
+        while index < words.count {
+            var word = words[index]
+            index += 1
+            while unclosed(word), index < words.count {
+                word += " " + words[index]
+                index += 1
+            }
+            merged.append(word)
+        }
+        return merged
+    }
+
+    /// `word` split at spaces, but never inside a `{= … =}` (-X repeats whole words).
+    static func splitKeepingPerl(_ word: String) -> [String] {
+        guard word.contains("{=") else { return word.split(separator: " ", omittingEmptySubsequences: false).map(String.init) }
+        var parts: [String] = []
+        var current = ""
+        var rest = Substring(word)
+        while let next = rest.first {
+            if next == "{", let (_, length) = perlToken(at: rest, names: [:]) {
+                current += rest.prefix(length)
+                rest = rest.dropFirst(length)
+            } else if next == " " {
+                parts.append(current)
+                current = ""
+                rest = rest.dropFirst()
+            } else {
+                current.append(next)
+                rest = rest.dropFirst()
+            }
+        }
+        parts.append(current)
+        return parts
+    }
+
+    /// Whether `word` holds a replacement string that stands for every input (not `{2}`, `{#}`).
+    static func hasReplacementForAll(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {
+        var rest = Substring(word)
+        while !rest.isEmpty {
+            if let (token, length) = token(at: rest, replacement: replacement, names: names) {
+                switch token {
+                case .all, .perl(_, nil): return true
+                default: rest = rest.dropFirst(length)
+                }
+            } else {
+                rest = rest.dropFirst()
+            }
+        }
+        return false
+    }
+
     static func hasReplacement(_ word: String, replacement: String, names: [String: Int] = [:]) -> Bool {
         var rest = Substring(word)
         while !rest.isEmpty {
@@ -169,8 +338,13 @@ public struct CommandBuilder: Sendable {
     /// blank or `=` — holds a replacement string (`{}`, `e{}`, `{2}`), the input is part of the
     /// command, so it is not quoted; `V={} cmd` and `echo {}` quote it.
     var commandWordHasReplacement: Bool {
-        let word = template.joined(separator: " ").prefix { $0 != " " && $0 != "\t" && $0 != "\n" && $0 != "=" }
-        return Self.hasReplacement(String(word), replacement: replacement, names: names)
+        // A `{= … =}` counts as one piece, whatever it holds (GNU has replaced it by then).
+        var rest = Substring(template.joined(separator: " "))
+        while let next = rest.first, next != " ", next != "\t", next != "\n", next != "=" {
+            if Self.token(at: rest, replacement: replacement, names: names) != nil { return true }
+            rest = rest.dropFirst()
+        }
+        return false
     }
 
     /// `{.}`, `{/}`, `{//}`, `{/.}` as GNU computes them.
@@ -219,6 +393,11 @@ public struct CommandBuilder: Sendable {
 
     /// With `-q`: the template word's own text quoted, the substituted values as they are.
     private func quoteOutsideReplacements(_ word: String, job: Job) -> String {
+        // GNU fills the word, then quotes it whole (`'sleep 3 & wait'`); only several inputs
+        // for one `{}` are separate words.
+        if job.arguments.count <= 1 || job.only != nil || !Self.hasReplacementForAll(word, replacement: replacement, names: names) {
+            return shellQuote(substitute(word, job: job) { $0 })
+        }
         var out = ""
         var literal = ""
         var rest = Substring(word)

@@ -21,6 +21,9 @@ final class JobInputs {
     /// `--header`: the names of the columns (or of the sources), in order.
     private(set) var headerNames: [String] = []
     private static let whiteSpace: Set<Character> = [" ", "\t", "\n", "\r", "\u{0B}", "\u{0C}"]
+    /// Lines read so far that end in CR, while the first three are checked (GNU warns when all
+    /// three do and no -d was given); `nil` once checked.
+    private var carriageReturns: (lines: Int, ending: Int)?
 
     init(options: RunOptions) throws(RunUsageError) {
         if options.nullSeparated {
@@ -30,6 +33,7 @@ final class JobInputs {
             separator = delimiter.escapedBytes
         } else {
             separator = [UInt8(ascii: "\n")]
+            carriageReturns = (0, 0)
         }
         if let pattern = options.columnSeparator {
             columnSeparator = try ColumnSeparator(pattern)
@@ -117,6 +121,14 @@ final class JobInputs {
         return groups.isEmpty ? [] : product
     }
 
+    /// The descriptor to wait on when ``next()`` would wait for a slow writer (a pipe that has
+    /// no whole record yet), else `nil`. The runner then waits for it beside its jobs, so a job
+    /// that ends meanwhile is reported at once, not when the next input line comes.
+    func descriptorToWaitFor() -> Int32? {
+        guard let stream, !stream.hasRecordWithoutWaiting() else { return nil }
+        return stream.descriptor
+    }
+
     /// The next job's arguments (`-N` groups several records), or `nil` when the input is done.
     func next() -> [String]? {
         if perJob == 0 { return nextRecord().map { _ in [] } }
@@ -161,26 +173,52 @@ final class JobInputs {
     /// A source's values as GNU reads them: up to the `-E` value, blank ones dropped with `-r`.
     private func accepted(_ values: [String]) -> [String] {
         var kept: [String] = []
+        var continued: String?
         for value in values {
             if value == endOfFile { break }
+            // -L: a value ending in a blank goes on with the next, as a line does.
+            let value = (continued ?? "") + value
+            continued = nil
             if skipBlank, value.allSatisfy(Self.whiteSpace.contains) { continue }
+            if joinContinued, let last = value.last, Self.continues(last) {
+                continued = value
+                continue
+            }
             kept.append(value)
         }
+        if let continued { kept.append(continued) }
         return kept
+    }
+
+    /// GNU's warning for DOS text: the first three values all end in CR.
+    private func checkCarriageReturn(_ line: String, seen: (lines: Int, ending: Int)) {
+        let now = (seen.lines + 1, seen.ending + (line.unicodeScalars.last == "\r" ? 1 : 0))
+        guard now.0 == 3 else { carriageReturns = now; return }
+        carriageReturns = nil
+        if now.1 == 3 {
+            writeFully(STDERR_FILENO, Array("\(programName): Warning: The first three values end in CR-NL. Consider using -d \"\\r\\n\"\n".utf8))
+        }
+    }
+
+    /// Whether a line ending in `character` goes on with the next under -L (GNU's blanks).
+    private static func continues(_ character: Character) -> Bool {
+        character == " " || character == "\t" || character == "\u{0B}" || character == "\u{0C}"
     }
 
     private func nextRecord() -> [String]? {
         var record: [String]
         if let stream {
             guard var line = stream.next(), line != endOfFile else { self.stream = nil; return nil }
+            if let seen = carriageReturns { checkCarriageReturn(line, seen: seen) }
             while skipBlank, line.allSatisfy(Self.whiteSpace.contains) {
                 guard let following = stream.next(), following != endOfFile else { self.stream = nil; return nil }
                 line = following
             }
             // -L: a line ending in a blank (a space, tab, vertical tab or form feed, as GNU's)
             // goes on with the next one.
-            while joinContinued, let last = line.last, last == " " || last == "\t" || last == "\u{0B}" || last == "\u{0C}",
-                  let following = stream.next(), following != endOfFile {
+            while joinContinued, let last = line.last, Self.continues(last), let following = stream.next() {
+                // -E inside a continued line ends the input after it.
+                if following == endOfFile { self.stream = nil; break }
                 line += following
             }
             // --csv: a quoted field can hold newlines; the row goes on until its quotes pair up
@@ -199,10 +237,11 @@ final class JobInputs {
             record = combined[combinedIndex]
             combinedIndex += 1
         }
-        if let csvSeparator, record.count == 1 {
-            record = Self.csvFields(record[0], separator: csvSeparator)
-        } else if let columnSeparator, record.count == 1 {
-            record = columnSeparator.split(record[0])
+        // Each source's value is split into columns (GNU: `-a f1 -a f2 --colsep` splits both).
+        if let csvSeparator {
+            record = record.flatMap { Self.csvFields($0, separator: csvSeparator) }
+        } else if let columnSeparator {
+            record = record.flatMap { columnSeparator.split($0) }
         }
         // --trim (with --colsep, rl unless told otherwise).
         switch trim {

@@ -7,7 +7,11 @@ import Glibc
 final class PipeBlocks {
     private let fd: Int32
     private let closeWhenDone: Bool
-    private let blockSize: Int
+    /// `--block`; grown (by GNU's 1.3× + 1) when a window holds no whole record.
+    private var blockSize: Int
+    /// The bytes after the last cut that GNU holds when it reads on: it reads until it holds a
+    /// multiple of `--block` bytes more than these, then cuts at the last record end in them.
+    private var carried = 0
     /// Record end + record start, and the cut's place in it (`--recend`, `--recstart`).
     private let separator: [UInt8]
     private let cutOffset: Int
@@ -85,9 +89,40 @@ final class PipeBlocks {
             }
             return nil
         }
-        guard buffer.count >= blockSize else { return nil }
-        // The first cut at or after the block size: blocks are at least --block long.
-        return find(from: max(0, blockSize - cutOffset))?.cut
+        while true {
+            // GNU's read_block: it reads up to the next multiple of --block above what it holds.
+            let window = (carried / blockSize + 1) * blockSize
+            guard buffer.count >= window else { return nil }
+            // GNU's pass: the last cut in what it holds.
+            if let cut = lastCut(within: window) {
+                carried = window - cut
+                return cut
+            }
+            // No whole record in it: GNU grows the block (1.3× + 1), warns, and reads on.
+            carried = window
+            let old = blockSize
+            blockSize = min(Int((Double(blockSize) * 1.3 + 1).rounded(.up)), Int(Int32.max))
+            writeFully(STDERR_FILENO, Array("\(programName): Warning: A record was longer than \(old). Increasing to --blocksize \(blockSize).\n".utf8))
+        }
+    }
+
+    /// The last cut with the whole separator in `buffer[0..<limit]`, not at the very start.
+    private func lastCut(within limit: Int) -> Int? {
+        var end = limit - separator.count
+        while end >= 0 {
+            let match: Int?
+            if separator.count == 1 {
+                match = buffer[0...end].lastIndex(of: separator[0])
+            } else {
+                var position = end
+                while position >= 0, !buffer[position..<position + separator.count].elementsEqual(separator) { position -= 1 }
+                match = position >= 0 ? position : nil
+            }
+            guard let match else { return nil }
+            if match + cutOffset > 0 { return match + cutOffset }
+            end = match - 1
+        }
+        return nil
     }
 
     /// The first cut between two records with the separator at or after `start`: where the block
@@ -125,10 +160,13 @@ final class PipeParts {
     private let cutOffset: Int
     private var offset = 0
 
-    init(options: RunOptions) throws(RunUsageError) {
+    /// The file of `options`, cut for `slots` job slots (`--block -N`: N parts a slot).
+    init(options: RunOptions, slots: Int) throws(RunUsageError) {
         guard options.sources.count == 1, case .file(let path) = options.sources[0], path != "-" else {
             throw RunUsageError("option --pipe-part needs one seekable file (-a FILE or :::: FILE)")
         }
+        // GNU's words for a --pipe-part file that is not there.
+        guard fileExists(path) else { throw .gnu("File not found: \(path)") }
         let (fd, _) = try openInput(path)
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -137,7 +175,12 @@ final class PipeParts {
         }
         self.fd = fd
         size = Int(info.st_size)
-        blockSize = options.blockSize
+        if let perSlot = options.blocksPerSlot {
+            // GNU: 1 + int(size / slots / N).
+            blockSize = 1 + Int(Double(size) / Double(max(1, slots)) / perSlot)
+        } else {
+            blockSize = options.blockSize
+        }
         (separator, cutOffset) = options.recordSeparator
     }
 

@@ -7,7 +7,7 @@ import WorkersCore
 func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
     if path == "-" { return (0, false) }
     let fd = openFile(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw RunUsageError("cannot open input file \(path): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw .gnu("Cannot open input file `\(path)': \(String(cString: strerror(errno))).") }
     return (fd, true)
 }
 
@@ -60,6 +60,20 @@ final class RecordReader {
     }
 
     private var warnedNUL = false
+
+    /// The descriptor records are read from.
+    var descriptor: Int32 { fd }
+
+    /// Whether ``next()`` can return without waiting for the writer: a whole record is buffered,
+    /// the input has ended, or bytes are waiting (then they are read, without blocking).
+    func hasRecordWithoutWaiting() -> Bool {
+        while true {
+            if atEnd || separatorIndex() != nil { return true }
+            var probe = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&probe, 1, 0) > 0 else { return false }
+            atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
+        }
+    }
 
     /// Where the next separator starts in the unread part of the buffer.
     private func separatorIndex() -> Int? {

@@ -146,7 +146,7 @@ extension RunOptions {
             case "l": state.options.trim = .left
             case "r": state.options.trim = .right
             case "lr", "rl": state.options.trim = .both
-            default: throw RunUsageError("option --trim: '\(text)' is not n, l, r, lr or rl")
+            default: throw .gnu("--trim must be one of: r l rl lr.")
             }
         },
         .value("header", ":|N", .input, "the first line (split on tabs or --colsep), or each source's first value, names the columns: {name}; with --pipe, N lines start each block") { (state, text) throws(RunUsageError) in
@@ -181,8 +181,31 @@ extension RunOptions {
         OptionSpec("replace|i", .optional("STR"), .command, "the same, STR defaulting to {} (xargs' -i)") { state, value in
             state.options.replacement = value.flatMap { $0.isEmpty ? nil : $0 } ?? "{}"
         },
+        .value("rpl", "'TAG CODE'", .command, "define TAG as the Perl CODE, as {= CODE =}; a (group) in TAG is $$1 in CODE") { state, text in
+            state.options.replacementShorthands.append(text)
+        },
+        .flag("plus", .command, "GNU's extra replacement strings: {..} {+.} {%SUFFIX} {#PREFIX} {/A/B} {:N:M} {##} {0#} …") { $0.options.plus = true },
+        .value("extensionreplace|er", "STR", .command, "use STR instead of {.}") { state, text in
+            state.options.replacementShorthands.append(text + " " + CommandBuilder.Modifier.noExtension.perl)
+        },
+        .value("basenamereplace|bnr", "STR", .command, "use STR instead of {/}") { state, text in
+            state.options.replacementShorthands.append(text + " " + CommandBuilder.Modifier.basename.perl)
+        },
+        .value("dirnamereplace|dnr", "STR", .command, "use STR instead of {//}") { state, text in
+            state.options.replacementShorthands.append(text + " " + CommandBuilder.Modifier.dirname.perl)
+        },
+        .value("basenameextensionreplace|bner", "STR", .command, "use STR instead of {/.}") { state, text in
+            state.options.replacementShorthands.append(text + " " + CommandBuilder.Modifier.basenameNoExtension.perl)
+        },
+        .value("seqreplace", "STR", .command, "use STR instead of {#}") { state, text in
+            state.options.replacementShorthands.append(text + " 1 $_=$job->seq()")
+        },
+        .value("slotreplace", "STR", .command, "use STR instead of {%}") { state, text in
+            state.options.replacementShorthands.append(text + " 1 $_=$job->slot()")
+        },
         .value("max-replace-args|maxreplaceargs|N", "N", .command, "N inputs per job ({1}…{N}); -N0: a job per input, none on its line") { (state, text) throws(RunUsageError) in
             state.options.argumentsPerJob = try wholeNumber("-N", text, minimum: 0)
+            state.options.repeatsContext = true
         },
         .value("max-args|maxargs|n", "N", .command, "the same as -N; with -X or -m, at most N inputs per job") { (state, text) throws(RunUsageError) in
             state.options.argumentsPerJob = try wholeNumber("-n", text, minimum: 0)
@@ -190,11 +213,13 @@ extension RunOptions {
         .value("L", "N", .command, "N lines per job, a line ending in a blank going on with the next (-L0: as -N0)") { (state, text) throws(RunUsageError) in
             state.options.argumentsPerJob = try wholeNumber("-L", text, minimum: 0)
             state.options.joinContinuedLines = true
+            state.options.repeatsContext = true
         },
         OptionSpec("max-lines|maxlines|l", .optionalNumber("N"), .command, "the same, N defaulting to 1") { (state, value) throws(RunUsageError) in
             state.options.argumentsPerJob = try value.map { (text) throws(RunUsageError) in
                 guard let number = Double(text), number >= 0 else { throw RunUsageError("option -l: '\(text)' is not a number of lines") }
-                return Int(number)
+                // GNU: -l0 is -l1 (a relic of --tollef).
+                return max(1, Int(number))
             } ?? 1
             state.options.joinContinuedLines = true
         },
@@ -202,7 +227,13 @@ extension RunOptions {
         .flag("m", .command, "many inputs per command line, side by side") { $0.options.multiple = .append },
         .flag("xargs", .command, "as -m with -j1, as xargs") { state in state.options.multiple = .append; state.options.jobs = .count(1) },
         .value("max-chars|maxchars|s", "N", .command, "the longest command line -X and -m build") { (state, text) throws(RunUsageError) in
-            state.options.maxLineLength = try wholeNumber("-s", text, minimum: 1)
+            let length = try wholeNumber("-s", text, minimum: 1)
+            // GNU warns and keeps its own limit.
+            if length <= CommandLineLimit.usable {
+                state.options.maxLineLength = length
+            } else {
+                state.options.warnings.append("Warning: Value for option -s should be < \(CommandLineLimit.usable).")
+            }
         },
         .flag("quote|q", .command, "quote the command's words too (no shell syntax in it)") { $0.options.quoteTemplate = true },
         .flag("no-shell", .command, "ours: run the command directly, without a shell") { $0.options.noShell = true },
@@ -274,7 +305,14 @@ extension RunOptions {
         },
         .flag("pipe-part|pipepart", .pipe, "the same for a seekable file (-a FILE), cut by seeking (faster)") { $0.options.pipe = .parts },
         .value("block-size|blocksize|block|bs", "SIZE", .pipe, "bytes per block (default 1M), extended to a record end") { (state, text) throws(RunUsageError) in
-            state.options.blockSize = try RunOptions.parseSize(text, name: "--block")
+            state.options.blockSizeGiven = true
+            if text.hasPrefix("-") {
+                // GNU's -N: N blocks per job slot (with --pipe-part; checked when the rest is known).
+                let size = try RunOptions.parseSize(String(text.dropFirst()), name: "--block")
+                state.options.blocksPerSlot = Double(size)
+            } else {
+                state.options.blockSize = try RunOptions.parseSize(text, name: "--block")
+            }
         },
         .value("recend", "STR", .pipe, "the string records end with (default \\n)") { state, text in
             state.options.recordEnd = Array(RunOptions.unescape(text).utf8); state.options.recordEndGiven = true
@@ -341,8 +379,6 @@ extension RunOptions {
         .refused("sql", .required("DBURL")), .refused("sql-master|sqlmaster", .required("DBURL")),
         .refused("sql-worker|sqlworker", .required("DBURL")), .refused("sql-and-worker|sqlandworker", .required("DBURL")),
         .refused("tmux"), .refused("tmux-pane|tmuxpane"),
-        .refused("rpl", .required("RPL"), "replacement strings defined in Perl"),
-        .refused("plus", .none, "GNU's extra replacement strings {%…} {#…} {/…} {+.} …"),
         .refused("parens", .required("PARENS")),
         .refused("memsuspend", .required("SIZE")), .refused("noswap"), .refused("limit", .required("CMD")),
         .refused("ctag"), .refused("ctag-string|ctagstring", .required("STR")), .refused("color|colour"),
@@ -353,9 +389,6 @@ extension RunOptions {
         .refused("group-by|groupby", .required("COL")), .refused("regexp|regex"), .refused("remove-rec-sep|removerecsep|rrs"),
         .refused("tee"), .refused("filter", .required("EXPR")), .refused("latest-line|latestline|ll"),
         .refused("block-timeout|blocktimeout|bt", .required("SECS")), .refused("skip-first-line|skipfirstline"),
-        .refused("dirnamereplace|dnr", .required("STR")), .refused("basenamereplace|bnr", .required("STR")),
-        .refused("basenameextensionreplace|bner", .required("STR")), .refused("extensionreplace|er", .required("STR")),
-        .refused("seqreplace", .required("STR")), .refused("slotreplace", .required("STR")),
         .refused("process-slot-var|processslotvar", .required("NAME")), .refused("template|tmpl", .required("FILE=REPL")),
         .refused("total-jobs|totaljobs|total", .required("N")), .refused("interactive|p"), .refused("exit|x"),
         .refused("ctrl-c|ctrlc"), .refused("no-ctrl-c|no-ctrlc|noctrlc"), .refused("embed"), .refused("shebang|hashbang"),

@@ -38,7 +38,9 @@ extension RunOptions {
         if text.hasPrefix("+"), let n = Int(text.dropFirst()), n >= 0 { return .plus(n) }
         if text.hasPrefix("-"), let n = Int(text.dropFirst()), n >= 0 { return .minus(n) }
         if let n = Int(text), n >= 0 { return n == 0 ? .unlimited : .count(n) }
-        throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N or 0")
+        // GNU: a file that holds one of these.
+        if fileExists(text) { return .file(text) }
+        throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N, 0 or a file holding one")
     }
 
     /// A size with GNU's prefixes (`multiply_binary_prefix`): `K M G T P` and `Ki`…`Pi` (either
@@ -111,19 +113,18 @@ extension RunOptions {
         if text.hasSuffix("%"), let percent = Double(text.dropLast()), percent > 0, percent <= 100 {
             return Halt(when: .soon, why: .fail, threshold: .percent(percent))
         }
-        let parts = text.split(separator: ",", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let when = Halt.When(rawValue: parts[0]) else {
-            throw RunUsageError("option --halt: '\(text)' is not now|soon,fail|success|done=N|N%")
-        }
-        let condition = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
-        guard condition.count == 2 else { throw RunUsageError("option --halt: '\(text)' has no =N") }
+        // GNU's messages, step by step: when, then why, then how many.
+        let parts = text.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let when = Halt.When(rawValue: parts[0]) else { throw .gnu("--halt must have 'never', 'soon', or 'now'.") }
+        let condition = parts.count == 2 ? parts[1].split(separator: "=", maxSplits: 1).map(String.init) : []
         let why: Halt.Why
-        switch condition[0] {
+        switch condition.first {
         case "fail": why = .fail
         case "success": why = .success
         case "done": why = .done
-        default: throw RunUsageError("option --halt: '\(condition[0])' is not fail, success or done")
+        default: throw .gnu("--halt \(parts[0]) must be followed by ,success or ,fail.")
         }
+        guard condition.count == 2 else { throw .gnu("--halt \(parts[0]),\(condition[0]) must be followed by ,number or ,percent%.") }
         let amount = condition[1]
         if amount.hasSuffix("%"), let percent = Double(amount.dropLast()), percent > 0, percent <= 100 {
             return Halt(when: when, why: why, threshold: .percent(percent))

@@ -51,7 +51,9 @@ extension RunOptions {
                     throw RunUsageError("option \(token.spelled) is not supported by workers run" + (why.map { " (\($0))" } ?? "") + (origin.isEmpty ? "" : " (in \(origin))"))
                 }
                 do { try spec.apply(&state, token.value) } catch {
-                    throw RunUsageError(error.description + (origin.isEmpty ? "" : " (in \(origin))"))
+                    var error = error
+                    if !origin.isEmpty { error.description += " (in \(origin))" }
+                    throw error
                 }
             }
         }
@@ -116,14 +118,15 @@ extension OptionState {
             options.output = .lineBuffered
         }
         if silent { options.verbose = false; options.printCommands = false }
-        // GNU evaluates `{= perl =}` with Perl; running the text as shell code instead would be
-        // silently wrong, so it is refused by name, in one word or across several.
-        let command = options.template.joined(separator: " ")
-        if let open = command.firstRange(of: "{="), command[open.upperBound...].contains("=}") {
-            throw RunUsageError("Perl replacement strings {= … =} are not supported by workers run")
+        if options.plus || !options.replacementShorthands.isEmpty {
+            let shorthands = try ReplacementShorthands(rpl: options.replacementShorthands, plus: options.plus)
+            options.template = CommandBuilder.mergingPerlWords(options.template).map(shorthands.rewrite)
+            options.tagString = options.tagString.map(shorthands.rewrite)
+            options.workingDirectory = options.workingDirectory.map(shorthands.rewrite)
+            options.results = options.results.map(shorthands.rewrite)
         }
         if options.pipe != nil, options.template.isEmpty, !options.semaphore {
-            throw RunUsageError("--pipe/--pipe-part must have a command to pipe into (e.g. 'cat')")
+            throw .gnu("--pipe/--pipepart must have a command to pipe into (e.g. 'cat').")
         }
         if options.pipe != nil, options.argumentsPerJob == 0 {
             throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part")
@@ -146,8 +149,20 @@ extension OptionState {
         if options.catBlocks, options.pipe == nil || options.roundRobin {
             throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)")
         }
-        if options.roundRobin, options.pipe != .blocks {
-            throw RunUsageError("option --round-robin needs --pipe (and is not supported with --pipe-part)")
+        if options.roundRobin, options.pipe == nil {
+            throw RunUsageError("option --round-robin needs --pipe or --pipe-part")
+        }
+        if options.pipe == .parts {
+            // GNU: ten blocks a job slot unless --block says otherwise; one with --round-robin,
+            // which is then plain --pipe-part.
+            if options.roundRobin {
+                options.blocksPerSlot = 1
+                options.roundRobin = false
+            } else if !options.blockSizeGiven {
+                options.blocksPerSlot = 10
+            }
+        } else if options.blocksPerSlot != nil {
+            throw RunUsageError("option --block: a negative size (blocks per job slot) needs --pipe-part")
         }
         if options.joinContinuedLines, options.pipe != nil {
             throw RunUsageError("option -L with --pipe is not supported by workers run (use -N)")

@@ -17,15 +17,23 @@ public struct RunOptions: Sendable, Equatable {
         case minus(Int)
         /// As many as there are jobs (`-j 0`).
         case unlimited
+        /// Read from a file (`-j FILE`), again whenever a job ends after the file changed.
+        case file(String)
 
         /// The number of job slots on a machine with `cpus` CPUs.
         public func slots(cpus: Int) -> Int {
             switch self {
-            case .count(let n): max(1, n)
-            case .percent(let p): max(1, Int((Double(cpus) * p / 100).rounded(.down)))
-            case .plus(let n): max(1, cpus + n)
-            case .minus(let n): max(1, cpus - n)
-            case .unlimited: Int.max
+            case .file(let path):
+                // What the file holds, as -j would read it; one slot while it holds nothing valid.
+                let text = readTextFile(path).map { trimmed(Substring($0), of: [" ", "\t", "\n", "\r"]) } ?? ""
+                guard let jobs = try? RunOptions.parseJobs(String(text), name: "-j"), jobs != self else { return 1 }
+                if case .file = jobs { return 1 }
+                return jobs.slots(cpus: cpus)
+            case .count(let n): return max(1, n)
+            case .percent(let p): return max(1, Int((Double(cpus) * p / 100).rounded(.down)))
+            case .plus(let n): return max(1, cpus + n)
+            case .minus(let n): return max(1, cpus - n)
+            case .unlimited: return Int.max
             }
         }
     }
@@ -92,6 +100,11 @@ public struct RunOptions: Sendable, Equatable {
     public var noShell = false
     /// `-I`: the replacement string for all inputs.
     public var replacement = "{}"
+    /// `--rpl`: replacement strings defined in Perl, each `TAG CODE`; `--plus`'s, and those
+    /// `--extensionreplace` and its siblings rename, come first.
+    public var replacementShorthands: [String] = []
+    /// `--plus`: GNU's extra replacement strings (`{..}`, `{%.gz}`, `{##}`, …).
+    public var plus = false
     /// `-N n`: arguments per job, as positional `{1}`…`{n}`.
     public var argumentsPerJob: Int?
     /// `-0`: inputs end with NUL.
@@ -133,6 +146,11 @@ public struct RunOptions: Sendable, Equatable {
     public var pipe: PipeMode?
     /// `--block`: bytes per block (default 1 MiB), extended to the end of a record.
     public var blockSize = 1 << 20
+    /// `--block -N` (`--pipe-part`): N blocks for each job slot, the size worked out from the
+    /// file's. `--pipe-part` without `--block` is 10 (GNU's), and with `--round-robin` 1.
+    public var blocksPerSlot: Double?
+    /// Whether `--block` was given.
+    public var blockSizeGiven = false
     /// `--recend`: the record separator blocks end on (default newline).
     public var recordEnd: [UInt8] = [UInt8(ascii: "\n")]
     /// `--recstart`: the string records start with; with it alone, blocks are cut before it (no
@@ -153,8 +171,13 @@ public struct RunOptions: Sendable, Equatable {
     public enum Multiple: Sendable, Equatable { case contextReplace, append }
     /// `-X` or `-m`.
     public var multiple: Multiple?
-    /// The longest command line `-X`/`-m` build, in bytes.
-    public var maxLineLength = 128 * 1024 - 4096
+    /// `-N` or `-L` was given: without `-m`, the words around `{}` repeat for each input, as
+    /// under `-X` (GNU's context replace), but inputs are not spread over the slots.
+    public var repeatsContext = false
+    /// The longest command line `-X`/`-m` build, in bytes: GNU's usable length by default.
+    public var maxLineLength = CommandLineLimit.usable
+    /// Warnings parsing found (GNU warns and goes on), printed when the run starts.
+    public var warnings: [String] = []
     /// `--bar` / `--eta`: a progress bar with the time left (reads all input first, to count it).
     public var bar = false
     /// `--load N`: start no job while the 1-minute load average is above N.
@@ -267,6 +290,48 @@ public struct RunOptions: Sendable, Equatable {
 public struct RunUsageError: Error, Equatable, CustomStringConvertible {
     /// What is wrong, naming the option.
     public var description: String
+    /// Whether the message goes on to suggest `--help`; not for GNU's own messages, which are
+    /// printed as GNU prints them.
+    public var suggestsHelp = true
     /// An error saying `description`.
     public init(_ description: String) { self.description = description }
+
+    /// GNU parallel's own message for the same mistake, word for word ("Error: …"), for scripts
+    /// and test suites that compare it.
+    public static func gnu(_ message: String) -> RunUsageError {
+        var error = RunUsageError("Error: " + message)
+        error.suggestsHelp = false
+        return error
+    }
+}
+
+/// GNU parallel's command-line length limits, computed as GNU computes them, so `-X` and `-m`
+/// put as many inputs on a line as GNU does.
+///
+/// GNU finds the longest command it can run (`--max-line-length-allowed`) by a search that stops
+/// within 1 %: lengths 324, ×16 while `echo` with one argument that long runs, then halving. On
+/// Linux one argument may be at most 32 pages (`MAX_ARG_STRLEN`, 131,072 bytes with its NUL),
+/// so the search always ends at the same number. GNU then keeps 3,000 bytes for its wrapping and
+/// halves the rest for hex-encoding remote commands: that is the longest line `-X` builds.
+public enum CommandLineLimit {
+    /// What GNU's search finds: `--max-line-length-allowed`.
+    public static let allowed = search(limit: 131_072)
+    /// The longest line `-X` and `-m` build by default, and the most `-s` may ask for.
+    public static let usable = (allowed - 3000) / 2
+
+    /// GNU's search, for a system that runs a command of up to `limit` bytes.
+    static func search(limit: Int) -> Int {
+        var length = 324
+        var lower = length
+        while length <= limit {
+            lower = length
+            length *= 16
+        }
+        var upper = length
+        while !(lower == upper || lower == upper - 1 || Double(lower) / Double(upper) > 0.99) {
+            let middle = lower + (upper - lower) / 2
+            if middle <= limit { lower = middle } else { upper = middle }
+        }
+        return lower
+    }
 }

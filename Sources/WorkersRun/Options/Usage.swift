@@ -68,7 +68,7 @@ extension RunMain {
             writeFully(STDOUT_FILENO, Array("\(gnuVersion)\n".utf8))
             return wanted <= gnuVersion ? 0 : 255
         case .maximumLineLength:
-            writeFully(STDOUT_FILENO, Array("\(options.maxLineLength)\n".utf8))
+            writeFully(STDOUT_FILENO, Array("\(CommandLineLimit.allowed)\n".utf8))
         case .sockets, .cores, .threads:
             writeFully(STDOUT_FILENO, Array("\(CPUTopology.read().count(request))\n".utf8))
         }

@@ -79,10 +79,18 @@ final class ResultsWriter {
         case .tree(let root):
             var path = root
             let perRecord = columns ? max(1, arguments.count / recordsPerJob) : valuesPerRecord
-            for (index, value) in arguments.enumerated() {
-                let position = index % perRecord
-                let level = position < headerNames.count && !headerNames[position].isEmpty ? Self.directoryName(headerNames[position]) : String(position + 1)
-                path += "/" + level + "/" + Self.directoryName(value)
+            // GNU orders the levels of a record by their names, numbers first (`1a 1b 11a b`).
+            let names = (0..<perRecord).map { position in
+                position < headerNames.count && !headerNames[position].isEmpty ? headerNames[position] : String(position + 1)
+            }
+            let order = names.indices.sorted { a, b in
+                let (x, y) = (Self.perlNumber(names[a]), Self.perlNumber(names[b]))
+                return x != y ? x < y : Array(names[a].utf8).lexicographicallyPrecedes(Array(names[b].utf8))
+            }
+            for start in stride(from: 0, to: arguments.count, by: perRecord) {
+                for position in order where start + position < arguments.count {
+                    path += "/" + Self.directoryName(names[position]) + "/" + Self.directoryName(arguments[start + position])
+                }
             }
             return path + "/"
         case .template(let name):
@@ -90,6 +98,17 @@ final class ResultsWriter {
         case .table, .json:
             return nil
         }
+    }
+
+    /// A name as a Perl number: its leading decimal number, or 0 (`"1a"` is 1, `"b"` 0).
+    static func perlNumber(_ text: String) -> Double {
+        let scalars = text.unicodeScalars.drop { $0 == " " || $0 == "\t" }
+        var number = ""
+        for scalar in scalars {
+            guard ("0"..."9").contains(scalar) || (scalar == "." && !number.contains(".")) || (number.isEmpty && (scalar == "-" || scalar == "+")) else { break }
+            number.unicodeScalars.append(scalar)
+        }
+        return Double(number) ?? 0
     }
 
     /// Where a job's stdout is saved (`nil` for a table).

@@ -12,6 +12,8 @@ extension Runner {
     /// decide whether `--halt` stops the run.
     func finish(_ job: Running, exit: Int32, signal: Int32) {
         let runtime = monotonicSeconds() - job.startMonotonic
+        // A job that `--halt now` killed is not named as one that counts towards it (GNU's).
+        let killedByHalt = scheduler.halting?.when == .now
         let ending = scheduler.ended(sequence: job.job.sequence, slot: job.slot, attempt: job.job.attempt, exit: exit, signal: signal,
                                      runtime: runtime, total: state.total)
         let failed = ending.failed, timedOut = ending.timedOut
@@ -29,6 +31,8 @@ extension Runner {
             return
         }
         if let path = job.job.catPath { unlink(path) }
+        builder.perl?.completed += 1
+        rereadJobsFile()
         if let joblog {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
@@ -67,7 +71,7 @@ extension Runner {
             output.progress("\(programName): \(done) done, \(scheduler.failed) failed, \(state.running.count) running")
         }
         // Under --halt, GNU names each job that counts towards it.
-        if let halt = options.halt {
+        if let halt = options.halt, !killedByHalt {
             switch halt.why {
             case .fail where failed: output.writeError("\(programName): This job failed:\n\(job.command)\n")
             case .success where !failed: output.writeError("\(programName): This job succeeded:\n\(job.command)\n")

@@ -138,6 +138,9 @@ struct RunScheduler: Sendable {
     /// Fewer slots from now on (the process is out of file descriptors).
     mutating func limitSlots(to slots: Int) { rules.slots = max(1, min(rules.slots, slots)) }
 
+    /// `-j FILE` changed: this many slots from now on (running jobs are not stopped).
+    mutating func setSlots(_ slots: Int) { rules.slots = max(1, slots) }
+
     // MARK: Ending
 
     /// A job ended with `exit` or `signal` after `runtime` seconds; `total` is the number of jobs

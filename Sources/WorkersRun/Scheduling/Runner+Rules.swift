@@ -75,7 +75,8 @@ extension Runner {
     static func failedCommands(in path: String) -> [(sequence: Int, command: String)] {
         guard let text = readTextFile(path) else { return [] }
         var last: [Int: (ok: Bool, command: String)] = [:]
-        for line in text.split(separator: "\n").dropFirst() {
+        // The header's Seq is not a number; a joblog GNU found empty has none.
+        for line in text.split(separator: "\n") {
             let fields = line.split(separator: "\t", maxSplits: 8, omittingEmptySubsequences: false)
             guard fields.count == 9, let sequence = Int(fields[0]) else { continue }
             let ok = trimmed(fields[6], of: [" "]) == "0" && trimmed(fields[7], of: [" "]) == "0"
@@ -89,7 +90,8 @@ extension Runner {
     static func finishedSequences(in path: String, failedToo: Bool) -> Set<Int> {
         guard let text = readTextFile(path) else { return [] }
         var done = Set<Int>()
-        for line in text.split(separator: "\n").dropFirst() {
+        // The header's Seq is not a number; a joblog GNU found empty has none.
+        for line in text.split(separator: "\n") {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count >= 8, let sequence = Int(fields[0]) else { continue }
             let ok = trimmed(fields[6], of: [" "]) == "0" && trimmed(fields[7], of: [" "]) == "0"

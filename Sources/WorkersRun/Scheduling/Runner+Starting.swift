@@ -42,6 +42,11 @@ extension Runner {
                 // -r: a block of nothing but blanks and newlines starts no job (GNU's).
                 if options.skipBlankInputs, block!.allSatisfy({ $0 == 10 || $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             case .arguments(let inputs):
+                // A slow writer: wait for its next line beside the running jobs, not in a read.
+                if state.preloaded == nil, !state.running.isEmpty, let fd = inputs.descriptorToWaitFor() {
+                    state.inputToWaitFor = fd
+                    return nil
+                }
                 let values = state.preloaded != nil ? state.preloaded?.popFirst() : inputs.next()
                 guard let values else { state.inputDone = true; return nil }
                 arguments = values
@@ -74,14 +79,9 @@ extension Runner {
                 return pending
             }
             if let block { pending.pipedBlock = block }
-            if let part, case .parts(let parts) = source {
-                pending.block = bufferFile()
+            if let part {
+                pending.part = (part.offset, part.length)
                 pending.blockBytes = part.length
-                guard let fd = pending.block, copyFileRange(from: parts.fd, offset: part.offset, length: part.length, to: fd.raw) else {
-                    output.writeError("\(programName): cannot copy a --pipe-part block: \(String(cString: strerror(errno)))\n")
-                    state.inputDone = true
-                    return nil
-                }
             }
             return pending
         }
@@ -98,13 +98,17 @@ extension Runner {
     /// Spawns `job` in `slot` (or prints it, `--dry-run`). Its stdin is a pipe we write to for
     /// `--pipe` (its block) and `--round-robin` (the blocks it is handed while it runs).
     func launch(_ job: Pending, slot: Int, roundRobin: Bool = false) {
-        let feedsStdin = roundRobin || job.pipedBlock != nil
+        let feedsStdin = roundRobin || job.pipedBlock != nil || job.part != nil
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
         if options.shellQuoteOnly {
             output.write(shellQuote(job.arguments.joined(separator: " ")) + "\n")
             return
         }
         let command = job.command ?? builder.commandLine(for: filled)
+        if let perl = builder.perl, perl.takeSkip(job.sequence) {
+            skipByExpression(job, command: command)
+            return
+        }
         if options.dryRun {
             output.write(command + "\n")
             return
@@ -129,7 +133,7 @@ extension Runner {
             }
             _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
             // Room for a whole block where the system allows it: one write instead of sixteen.
-            if let block = job.pipedBlock { _ = fcntl(pipe.write.raw, linuxSetPipeSize, Int32(min(max(block.count, 4096), 1 << 20))) }
+            if let bytes = job.pipedBlock?.count ?? job.part?.length { _ = fcntl(pipe.write.raw, linuxSetPipeSize, Int32(min(max(bytes, 4096), 1 << 20))) }
             feed = pipe
         }
         let stdin = feed?.read.raw ?? (job.catPath == nil ? job.block?.raw : nil) ?? terminal?.raw ?? devNull?.raw ?? -1
@@ -148,18 +152,24 @@ extension Runner {
             }
             started.feed = feed?.write
             if let block = job.pipedBlock { started.feedPending = block }
+            if let part = job.part, case .parts(let parts) = source { started.feedFile = (parts.fd, part.offset, part.offset + part.length) }
             if options.verbose, lineBuffer {
                 output.writeLines((command + "\n").escapedBytes[...], to: held ? started.heldOut?.raw ?? STDOUT_FILENO : STDOUT_FILENO, tag: held ? nil : started.tag)
             }
             state.running.append(started)
-            if job.pipedBlock != nil { writeFeed(state.running.count - 1) }
-        case .outOfDescriptors(let message) where !state.running.isEmpty:
+            if job.pipedBlock != nil || job.part != nil { writeFeed(state.running.count - 1) }
+        case .outOfDescriptors where !state.running.isEmpty:
             // As GNU: fewer jobs at once, none failed. The job starts when one ends.
             state.retries.prepend(job)
             if !state.warnedDescriptors {
                 state.warnedDescriptors = true
-                output.writeError("\(programName): Warning: Only enough file handles to run \(state.running.count) jobs in parallel.\n"
-                    + "\(programName): Warning: Raise 'ulimit -n' (try: ulimit -n `ulimit -Hn`) to run more (\(message)).\n")
+                // GNU's words, line for line.
+                let count = state.running.count
+                output.writeError(["Only enough file handles to run \(count) jobs in parallel.",
+                                   "Try running '\(programName) -j0 -N \(count) --pipe \(programName) -j0'",
+                                   "or increasing 'ulimit -n' (try: ulimit -n `ulimit -Hn`)",
+                                   "or increasing 'nofile' in /etc/security/limits.conf",
+                                   "or increasing /proc/sys/fs/file-max"].map { "\(programName): Warning: \($0)\n" }.joined())
             }
             scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
@@ -169,6 +179,18 @@ extension Runner {
             if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
             passOver(job.sequence)
         }
+    }
+
+    /// A job whose `{= … =}` called `skip()`: as GNU, it does not run, its joblog row says exit
+    /// -2, and it counts as failed.
+    func skipByExpression(_ job: Pending, command: String) {
+        if let path = job.catPath { unlink(path) }
+        if let joblog, !options.dryRun {
+            write(joblog.raw, cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.sequence, epochSeconds(), 0.0, 0, 0, -2, 0)
+                + command.replacingNewlines(with: "\0") + "\n")
+        }
+        if !options.dryRun { scheduler.couldNotStart(attempt: job.attempt) }
+        passOver(job.sequence)
     }
 
     /// How long to wait before starting another job under `--load` or `--memfree` (re-checked
@@ -233,7 +255,7 @@ extension Runner {
     func tag(_ sequence: Int, _ arguments: [String], slot: Int) -> String? {
         guard options.tag else { return nil }
         if let tagString = options.tagString {
-            return builder.substitute(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: slot)) { $0 }
+            return builder.fillText(tagString, job: CommandBuilder.Job(arguments: arguments, sequence: sequence, slot: slot))
         }
         return arguments.joined(separator: " ")
     }

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+/// Cases from the side-by-side sweep of GNU parallel's own test suite (`scripts/gnu-sweep.py`)
+/// that `workers run` got wrong, each with GNU parallel 20221122's output and status for the same
+/// command line (GNU parallel is not needed to run them).
+@Suite(.timeLimit(.minutes(3))) struct RunGNUCasesTests {
+    func lines(_ count: ClosedRange<Int>) -> String { count.map { "\($0)\n" }.joined() }
+
+    func stdout(_ arguments: [String], stdin: String = "") async throws -> String {
+        let output = try await RunCommandTests.run(arguments, stdin: stdin)
+        #expect(output.status == 0, "\(arguments): \(output.stderr)")
+        return output.stdout
+    }
+
+    /// -N and -L repeat the words around `{}` per input as -X does (GNU's context replace);
+    /// positional strings still see every input; -l0 is -l1; --tagstring repeats under -X too.
+    @Test func contextReplaceUnderDashNAndDashL() async throws {
+        let ten = (1...10).map { "a\($0)b" }.joined(separator: " ") + "\n" + (11...19).map { "a\($0)b" }.joined(separator: " ") + "\n"
+        #expect(try await stdout(["-k", "-N", "10", "echo", "a{}b"], stdin: lines(1...19)) == ten)
+        #expect(try await stdout(["-k", "-L", "10", "echo", "a{}b"], stdin: lines(1...19)) == ten)
+        #expect(try await stdout(["-k", "-N2", "echo", "{1}-{2}", "x{}y"], stdin: lines(1...4)) == "1-2 x1y x2y\n3-4 x3y x4y\n")
+        #expect(try await stdout(["-k", "-l0", "echo", "l0"], stdin: lines(1...2)) == "l0 1\nl0 2\n")
+        #expect(try await stdout(["-j1", "-X", "-v", "--tagstring", "a{}b", "echo", ":::", "3", "4"]) == "a3b a4b\techo 3 4\na3b a4b\t3 4\n")
+    }
+
+    /// GNU's line limit: its search's 130,329 bytes, less 3,000, halved; -s above it is a warning.
+    @Test func dashXFillsLinesToGNUsLimit() async throws {
+        #expect(try await stdout(["--max-line-length-allowed"]) == "130329\n")
+        let words = try await stdout(["-Xj1", "echo {} {} {} {} {} {} {} {} {} {} {} {} {} {} | wc -w"], stdin: lines(1...3850))
+        #expect(words.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } == [15820, 12726, 12726, 12628])
+        let warned = try await RunCommandTests.run(["-s", "100000", "-X", "echo", ":::", "a"])
+        #expect(warned.stdout == "a\n")
+        #expect(warned.stderr.contains("Warning: Value for option -s should be < 63664."))
+    }
+
+    @Test func columnsOfEverySourceAndResultsInHeaderOrder() async throws {
+        let directory = try RunCommandTests.scratch()
+        let one = directory.appendingPathComponent("one").path, two = directory.appendingPathComponent("two").path
+        try "def\njkl\n".write(toFile: one, atomically: true, encoding: .utf8)
+        try "abc\tghi\nmno\tpqr\n".write(toFile: two, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["--xapply", "-k", "-a", one, "-a", two, "--colsep", "\\t", "echo", "{2}", "{1}"]) == "abc def\nmno jkl\n")
+        // --results levels are sorted by their names: a before b whatever the order given.
+        let results = directory.appendingPathComponent("res").path
+        _ = try await stdout(["-k", "--header", ":", "--results", results, "echo", "{a}", "{b}", ":::", "b", "III", ":::", "a", "I"])
+        #expect(FileManager.default.fileExists(atPath: results + "/a/I/b/III/stdout"))
+    }
+
+    /// A joblog that exists but is empty (`mktemp`'s) gets the header, so --resume skips what ran.
+    @Test func resumeWithAnEmptyJoblogFile() async throws {
+        let joblog = try RunCommandTests.scratch().appendingPathComponent("log").path
+        #expect(FileManager.default.createFile(atPath: joblog, contents: nil))
+        let first = try await RunCommandTests.run(["-k", "--resume", "--joblog", joblog, "echo job{}id; exit {}", ":::", "0", "1", "2"])
+        #expect(first.stdout == "job0id\njob1id\njob2id\n" && first.status == 2)
+        #expect(try await RunCommandTests.run(["-k", "--resume", "--joblog", joblog, "echo job{}id; exit {}", ":::", "0", "1", "2"]).stdout == "")
+        #expect(try await RunCommandTests.run(["-k", "--resume", "--joblog", joblog, "echo job{}id", ":::", "0", "1", "2", "3"]).stdout == "job3id\n")
+    }
+
+    /// GNU's messages word for word, without our hint to read --help.
+    @Test func gnusOwnErrorMessages() async throws {
+        let cases: [([String], String)] = [
+            (["--halt", "error", "echo", ":::", "x"], "Error: --halt must have 'never', 'soon', or 'now'.\n"),
+            (["--halt", "soon", "echo", ":::", "x"], "Error: --halt soon must be followed by ,success or ,fail.\n"),
+            (["--halt", "now,fail", "echo", ":::", "x"], "Error: --halt now,fail must be followed by ,number or ,percent%.\n"),
+            (["--trim", "fj", "echo", ":::", "x"], "Error: --trim must be one of: r l rl lr.\n"),
+            (["--pipe"], "Error: --pipe/--pipepart must have a command to pipe into (e.g. 'cat').\n"),
+            (["--pipe-part", "-a", "/nonexisting", "cat"], "Error: File not found: /nonexisting\n"),
+            (["-a", "/nonexisting", "echo"], "Error: Cannot open input file `/nonexisting': No such file or directory.\n"),
+        ]
+        for (arguments, message) in cases {
+            let run = try await RunCommandTests.run(arguments)
+            #expect(run.status == 255, "\(arguments)")
+            #expect(run.stderr.hasSuffix(": " + message), "\(arguments): \(run.stderr)")
+        }
+        // --halt now: the jobs it kills are not named as failures.
+        let halted = try await RunCommandTests.run(["-j4", "--halt", "2", ":::", "sleep 1", "sleep 30", "false"])
+        #expect(halted.status == 1)
+        #expect(halted.stderr.components(separatedBy: "This job failed:").count == 2, "\(halted.stderr)")
+    }
+
+    /// --pipe cuts at the last record end within --block bytes (growing only a block that has
+    /// none); --pipe-part makes ten parts a job slot unless --block says otherwise, N a slot for
+    /// --block -N, one for --round-robin, and hands each job a pipe.
+    @Test func blocksAreCutAsGNUCutsThem() async throws {
+        let perLine = "tr '\\n' ' '; echo"
+        #expect(try await stdout(["-k", "--block", "3", "--pipe", perLine], stdin: lines(1...4)) == "1 \n2 \n3 \n4 \n")
+        #expect(try await stdout(["-k", "--block", "5", "--pipe", perLine], stdin: lines(1...5)) == "1 2 \n3 4 \n5 \n")
+        #expect(try await stdout(["-k", "--block", "6", "--pipe", perLine], stdin: lines(1...6)) == "1 2 3 \n4 5 6 \n")
+        let file = try RunCommandTests.scratch().appendingPathComponent("seq").path
+        try lines(1...1000).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["-j2", "-k", "--pipe-part", "echo", "{#}", "::::", file]) == lines(1...20))
+        #expect(try await stdout(["-j2", "-k", "--block", "-2", "--pipe-part", "echo", "{#}", "::::", file]) == lines(1...4))
+        let robin = try await stdout(["-j2", "--pipe-part", "-a", file, "--block", "14", "--round-robin", "wc", "-l"])
+        #expect(robin.split(separator: "\n").compactMap { Int($0) }.sorted() == [486, 514])
+        let parts = try await stdout(["-k", "--pipe-part", "-a", file, "--block", "1k", "test -p /dev/stdin && cat"])
+        #expect(parts == lines(1...1000))
+    }
+
+    /// A job that ends while the input's writer is slow is printed at once, not when the next
+    /// line comes (GNU's par__print_in_blocks; `tail -f log | workers run …`). The writer waits,
+    /// bounded, for the first job's output before it writes again.
+    @Test func outputIsNotHeldBackBySlowInput() async throws {
+        let out = try RunCommandTests.scratch().appendingPathComponent("out").path
+        let script = #"(echo 1; for i in $(seq 400); do grep -q "1 done" "$1" && break; sleep 0.025; done; echo "waited $i") | "$2" run -j2 "echo {} done" > "$1"; cat "$1""#
+        let run = try await RunCommandTests.run(["-c", script, "_", out, WorkersBinaryTests.binary.path], executable: URL(fileURLWithPath: "/bin/bash"))
+        let waited = run.stdout.split(separator: "\n").first { $0.hasPrefix("waited ") }.flatMap { Int($0.dropFirst(7).prefix { $0.isNumber }) }
+        #expect(run.stdout.hasPrefix("1 done\n"))
+        #expect((waited ?? 400) < 400, "\(run.stdout)")
+    }
+
+    /// -j FILE: the slots are what the file holds (read again when it changes).
+    @Test func jobsFromAFile() async throws {
+        let file = try RunCommandTests.scratch().appendingPathComponent("jobs").path
+        try "1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["-j", file, "-k", "echo {%}", ":::", "a", "b", "c"]) == "1\n1\n1\n")
+        let bad = try await RunCommandTests.run(["-j", "/no/such/file", "echo", ":::", "a"])
+        #expect(bad.status == 255 && bad.stderr.contains("-j: '/no/such/file' is not N, N%, +N, -N, 0 or a file holding one"))
+    }
+}
