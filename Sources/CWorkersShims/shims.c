@@ -280,11 +280,6 @@ int cworkers_memory_file(const char *name) {
     return fd >= 0 ? fd : -errno;
 }
 
-int cworkers_named_temp_file(char *path_template, int suffix_length) {
-    int fd = mkostemps(path_template, suffix_length, O_CLOEXEC);
-    return fd >= 0 ? fd : -errno;
-}
-
 pid_t cworkers_spawn_detached(const char *path, char *const argv[], char *const envp[], int held_fd) {
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0) return -errno;

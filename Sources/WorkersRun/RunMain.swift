@@ -11,8 +11,17 @@ public enum RunMain {
         (1..<Int(CommandLine.argc)).compactMap { CommandLine.unsafeArgv[$0].map { escapedString(cString: $0) } }
     }
 
+    /// GNU makes `$PARALLEL_HOME` when it is set and missing, and warns when it cannot.
+    static func prepareParallelHome() {
+        guard let home = getenv("PARALLEL_HOME").map({ escapedString(cString: $0) }), !home.isEmpty else { return }
+        if makeDirectories(home) != nil {
+            writeStandardError("\(programName): Warning: $PARALLEL_HOME (\(home)) does not exist.\n")
+        }
+    }
+
     /// Runs `arguments` (the words after `workers run`); returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
+        prepareParallelHome()
         do {
             let options = try RunOptions.parse(arguments, environment: .process())
             if let request = options.request { return answer(request, options: options) }

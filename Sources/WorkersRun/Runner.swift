@@ -33,6 +33,10 @@ public final class Runner {
     var source: Source
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
     let environment: [UnsafeMutablePointer<CChar>?]
+    /// Where the run started (`--workdir .`, and the jobs' OLDPWD).
+    let startDirectory: String
+    /// `OLDPWD=…` for jobs that run in a `--workdir`.
+    let oldWorkingDirectory: UnsafeMutablePointer<CChar>?
     let output: OutputWriter
     var joblog: OwnedDescriptor?
     var skip: Set<Int> = []
@@ -88,6 +92,8 @@ public final class Runner {
         /// buffers until it is (then they are printed and the rest comes live).
         var heldOut: OwnedDescriptor?
         var heldErr: OwnedDescriptor?
+        /// `--workdir ...`: the job's own directory, removed with all in it when it ends.
+        var removeDirectory: String?
         /// `--line-buffer`: the bytes of stdout read so far, for the joblog.
         var relayedOut = 0
         /// `--pipe`, `--round-robin`: the write end of the job's stdin (set to `nil`, it closes and
@@ -197,7 +203,17 @@ public final class Runner {
         }
         scheduler = RunScheduler(rules: .init(options: options, slots: options.jobs.slots(cpus: cpus)))
         shell = options.noShell ? nil : Self.findShell()
-        environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="])
+        // A job run in a --workdir gets PWD=DIR and OLDPWD=where we started, as GNU's `cd DIR
+        // && …` gives it (so `pwd` says /bin, not the /usr/bin a link leads to).
+        let movesJobs = options.workingDirectory != nil || options.uniqueWorkingDirectory
+        environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="] + (movesJobs ? ["OLDPWD=", "PWD="] : []))
+        if let cwd = getcwd(nil, 0) {
+            startDirectory = escapedString(cString: cwd)
+            free(cwd)
+        } else {
+            startDirectory = "."
+        }
+        oldWorkingDirectory = movesJobs ? ("OLDPWD=" + startDirectory).withEscapedCString { strdup($0) } : nil
         output = OutputWriter()
         for warning in options.warnings { output.writeError("\(programName): \(warning)\n") }
         if let name = options.results, !options.dryRun {
@@ -211,14 +227,13 @@ public final class Runner {
         ungroup = options.output == .ungrouped && results == nil
         devNull = OwnedDescriptor(open("/dev/null", O_RDONLY | O_CLOEXEC))
         terminal = options.openTerminal ? OwnedDescriptor(open("/dev/tty", O_RDWR | O_CLOEXEC)) : nil
-        if options.openTerminal, terminal == nil {
-            // As GNU: the jobs run anyway, reading nothing.
-            output.writeError("\(programName): --tty: cannot open /dev/tty (\(String(cString: strerror(errno)))); the jobs read /dev/null\n")
-        }
+        // Without a terminal the jobs read /dev/null, silently, as GNU's do.
         if let path = options.joblog, !options.dryRun {
             if options.resume || options.resumeFailed {
                 skip = Self.finishedSequences(in: path, failedToo: !options.resumeFailed)
             }
+            // `$Global::total_completed` counts the jobs the joblog has (GNU bug #47086).
+            builder.perl?.completed = skip.count
             // `--joblog -` is standard output, as GNU's.
             // An empty file gets the header too, as GNU's (`mktemp` makes one).
             var status = stat()
@@ -236,6 +251,7 @@ public final class Runner {
 
     deinit {
         for pointer in environment { free(pointer) }
+        free(oldWorkingDirectory)
     }
 
     /// Runs every job; returns GNU parallel's exit status and what happened.

@@ -409,7 +409,7 @@ import Testing
         #expect(csv.stdout.contains(",\"echo 'a b'; echo e0 >&2; exit 0\",\"a b\",0,\"a b\n\",\"e0\n\"\n"))
         let tsv = try await Self.run(["--results", "-.tsv", "echo", ":::", "x,y"])
         #expect(tsv.stdout.hasPrefix("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tV1\tStdout\tStderr\n"))
-        #expect(tsv.stdout.hasSuffix("\t\"echo x,y\"\tx,y\t\"x,y\n\"\t\n"))
+        #expect(tsv.stdout.hasSuffix("\t\"echo 'x,y'\"\tx,y\t\"x,y\n\"\t\n"))
         let json = try await Self.run(["--results", "-.json", "echo", ":::", "x"])
         #expect(json.stdout.hasPrefix("{ \"Seq\": 1, \"Host\": \":\", \"Starttime\": "))
         #expect(json.stdout.hasSuffix("\"Send\": 0, \"Receive\": 2, \"Exitval\": 0, \"Signal\": 0, \"Command\": \"echo x\", \"V\": [ \"x\" ], \"Stdout\": \"x\\u000a\", \"Stderr\": \"\" }\n"))

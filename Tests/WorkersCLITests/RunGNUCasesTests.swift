@@ -116,4 +116,60 @@ import Testing
         let bad = try await RunCommandTests.run(["-j", "/no/such/file", "echo", ":::", "a"])
         #expect(bad.status == 255 && bad.stderr.contains("-j: '/no/such/file' is not N, N%, +N, -N, 0 or a file holding one"))
     }
+
+    /// --filter: a Perl expression per job, its replacement strings filled in unquoted; a job it
+    /// rejects does not run, is not retried, and counts as failed (GNU 20221122: exit 3 below).
+    @Test func filterRunsOnlyTheJobsItAccepts() async throws {
+        let filtered = try await RunCommandTests.run(["-k", "--filter", "\"{1}\" ne \"Not\"", "echo", "{1} {2}", ":::", "Not", "Is", ":::", "good", "OK"])
+        #expect(filtered.stdout == "Is good\nIs OK\n")
+        #expect(filtered.status == 2)
+        // --dry-run prints every job: GNU 20221122 does not filter there.
+        #expect(try await stdout(["--dry-run", "-k", "--filter", "\"{1}\" ne \"Not\"", "echo", "{1}", ":::", "Not", "Is"]) == "echo Not\necho Is\n")
+        let retried = try await RunCommandTests.run(["-k", "--retries", "3", "--filter", "{} % 2", "echo ran {}; false", ":::", "1", "2", "3"])
+        #expect(retried.stdout == "ran 1\nran 3\n")
+        #expect(retried.status == 3)
+    }
+
+    /// --pipe -L N (and -l N): records of N lines, blocks cut between them, the whole records
+    /// first at the end of the input.
+    @Test func pipeRecordsOfNLines() async throws {
+        #expect(try await stdout(["-k", "--pipe", "-L", "4", "cat; echo --"], stdin: lines(1...10)) == lines(1...8) + "--\n9\n10\n--\n")
+        let counts = try await stdout(["-k", "--pipe", "--block", "1k", "-l", "4", "wc -l"], stdin: lines(1...2000))
+        let sizes = counts.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        #expect(sizes.first == 276 && sizes.reduce(0, +) == 2000 && sizes.allSatisfy { $0 % 4 == 0 })
+    }
+
+    /// --workdir ...: each job in ~/.parallel/tmp/HOST-PID-SEQ, gone when it ends; a job in a
+    /// --workdir sees PWD as given (a link is not resolved) and OLDPWD where the run started.
+    @Test func workdirsAsGNUGivesThem() async throws {
+        let home = try RunCommandTests.scratch()
+        let run = try await RunCommandTests.run(["--wd", "...", "pwd; touch made", ":::", "a"], environment: ["HOME": home.path])
+        let directory = run.stdout.trimmingCharacters(in: .newlines)
+        #expect(directory.hasPrefix(home.path + "/.parallel/tmp/") && directory.hasSuffix("-1"), "\(run.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        let start = try RunCommandTests.scratch()
+        let linked = try await RunCommandTests.run(["--wd", "/bin", "pwd; echo $OLDPWD", ":::", "x"], directory: start)
+        #expect(linked.stdout == "/bin\n\(start.path) x\n")
+    }
+
+    /// -s given: a command line that does not fit is GNU's error, and nothing more starts.
+    @Test func aLineLongerThanDashSStopsTheRun() async throws {
+        let run = try await RunCommandTests.run(["-j1", "-k", "-s", "20", "echo", "{}", "{}", "{}"], stdin: "a\nbbbbbbb\nc\n")
+        #expect(run.stdout == "a a a\n")
+        #expect(run.stderr.contains("Error: Command line too long (28 >= 20) at input 0: bbbbbbb"))
+        #expect(run.status == 255)
+    }
+
+    /// GNU makes $PARALLEL_HOME when it is set and missing; --open-tty without a terminal is
+    /// silent (the job reads /dev/null).
+    @Test func parallelHomeIsMadeAndAMissingTerminalIsSilent() async throws {
+        let home = try RunCommandTests.scratch().appendingPathComponent("new/home").path
+        let made = try await RunCommandTests.run(["echo", ":::", "OK"], environment: ["PARALLEL_HOME": home])
+        #expect(made.stdout == "OK\n" && made.stderr.isEmpty)
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: home, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let tty = try await RunCommandTests.run(["-c", "setsid '\(WorkersBinaryTests.binary.path)' run --open-tty ::: 'tty; true' </dev/null"],
+                                                executable: URL(fileURLWithPath: "/bin/bash"))
+        #expect(tty.stdout == "not a tty\n" && tty.stderr.isEmpty, "\(tty.stderr)")
+    }
 }

@@ -104,6 +104,18 @@ import Testing
         #expect(shellQuote("it's") == "'it'\"'\"'s'")
         #expect(shellQuote("") == "''")
     }
+
+    /// GNU's `Q`: only `[-_.+a-zA-Z0-9/]` is safe, and an empty `''` at either end is dropped.
+    @Test(arguments: [("a=b", "'a=b'"), ("x:y", "'x:y'"), ("a,b", "'a,b'"), ("u@h", "'u@h'"), ("50%", "'50%'"), ("a+b", "a+b"),
+                      ("'a", "\"'\"'a'"), ("a'", "'a'\"'\""), ("''", "\"'\"''\"'\"")])
+    func shellQuoteWritesWhatGNUWrites(value: String, quoted: String) {
+        #expect(shellQuote(value) == quoted)
+    }
+
+    /// GNU allows blanks between a position and the rest: `{1\n }` is `{1}`, `{2 .}` is `{2.}`.
+    @Test func blanksInsideAPositionalReplacementString() throws {
+        #expect(try command(["echo {1\n      } {2 .}"], ["O", "K.x"]) == "echo O K")
+    }
 }
 
 @Suite struct RunOptionsTests {

@@ -40,7 +40,9 @@ import Testing
         #expect(rpl.rewrite("{2..}") == "{=2s:\\.[^.]+$::;=}")
         #expect(rpl.rewrite("{= {..} =}") == "{= {..} =}")
         #expect(ReplacementShorthands.perlQuote(#"a"$b@c\"#) == #"a\"\$b\@c\\"#)
-        #expect(throws: RunUsageError.self) { try ReplacementShorthands(rpl: ["{nocode}"], plus: false) }
+        // A tag alone is the input as it is (GNU's `--rpl '%'`).
+        #expect(try ReplacementShorthands(rpl: ["%"], plus: false).rewrite("a%b") == "a{==}b")
+        #expect(throws: RunUsageError.self) { try ReplacementShorthands(rpl: [" code"], plus: false) }
     }
 
     func evaluate(_ code: String, _ value: String, arguments: [String]? = nil, sequence: Int = 1, perl: PerlEvaluator? = nil) throws -> PerlEvaluator.Value {

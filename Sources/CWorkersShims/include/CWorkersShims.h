@@ -72,10 +72,6 @@ int cworkers_take_drain_signal(void);
 /// small job outputs, swappable like tmpfs. Returns the descriptor, or -errno.
 int cworkers_memory_file(const char *name);
 
-/// mkostemps(3) with O_CLOEXEC: `path_template` ends in XXXXXX and then `suffix_length`
-/// characters, and becomes the new file's path. Returns the descriptor, or -errno.
-int cworkers_named_temp_file(char *path_template, int suffix_length);
-
 /// Starts `path` detached, for `workers run --semaphore`: a session of its own, stdin from
 /// /dev/null, stdout and stderr ours, and `held_fd` (a semaphore slot's lock, or -1) as its fd 3,
 /// so the slot stays taken exactly as long as the job's process lives. Uses vfork. Returns the

@@ -129,6 +129,33 @@ func makeDirectories(_ path: String) -> String? {
     return nil
 }
 
+/// `rm -rf path`: files, links and directories under it, depth first; errors are ignored.
+func removeTree(_ path: String) {
+    var status = stat()
+    guard path.withEscapedCString({ lstat($0, &status) }) == 0 else { return }
+    if status.st_mode & S_IFMT == S_IFDIR, let directory = path.withEscapedCString({ opendir($0) }) {
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(escaping: raw.prefix { $0 != 0 })
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        closedir(directory)
+        for name in names { removeTree(path + "/" + name) }
+        _ = path.withEscapedCString { rmdir($0) }
+    } else {
+        _ = path.withEscapedCString { unlink($0) }
+    }
+}
+
+/// This machine's name, for GNU's `--workdir ...` directories.
+let hostName: String = {
+    var name = [CChar](repeating: 0, count: 256)
+    guard gethostname(&name, name.count) == 0 else { return "localhost" }
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}()
+
 /// The name messages start with: `parallel` when run through a link of that name (so scripts and
 /// test suites that match GNU's messages keep matching), else `workers run`.
 let programName: String = {

@@ -72,7 +72,9 @@ extension Runner {
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
         defer { free(sequence); free(slot) }
-        let env = environment + [sequence, slot, nil]
+        let workingDirectory = directory.map { directory in "PWD=\(directory)".withEscapedCString { strdup($0) } }
+        defer { free(workingDirectory ?? nil) }
+        let env = environment + [sequence, slot] + (directory != nil ? [oldWorkingDirectory, workingDirectory ?? nil] : []) + [nil]
         // The program's path and the directory are bytes too (an input can name them).
         let pid = withEscapedCStrings(argv) { argvPointer in
             withEscapedCStrings([path] + (directory.map { [$0] } ?? [])) { paths in
@@ -148,12 +150,17 @@ extension Runner {
     func write(_ fd: Int32, _ text: String) {
         writeFully(fd, text.escapedBytes)
     }
-    /// A new file `parXXXXXX<suffix>` in `--tmpdir`, else `$TMPDIR`, else /tmp (GNU's names).
+    /// A new file `parXXXXX<suffix>` (five random letters, as GNU's names have) in `--tmpdir`,
+    /// else `$TMPDIR`, else /tmp, made with O_EXCL so it is never someone else's.
     func namedTemporaryFile(suffix: String) -> (fd: OwnedDescriptor, path: String)? {
         let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array("\(directory)/parXXXXXX\(suffix)".utf8CString)
-        let opened = cworkers_named_temp_file(&template, Int32(suffix.utf8.count))
-        guard let fd = OwnedDescriptor(opened) else { errno = -opened; return nil }
-        return (fd, String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        for _ in 0..<100 {
+            let name = String((0..<5).map { _ in letters.randomElement()! })
+            let path = "\(directory)/par\(name)\(suffix)"
+            if let fd = OwnedDescriptor(openFile(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)) { return (fd, path) }
+            guard errno == EEXIST else { return nil }
+        }
+        return nil
     }
 }

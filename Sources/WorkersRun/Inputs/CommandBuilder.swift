@@ -35,9 +35,9 @@ public struct CommandBuilder {
         } else {
             template = words
         }
-        let texts = template + [options.tagString, options.workingDirectory, options.results].compactMap { $0 }
+        let texts = template + [options.tagString, options.workingDirectory, options.results].compactMap { $0 } + options.filters
         let codes = texts.flatMap { Self.perlCodes(in: $0, replacement: options.replacement, names: names) }
-        perl = codes.isEmpty ? nil : try PerlEvaluator(codes: codes)
+        perl = codes.isEmpty && options.filters.isEmpty ? nil : try PerlEvaluator(codes: codes)
     }
 
     /// Whether an expression asks for `total_jobs()`, which needs all input read first.
@@ -206,7 +206,10 @@ public struct CommandBuilder {
         // `{-1}` is the last input, `{-2}` the one before it (GNU's negative positions).
         let negative = inside.first == "-"
         let digits = inside.dropFirst(negative ? 1 : 0).prefix { $0.isASCII && $0.isNumber }
-        guard let modifier = Modifier(rawValue: String(inside.dropFirst(digits.count + (negative ? 1 : 0)))) else { return nil }
+        var rest = inside.dropFirst(digits.count + (negative ? 1 : 0))
+        // GNU allows blanks between the number and the rest (`{1\n }`, `{2 .}`).
+        if !digits.isEmpty { rest = rest.drop { $0.isWhitespace } }
+        guard let modifier = Modifier(rawValue: String(rest)) else { return nil }
         if digits.isEmpty {
             // `{.}` `{/}` `{//}` `{/.}`; a bare `{}` only when it is the replacement string.
             guard modifier != .none, !negative else { return nil }
@@ -416,18 +419,23 @@ public struct CommandBuilder {
     }
 }
 
-/// `value` as one shell word: as it is when every character is safe, else in single quotes (a
-/// single quote inside becomes `'"'"'`). Works in sh, bash, dash, zsh and ksh.
+/// `value` as one shell word, exactly as GNU parallel's `Q` writes it (so `--dry-run`, `-v` and
+/// the joblog show GNU's text): as it is when every character is in `[-_.+a-zA-Z0-9/]`, else in
+/// single quotes, a single quote inside becoming `'"'"'`, and an empty `''` left at either end
+/// dropped. Works in sh, bash, dash, zsh and ksh.
 public func shellQuote(_ value: String) -> String {
     if value.isEmpty { return "''" }
     let safe = value.unicodeScalars.allSatisfy { scalar in
         switch scalar {
-        case "a"..."z", "A"..."Z", "0"..."9", "_", "-", ".", "/", ":", "=", "@", "%", "+", ",": true
+        case "a"..."z", "A"..."Z", "0"..."9", "_", "-", ".", "/", "+": true
         default: false
         }
     }
     if safe { return value }
-    return "'" + value.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\"'\"'") + "'"
+    var quoted = "'" + value.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\"'\"'") + "'"
+    if quoted.hasPrefix("''") { quoted.removeFirst(2) }
+    if quoted.hasSuffix("''") { quoted.removeLast(2) }
+    return quoted
 }
 
 /// The words of a command line that needs no shell to run: plain words and single-quoted strings

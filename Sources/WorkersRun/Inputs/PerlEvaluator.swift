@@ -26,7 +26,7 @@ final class PerlEvaluator {
     /// Closed (nil) first when the evaluator goes: the helper reads its end and exits.
     private var requests: OwnedDescriptor?
     private let answers: OwnedDescriptor
-    /// A job's values, by sequence number, input index (-1: `$_` was given) and expression.
+    /// A job's values, by sequence number, input index, expression and input.
     private var cache: [CacheKey: Value] = [:]
     /// Jobs whose expressions called `skip()`.
     private var skipped: Set<Int> = []
@@ -41,10 +41,12 @@ final class PerlEvaluator {
     /// Whether an expression calls `total_jobs()`: the runner then reads all input first.
     let mentionsTotal: Bool
 
+    /// The value too: `-X` measures lines with stand-in inputs under the same job number.
     private struct CacheKey: Hashable {
         var sequence: Int
         var input: Int
         var code: Int
+        var value: String
     }
 
     /// Starts `perl` and compiles `codes`.
@@ -86,12 +88,26 @@ final class PerlEvaluator {
 
     /// The value of `code` for input `index` (from 0) of `job`, `value` being `$_`'s start.
     func value(of code: String, input index: Int, value: String, job: CommandBuilder.Job) -> Value {
-        let key = CacheKey(sequence: job.sequence, input: index, code: ids[code] ?? -1)
+        let key = CacheKey(sequence: job.sequence, input: index, code: ids[code] ?? -1, value: value)
         if let known = cache[key] { return known }
         if cache.count > 4096 { cache.removeAll(keepingCapacity: true) }
         let result = evaluate(code, value: value, job: job)
         cache[key] = result
         return result
+    }
+
+    /// `--filter`: whether `code` (its replacement strings already filled in) is true. An
+    /// expression that dies is false, as an `eval` that fails is in GNU.
+    func isTrue(_ code: String) -> Bool {
+        guard !ended else { return false }
+        var frame: [UInt8] = [UInt8(ascii: "F")]
+        Self.append(string: code.escapedBytes, to: &frame)
+        guard let (flags, _) = roundTrip(frame) else {
+            ended = true
+            writeError("the perl process for --filter ended; later filters are false")
+            return false
+        }
+        return flags & 1 != 0
     }
 
     /// Whether an expression of job `sequence` called `skip()`; forgets it.

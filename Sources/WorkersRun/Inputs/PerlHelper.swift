@@ -5,7 +5,8 @@
 /// What it gives an expression, as GNU 20221122 does: `$_` (the input, after `--trim`), `@arg`
 /// (the job's inputs from `$arg[1]`), `$job` with `seq`, `slot` and `skip`, and the functions
 /// `Q`, `pQ`, `uq`, `skip`, `seq`, `slot`, `total_jobs`, `hash`, the ten date and time ones
-/// (`yyyy_mm_dd_hh_mm_ss` … `hhmm`), `::uniq` and `::make_regexp_ungreedy` (used by `--plus`).
+/// (`yyyy_mm_dd_hh_mm_ss` … `hhmm`), `::uniq` and `::make_regexp_ungreedy` (used by `--plus`),
+/// `::dirname` and `::shell_quote`.
 /// Expressions compile in package `Arg`, as GNU's do.
 ///
 /// The protocol, on descriptors 3 (requests) and 4 (answers); every string is a 32-bit big-endian
@@ -16,6 +17,8 @@
 ///   `$_` starts as (numbers 32-bit big-endian; `total` is 0 when unknown, else jobs + 1):
 ///   answers a flags byte (1 `uq()` was called, 2 `skip()` was, 4 the expression died) and the
 ///   string `$_` ended as (or the error).
+/// - `F` string: `--filter`'s code, its replacement strings filled in, evaluated once; answers
+///   flags 1 when it is true (4 when it died, with the error).
 enum PerlHelper {
     static let script = #"""
 use strict; no warnings; use POSIX ();
@@ -24,6 +27,7 @@ binmode $in; binmode $out; binmode STDOUT; binmode STDERR;
 sub Q { my $s = shift; return "''" if !defined $s || $s eq "";
         return $s if $s !~ /[^-_.+a-z0-9\/]/i;
         $s =~ s/'/'"'"'/g; $s = "'$s'"; $s =~ s/^''//; $s =~ s/''$//; $s }
+sub shell_quote { wantarray ? map { Q($_) } @_ : join(" ", map { Q($_) } @_) }
 sub pQ { my $s = shift; $s =~ s/[\\\"\$\@]/\\$&/g if defined $s; $s }
 sub dirname { require File::Basename; File::Basename::dirname(@_) }
 sub uniq { my %seen = map { $_ => 1 } @_; keys %seen }
@@ -73,6 +77,10 @@ while (1) {
         my $ok = eval { $compiled[$id]->($job); 1 };
         my $flags = ($Arg::unquote ? 1 : 0) | ($job->{skip} ? 2 : 0) | ($ok ? 0 : 4);
         answer($flags, $ok ? $_ : $@);
+    } elsif ($kind eq "F") {
+        my $code = string();
+        my $true = eval("package main; no strict; no warnings; $code\n");
+        answer($@ ? 4 : ($true ? 1 : 0), $@);
     } else { exit 0 }
 }
 """#

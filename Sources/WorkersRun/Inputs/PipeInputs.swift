@@ -16,6 +16,8 @@ final class PipeBlocks {
     private let separator: [UInt8]
     private let cutOffset: Int
     private let recordsPerBlock: Int?
+    /// `-L N`: records of N lines.
+    private let linesPerRecord: Int?
     private var buffer: [UInt8] = []
     private var atEnd = false
     private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
@@ -36,6 +38,7 @@ final class PipeBlocks {
         blockSize = options.blockSize
         (separator, cutOffset) = options.recordSeparator
         recordsPerBlock = options.argumentsPerJob
+        linesPerRecord = options.linesPerRecord
         headerLines = options.headerLines
     }
 
@@ -70,6 +73,11 @@ final class PipeBlocks {
             }
             if atEnd {
                 guard !buffer.isEmpty else { return nil }
+                // -L: GNU cuts the whole records off the end first, then sends the rest.
+                if let lines = linesPerRecord, let cut = lineRecordCut(within: buffer.count, lines: lines), cut < buffer.count {
+                    defer { buffer.removeFirst(cut) }
+                    return header + buffer[0..<cut]
+                }
                 defer { buffer.removeAll() }
                 return header + buffer
             }
@@ -93,8 +101,8 @@ final class PipeBlocks {
             // GNU's read_block: it reads up to the next multiple of --block above what it holds.
             let window = (carried / blockSize + 1) * blockSize
             guard buffer.count >= window else { return nil }
-            // GNU's pass: the last cut in what it holds.
-            if let cut = lastCut(within: window) {
+            // GNU's pass: the last cut in what it holds (-L: after the last whole record).
+            if let cut = linesPerRecord.map({ lineRecordCut(within: window, lines: $0) }) ?? lastCut(within: window) {
                 carried = window - cut
                 return cut
             }
@@ -104,6 +112,19 @@ final class PipeBlocks {
             blockSize = min(Int((Double(blockSize) * 1.3 + 1).rounded(.up)), Int(Int32.max))
             writeFully(STDERR_FILENO, Array("\(programName): Warning: A record was longer than \(old). Increasing to --blocksize \(blockSize).\n".utf8))
         }
+    }
+
+    /// -L: after the last newline in `buffer[0..<limit]` that ends a whole record of `lines`
+    /// lines (the buffer starts at a record's start).
+    private func lineRecordCut(within limit: Int, lines: Int) -> Int? {
+        var newlines = buffer[0..<limit].count { $0 == UInt8(ascii: "\n") }
+        var position = limit
+        while newlines > 0 {
+            position = buffer[0..<position].lastIndex(of: UInt8(ascii: "\n"))!
+            if newlines % lines == 0 { return position + 1 }
+            newlines -= 1
+        }
+        return nil
     }
 
     /// The last cut with the whole separator in `buffer[0..<limit]`, not at the very start.

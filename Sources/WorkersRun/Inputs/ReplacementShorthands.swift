@@ -18,11 +18,12 @@ struct ReplacementShorthands {
     init(rpl: [String], plus: Bool) throws(RunUsageError) {
         var table: [String: String] = plus ? Dictionary(uniqueKeysWithValues: Self.plus.map { ($0.tag, $0.code) }) : [:]
         for definition in rpl {
+            // GNU: the tag, a blank, the code; a tag alone stands for the input as it is.
             let parts = definition.split(maxSplits: 1, omittingEmptySubsequences: false) { $0 == " " || $0 == "\t" || $0 == "\n" }
-            guard parts.count == 2, !parts[0].isEmpty else {
+            guard !parts[0].isEmpty else {
                 throw RunUsageError("option --rpl: '\(definition)' is not a tag and a Perl expression, like '{..} s:\\.[^.]+$::'")
             }
-            table[String(parts[0])] = String(parts[1])
+            table[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
         }
         shorthands = table.map { Shorthand(tag: $0.key, code: $0.value) }
             .sorted { $0.tag.count != $1.tag.count ? $0.tag.count > $1.tag.count : $0.tag < $1.tag }

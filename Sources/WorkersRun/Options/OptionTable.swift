@@ -184,6 +184,9 @@ extension RunOptions {
         .value("rpl", "'TAG CODE'", .command, "define TAG as the Perl CODE, as {= CODE =}; a (group) in TAG is $$1 in CODE") { state, text in
             state.options.replacementShorthands.append(text)
         },
+        .value("filter", "EXPR", .command, "run only the jobs for which the Perl EXPR, its replacement strings filled in, is true (the others count as failed, as GNU's)") { state, text in
+            state.options.filters.append(text)
+        },
         .flag("plus", .command, "GNU's extra replacement strings: {..} {+.} {%SUFFIX} {#PREFIX} {/A/B} {:N:M} {##} {0#} …") { $0.options.plus = true },
         .value("extensionreplace|er", "STR", .command, "use STR instead of {.}") { state, text in
             state.options.replacementShorthands.append(text + " " + CommandBuilder.Modifier.noExtension.perl)
@@ -231,6 +234,7 @@ extension RunOptions {
             // GNU warns and keeps its own limit.
             if length <= CommandLineLimit.usable {
                 state.options.maxLineLength = length
+                state.options.maxLineLengthGiven = true
             } else {
                 state.options.warnings.append("Warning: Value for option -s should be < \(CommandLineLimit.usable).")
             }
@@ -240,8 +244,12 @@ extension RunOptions {
         .flag("shell-quote|shellquote|shell_quote", .command, "print each job's inputs shell-quoted instead of running anything") { $0.options.shellQuoteOnly = true },
         .flag("dry-run|dryrun|dr", .command, "print the commands instead of running them") { $0.options.dryRun = true },
         .value("work-dir|workdir|wd", "DIR", .command, "run the jobs in DIR (made if missing; {} allowed)") { (state, directory) throws(RunUsageError) in
-            guard directory != "..." else { throw RunUsageError("option --workdir ... (a temporary directory per job) is not supported by workers run") }
-            state.options.workingDirectory = directory == "." ? nil : directory
+            if directory == "..." {
+                state.options.uniqueWorkingDirectory = true
+                state.options.workingDirectory = nil
+                return
+            }
+            state.options.workingDirectory = directory
         },
         .value("env", "NAME", .command, "accepted: local jobs inherit the whole environment already") { _, _ in },
 
@@ -387,7 +395,7 @@ extension RunOptions {
         .refused("use-decompress-program|decompress-program|usedecompressprogram|decompressprogram", .required("PROG")),
         .refused("recordenv|record-env"), .refused("fifo"), .refused("shard", .required("EXPR")), .refused("bin", .required("EXPR")),
         .refused("group-by|groupby", .required("COL")), .refused("regexp|regex"), .refused("remove-rec-sep|removerecsep|rrs"),
-        .refused("tee"), .refused("filter", .required("EXPR")), .refused("latest-line|latestline|ll"),
+        .refused("tee"), .refused("latest-line|latestline|ll"),
         .refused("block-timeout|blocktimeout|bt", .required("SECS")), .refused("skip-first-line|skipfirstline"),
         .refused("process-slot-var|processslotvar", .required("NAME")), .refused("template|tmpl", .required("FILE=REPL")),
         .refused("total-jobs|totaljobs|total", .required("N")), .refused("interactive|p"), .refused("exit|x"),

@@ -124,6 +124,7 @@ extension OptionState {
             options.tagString = options.tagString.map(shorthands.rewrite)
             options.workingDirectory = options.workingDirectory.map(shorthands.rewrite)
             options.results = options.results.map(shorthands.rewrite)
+            options.filters = options.filters.map(shorthands.rewrite)
         }
         if options.pipe != nil, options.template.isEmpty, !options.semaphore {
             throw .gnu("--pipe/--pipepart must have a command to pipe into (e.g. 'cat').")
@@ -165,7 +166,11 @@ extension OptionState {
             throw RunUsageError("option --block: a negative size (blocks per job slot) needs --pipe-part")
         }
         if options.joinContinuedLines, options.pipe != nil {
-            throw RunUsageError("option -L with --pipe is not supported by workers run (use -N)")
+            // GNU: with --pipe, -L N and -l N make records of N lines (blocks hold whole ones).
+            guard options.pipe == .blocks else { throw RunUsageError("option -L with --pipe-part is not supported by workers run (use --pipe)") }
+            options.linesPerRecord = max(1, options.argumentsPerJob ?? 1)
+            options.argumentsPerJob = nil
+            options.joinContinuedLines = false
         }
         if options.headerLines != nil, options.pipe == .parts {
             throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")

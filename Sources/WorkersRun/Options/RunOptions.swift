@@ -105,6 +105,8 @@ public struct RunOptions: Sendable, Equatable {
     public var replacementShorthands: [String] = []
     /// `--plus`: GNU's extra replacement strings (`{..}`, `{%.gz}`, `{##}`, …).
     public var plus = false
+    /// `--filter`: Perl expressions that must all be true for a job to run.
+    public var filters: [String] = []
     /// `-N n`: arguments per job, as positional `{1}`…`{n}`.
     public var argumentsPerJob: Int?
     /// `-0`: inputs end with NUL.
@@ -176,6 +178,9 @@ public struct RunOptions: Sendable, Equatable {
     public var repeatsContext = false
     /// The longest command line `-X`/`-m` build, in bytes: GNU's usable length by default.
     public var maxLineLength = CommandLineLimit.usable
+    /// `-s` was given: then every command line must be shorter than it (GNU's "Command line too
+    /// long"); by default only `-X` and `-m` keep to the limit, and longer lines run.
+    public var maxLineLengthGiven = false
     /// Warnings parsing found (GNU warns and goes on), printed when the run starts.
     public var warnings: [String] = []
     /// `--bar` / `--eta`: a progress bar with the time left (reads all input first, to count it).
@@ -201,6 +206,8 @@ public struct RunOptions: Sendable, Equatable {
     public var niceness: Int32 = 0
     /// `--workdir`/`--wd DIR`: the jobs run in DIR (created if missing; replacement strings allowed).
     public var workingDirectory: String?
+    /// `--workdir ...`: each job in a directory of its own, removed when it ends.
+    public var uniqueWorkingDirectory = false
     /// One step of `--term-seq`: a signal, then how long to wait before the next step.
     public struct TerminateStep: Sendable, Equatable {
         /// The signal sent.
@@ -260,6 +267,8 @@ public struct RunOptions: Sendable, Equatable {
     /// `-L n`/`-l[n]`: input lines that end in a blank continue on the next line (as xargs -L);
     /// each job takes `n` such lines, like `-N n`.
     public var joinContinuedLines = false
+    /// `--pipe` with `-L N` or `-l N`: a record is N lines, and blocks are cut between records.
+    public var linesPerRecord: Int?
     /// `--header`: the first value of each source (or, split by `--colsep`, the first line) names
     /// it, for `{name}`; with `--pipe`, the first line (or the first N lines) starts every block.
     public var headerLines: Int?

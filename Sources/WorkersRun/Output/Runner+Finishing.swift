@@ -12,6 +12,7 @@ extension Runner {
     /// decide whether `--halt` stops the run.
     func finish(_ job: Running, exit: Int32, signal: Int32) {
         let runtime = monotonicSeconds() - job.startMonotonic
+        if let directory = job.removeDirectory { removeTree(directory) }
         // A job that `--halt now` killed is not named as one that counts towards it (GNU's).
         let killedByHalt = scheduler.halting?.when == .now
         let ending = scheduler.ended(sequence: job.job.sequence, slot: job.slot, attempt: job.job.attempt, exit: exit, signal: signal,

@@ -105,6 +105,22 @@ extension Runner {
             return
         }
         let command = job.command ?? builder.commandLine(for: filled)
+        if options.maxLineLengthGiven, command.utf8.count >= options.maxLineLength {
+            // GNU: an error, and the run starts nothing more.
+            let input = job.arguments.first ?? ""
+            let shown = input.count > 50 ? String(input.prefix(50)) + "..." : input
+            output.writeError("\(programName): Error: Command line too long (\(command.utf8.count) >= \(options.maxLineLength)) at input 0: \(shown)\n")
+            scheduler.stopWithError()
+            passOver(job.sequence)
+            return
+        }
+        // --filter: every expression, filled in unquoted, must be true (not under --dry-run, as
+        // GNU 20221122).
+        if let perl = builder.perl, !options.filters.isEmpty, !options.dryRun,
+           !options.filters.allSatisfy({ perl.isTrue(builder.substitute($0, job: filled) { $0 }) }) {
+            skipByExpression(job, command: command)
+            return
+        }
         if let perl = builder.perl, perl.takeSkip(job.sequence) {
             skipByExpression(job, command: command)
             return
@@ -116,8 +132,15 @@ extension Runner {
         if options.printCommands { output.writeError(command + "\n") }
         var directory: String?
         if let template = options.workingDirectory {
-            let path = builder.substitute(template, job: filled) { $0 }
-            // GNU makes the directory if it is missing.
+            var path = builder.substitute(template, job: filled) { $0 }
+            // GNU makes the directory if it is missing; a relative one is from where we started.
+            if let failure = makeDirectories(path) { output.writeError("\(programName): --workdir: \(failure)\n") }
+            if path == "." { path = startDirectory } else if !path.hasPrefix("/") { path = startDirectory + "/" + path }
+            directory = path
+        } else if options.uniqueWorkingDirectory {
+            // GNU's `--workdir ...`: ~/.parallel/tmp/HOST-PID-SEQ, removed when the job ends.
+            let home = environmentValue("HOME") ?? "/tmp"
+            let path = "\(home)/.parallel/tmp/\(hostName)-\(getpid())-\(job.sequence)"
             if let failure = makeDirectories(path) { output.writeError("\(programName): --workdir: \(failure)\n") }
             directory = path
         }
@@ -151,6 +174,7 @@ extension Runner {
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()
             }
             started.feed = feed?.write
+            if options.uniqueWorkingDirectory { started.removeDirectory = directory }
             if let block = job.pipedBlock { started.feedPending = block }
             if let part = job.part, case .parts(let parts) = source { started.feedFile = (parts.fd, part.offset, part.offset + part.length) }
             if options.verbose, lineBuffer {
