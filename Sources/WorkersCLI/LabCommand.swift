@@ -53,6 +53,9 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How many 1 ms sleeps the mixed workload's probe makes (default 60; --quick 30).")
     var probeCount: Int?
 
+    @Option(name: .long, help: "Rounds of every mode, interleaved; each speed-up is their median, shown with its range (default 3).")
+    var rounds: Int?
+
     @Option(name: .long, help: "Only these workloads, comma-separated: io-sleep, io-net, cpu, mixed.")
     var only: String?
 
@@ -79,6 +82,7 @@ struct LabCommand: AsyncParsableCommand {
         if let ioTasks, ioTasks < 1 || ioTasks > 512 { throw ValidationError("--io-tasks must be 1…512 (got \(ioTasks))") }
         if let cpuTasks, cpuTasks < 1 { throw ValidationError("--cpu-tasks must be at least 1 (got \(cpuTasks))") }
         if let probeCount, probeCount < 1 { throw ValidationError("--probe-count must be at least 1 (got \(probeCount))") }
+        if let rounds, !(1...20).contains(rounds) { throw ValidationError("--rounds must be 1…20 (got \(rounds))") }
         for (name, value) in [("--io-sleep-ms", ioSleepMs), ("--net-latency-ms", netLatencyMs), ("--cpu-task-ms", cpuTaskMs), ("--switch-interval-ms", switchIntervalMs)] {
             if let value, !(value > 0 && value <= 60_000) { throw ValidationError("\(name) must be more than 0 and at most 60000 (got \(value))") }
         }
@@ -105,10 +109,11 @@ struct LabCommand: AsyncParsableCommand {
         if let cpuTaskMs { config.cpuTaskMs = cpuTaskMs }
         if let switchIntervalMs { config.switchIntervalMs = switchIntervalMs }
         if let probeCount { config.probeCount = probeCount }
+        if let rounds { config.rounds = rounds }
         let workloads = try selectedWorkloads()
         let pythonPath = noPython ? nil : (python ?? Lab.findPython())
 
-        let progress = ProgressLine(total: progressSteps(workloads, python: pythonPath != nil))
+        let progress = ProgressLine(total: 1 + config.rounds * (progressSteps(workloads, python: pythonPath != nil) - 1))
         let lab = Lab(config: config, workloads: workloads, python: pythonPath, progress: { progress.step($0) })
         let result = try await lab.run()
         progress.finish()
@@ -160,7 +165,9 @@ struct LabCommand: AsyncParsableCommand {
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         var out = "workers lab — \(report.machine.cpus) CPUs, \(report.machine.os), \(report.machine.python ?? "python3 not found")"
         let load = [report.machine.otherCPUs.map { String(format: "other programs %.2f CPUs", $0) }, report.machine.loadAverage.map { String(format: "load average %.2f", $0) }, report.machine.stealPercent.map { String(format: "CPU steal %.1f %%", $0) }]
-        out += load.compactMap { $0 }.map { ", " + $0 }.joined() + "\n"
+        out += load.compactMap { $0 }.map { ", " + $0 }.joined()
+        if report.config.rounds > 1 { out += "; each speed-up the median of \(report.config.rounds) interleaved rounds, with their range" }
+        out += "\n"
         for workload in LabWorkload.allCases {
             let cells = report.cells.filter { $0.workload == workload }
             guard !cells.isEmpty else { continue }

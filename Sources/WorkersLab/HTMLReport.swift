@@ -83,6 +83,7 @@ extension HTMLReport {
         .bar > span { display: block; height: 4px; background: #4a5568; border-radius: 2px; margin-left: auto; }
         .fast { color: #276749; font-weight: 600; }
         .slow { color: #c53030; }
+        .spread { display: block; color: #718096; font-size: 11px; font-weight: 400; }
         .hint { margin: 0 0 10px; color: #718096; font-size: 13px; }
         figure.timeline { margin: 0 0 14px; }
         figure.timeline svg { display: block; width: 100%; height: auto; }
@@ -135,6 +136,7 @@ extension HTMLReport {
         parts.append("\(config.cpuTasks) CPU tasks of \(ms(config.cpuTaskMs))")
         parts.append("GIL switch interval \(ms(config.switchIntervalMs))")
         parts.append("\(config.probeCount) probe sleeps of 1 ms")
+        if config.rounds > 1 { parts.append("each speed-up the median of \(config.rounds) interleaved rounds, its range beneath") }
         return parts.joined(separator: " · ")
     }
 
@@ -226,10 +228,11 @@ extension HTMLReport {
         html += "<td><span class=\"badge \(cell.source.rawValue)\">\(esc(cell.source.rawValue))</span></td>"
         html += "<td class=\"num\">\(cell.workers)</td>"
         html += "<td class=\"num\">\(wallHTML(cell.wallSeconds))\(wallBar(cell.wallSeconds, longest: longestWall))</td>"
+        let spread = LabFormat.spread(cell).map { " <span class=\"spread\" title=\"lowest to highest of \(cell.rounds ?? 0) rounds\">\(esc($0))</span>" } ?? ""
         if let why = cell.unsettled {
-            html += "<td class=\"num unsettled\" title=\"\(esc("unsettled: " + why))\">\(speedupHTML(cell.speedup)) ?</td>"
+            html += "<td class=\"num unsettled\" title=\"\(esc("unsettled: " + why))\">\(speedupHTML(cell.speedup)) ?\(spread)</td>"
         } else {
-            html += "<td class=\"num\">\(speedupHTML(cell.speedup))</td>"
+            html += "<td class=\"num\">\(speedupHTML(cell.speedup))\(spread)</td>"
         }
         html += "<td class=\"num\">\(ratioHTML(cell.cpuPerWall))</td>"
         if columns.checksum {

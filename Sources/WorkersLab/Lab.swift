@@ -23,7 +23,8 @@ public struct Lab: Sendable {
     public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
         LabReport.Config(
             quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
-            cpuTasks: 2 * workers, cpuTaskMs: quick ? 200 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60
+            cpuTasks: 2 * workers, cpuTaskMs: quick ? 200 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60,
+            rounds: 3
         )
     }
 
@@ -53,25 +54,32 @@ public struct Lab: Sendable {
         let server = workloads.contains(.ioNet) ? try LoopbackServer(latency: config.netLatencyMs / 1_000) : nil
         defer { server?.stop() }
 
-        let experiments = SwiftExperiments(config: config, executable: executable, progress: progress)
-        var cells: [LabCell] = []
-        for workload in workloads {
-            try Task.checkCancellation()
-            cells += try await experiments.run(workload, port: server?.port)
-        }
-        var pythonVersion: String?
-        if let python {
-            progress("CPython: the same workloads")
-            let peer = CPythonPeer(python: python)
-            pythonVersion = peer.version()
-            do {
-                cells += try peer.run(config: config, workloads: workloads, port: server?.port)
-            } catch {
-                cells += workloads.map { LabCell.missing($0, note: "CPython failed: \(error)") }
+        let peer = python.map { CPythonPeer(python: $0) }
+        let pythonVersion = peer?.version()
+        // Every mode once a round, Swift then CPython, so the modes alternate and a slow moment
+        // of the machine hits all of them; each cell is then the median of its rounds.
+        var rounds: [[LabCell]] = []
+        for round in 1...max(1, config.rounds) {
+            let prefix = config.rounds > 1 ? "round \(round) of \(config.rounds): " : ""
+            let experiments = SwiftExperiments(config: config, executable: executable, progress: { progress(prefix + $0) })
+            var cells: [LabCell] = []
+            for workload in workloads {
+                try Task.checkCancellation()
+                cells += try await experiments.run(workload, port: server?.port)
             }
-        } else {
-            cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
+            if let peer {
+                progress(prefix + "CPython: the same workloads")
+                do {
+                    cells += try peer.run(config: config, workloads: workloads, port: server?.port)
+                } catch {
+                    cells += workloads.map { LabCell.missing($0, note: "CPython failed: \(error)") }
+                }
+            } else {
+                cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
+            }
+            rounds.append(cells)
         }
+        var cells = Rounds.merge(rounds)
         let loadAtEnd = MachineLoad.sample()
         let machine = LabReport.Machine(
             cpus: cpuCount, os: Self.kernelName(), python: pythonVersion, loadAverage: MachineLoad.loadAverage(),

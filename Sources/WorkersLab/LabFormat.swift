@@ -52,6 +52,14 @@ enum LabFormat {
         return fixed(factor, decimals: 0) + "×"
     }
 
+    /// A cell's rounds as "1.8–2.0" (lowest to highest speed-up), or `nil` for one round or
+    /// rounds that all agree to the digit shown.
+    static func spread(_ cell: LabCell) -> String? {
+        guard let low = cell.speedupMin, let high = cell.speedupMax, (cell.rounds ?? 0) > 1 else { return nil }
+        let (lowText, highText) = (speedup(low).dropLast(), speedup(high).dropLast())
+        return lowText == highText ? nil : "\(lowText)–\(highText)"
+    }
+
     /// A plain ratio such as CPU ÷ wall: "0.98", "7.85"; "—" when negative or not finite.
     static func ratio(_ value: Double) -> String {
         guard value.isFinite, value >= 0 else { return missing }

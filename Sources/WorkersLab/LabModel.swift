@@ -95,6 +95,11 @@ public struct LabCell: Codable, Sendable {
     /// Why its speed-up cannot be a result (it breaks a physical bound: the machine disturbed
     /// the run), or `nil` when it is settled. No conclusion is drawn from an unsettled cell.
     public var unsettled: String?
+    /// The lowest and highest speed-up of its rounds (``speedup`` is their median), and how many
+    /// rounds measured it; `nil` for a single round.
+    public var speedupMin: Double?
+    public var speedupMax: Double?
+    public var rounds: Int?
 
     enum CodingKeys: String, CodingKey {
         case workload, mode, label, workers
@@ -105,6 +110,9 @@ public struct LabCell: Codable, Sendable {
         case probeMedianMs = "probe_median_ms"
         case probeP90Ms = "probe_p90_ms"
         case spans, note, unsettled
+        case speedupMin = "speedup_min"
+        case speedupMax = "speedup_max"
+        case rounds
     }
 
     /// A cell with every measured value.
@@ -196,6 +204,8 @@ public struct LabReport: Codable, Sendable {
         public var probeCount: Int
         /// Kernel iterations per CPU task in Swift, from calibration.
         public var kernelIterations: Int
+        /// Rounds of every mode, interleaved; each cell is the median of its rounds.
+        public var rounds: Int
 
         enum CodingKeys: String, CodingKey {
             case quick, workers
@@ -207,12 +217,13 @@ public struct LabReport: Codable, Sendable {
             case switchIntervalMs = "switch_interval_ms"
             case probeCount = "probe_count"
             case kernelIterations = "kernel_iterations"
+            case rounds
         }
 
         /// The sizes a run used.
         public init(
             quick: Bool, workers: Int, ioTasks: Int, ioSleepMs: Double, netLatencyMs: Double, cpuTasks: Int,
-            cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0
+            cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0, rounds: Int = 1
         ) {
             self.quick = quick
             self.workers = workers
@@ -224,6 +235,7 @@ public struct LabReport: Codable, Sendable {
             self.switchIntervalMs = switchIntervalMs
             self.probeCount = probeCount
             self.kernelIterations = kernelIterations
+            self.rounds = rounds
         }
     }
 

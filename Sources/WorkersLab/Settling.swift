@@ -16,6 +16,10 @@ enum Settling {
     /// result: timer and scheduling noise on a quiet machine stays well inside it.
     static let tolerance = 1.15
 
+    /// How far apart a cell's rounds may be (highest ÷ lowest speed-up) before the cell is called
+    /// unsteady: then the machine, not the mode, decided its number.
+    static let spreadTolerance = 1.5
+
     /// The modes that run one task at a time on CPU-bound work, whatever their workers: one
     /// thread (async tasks), or threads under a GIL, simulated or CPython's.
     static let oneAtATimeOnCPU: Set<String> = ["serial", "async-1", "threads-gil", "cpython-serial", "cpython-threads", "cpython-asyncio"]
@@ -36,16 +40,20 @@ enum Settling {
         }
     }
 
-    /// `cells` with ``LabCell/unsettled`` set where a speed-up breaks its bound.
+    /// `cells` with ``LabCell/unsettled`` set where a speed-up breaks its bound, or its rounds
+    /// are too far apart.
     static func judge(_ cells: [LabCell], config: LabReport.Config, cpus: Int) -> [LabCell] {
         cells.map { cell in
             var cell = cell
-            guard cell.wallSeconds > 0, cell.speedup.isFinite, cell.speedup > 0,
-                  let bound = bound(of: cell, config: config, cpus: cpus), cell.speedup > bound * tolerance else { return cell }
-            let most = Conclusions.format(bound) + "×"
-            cell.unsettled = bound == 1
-                ? "\(Conclusions.format(cell.speedup))× for a mode that runs one task at a time (at most \(most)): the run it is compared with was slowed"
-                : "\(Conclusions.format(cell.speedup))× from \(Int(bound)) at a time (at most \(most)): the run it is compared with was slowed"
+            guard cell.wallSeconds > 0, cell.speedup.isFinite, cell.speedup > 0 else { return cell }
+            if let bound = bound(of: cell, config: config, cpus: cpus), cell.speedup > bound * tolerance {
+                let most = Conclusions.format(bound) + "×"
+                cell.unsettled = bound == 1
+                    ? "\(Conclusions.format(cell.speedup))× for a mode that runs one task at a time (at most \(most)): the run it is compared with was slowed"
+                    : "\(Conclusions.format(cell.speedup))× from \(Int(bound)) at a time (at most \(most)): the run it is compared with was slowed"
+            } else if let low = cell.speedupMin, let high = cell.speedupMax, low > 0, high / low > spreadTolerance {
+                cell.unsettled = "\(Conclusions.format(low))× to \(Conclusions.format(high))× over \(cell.rounds ?? 0) rounds: the machine was not steady enough to tell"
+            }
             return cell
         }
     }

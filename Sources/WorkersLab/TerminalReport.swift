@@ -76,6 +76,7 @@ extension TerminalReport {
             Column(header: "workers", rightAligned: true, values: cells.map { String($0.workers) }),
             Column(header: "wall", rightAligned: true, values: cells.map { LabFormat.wall($0.wallSeconds) }),
             Column(header: "speed-up", rightAligned: true, values: cells.map { LabFormat.speedup($0.speedup) + ($0.unsettled == nil ? "" : " ?") }),
+            Column(header: "rounds", rightAligned: true, values: cells.map { LabFormat.spread($0) ?? "" }),
             Column(header: "cpu/wall", rightAligned: true, values: cells.map { LabFormat.ratio($0.cpuPerWall) }),
         ]
         if workload == .mixed {

@@ -31,8 +31,13 @@ public final class Runner {
         case failed(Deque<(sequence: Int, command: String)>)
     }
     var source: Source
+    /// `--tee`: the data every job is given.
+    var tee: TeeInput?
     /// The environment's strings, copied once for every spawn (strdup'd, freed in deinit).
     let environment: [UnsafeMutablePointer<CChar>?]
+    /// `$PARALLEL_ENV` (env_parallel's functions, aliases and variables): shell code run before
+    /// every command, and not passed on to the jobs as a variable.
+    let parallelEnvironment: String?
     /// Where the run started (`--workdir .`, and the jobs' OLDPWD).
     let startDirectory: String
     /// `OLDPWD=…` for jobs that run in a `--workdir`.
@@ -186,9 +191,15 @@ public final class Runner {
     public init(options: RunOptions, cpus: Int) throws(RunUsageError) {
         self.options = options
         self.cpus = cpus
-        if options.retryFailed, let path = options.joblog {
+        // --joblog - is stdout, which holds no earlier run: GNU then runs the inputs as usual.
+        if options.retryFailed, let path = options.joblog, path != "-" {
             guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
             source = .failed(Deque(Self.failedCommands(in: path)))
+        } else if let path = options.teeInput {
+            // --tee: the ::: inputs are the jobs, and each is given all the data.
+            source = .arguments(try JobInputs(options: options))
+            let (fd, owned) = try openInput(path)
+            tee = TeeInput(fd: fd, closeWhenDone: owned)
         } else if options.pipe == .parts {
             source = .parts(try PipeParts(options: options, slots: options.jobs.slots(cpus: cpus)))
         } else if options.pipe == .blocks {
@@ -206,7 +217,7 @@ public final class Runner {
         // A job run in a --workdir gets PWD=DIR and OLDPWD=where we started, as GNU's `cd DIR
         // && …` gives it (so `pwd` says /bin, not the /usr/bin a link leads to).
         let movesJobs = options.workingDirectory != nil || options.uniqueWorkingDirectory
-        environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT="] + (movesJobs ? ["OLDPWD=", "PWD="] : []))
+        environment = duplicatedEnvironment(excluding: ["PARALLEL_SEQ=", "PARALLEL_JOBSLOT=", "PARALLEL_ENV="] + (movesJobs ? ["OLDPWD=", "PWD="] : []))
         if let cwd = getcwd(nil, 0) {
             startDirectory = escapedString(cString: cwd)
             free(cwd)
@@ -215,6 +226,7 @@ public final class Runner {
         }
         oldWorkingDirectory = movesJobs ? ("OLDPWD=" + startDirectory).withEscapedCString { strdup($0) } : nil
         output = OutputWriter()
+        parallelEnvironment = Self.readParallelEnvironment(output: output)
         for warning in options.warnings { output.writeError("\(programName): \(warning)\n") }
         if let name = options.results, !options.dryRun {
             var headerNames: [String] = []
@@ -275,7 +287,7 @@ public final class Runner {
     func prepare() {
         var haltPercent = false
         if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
-        if options.bar || options.multiple != nil || haltPercent || options.shuffle || builder.needsTotal, case .arguments(let inputs) = source {
+        if options.bar || options.multiple != nil || haltPercent || options.shuffle || builder.needsTotal || tee != nil, case .arguments(let inputs) = source {
             var all: Deque<[String]> = []
             while let values = inputs.next() { all.append(values) }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
@@ -283,6 +295,12 @@ public final class Runner {
             state.total = all.count
             state.preloaded = all
             builder.perl?.totalJobs = all.count
+            if tee != nil, all.count > slots {
+                // Every --tee job must run at once.
+                output.writeError("\(programName): Error: --tee requires --jobs to be higher. Try --jobs 0.\n")
+                scheduler.stopWithError()
+                state.preloaded = []
+            }
         }
         builder.perl?.slots = slots
         if case .file(let path) = options.jobs { jobsFileChanged = Self.modified(path) }
@@ -311,5 +329,48 @@ extension Runner {
     static func modified(_ path: String) -> timespec? {
         var status = stat()
         return path.withEscapedCString { stat($0, &status) } == 0 ? status.st_mtim : nil
+    }
+}
+
+/// `--tee`: the data, read a chunk at a time and given to every job before the next is read (so
+/// the slowest job sets the pace and memory stays one chunk).
+final class TeeInput {
+    let fd: Int32
+    private let closeWhenDone: Bool
+    private(set) var ended = false
+    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(fd: Int32, closeWhenDone: Bool) {
+        self.fd = fd
+        self.closeWhenDone = closeWhenDone
+    }
+
+    deinit { if closeWhenDone { close(fd) } }
+
+    /// The next chunk, or `nil` when a read would wait (or the data has ended: see ``ended``).
+    func nextChunk() -> [UInt8]? {
+        guard !ended else { return nil }
+        var probe = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&probe, 1, 0) > 0 else { return nil }
+        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
+        guard count > 0 else { ended = true; return nil }
+        return Array(chunk[0..<count])
+    }
+}
+
+extension Runner {
+    /// GNU's `$PARALLEL_ENV`: the variable's value, or the contents of the file or fifo it names,
+    /// with \001 standing for a newline.
+    static func readParallelEnvironment(output: OutputWriter) -> String? {
+        guard let value = environmentValue("PARALLEL_ENV"), !value.isEmpty else { return nil }
+        var text = value
+        if fileExists(value), let contents = OwnedDescriptor(openFile(value, O_RDONLY | O_CLOEXEC)) {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while readMore(contents.raw, into: &bytes, chunk: &chunk) {}
+            text = String(escaping: bytes)
+        }
+        if text.contains("\0") { output.writeError("\(programName): Warning: \\0 (NUL) in environment is not supported\n") }
+        return text.replacing("\u{01}", with: "\n")
     }
 }

@@ -172,4 +172,36 @@ import Testing
                                                 executable: URL(fileURLWithPath: "/bin/bash"))
         #expect(tty.stdout == "not a tty\n" && tty.stderr.isEmpty, "\(tty.stderr)")
     }
+
+    /// --tee: each ::: input is a job, and every job gets all the data; -j0 unless told, and
+    /// GNU's error when -j cannot run them all at once. A job that stops reading early drops out.
+    @Test func teeGivesEveryJobAllTheData() async throws {
+        #expect(try await stdout(["--pipe", "--tee", "--tag", "-k", "cat", ":::", "a", "b"], stdin: lines(1...3)) == "a\t1\na\t2\na\t3\nb\t1\nb\t2\nb\t3\n")
+        let big = String(repeating: "0123456789abcdef\n", count: 200_000)
+        let counts = try await stdout(["--pipe", "--tee", "-k", "wc -c", ":::", "1", "2", "3"], stdin: big)
+        #expect(counts.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == Array(repeating: "\(big.utf8.count)", count: 3))
+        #expect(try await stdout(["--pipe", "--tee", "-k", "{}", ":::", "head -1", "wc -l"], stdin: lines(1...100_000)) == "1\n100000\n")
+        let file = try RunCommandTests.scratch().appendingPathComponent("data").path
+        try lines(1...5).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["--pipe-part", "--tee", "-a", file, "-k", "cat", ":::", "x", "y"]) == lines(1...5) + lines(1...5))
+        let narrow = try await RunCommandTests.run(["--pipe", "--tee", "-j2", "cat", ":::", "1", "2", "3"], stdin: "a\n")
+        #expect(narrow.status == 255 && narrow.stdout.isEmpty)
+        #expect(narrow.stderr.hasSuffix("Error: --tee requires --jobs to be higher. Try --jobs 0.\n"))
+    }
+
+    /// $PARALLEL_ENV (env_parallel's): shell code run before every command, from the variable or
+    /// the file it names, and not passed on; `-l -0` is -l with -0; --retry-failed with
+    /// --joblog - (stdout holds no earlier run) runs the inputs.
+    @Test func parallelEnvAndOptionCorners() async throws {
+        let variable = try await RunCommandTests.run(["{}", "$v", ":::", "echo"], environment: ["PARALLEL_ENV": "v='OK as variable'"])
+        #expect(variable.stdout == "OK as variable\n")
+        let file = try RunCommandTests.scratch().appendingPathComponent("env").path
+        try "v='OK as file'\u{01}w=2".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await RunCommandTests.run(["{}", "$v$w", ":::", "echo"], environment: ["PARALLEL_ENV": file]).stdout == "OK as file2\n")
+        let hidden = try await RunCommandTests.run(["echo \"[$PARALLEL_ENV]\"", ":::", "x"], environment: ["PARALLEL_ENV": "true"])
+        #expect(hidden.stdout == "[] x\n")
+        #expect(try await RunCommandTests.run(["-k", "-l", "-0", "echo", "{}", "OK"], stdin: "1\u{0}2\u{0}").stdout == "1 OK\n2 OK\n")
+        let retried = try await RunCommandTests.run(["--retry-failed", "--jl", "-", "false", ":::", "a", "b"])
+        #expect(retried.stdout.split(separator: "\n").count == 3 && retried.status == 2)
+    }
 }

@@ -194,3 +194,47 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         #expect(throws: LabError.self) { try CommandProfile.measure(["no-such-command-workers-test"], cpus: 1) }
     }
 }
+
+/// Rounds: every cell is the median of its rounds, with the lowest and highest beside it; rounds
+/// too far apart make it unsettled, and the conclusions then draw nothing from it.
+@Suite struct RoundsTests {
+    func round(cpuThreads: Double, cpuProcesses: Double) -> [LabCell] {
+        cells(cpuThreads: cpuThreads, cpuProcesses: cpuProcesses, python: (threads: 1.0, processes: 1.8))
+    }
+
+    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: String) -> LabCell? {
+        all.first { $0.workload == workload && $0.mode == mode }
+    }
+
+    @Test func eachCellIsTheMedianOfItsRounds() throws {
+        let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.7), round(cpuThreads: 1.5, cpuProcesses: 1.9),
+                                   round(cpuThreads: 1.95, cpuProcesses: 1.8)])
+        let threads = try #require(cell(merged, .cpu, "threads"))
+        #expect(threads.speedup == 1.9 && threads.speedupMin == 1.5 && threads.speedupMax == 1.95 && threads.rounds == 3)
+        #expect(cell(merged, .cpu, "processes")?.speedup == 1.8)
+        // The first round's timeline is kept, in the first round's order.
+        #expect(merged.map(\.mode) == round(cpuThreads: 1, cpuProcesses: 1).map(\.mode))
+        #expect(threads.spans?.isEmpty == false)
+        #expect(LabFormat.spread(threads) == "1.5–1.9" || LabFormat.spread(threads) == "1.5–2.0")
+        #expect(Rounds.median([3, 1, 2, 10]) == 2.5)
+    }
+
+    @Test func roundsFarApartAreUnsettledAndTeachNothing() throws {
+        let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.8), round(cpuThreads: 1.0, cpuProcesses: 1.8),
+                                   round(cpuThreads: 1.95, cpuProcesses: 1.8)])
+        let judged = Settling.judge(merged, config: config, cpus: 2)
+        let threads = try #require(cell(judged, .cpu, "threads"))
+        #expect(threads.unsettled?.contains("over 3 rounds") == true)
+        #expect(cell(judged, .cpu, "processes")?.unsettled == nil)
+        let machine = LabReport.Machine(cpus: 2, os: "Linux", python: nil, loadAverage: 1.0, stealPercent: 0)
+        let lines = Conclusions.draw(judged, config: config, machine: machine)
+        let cpu = try #require(lines.first { $0.hasPrefix("CPU-bound (") })
+        #expect(cpu.contains("unsettled") && !cpu.contains("Swift threads, which have no GIL, ran"))
+    }
+
+    @Test func theJSONCarriesTheSpread() throws {
+        let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.8), round(cpuThreads: 1.7, cpuProcesses: 1.8)])
+        let json = try String(decoding: JSONEncoder().encode(try #require(cell(merged, .cpu, "threads"))), as: UTF8.self)
+        #expect(json.contains("\"speedup_min\":1.7") && json.contains("\"speedup_max\":1.9") && json.contains("\"rounds\":2"))
+    }
+}

@@ -36,7 +36,10 @@ extension Runner {
         // (it has its own copies once spawned).
         var argv: [String]
         var resolved: String?
-        if let shell {
+        if let shell, let prelude = parallelEnvironment {
+            // $PARALLEL_ENV comes first, in the same shell (its functions and aliases are for it).
+            argv = [shell, "-c", prelude + "\n" + command]
+        } else if let shell {
             argv = [shell, "-c", command]
             // A command of plain words runs as the shell would run it, without the shell: the
             // same program, the same arguments, a fork and an exec fewer.

@@ -22,7 +22,8 @@ enum SemaphoreMode {
             return 255
         }
         if options.semaphoreWait { return waitForAll(in: directory) }
-        let command = options.template.joined(separator: " ")
+        // -q quotes each word, as for jobs.
+        let command = options.quoteTemplate ? options.template.map(shellQuote).joined(separator: " ") : options.template.joined(separator: " ")
         guard !command.isEmpty else {
             report("--semaphore needs a command")
             return 255
@@ -37,6 +38,11 @@ enum SemaphoreMode {
             return 255
         }
         let argv = [shell, "-c", command]
+        // -v: the command first, as GNU's sem prints it (its empty {} leaves a space without -q).
+        if options.verbose || options.printCommands {
+            let shown = command + (options.quoteTemplate ? "" : " ") + "\n"
+            writeFully(options.verbose ? STDOUT_FILENO : STDERR_FILENO, shown.escapedBytes)
+        }
         // The command gets our environment as it is, byte for byte.
         if options.semaphoreForeground {
             // In our process group, so Ctrl-C reaches it; our stdin, stdout and stderr.

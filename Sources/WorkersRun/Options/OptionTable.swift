@@ -220,6 +220,11 @@ extension RunOptions {
         },
         OptionSpec("max-lines|maxlines|l", .optionalNumber("N"), .command, "the same, N defaulting to 1") { (state, value) throws(RunUsageError) in
             state.options.argumentsPerJob = try value.map { (text) throws(RunUsageError) in
+                // GNU: `-l -0` is -l with its optional number taken by -0, which still counts.
+                if text == "-0" {
+                    state.options.nullSeparated = true
+                    return 1
+                }
                 guard let number = Double(text), number >= 0 else { throw RunUsageError("option -l: '\(text)' is not a number of lines") }
                 // GNU: -l0 is -l1 (a relic of --tollef).
                 return max(1, Int(number))
@@ -322,6 +327,7 @@ extension RunOptions {
                 state.options.blockSize = try RunOptions.parseSize(text, name: "--block")
             }
         },
+        .flag("tee", .pipe, "every job gets all the data (stdin, or -a FILE with --pipe-part); the ::: inputs are the jobs; -j0 unless told") { $0.options.teeInput = "-" },
         .value("recend", "STR", .pipe, "the string records end with (default \\n)") { state, text in
             state.options.recordEnd = Array(RunOptions.unescape(text).utf8); state.options.recordEndGiven = true
         },
@@ -395,7 +401,7 @@ extension RunOptions {
         .refused("use-decompress-program|decompress-program|usedecompressprogram|decompressprogram", .required("PROG")),
         .refused("recordenv|record-env"), .refused("fifo"), .refused("shard", .required("EXPR")), .refused("bin", .required("EXPR")),
         .refused("group-by|groupby", .required("COL")), .refused("regexp|regex"), .refused("remove-rec-sep|removerecsep|rrs"),
-        .refused("tee"), .refused("latest-line|latestline|ll"),
+        .refused("latest-line|latestline|ll"),
         .refused("block-timeout|blocktimeout|bt", .required("SECS")), .refused("skip-first-line|skipfirstline"),
         .refused("process-slot-var|processslotvar", .required("NAME")), .refused("template|tmpl", .required("FILE=REPL")),
         .refused("total-jobs|totaljobs|total", .required("N")), .refused("interactive|p"), .refused("exit|x"),

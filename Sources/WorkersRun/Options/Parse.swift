@@ -150,6 +150,20 @@ extension OptionState {
         if options.catBlocks, options.pipe == nil || options.roundRobin {
             throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)")
         }
+        if options.teeInput != nil {
+            guard options.pipe != nil else { throw RunUsageError("option --tee needs --pipe or --pipe-part") }
+            // The data: the first file source (-a FILE), else standard input; the rest are the
+            // jobs' arguments. All jobs run at once, so -j is 0 unless given (GNU's).
+            if let index = options.sources.firstIndex(where: { if case .file = $0 { true } else { false } }),
+               case .file(let path) = options.sources[index] {
+                options.teeInput = path
+                options.sources.remove(at: index)
+                options.linked.remove(at: index)
+            } else if options.pipe == .parts {
+                throw RunUsageError("option --pipe-part --tee needs one seekable file (-a FILE)")
+            }
+            if !jobsGiven { options.jobs = .unlimited }
+        }
         if options.roundRobin, options.pipe == nil {
             throw RunUsageError("option --round-robin needs --pipe or --pipe-part")
         }

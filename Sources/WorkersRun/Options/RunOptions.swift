@@ -103,6 +103,9 @@ public struct RunOptions: Sendable, Equatable {
     /// `--rpl`: replacement strings defined in Perl, each `TAG CODE`; `--plus`'s, and those
     /// `--extensionreplace` and its siblings rename, come first.
     public var replacementShorthands: [String] = []
+    /// `--tee` (with `--pipe` or `--pipe-part`): every job gets all the data, which comes from
+    /// this file (`-` is standard input); the other sources are the jobs' arguments.
+    public var teeInput: String?
     /// `--plus`: GNU's extra replacement strings (`{..}`, `{%.gz}`, `{##}`, …).
     public var plus = false
     /// `--filter`: Perl expressions that must all be true for a job to run.

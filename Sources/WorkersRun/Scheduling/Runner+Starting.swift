@@ -14,7 +14,31 @@ extension Runner {
         while case .now(let slot) = scheduler.mayStart(now: monotonicSeconds(), running: state.running.count) {
             if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
-            launch(job, slot: slot)
+            launch(job, slot: slot, roundRobin: tee != nil)
+        }
+        if tee != nil { feedTee() }
+    }
+
+    /// `--tee`: once every job has started and taken the last chunk, the next chunk goes to all
+    /// of them; at the end of the data their stdin closes. A job that stops reading (`head`)
+    /// drops out when its pipe breaks.
+    func feedTee() {
+        guard let tee, state.preloaded?.isEmpty ?? true, state.retries.isEmpty else { return }
+        // Chunk after chunk while every pipe takes them at once; the loop waits for the rest.
+        while state.running.allSatisfy({ $0.feed == nil || $0.feedPending.isEmpty }) {
+            guard let chunk = tee.nextChunk() else {
+                if tee.ended {
+                    for index in state.running.indices { state.running[index].feed = nil }
+                } else {
+                    state.inputToWaitFor = tee.fd
+                }
+                return
+            }
+            for index in state.running.indices where state.running[index].feed != nil {
+                state.running[index].feedPending = chunk
+                state.running[index].feedOffset = 0
+                writeFeed(index)
+            }
         }
     }
 
@@ -156,7 +180,7 @@ extension Runner {
             }
             _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
             // Room for a whole block where the system allows it: one write instead of sixteen.
-            if let bytes = job.pipedBlock?.count ?? job.part?.length { _ = fcntl(pipe.write.raw, linuxSetPipeSize, Int32(min(max(bytes, 4096), 1 << 20))) }
+            if let bytes = job.pipedBlock?.count ?? job.part?.length ?? (tee != nil ? 1 << 20 : nil) { _ = fcntl(pipe.write.raw, linuxSetPipeSize, Int32(min(max(bytes, 4096), 1 << 20))) }
             feed = pipe
         }
         let stdin = feed?.read.raw ?? (job.catPath == nil ? job.block?.raw : nil) ?? terminal?.raw ?? devNull?.raw ?? -1
