@@ -18,6 +18,9 @@ final class PipeBlocks {
     private let recordsPerBlock: Int?
     /// `-L N`: records of N lines.
     private let linesPerRecord: Int?
+    /// `-r`: lines of nothing but white space are taken out of the input before it is cut (GNU's
+    /// `s/^\s*\n//gm` on what it has read), whatever the record separator.
+    private let dropsBlankLines: Bool
     private var buffer: [UInt8] = []
     private var atEnd = false
     private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
@@ -39,6 +42,7 @@ final class PipeBlocks {
         (separator, cutOffset) = options.recordSeparator
         recordsPerBlock = options.argumentsPerJob
         linesPerRecord = options.linesPerRecord
+        dropsBlankLines = options.skipBlankInputs
         headerLines = options.headerLines
     }
 
@@ -82,7 +86,27 @@ final class PipeBlocks {
                 return header + buffer
             }
             atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
+            if dropsBlankLines { Self.dropBlankLines(&buffer) }
         }
+    }
+
+    /// Removes every line that is only white space and ends in a newline.
+    static func dropBlankLines(_ buffer: inout [UInt8]) {
+        var kept: [UInt8] = []
+        kept.reserveCapacity(buffer.count)
+        var lineStart = 0
+        var blank = true
+        for (index, byte) in buffer.enumerated() {
+            if byte == UInt8(ascii: "\n") {
+                if !blank { kept += buffer[lineStart...index] }
+                lineStart = index + 1
+                blank = true
+            } else if !(byte == 32 || (9...13).contains(byte)) {
+                blank = false
+            }
+        }
+        kept += buffer[lineStart...]
+        buffer = kept
     }
 
     /// Where the next block ends in `buffer`, if a whole block is there.

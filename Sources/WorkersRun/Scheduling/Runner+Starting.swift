@@ -63,8 +63,7 @@ extension Runner {
             case .blocks(let blocks):
                 block = blocks.next()
                 if block == nil { state.inputDone = true; return nil }
-                // -r: a block of nothing but blanks and newlines starts no job (GNU's).
-                if options.skipBlankInputs, block!.allSatisfy({ $0 == 10 || $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+                // (-r: the blank lines were taken out of the input before it was cut, as GNU does.)
             case .arguments(let inputs):
                 // A slow writer: wait for its next line beside the running jobs, not in a read.
                 if state.preloaded == nil, !state.running.isEmpty, let fd = inputs.descriptorToWaitFor() {
@@ -158,8 +157,16 @@ extension Runner {
         if let template = options.workingDirectory {
             var path = builder.substitute(template, job: filled) { $0 }
             // GNU makes the directory if it is missing; a relative one is from where we started.
-            if let failure = makeDirectories(path) { output.writeError("\(programName): --workdir: \(failure)\n") }
+            _ = makeDirectories(path)
             if path == "." { path = startDirectory } else if !path.hasPrefix("/") { path = startDirectory + "/" + path }
+            // One that cannot be made or entered: GNU's error, and the job does not run.
+            guard path.withEscapedCString({ access($0, X_OK) }) == 0 else {
+                output.writeError("\(programName): Error: Cannot change into non-executable dir \(path): \(String(cString: strerror(errno)))\n")
+                scheduler.couldNotStart(attempt: job.attempt)
+                if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
+                passOver(job.sequence)
+                return
+            }
             directory = path
         } else if options.uniqueWorkingDirectory {
             // GNU's `--workdir ...`: ~/.parallel/tmp/HOST-PID-SEQ, removed when the job ends.
