@@ -178,7 +178,9 @@ if not honesty:
     cpu_gil = find("swift", "cpu", "threads-gil")
     check_between("cpu: swift threads-gil (workers=%s) speedup" % workers_of(cpu_gil), cpu_gil, "speedup", 0.85, 1.15)
     cpu_proc = find("swift", "cpu", "processes")
-    check_min("cpu: swift processes (workers=%s) speedup" % workers_of(cpu_proc), cpu_proc, "speedup", 1.8)
+    # The pool's start (about 20 ms) is in the processes cell: a tenth of --quick's 160 ms of
+    # parallel work, so 1.6 there; 1.8 at the default sizes.
+    check_min("cpu: swift processes (workers=%s) speedup" % workers_of(cpu_proc), cpu_proc, "speedup", 1.6 if config.get("quick") else 1.8)
     check_max("cpu: swift async-1 speedup", find("swift", "cpu", "async-1"), "speedup", 1.1)
 
     # --- Mixed -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ struct LabCommand: AsyncParsableCommand {
         case none, some, all
     }
 
-    @Flag(name: .long, help: "Smaller sizes: about 13 s instead of about 16 s on 2 cores.")
+    @Flag(name: .long, help: "Smaller sizes: under 20 s instead of about 45 s on 2 cores.")
     var quick = false
 
     @Option(name: .long, help: "Workers for the CPU-bound modes (default: the CPUs this process may use).")
@@ -44,7 +44,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "CPU-bound tasks (default: twice the workers).")
     var cpuTasks: Int?
 
-    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 250; --quick 200).")
+    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 250; --quick 80).")
     var cpuTaskMs: Double?
 
     @Option(name: .long, help: "The simulated GIL's switch interval, in ms (CPython's default: 5).")

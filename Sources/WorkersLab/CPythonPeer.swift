@@ -29,6 +29,9 @@ struct CPythonPeer {
             "switch_interval_s": config.switchIntervalMs / 1_000,
             "probe_count": config.probeCount,
             "probe_sleep_s": 0.001,
+            // The lab's own rounds pair each CPython cell with the serial run of its round; one
+            // run a round is enough then (two back to back when the lab runs one round).
+            "cpu_rounds": config.rounds > 1 ? 1 : 2,
             "workloads": workloads.map(\.rawValue),
         ]
         let input = try JSONSerialization.data(withJSONObject: settings)

@@ -50,6 +50,7 @@ DEFAULTS = {
     "switch_interval_s": 0.005,
     "probe_count": 60,
     "probe_sleep_s": 0.001,
+    "cpu_rounds": 2,
     "workloads": ["io-sleep", "io-net", "cpu", "mixed"],
 }
 
@@ -434,7 +435,8 @@ def cpu_workload(cfg, ctx, n):
         return cell
 
     rounds = []
-    for _ in range(2):
+    round_count = max(1, int(cfg.get("cpu_rounds", 2)))
+    for _ in range(round_count):
         rounds.append((run_cell(make_serial(), serial), run_cell(make_threads(), threads), run_cell(make_processes(), processes)))
 
     def pick(index):
@@ -449,11 +451,12 @@ def cpu_workload(cfg, ctx, n):
     serial_cell, threads_cell, proc_cell = pick(0), pick(1), pick(2)
     cells = [serial_cell, threads_cell, proc_cell, run_cell(async_cell, run_async)]
     set_speedups(cells)
-    for index, cell in ((1, threads_cell), (2, proc_cell)):
-        if not cell.failed:
-            cell.speedup = paired(index)
-            cell.notes.append("speed-up: median of 2 rounds' paired ratios to serial; wall: the faster round")
-    serial_cell.notes.append("wall: the faster of 2 rounds")
+    if round_count > 1:
+        for index, cell in ((1, threads_cell), (2, proc_cell)):
+            if not cell.failed:
+                cell.speedup = paired(index)
+                cell.notes.append("speed-up: median of %d rounds' paired ratios to serial; wall: the faster round" % round_count)
+        serial_cell.notes.append("wall: the faster of %d rounds" % round_count)
     checks = set(c.checksum for c in cells if c.checksum and not c.failed)
     if len(checks) > 1:
         for c in cells:

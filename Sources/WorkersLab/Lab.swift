@@ -19,11 +19,12 @@ public struct Lab: Sendable {
     /// Called with a short line as each cell starts.
     public var progress: @Sendable (String) -> Void
 
-    /// The default sizes: about 16 s in all on 2 cores with CPython; `quick` about 13 s.
+    /// The default sizes: three interleaved rounds, about 40 s in all on 2 cores with CPython;
+    /// `quick` (CPU tasks of 80 ms, waits of 50 ms) under 20 s.
     public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
         LabReport.Config(
             quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
-            cpuTasks: 2 * workers, cpuTaskMs: quick ? 200 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60,
+            cpuTasks: 2 * workers, cpuTaskMs: quick ? 80 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60,
             rounds: 3
         )
     }

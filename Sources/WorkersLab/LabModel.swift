@@ -100,6 +100,8 @@ public struct LabCell: Codable, Sendable {
     public var speedupMin: Double?
     public var speedupMax: Double?
     public var rounds: Int?
+    /// Each round's speed-up, in the order the rounds ran.
+    public var roundSpeedups: [Double]?
 
     enum CodingKeys: String, CodingKey {
         case workload, mode, label, workers
@@ -113,6 +115,7 @@ public struct LabCell: Codable, Sendable {
         case speedupMin = "speedup_min"
         case speedupMax = "speedup_max"
         case rounds
+        case roundSpeedups = "speedup_rounds"
     }
 
     /// A cell with every measured value.

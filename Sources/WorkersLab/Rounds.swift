@@ -29,6 +29,7 @@ enum Rounds {
             merged.speedupMin = speedups.min()
             merged.speedupMax = speedups.max()
             merged.rounds = measured.count
+            merged.roundSpeedups = speedups
             merged.wallSeconds = median(measured.map(\.wallSeconds))
             merged.cpuPerWall = median(measured.map(\.cpuPerWall))
             let probes = measured.compactMap(\.probeMedianMs)

@@ -17,8 +17,21 @@ enum Settling {
     static let tolerance = 1.15
 
     /// How far apart a cell's rounds may be (highest ÷ lowest speed-up) before the cell is called
-    /// unsteady: then the machine, not the mode, decided its number.
-    static let spreadTolerance = 1.5
+    /// unsteady: then the machine, not the mode, decided its number. With three rounds or more,
+    /// the one farthest from the median is left out first: one disturbed round is outvoted by
+    /// the others (the median already ignores it); two that disagree are not.
+    static let spreadTolerance = 1.3
+
+    /// The rounds that must agree: all, less the one farthest from their median when there are
+    /// three or more.
+    static func agreeing(_ speedups: [Double]) -> [Double] {
+        guard speedups.count >= 3 else { return speedups }
+        let middle = Rounds.median(speedups)
+        let farthest = speedups.indices.max { abs(log(speedups[$0] / middle)) < abs(log(speedups[$1] / middle)) }!
+        var rest = speedups
+        rest.remove(at: farthest)
+        return rest
+    }
 
     /// The modes that run one task at a time on CPU-bound work, whatever their workers: one
     /// thread (async tasks), or threads under a GIL, simulated or CPython's.
@@ -51,8 +64,10 @@ enum Settling {
                 cell.unsettled = bound == 1
                     ? "\(Conclusions.format(cell.speedup))× for a mode that runs one task at a time (at most \(most)): the run it is compared with was slowed"
                     : "\(Conclusions.format(cell.speedup))× from \(Int(bound)) at a time (at most \(most)): the run it is compared with was slowed"
-            } else if let low = cell.speedupMin, let high = cell.speedupMax, low > 0, high / low > spreadTolerance {
-                cell.unsettled = "\(Conclusions.format(low))× to \(Conclusions.format(high))× over \(cell.rounds ?? 0) rounds: the machine was not steady enough to tell"
+            } else if let speedups = cell.roundSpeedups, speedups.allSatisfy({ $0 > 0 }),
+                      let low = agreeing(speedups).min(), let high = agreeing(speedups).max(), high / low > spreadTolerance {
+                let rounds = speedups.map { Conclusions.format($0) + "×" }.joined(separator: ", ")
+                cell.unsettled = "its rounds gave \(rounds): the machine was not steady enough to tell"
             }
             return cell
         }
