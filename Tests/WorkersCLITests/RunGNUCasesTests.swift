@@ -72,6 +72,11 @@ import Testing
             #expect(run.status == 255, "\(arguments)")
             #expect(run.stderr.hasSuffix(": " + message), "\(arguments): \(run.stderr)")
         }
+        // GNU's retired options: its whole list, status 255; --tollef unless --gnu.
+        let retired = try await RunCommandTests.run(["-H", "1", "echo", ":::", "x"])
+        #expect(retired.status == 255 && retired.stderr.split(separator: "\n").count == 10 && retired.stderr.contains("Error: -H has been retired. Use --halt."))
+        #expect(try await RunCommandTests.run(["--tollef", "echo", ":::", "x"]).stderr.hasSuffix(": Error: Remove --tollef or use --gnu to override --tollef.\n"))
+        #expect(try await RunCommandTests.run(["--tollef", "--gnu", "echo", ":::", "x"]).stdout == "x\n")
         // --halt now: the jobs it kills are not named as failures.
         let halted = try await RunCommandTests.run(["-j4", "--halt", "2", ":::", "sleep 1", "sleep 30", "false"])
         #expect(halted.status == 1)
@@ -201,6 +206,15 @@ import Testing
         let hidden = try await RunCommandTests.run(["echo \"[$PARALLEL_ENV]\"", ":::", "x"], environment: ["PARALLEL_ENV": "true"])
         #expect(hidden.stdout == "[] x\n")
         #expect(try await RunCommandTests.run(["-k", "-l", "-0", "echo", "{}", "OK"], stdin: "1\u{0}2\u{0}").stdout == "1 OK\n2 OK\n")
+        // --retries {//}: each job's own count (GNU's par_retries_replacement_string: 1, 2, 3 runs).
+        let log = try RunCommandTests.scratch().appendingPathComponent("ran").path
+        _ = try await RunCommandTests.run(["--retries", "{//}", "echo {/} >> '\(log)'; exit {/}", ":::", "1/11", "2/22", "3/33"])
+        #expect(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").sorted() == ["11", "22", "22", "33", "33", "33"])
+        // --load FILE: the limit is the file's number, read at each start.
+        let loadFile = try RunCommandTests.scratch().appendingPathComponent("load").path
+        try "9999\n".write(toFile: loadFile, atomically: true, encoding: .utf8)
+        #expect(try await RunCommandTests.run(["--load", loadFile, "-k", "echo", ":::", "a", "b", "c"]).stdout == "a\nb\nc\n")
+        #expect(try await RunCommandTests.run(["--load", "/no/such", "echo", ":::", "a"]).status == 255)
         let retried = try await RunCommandTests.run(["--retry-failed", "--jl", "-", "false", ":::", "a", "b"])
         #expect(retried.stdout.split(separator: "\n").count == 3 && retried.status == 2)
     }

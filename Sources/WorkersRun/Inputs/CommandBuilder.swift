@@ -35,7 +35,7 @@ public struct CommandBuilder {
         } else {
             template = words
         }
-        let texts = template + [options.tagString, options.workingDirectory, options.results].compactMap { $0 } + options.filters
+        let texts = template + [options.tagString, options.workingDirectory, options.results, options.retriesTemplate].compactMap { $0 } + options.filters
         let codes = texts.flatMap { Self.perlCodes(in: $0, replacement: options.replacement, names: names) }
         perl = codes.isEmpty && options.filters.isEmpty ? nil : try PerlEvaluator(codes: codes)
     }

@@ -13,6 +13,9 @@ struct OptionState: Sendable {
     var ungroup = false
     var lineBuffer = false
     var silent = false
+    /// `--tollef` (retired in GNU: an error unless `--gnu` is given too).
+    var tollef = false
+    var gnuGiven = false
 }
 
 /// One of GNU parallel's options as `workers run` reads it: its names, its value, its line in
@@ -80,6 +83,18 @@ struct OptionSpec: Sendable {
     /// A row GNU has and `workers run` refuses by name.
     static func refused(_ names: String, _ value: Value = .none, _ why: String? = nil) -> OptionSpec {
         OptionSpec(names, value, .other, nil, support: .refused(why)) { _, _ in }
+    }
+
+    /// An option GNU has retired: GNU's error (its whole list of retired options), status 255.
+    static func retired(_ names: String, _ value: Value = .none) -> OptionSpec {
+        OptionSpec(names, value, .other, nil) { _, _ throws(RunUsageError) in
+            throw .gnu(lines: [
+                "-g has been retired. Use --group.", "-B has been retired. Use --bf.", "-T has been retired. Use --tty.",
+                "-U has been retired. Use --er.", "-W has been retired. Use --wd.", "-Y has been retired. Use --shebang.",
+                "-H has been retired. Use --halt.", "--sql has been retired. Use --sqlmaster.", "--ctrlc has been retired.",
+                "--noctrlc has been retired.",
+            ])
+        }
     }
 
     /// How the option is written: `-k`, `--keep-order`.
@@ -290,11 +305,14 @@ extension RunOptions {
         .value("delay", "SECS", .scheduling, "at least SECS between job starts (30, 1.5s, 2m, 1h30m)") { (state, text) throws(RunUsageError) in
             state.options.delay = try RunOptions.parseDuration(text, name: "--delay")
         },
-        .value("load", "N|N%", .scheduling, "start no job while the 1-minute load average is above N (or N% of the CPUs)") { (state, text) throws(RunUsageError) in
-            guard let load = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), load > 0 else {
-                throw RunUsageError("option --load: '\(text)' is not a load average (reading it from a file is not supported)")
+        .value("load", "N|N%|FILE", .scheduling, "start no job while the 1-minute load average is above N (or N% of the CPUs; a FILE holding one is read at each start)") { (state, text) throws(RunUsageError) in
+            if let load = RunOptions.parseLoad(text) {
+                state.options.maximumLoad = load
+            } else if fileExists(text) {
+                state.options.maximumLoadFile = text
+            } else {
+                throw RunUsageError("option --load: '\(text)' is not a load average, N% or a file holding one")
             }
-            state.options.maximumLoad = text.hasSuffix("%") ? load / 100 * Double(cpuCount) : load
         },
         .value("memfree", "SIZE", .scheduling, "start no job while less memory than SIZE is available (K M G T: 1024s; k m g t: 1000s)") { (state, text) throws(RunUsageError) in
             state.options.minimumFreeMemory = try RunOptions.parseSize(text, name: "--memfree")
@@ -346,7 +364,12 @@ extension RunOptions {
         .flag("resume", .log, "skip the jobs the --joblog (or --results) records") { $0.options.resume = true },
         .flag("resume-failed|resumefailed", .log, "skip the jobs it records as succeeded") { $0.options.resumeFailed = true },
         .flag("retry-failed|retryfailed", .log, "run again the jobs the --joblog records as failed, with its commands") { $0.options.retryFailed = true },
-        .value("retries", "N", .log, "try a failing job up to N times (0: no limit); only the last output is printed") { (state, text) throws(RunUsageError) in
+        .value("retries", "N", .log, "try a failing job up to N times (0: no limit; replacement strings allowed, per job); only the last output is printed") { (state, text) throws(RunUsageError) in
+            // GNU fills replacement strings in it for each job (`--retries {//}`).
+            if text.contains("{") {
+                state.options.retriesTemplate = text
+                return
+            }
             let retries = try wholeNumber("--retries", text, minimum: 0)
             state.options.retries = retries == 0 ? Int(Int32.max) : retries
         },
@@ -379,7 +402,7 @@ extension RunOptions {
         .value("profile|J", "NAME", .other, "read options from $PARALLEL_HOME/NAME (default ~/.parallel/NAME) instead of the config files") { _, _ in },
         .flag("plain", .other, "read no profile, config file or $PARALLEL") { _ in },
         .flag("will-cite|willcite|nn|nonotice|no-notice", .other, "accepted; there is no notice") { _ in },
-        .flag("gnu", .other, "accepted") { _ in },
+        .flag("gnu", .other, "accepted (and lets --tollef through, as in GNU)") { $0.gnuGiven = true },
 
         // GNU's options that workers run does not have: named and refused, never ignored.
         .refused("sshlogin|S", .required("LOGIN")),
@@ -405,14 +428,15 @@ extension RunOptions {
         .refused("block-timeout|blocktimeout|bt", .required("SECS")), .refused("skip-first-line|skipfirstline"),
         .refused("process-slot-var|processslotvar", .required("NAME")), .refused("template|tmpl", .required("FILE=REPL")),
         .refused("total-jobs|totaljobs|total", .required("N")), .refused("interactive|p"), .refused("exit|x"),
-        .refused("ctrl-c|ctrlc"), .refused("no-ctrl-c|no-ctrlc|noctrlc"), .refused("embed"), .refused("shebang|hashbang"),
+        .retired("ctrl-c|ctrlc"), .retired("no-ctrl-c|no-ctrlc|noctrlc"), .refused("embed"), .refused("shebang|hashbang"),
         .refused("shell-completion|shellcompletion", .required("SHELL")), .refused("session"), .refused("show-limits|showlimits"),
         .refused("linkinputsource|xapplyinputsource", .required("N")), .refused("citation"), .refused("bibtex"), .refused("bug"),
-        .refused("tollef"), .refused("use-cpus-instead-of-cores|usecpusinsteadofcores"),
+        OptionSpec("tollef", .none, .other, nil) { state, _ in state.tollef = true },
+        .refused("use-cpus-instead-of-cores|usecpusinsteadofcores"),
         .refused("use-cores-instead-of-threads|usecoresinsteadofthreads"),
         .refused("use-sockets-instead-of-threads|usesocketsinsteadofthreads"),
-        .refused("debug|D", .required("WHAT")), .refused("B", .required("X")), .refused("H", .required("N")), .refused("T"),
-        .refused("U", .required("X")), .refused("W", .required("X")), .refused("Y"), .refused("g"),
+        .refused("debug|D", .required("WHAT")), .retired("B", .required("X")), .retired("H", .required("N")), .retired("T"),
+        .retired("U", .required("X")), .retired("W", .required("X")), .retired("Y"), .retired("g"),
         .refused("_parset", .required("X")), .refused("_pipe-means-argfiles"), .refused("_test", .required("X")),
     ]
 }

@@ -101,6 +101,9 @@ extension OptionState {
     /// cannot work, each naming its option.
     func resolved() throws(RunUsageError) -> RunOptions {
         var options = self.options
+        if tollef, !gnuGiven {
+            throw .gnu(lines: ["--tollef has been retired.", "Remove --tollef or use --gnu to override --tollef."])
+        }
         // A semaphore is a mutex unless -j says otherwise; --fg, --wait and --id imply one.
         if options.semaphoreForeground || options.semaphoreWait || options.semaphoreID != nil { options.semaphore = true }
         if options.semaphore, !jobsGiven { options.jobs = .count(1) }
@@ -125,6 +128,7 @@ extension OptionState {
             options.workingDirectory = options.workingDirectory.map(shorthands.rewrite)
             options.results = options.results.map(shorthands.rewrite)
             options.filters = options.filters.map(shorthands.rewrite)
+            options.retriesTemplate = options.retriesTemplate.map(shorthands.rewrite)
         }
         if options.pipe != nil, options.template.isEmpty, !options.semaphore {
             throw .gnu("--pipe/--pipepart must have a command to pipe into (e.g. 'cat').")

@@ -190,6 +190,17 @@ public struct RunOptions: Sendable, Equatable {
     public var bar = false
     /// `--load N`: start no job while the 1-minute load average is above N.
     public var maximumLoad: Double?
+    /// `--retries` with replacement strings: each job's count is its own, filled in when it ends.
+    public var retriesTemplate: String?
+    /// `--load FILE`: the limit is what the file holds, read again at each start (GNU's).
+    public var maximumLoadFile: String?
+
+    /// A `--load` value: a load average, or N% of the CPUs; `nil` when it is neither.
+    static func parseLoad(_ text: String) -> Double? {
+        let text = trimmed(text, of: [" ", "\t", "\n", "\r"])
+        guard let load = Double(text.hasSuffix("%") ? String(text.dropLast()) : text), load > 0 else { return nil }
+        return text.hasSuffix("%") ? load / 100 * Double(cpuCount) : load
+    }
     /// `--memfree SIZE`: start no job while less memory than this is available.
     public var minimumFreeMemory: Int?
     /// `--json`: one JSON event per finished job, on stderr.
@@ -312,6 +323,13 @@ public struct RunUsageError: Error, Equatable, CustomStringConvertible {
     /// and test suites that compare it.
     public static func gnu(_ message: String) -> RunUsageError {
         var error = RunUsageError("Error: " + message)
+        error.suggestsHelp = false
+        return error
+    }
+
+    /// GNU's message of several lines, each its own "Error:" line.
+    public static func gnu(lines: [String]) -> RunUsageError {
+        var error = RunUsageError(lines.map { "Error: " + $0 }.joined(separator: "\n\(programName): "))
         error.suggestsHelp = false
         return error
     }

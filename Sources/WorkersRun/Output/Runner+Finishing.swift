@@ -8,6 +8,15 @@ import WorkersCore
 /// A job that ended: retried, logged, counted and its output printed (grouped, `-k`, `--lb`,
 /// `--files`, `--results`); the run's conclusion.
 extension Runner {
+    /// `--retries {…}`: this job's attempts, from its inputs (0 is no limit, as for the option);
+    /// `nil` without a template.
+    func attempts(of job: Running) -> Int? {
+        guard let template = options.retriesTemplate else { return nil }
+        let text = builder.substitute(template, job: CommandBuilder.Job(arguments: job.job.arguments, sequence: job.job.sequence, slot: job.slot)) { $0 }
+        guard let count = Int(trimmed(text, of: [" "])), count >= 0 else { return 1 }
+        return count == 0 ? Int(Int32.max) : count
+    }
+
     /// A job ended: retry it, or log it, count it, print (or save, or hold) its output, and
     /// decide whether `--halt` stops the run.
     func finish(_ job: Running, exit: Int32, signal: Int32) {
@@ -16,7 +25,7 @@ extension Runner {
         // A job that `--halt now` killed is not named as one that counts towards it (GNU's).
         let killedByHalt = scheduler.halting?.when == .now
         let ending = scheduler.ended(sequence: job.job.sequence, slot: job.slot, attempt: job.job.attempt, exit: exit, signal: signal,
-                                     runtime: runtime, total: state.total)
+                                     runtime: runtime, total: state.total, attempts: attempts(of: job))
         let failed = ending.failed, timedOut = ending.timedOut
         if ending.retry {
             // Only the last attempt's output is printed.

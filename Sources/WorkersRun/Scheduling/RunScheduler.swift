@@ -144,12 +144,14 @@ struct RunScheduler: Sendable {
     // MARK: Ending
 
     /// A job ended with `exit` or `signal` after `runtime` seconds; `total` is the number of jobs
-    /// when known (for `--halt …%`).
-    mutating func ended(sequence: Int, slot: Int, attempt: Int, exit: Int32, signal: Int32, runtime: Double, total: Int?) -> Ending {
+    /// when known (for `--halt …%`); `attempts` is this job's own `--retries` when it has one
+    /// (`--retries {//}`), else the run's.
+    mutating func ended(sequence: Int, slot: Int, attempt: Int, exit: Int32, signal: Int32, runtime: Double, total: Int?,
+                        attempts: Int? = nil) -> Ending {
         usedSlots.remove(slot)
         let timedOut = timers.removeValue(forKey: sequence)?.timedOut ?? false
         var ending = Ending(failed: exit != 0 || signal != 0 || timedOut, timedOut: timedOut)
-        if ending.failed, attempt < rules.attempts, !stopping {
+        if ending.failed, attempt < (attempts ?? rules.attempts), !stopping {
             ending.retry = true
             return ending
         }

@@ -12,7 +12,7 @@ extension Runner {
     func startJobs() {
         if options.roundRobin { return feedRoundRobin() }
         while case .now(let slot) = scheduler.mayStart(now: monotonicSeconds(), running: state.running.count) {
-            if options.maximumLoad != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
+            if options.maximumLoad != nil || options.maximumLoadFile != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
             launch(job, slot: slot, roundRobin: tee != nil)
         }
@@ -251,13 +251,14 @@ extension Runner {
     /// How long to wait before starting another job under `--load` or `--memfree` (re-checked
     /// every second), or `nil` when nothing holds a start back.
     func throttleWait(runningCount: Int, halting: Bool, inputLeft: Bool) -> Double? {
-        guard runningCount < slots, !halting, inputLeft, options.maximumLoad != nil || options.minimumFreeMemory != nil else { return nil }
+        guard runningCount < slots, !halting, inputLeft, options.maximumLoad != nil || options.maximumLoadFile != nil || options.minimumFreeMemory != nil else { return nil }
         return throttled() ? 1.0 : nil
     }
 
     /// Whether `--load` or `--memfree` holds back the next start now.
     func throttled() -> Bool {
-        if let maximum = options.maximumLoad, let text = readTextFile("/proc/loadavg"),
+        let fromFile = options.maximumLoadFile.flatMap(readTextFile).flatMap(RunOptions.parseLoad)
+        if let maximum = options.maximumLoad ?? fromFile, let text = readTextFile("/proc/loadavg"),
            let load = text.split(separator: " ").first.flatMap({ Double($0) }), load > maximum {
             return true
         }
