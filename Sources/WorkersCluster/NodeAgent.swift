@@ -108,11 +108,7 @@ public enum NodeAgent {
         }
     }
 
-    static var hostName: String {
-        var name = [CChar](repeating: 0, count: 256)
-        gethostname(&name, name.count)
-        return name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
+    static var hostName: String { WorkersCore.hostName }
 
     /// The SHA-256 of sorted job signatures, hex.
     static func jobSetDigest(_ signatures: [String]) -> String {

@@ -34,6 +34,13 @@ package func withCStrings<R>(bytes strings: [[UInt8]], _ body: (UnsafePointer<Un
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
+/// This machine's name (`gethostname`), or "localhost" when it has none.
+package let hostName: String = {
+    var name = [CChar](repeating: 0, count: 256)
+    guard gethostname(&name, name.count) == 0 else { return "localhost" }
+    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}()
+
 /// `program` as an executable path: as given when it has a slash, else the first match on PATH.
 package func executablePath(_ program: String) -> String? {
     if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }

@@ -65,7 +65,7 @@ enum Settling {
                     ? "\(Conclusions.format(cell.speedup))× for a mode that runs one task at a time (at most \(most)): the run it is compared with was slowed"
                     : "\(Conclusions.format(cell.speedup))× from \(Int(bound)) at a time (at most \(most)): the run it is compared with was slowed"
             } else if let speedups = cell.roundSpeedups, speedups.allSatisfy({ $0 > 0 }),
-                      let low = agreeing(speedups).min(), let high = agreeing(speedups).max(), high / low > spreadTolerance {
+                      case let agreeing = agreeing(speedups), let low = agreeing.min(), let high = agreeing.max(), high / low > spreadTolerance {
                 let rounds = speedups.map { Conclusions.format($0) + "×" }.joined(separator: ", ")
                 cell.unsettled = "its rounds gave \(rounds): the machine was not steady enough to tell"
             }

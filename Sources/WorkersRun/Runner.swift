@@ -363,13 +363,7 @@ extension Runner {
     /// with \001 standing for a newline.
     static func readParallelEnvironment(output: OutputWriter) -> String? {
         guard let value = environmentValue("PARALLEL_ENV"), !value.isEmpty else { return nil }
-        var text = value
-        if fileExists(value), let contents = OwnedDescriptor(openFile(value, O_RDONLY | O_CLOEXEC)) {
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-            while readMore(contents.raw, into: &bytes, chunk: &chunk) {}
-            text = String(escaping: bytes)
-        }
+        let text = fileExists(value) ? readTextFile(value) ?? value : value
         if text.contains("\0") { output.writeError("\(programName): Warning: \\0 (NUL) in environment is not supported\n") }
         return text.replacing("\u{01}", with: "\n")
     }

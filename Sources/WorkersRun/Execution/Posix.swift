@@ -149,13 +149,6 @@ func removeTree(_ path: String) {
     }
 }
 
-/// This machine's name, for GNU's `--workdir ...` directories.
-let hostName: String = {
-    var name = [CChar](repeating: 0, count: 256)
-    guard gethostname(&name, name.count) == 0 else { return "localhost" }
-    return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}()
-
 /// The name messages start with: `parallel` when run through a link of that name (so scripts and
 /// test suites that match GNU's messages keep matching), else `workers run`.
 let programName: String = {

@@ -85,18 +85,21 @@ final class PipeBlocks {
                 defer { buffer.removeAll() }
                 return header + buffer
             }
+            let before = buffer.count
             atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
-            if dropsBlankLines { Self.dropBlankLines(&buffer) }
+            // Lines before the last one already read were checked when they came.
+            if dropsBlankLines { Self.dropBlankLines(&buffer, from: buffer[..<before].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) }
         }
     }
 
-    /// Removes every line that is only white space and ends in a newline.
-    static func dropBlankLines(_ buffer: inout [UInt8]) {
-        var kept: [UInt8] = []
+    /// Removes every line from `start` on that is only white space and ends in a newline.
+    static func dropBlankLines(_ buffer: inout [UInt8], from start: Int = 0) {
+        var kept = Array(buffer[..<start])
         kept.reserveCapacity(buffer.count)
-        var lineStart = 0
+        var lineStart = start
         var blank = true
-        for (index, byte) in buffer.enumerated() {
+        for index in start..<buffer.count {
+            let byte = buffer[index]
             if byte == UInt8(ascii: "\n") {
                 if !blank { kept += buffer[lineStart...index] }
                 lineStart = index + 1

@@ -12,6 +12,8 @@ struct ReplacementShorthands {
     }
 
     private(set) var shorthands: [Shorthand] = []
+    /// Each shorthand's regexes (plain, positional), compiled once.
+    private var compiled: [(plain: Regex<AnyRegexOutput>, positional: Regex<AnyRegexOutput>?)] = []
 
     /// The shorthands of `--plus` (when `plus`) and then `rpl` (each `TAG CODE`; a later one
     /// with the same tag wins, as in GNU).
@@ -27,7 +29,7 @@ struct ReplacementShorthands {
         }
         shorthands = table.map { Shorthand(tag: $0.key, code: $0.value) }
             .sorted { $0.tag.count != $1.tag.count ? $0.tag.count > $1.tag.count : $0.tag < $1.tag }
-        for shorthand in shorthands { _ = try Self.patterns(of: shorthand) }
+        for shorthand in shorthands { compiled.append(try Self.patterns(of: shorthand)) }
     }
 
     var isEmpty: Bool { shorthands.isEmpty }
@@ -35,9 +37,7 @@ struct ReplacementShorthands {
     /// `text` with every shorthand replaced by its `{= … =}`.
     func rewrite(_ text: String) -> String {
         var text = text
-        for shorthand in shorthands {
-            // Checked in init.
-            guard let (plain, positional) = try? Self.patterns(of: shorthand) else { continue }
+        for (shorthand, (plain, positional)) in zip(shorthands, compiled) {
             text = Self.replace(plain, in: text) { match in
                 "{=" + Self.code(shorthand.code, groups: match.dropFirst()) + "=}"
             }

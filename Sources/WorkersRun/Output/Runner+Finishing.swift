@@ -8,6 +8,13 @@ import WorkersCore
 /// A job that ended: retried, logged, counted and its output printed (grouped, `-k`, `--lb`,
 /// `--files`, `--results`); the run's conclusion.
 extension Runner {
+    /// One joblog row, GNU's columns (a command's newlines become NULs, as GNU writes them).
+    func writeJoblogRow(_ sequence: Int, start: Double, runtime: Double, sent: Int, received: Int, exit: Int32, signal: Int32, command: String) {
+        guard let joblog else { return }
+        write(joblog.raw, cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", sequence, start, runtime, sent, received, exit, signal)
+            + command.replacingNewlines(with: "\0") + "\n")
+    }
+
     /// `--retries {…}`: this job's attempts, from its inputs (0 is no limit, as for the option);
     /// `nil` without a template.
     func attempts(of job: Running) -> Int? {
@@ -43,12 +50,11 @@ extension Runner {
         if let path = job.job.catPath { unlink(path) }
         builder.perl?.completed += 1
         rereadJobsFile()
-        if let joblog {
+        if joblog != nil {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
-            let line = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.job.sequence, job.startEpoch, runtime, job.sent, received,
-                              timedOut ? -1 : exit, timedOut ? 15 : signal) + job.command.replacingNewlines(with: "\0") + "\n"
-            write(joblog.raw, line)
+            writeJoblogRow(job.job.sequence, start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
+                           exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal, command: job.command)
         }
         if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }
         if options.json {

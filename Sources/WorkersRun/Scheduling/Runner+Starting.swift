@@ -134,7 +134,7 @@ extension Runner {
             let shown = input.count > 50 ? String(input.prefix(50)) + "..." : input
             output.writeError("\(programName): Error: Command line too long (\(command.utf8.count) >= \(options.maxLineLength)) at input 0: \(shown)\n")
             scheduler.stopWithError()
-            passOver(job.sequence)
+            notStarted(job, failed: false)
             return
         }
         // --filter: every expression, filled in unquoted, must be true (not under --dry-run, as
@@ -162,9 +162,7 @@ extension Runner {
             // One that cannot be made or entered: GNU's error, and the job does not run.
             guard path.withEscapedCString({ access($0, X_OK) }) == 0 else {
                 output.writeError("\(programName): Error: Cannot change into non-executable dir \(path): \(String(cString: strerror(errno)))\n")
-                scheduler.couldNotStart(attempt: job.attempt)
-                if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
-                passOver(job.sequence)
+                notStarted(job, failed: true, listed: command)
                 return
             }
             directory = path
@@ -228,23 +226,27 @@ extension Runner {
             }
             scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
-            if let path = job.catPath { unlink(path) }
             output.writeError("\(programName): \(message)\n")
-            scheduler.couldNotStart(attempt: job.attempt)
-            if state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
-            passOver(job.sequence)
+            notStarted(job, failed: true, listed: command)
         }
     }
 
     /// A job whose `{= … =}` called `skip()`: as GNU, it does not run, its joblog row says exit
     /// -2, and it counts as failed.
     func skipByExpression(_ job: Pending, command: String) {
-        if let path = job.catPath { unlink(path) }
-        if let joblog, !options.dryRun {
-            write(joblog.raw, cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", job.sequence, epochSeconds(), 0.0, 0, 0, -2, 0)
-                + command.replacingNewlines(with: "\0") + "\n")
+        if !options.dryRun {
+            writeJoblogRow(job.sequence, start: epochSeconds(), runtime: 0, sent: 0, received: 0, exit: -2, signal: 0, command: command)
         }
-        if !options.dryRun { scheduler.couldNotStart(attempt: job.attempt) }
+        notStarted(job, failed: !options.dryRun)
+    }
+
+    /// A job that will not run: its `--cat` file goes, it counts as failed when `failed` (and is
+    /// listed in the failure summary as a 127 when `listed` gives its command), and under -k the
+    /// next job's output is not held for it.
+    func notStarted(_ job: Pending, failed: Bool, listed command: String? = nil) {
+        if let path = job.catPath { unlink(path) }
+        if failed { scheduler.couldNotStart(attempt: job.attempt) }
+        if let command, state.failures.count < 10 { state.failures.append((job.sequence, 127, 0, command)) }
         passOver(job.sequence)
     }
 
