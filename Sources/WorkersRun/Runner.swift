@@ -140,6 +140,8 @@ public final class Runner {
         var inputToWaitFor: Int32?
         /// Whether the descriptor limit was met and said so.
         var warnedDescriptors = false
+        /// The run ended in an error that prints none of its jobs' output (GNU's `wait_and_exit`).
+        var discardsOutput = false
         /// `-k`: the finished jobs waiting for their turn.
         var waiting: [Int: Finished] = [:]
         /// `--bar`, `-X`/`-m` and `--halt …%` read all input first; `total` counts it.
@@ -289,7 +291,18 @@ public final class Runner {
         if let halt = options.halt, case .percent = halt.threshold { haltPercent = true }
         if options.bar || options.multiple != nil || haltPercent || options.shuffle || builder.needsTotal || tee != nil, case .arguments(let inputs) = source {
             var all: Deque<[String]> = []
-            while let values = inputs.next() { all.append(values) }
+            let readStart = monotonicSeconds()
+            var warnedSlowRead = false
+            while let values = inputs.next() {
+                all.append(values)
+                if !warnedSlowRead, monotonicSeconds() - readStart > 10 {
+                    // GNU's warning (then it reads on): the count is what arrived in the 10 s.
+                    warnedSlowRead = true
+                    output.writeError("\(programName): Warning: Reading \(all.count) arguments took longer than 10 seconds.\n"
+                        + (options.bar ? "\(programName): Warning: Consider removing --bar.\n" : "")
+                        + (options.shuffle ? "\(programName): Warning: Consider removing --shuf.\n" : ""))
+                }
+            }
             if options.multiple != nil { all = Deque(groupForMultiple(Array(all))) }
             if options.shuffle { all.shuffle() }
             state.total = all.count

@@ -436,11 +436,13 @@ import Testing
     }
 
     @Test func memfreeHoldsBackStartsWhileMemoryIsShort() async throws {
-        // No machine has a petabyte free: once one job runs, no other starts beside it, so every
-        // job gets slot 1.
-        let output = try await Self.run(["-j4", "--memfree", "1000000G", "-k", "echo {%}", ":::", "a", "b", "c"])
-        #expect(output.status == 0)
-        #expect(output.stdout == "1\n1\n1\n")
+        // No machine has a petabyte free: no job starts, not even the first (GNU's par_memfree),
+        // until the outer run's --timeout ends the inner one.
+        let inner = "'\(WorkersBinaryTests.binary.path)' run --memfree 1000000G echo ran ::: a"
+        let output = try await Self.run(["--timeout", "1", inner, ":::", "x"])
+        #expect(output.status == 1)
+        #expect(!output.stdout.contains("ran"))
+        #expect(output.stderr.contains("This job was killed because it timed out"))
     }
 
     @Test func argFilesDelimitersAndLink() async throws {

@@ -218,4 +218,58 @@ import Testing
         let retried = try await RunCommandTests.run(["--retry-failed", "--jl", "-", "false", ":::", "a", "b"])
         #expect(retried.stdout.split(separator: "\n").count == 3 && retried.status == 2)
     }
+
+    /// --header REGEXP with --pipe: what the regexp matches at the start is put before every block
+    /// (GNU's par_header); one that never matches takes nothing. Without --pipe, a regexp header
+    /// is the first line, as GNU's.
+    @Test func headerRegexpStartsEveryBlock() async throws {
+        let blocks = try await stdout(["-j1", "--pipe", "-N2", "-k", "--header", ".*\\n.*\\n", "echo Start;cat; echo Stop"],
+                                      stdin: "h1\nh2\n1a\n1b\n2a\n2b\n3a\n")
+        #expect(blocks == "Start\nh1\nh2\n1a\n1b\nStop\nStart\nh1\nh2\n2a\n2b\nStop\nStart\nh1\nh2\n3a\nStop\n")
+        #expect(try await stdout(["--pipe", "--header", "q", "cat"], stdin: "x\ny\n") == "x\ny\n")
+        #expect(try await stdout(["-k", "--header", ".*\\n", "echo", "{a}", ":::", "a", "1"]) == "1\n")
+        let bad = try await RunCommandTests.run(["--pipe", "--header", "(", "cat"], stdin: "x\n")
+        #expect(bad.status == 255 && bad.stderr.contains("--header: '(' is not a regular expression"))
+    }
+
+    /// --header (0 or any other) makes a file source's name a replacement string for its values,
+    /// before --plus reads `{/…}` (GNU's par_file_rpl), and before positions: `{1}` is file `1`'s.
+    @Test func fileNamesAsReplacementStrings() async throws {
+        let directory = try RunCommandTests.scratch()
+        let data = directory.appendingPathComponent("da  ta.txt").path, one = directory.appendingPathComponent("1").path
+        try "content1\ncontent2\n".write(toFile: data, atomically: true, encoding: .utf8)
+        try "n\n".write(toFile: one, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["-k", "--header", "0", "echo", "{\(data)}", "::::", data]) == "content1\ncontent2\n")
+        #expect(try await stdout(["-k", "--header", "0", "--plus", "echo", "{\(data).}", "::::", data]) == "content1\ncontent2\n")
+        #expect(try await stdout(["-k", "--header", "0", "echo", "{=\(data) s/c/C/ =}", "::::", data]) == "Content1\nContent2\n")
+        let positions = try await RunCommandTests.run(["-k", "--header", "0", "echo", "{1}", "::::", data, "1"], directory: directory)
+        #expect(positions.stdout == "n\nn\n")
+    }
+
+    /// --pipe and --pipe-part leave `:::` values out: `{}` is empty (GNU's par_pipepart_triple_colon).
+    @Test func pipeIgnoresArgumentSources() async throws {
+        let file = try RunCommandTests.scratch().appendingPathComponent("three").path
+        try lines(1...3).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await stdout(["-k", "--pipe-part", "-a", file, "echo X{}Y; cat", ":::", "a"]) == "XY\n1\nXY\n2\nXY\n3\n")
+        #expect(try await stdout(["--pipe", "cat", ":::", "a"], stdin: "x\n") == "x\n")
+    }
+
+    /// --pipe -N: GNU looks for a block's first record end from its second byte on, so an empty
+    /// record first in a block joins the next one (par_pipe_no_run_if_empty's NUL case).
+    @Test func pipeDashNJoinsAnEmptyFirstRecord() async throws {
+        let blocks = try await stdout(["-k", "--pipe", "-N1", "cat; echo ."], stdin: "\n\na\n\nb\n")
+        #expect(blocks == "\n\n.\na\n.\n\nb\n.\n")
+        let nul = try await stdout(["-n", "1", "--pipe", "-r", "--recend", "\\0", "-k", "cat; echo"], stdin: " \u{0}A\u{0} \u{0}\u{0}B\u{0}\u{0} ")
+        #expect(nul == " \u{0}\nA\u{0}\n \u{0}\n\u{0}B\u{0}\n\u{0} \n")
+    }
+
+    /// --tee jobs must all run at once: when the descriptors run out first, GNU's warning, its
+    /// error, status 255 and none of the started jobs' output (par_--tee_too_many_args).
+    @Test func teeBeyondTheDescriptorLimitFails() async throws {
+        let script = #"ulimit -n 40; seq 3 | "$1" run -k --pipe -j0 --tee grep {} ::: $(seq 100); echo "status $?""#
+        let run = try await RunCommandTests.run(["-c", script, "_", WorkersBinaryTests.binary.path], executable: URL(fileURLWithPath: "/bin/bash"))
+        #expect(run.stdout == "status 255\n")
+        #expect(run.stderr.contains("Warning: Only enough file handles to run"))
+        #expect(run.stderr.hasSuffix("Error: --tee requires --jobs to be higher. Try --jobs 0.\n"))
+    }
 }

@@ -21,12 +21,21 @@ enum EscapedBytes {
     static func isEscape(_ value: UInt32) -> Bool { value & 0xFFFF00 == base }
 }
 
+/// Whether `byte` is among `bytes`: `memchr` over contiguous storage (a long input is searched
+/// at memory speed, even in a debug build), else element by element.
+func containsByte<Bytes: Collection>(_ bytes: Bytes, _ byte: UInt8) -> Bool where Bytes.Element == UInt8 {
+    bytes.withContiguousStorageIfAvailable { buffer in
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return false }
+        return memchr(base, Int32(byte), buffer.count) != nil
+    } ?? bytes.contains(byte)
+}
+
 extension String {
     /// The bytes as a string, bytes that are not UTF-8 escaped (see ``EscapedBytes``).
     init<Bytes: Collection>(escaping bytes: Bytes) where Bytes.Element == UInt8 {
         // Fast path: valid UTF-8 with no 0xF4 lead byte (the only one that can start an escape
         // block scalar) is the common case and decodes as it is.
-        if !bytes.contains(0xF4), let valid = String(validating: bytes, as: UTF8.self) {
+        if !containsByte(bytes, 0xF4), let valid = String(validating: bytes, as: UTF8.self) {
             self = valid
             return
         }
@@ -69,7 +78,7 @@ extension String {
     /// The string's bytes, escaped bytes written back as themselves.
     var escapedBytes: [UInt8] {
         // Fast path: no 0xF4 byte in the UTF-8, so no escape.
-        if !utf8.contains(0xF4) { return Array(utf8) }
+        if !containsByte(utf8, 0xF4) { return Array(utf8) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(utf8.count)
         for scalar in unicodeScalars {

@@ -269,20 +269,21 @@ public struct CommandBuilder {
     }
 
     static func basename(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
+        guard let slash = path.utf8.lastIndex(of: slash) else { return path }
+        return String(path[path.utf8.index(after: slash)...])
     }
 
     /// Perl's `File::Basename::dirname`, which GNU's `{//}` is: trailing slashes do not count and
     /// repeated ones collapse (`a/` → `.`, `a//b` → `a`, `/` → `/`, `a` → `.`).
+    /// Paths are searched as bytes, as Perl does, so a long input costs one pass.
     static func dirname(_ path: String) -> String {
         func split(_ path: Substring) -> (base: Substring, directory: Substring) {
-            guard let slash = path.lastIndex(of: "/") else { return (path, "./") }
-            return (path[path.index(after: slash)...], path[...slash])
+            guard let slash = path.utf8.lastIndex(of: slash) else { return (path, "./") }
+            return (path[path.utf8.index(after: slash)...], path[...slash])
         }
         func stripTrailingSlashes(_ path: Substring) -> Substring {
             var path = path
-            while path.count > 1, path.last == "/" { path.removeLast() }
+            while path.utf8.count > 1, path.utf8.last == slash { path = path[..<path.utf8.index(before: path.endIndex)] }
             return path
         }
         var (base, directory) = split(Substring(path))
@@ -297,9 +298,11 @@ public struct CommandBuilder {
     /// GNU's `{.}`, `s:\.[^/.]*$::`: drops the last `.ext` when it is in the last path component
     /// (`dir.x/file.tar.gz` → `dir.x/file.tar`, `sub.dir/bar` unchanged, `.hidden` → empty).
     static func removeExtension(_ path: String) -> String {
-        guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return path }
+        guard let dot = path.utf8.lastIndex(of: UInt8(ascii: ".")), !path.utf8[dot...].contains(slash) else { return path }
         return String(path[..<dot])
     }
+
+    private static let slash = UInt8(ascii: "/")
 
     /// With `-q`: the template word's own text quoted, the substituted values as they are.
     private func quoteOutsideReplacements(_ word: String, job: Job) -> String {

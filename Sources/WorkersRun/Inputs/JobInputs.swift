@@ -47,7 +47,7 @@ final class JobInputs {
         csvSeparator = options.csv ? options.columnSeparator ?? "," : nil
         trim = options.trim ?? (options.columnSeparator == nil ? .none : .both)
         let sources = options.sources
-        let header = options.headerLines != nil
+        let header = options.header?.readsInput ?? false
         if sources.isEmpty {
             stream = RecordReader(fd: 0, separator: separator, closeWhenDone: false)
         } else if sources.count == 1 {

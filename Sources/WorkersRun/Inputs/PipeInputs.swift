@@ -24,9 +24,17 @@ final class PipeBlocks {
     private var buffer: [UInt8] = []
     private var atEnd = false
     private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
-    /// `--header`: lines taken from the start of the input and put before every block.
-    private var headerLines: Int?
+    /// `--header`: what is taken from the start of the input and put before every block, until it
+    /// has been read.
+    private var headerRule: HeaderRule?
     private var header: [UInt8] = []
+
+    /// How `--header` finds the header: a number of lines, or GNU's `^(REGEXP)` on the bytes read.
+    enum HeaderRule {
+        case lines(Int)
+        /// Matched a byte to a character (Latin-1), as Perl matches the bytes it reads.
+        case pattern(Regex<AnyRegexOutput>)
+    }
 
     init(options: RunOptions) throws(RunUsageError) {
         switch options.sources.first {
@@ -43,31 +51,25 @@ final class PipeBlocks {
         recordsPerBlock = options.argumentsPerJob
         linesPerRecord = options.linesPerRecord
         dropsBlankLines = options.skipBlankInputs
-        headerLines = options.headerLines
+        switch options.header {
+        case .lines(let count)?: headerRule = .lines(count)
+        case .pattern(let text)?:
+            do {
+                headerRule = .pattern(try Regex(Self.latin1(text.escapedBytes)).matchingSemantics(.unicodeScalar))
+            } catch {
+                throw RunUsageError("option --header: '\(text)' is not a regular expression")
+            }
+        case .fileNamesOnly?, nil: headerRule = nil
+        }
     }
 
     deinit { if closeWhenDone { close(fd) } }
 
     /// The next block's bytes (after the `--header` lines), or `nil` at the end of the input.
     func next() -> [UInt8]? {
-        if let lines = headerLines {
-            // The header: its lines, whole, read before the first block.
-            var end = 0
-            var found = 0
-            while found < lines {
-                if let newline = buffer[end...].firstIndex(of: UInt8(ascii: "\n")) {
-                    end = newline + 1
-                    found += 1
-                } else if atEnd {
-                    end = buffer.count
-                    break
-                } else {
-                    atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
-                }
-            }
-            header = Array(buffer[0..<end])
-            buffer.removeFirst(end)
-            headerLines = nil
+        if let rule = headerRule {
+            header = readHeader(rule)
+            headerRule = nil
         }
         while true {
             if let cut = cutPoint() {
@@ -90,6 +92,47 @@ final class PipeBlocks {
             // Lines before the last one already read were checked when they came.
             if dropsBlankLines { Self.dropBlankLines(&buffer, from: buffer[..<before].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) }
         }
+    }
+
+    /// Takes the header off the start of the input: `lines` whole lines (fewer at its end), or
+    /// the longest start that `pattern` matches once a read makes it match (none, if the input
+    /// ends first: GNU reads on until then).
+    private func readHeader(_ rule: HeaderRule) -> [UInt8] {
+        var end = 0
+        switch rule {
+        case .lines(let lines):
+            var found = 0
+            while found < lines {
+                if let newline = buffer[end...].firstIndex(of: UInt8(ascii: "\n")) {
+                    end = newline + 1
+                    found += 1
+                } else if atEnd {
+                    end = buffer.count
+                    break
+                } else {
+                    atEnd = !readMore(fd, into: &buffer, chunk: &chunk)
+                }
+            }
+        case .pattern(let regex):
+            while true {
+                if !atEnd { atEnd = !readMore(fd, into: &buffer, chunk: &chunk) }
+                let text = Self.latin1(buffer)
+                if let match = try? regex.prefixMatch(in: text) {
+                    end = text.unicodeScalars.distance(from: text.startIndex, to: match.range.upperBound)
+                    break
+                }
+                if atEnd { break }
+            }
+        }
+        defer { buffer.removeFirst(end) }
+        return Array(buffer[0..<end])
+    }
+
+    /// Bytes as the characters U+0000 to U+00FF, one each, so a regex sees what Perl sees.
+    static func latin1(_ bytes: some Sequence<UInt8>) -> String {
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: bytes.map { Unicode.Scalar($0) })
+        return String(scalars)
     }
 
     /// Removes every line from `start` on that is only white space and ends in a newline.
@@ -115,8 +158,10 @@ final class PipeBlocks {
     /// Where the next block ends in `buffer`, if a whole block is there.
     private func cutPoint() -> Int? {
         if let records = recordsPerBlock {
+            // GNU's pass_n looks for the first separator from the second byte on, so an empty
+            // record at the start of a block joins the next one.
             var found = 0
-            var index = 0
+            var index = 1
             while let (cut, next) = find(from: index) {
                 found += 1
                 index = next

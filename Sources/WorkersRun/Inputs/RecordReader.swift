@@ -48,7 +48,7 @@ final class RecordReader {
     /// separator still counts; an empty input has no records.
     func next() -> String? {
         guard let record = nextRecord() else { return nil }
-        guard separator != [0], record.contains("\0") else { return record }
+        guard separator != [0], containsByte(record.utf8, 0) else { return record }
         // GNU: NUL cannot be passed in an argument; it becomes the two characters \0.
         if !warnedNUL {
             warnedNUL = true
@@ -75,9 +75,25 @@ final class RecordReader {
         }
     }
 
+    /// Where the search for the next separator goes on: the bytes from `start` to here hold none,
+    /// so a long record costs one pass over its bytes, not one per read.
+    private var searched = 0
+
     /// Where the next separator starts in the unread part of the buffer.
     private func separatorIndex() -> Int? {
-        separator.count == 1 ? buffer[start...].firstIndex(of: separator[0]) : buffer[start...].firstRange(of: separator)?.lowerBound
+        let from = max(start, searched)
+        let found: Int?
+        if separator.count == 1 {
+            found = buffer.withUnsafeBufferPointer { bytes in
+                guard from < bytes.count, let base = bytes.baseAddress,
+                      let hit = memchr(base + from, Int32(separator[0]), bytes.count - from) else { return nil }
+                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            }
+        } else {
+            found = buffer[from...].firstRange(of: separator)?.lowerBound
+        }
+        if found == nil { searched = max(start, buffer.count - separator.count + 1) }
+        return found
     }
 
     private func nextRecord() -> String? {
@@ -86,6 +102,7 @@ final class RecordReader {
                 let record = String(escaping: buffer[start..<end])
                 start = end + separator.count
                 if start > 64 * 1024 { buffer.removeFirst(start); start = 0 }
+                searched = start
                 return record
             }
             if atEnd {
@@ -107,8 +124,8 @@ enum ColumnSeparator {
 
     init(_ pattern: String) throws(RunUsageError) {
         guard !pattern.isEmpty else { throw RunUsageError("option --colsep: the separator is empty") }
-        if !pattern.contains(where: { "\\^$.|?*+()[]{}".contains($0) }) {
-            self = .literal(pattern)
+        if let literal = Self.literal(pattern) {
+            self = .literal(literal)
             return
         }
         do {
@@ -118,9 +135,38 @@ enum ColumnSeparator {
         }
     }
 
+    /// The text a pattern matches when it matches only one text: no special character, or one
+    /// escaped (`\|`, `\.`), or `\t`, `\n`, `\r` (GNU's `--colsep '\t'`, the usual one).
+    static func literal(_ pattern: String) -> String? {
+        var text = ""
+        var escaped = false
+        for character in pattern {
+            if escaped {
+                escaped = false
+                switch character {
+                case "t": text.append("\t")
+                case "n": text.append("\n")
+                case "r": text.append("\r")
+                case _ where character.isASCII && (character.isPunctuation || character.isSymbol): text.append(character)
+                default: return nil
+                }
+            } else if character == "\\" {
+                escaped = true
+            } else if "^$.|?*+()[]{}".contains(character) {
+                return nil
+            } else {
+                text.append(character)
+            }
+        }
+        return escaped ? nil : text
+    }
+
     /// `line` cut at every match (an empty match cuts nothing).
     func split(_ line: String) -> [String] {
         switch self {
+        case .literal(let separator) where separator.utf8.count == 1 && separator != "\r":
+            // One byte (a tab, a comma): cut the bytes, not the characters.
+            return line.utf8.split(separator: separator.utf8.first!, omittingEmptySubsequences: false).map { String(Substring($0)) }
         case .literal(let separator):
             return line.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
         case .pattern(let regex):

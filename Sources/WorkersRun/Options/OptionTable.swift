@@ -164,13 +164,13 @@ extension RunOptions {
             default: throw .gnu("--trim must be one of: r l rl lr.")
             }
         },
-        .value("header", ":|N", .input, "the first line (split on tabs or --colsep), or each source's first value, names the columns: {name}; with --pipe, N lines start each block") { (state, text) throws(RunUsageError) in
-            if text == ":" || text == ".*\\n" {
-                state.options.headerLines = 1
+        .value("header", ":|N|REGEXP", .input, "the first line (split on tabs or --colsep), or each source's first value, names the columns: {name}; with --pipe, the lines (N, or what REGEXP matches) that start the input start each block; 0: only file sources' names") { state, text in
+            if text == ":" {
+                state.options.header = .lines(1)
             } else if let lines = Int(text), lines >= 0 {
-                state.options.headerLines = lines == 0 ? nil : lines
+                state.options.header = lines == 0 ? .fileNamesOnly : .lines(lines)
             } else {
-                throw RunUsageError("option --header: '\(text)' is not : or a number of lines (a header regexp is not supported)")
+                state.options.header = .pattern(text)
             }
         },
         .value("E", "STR", .input, "input ends at a value equal to STR") { $0.options.endOfFile = $1 },

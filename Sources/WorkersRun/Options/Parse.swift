@@ -121,6 +121,7 @@ extension OptionState {
             options.output = .lineBuffered
         }
         if silent { options.verbose = false; options.printCommands = false }
+        if options.header != nil, options.pipe == nil { options.nameFileSources() }
         if options.plus || !options.replacementShorthands.isEmpty {
             let shorthands = try ReplacementShorthands(rpl: options.replacementShorthands, plus: options.plus)
             options.template = CommandBuilder.mergingPerlWords(options.template).map(shorthands.rewrite)
@@ -147,7 +148,7 @@ extension OptionState {
             if options.columnSeparator == nil { options.columnSeparator = "," }
             if options.trim == nil { options.trim = RunOptions.Trim.none }
         }
-        if options.headerLines != nil, options.pipe == nil {
+        if options.header != nil, options.pipe == nil {
             // GNU splits the header (and so the values) on tabs unless --colsep says otherwise.
             if options.columnSeparator == nil { options.columnSeparator = "\t" }
         }
@@ -167,6 +168,12 @@ extension OptionState {
                 throw RunUsageError("option --pipe-part --tee needs one seekable file (-a FILE)")
             }
             if !jobsGiven { options.jobs = .unlimited }
+        }
+        if options.pipe != nil, options.teeInput == nil {
+            // GNU ignores `:::` values beside --pipe and --pipe-part ({} is then empty).
+            let kept = options.sources.indices.filter { if case .file = options.sources[$0] { true } else { false } }
+            options.sources = kept.map { options.sources[$0] }
+            options.linked = kept.map { options.linked[$0] }
         }
         if options.roundRobin, options.pipe == nil {
             throw RunUsageError("option --round-robin needs --pipe or --pipe-part")
@@ -190,7 +197,7 @@ extension OptionState {
             options.argumentsPerJob = nil
             options.joinContinuedLines = false
         }
-        if options.headerLines != nil, options.pipe == .parts {
+        if options.header?.readsInput == true, options.pipe == .parts {
             throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")
         }
         if options.retryFailed, options.joblog == nil {
@@ -200,5 +207,31 @@ extension OptionState {
             throw RunUsageError("option --resume and --resume-failed need --joblog or --results")
         }
         return options
+    }
+}
+
+extension RunOptions {
+    /// `--header` without `--pipe`: a file source's name is a replacement string for its values,
+    /// `{FILE}` and `{FILE/}` `{FILE//}` `{FILE.}` `{FILE/.}` `{=FILE perl =}` becoming `{N…}` for
+    /// source N, in every option that takes replacement strings (GNU's `set_input_source_header`,
+    /// one file after another, before `--plus` and `--rpl` are read).
+    mutating func nameFileSources() {
+        for (index, source) in sources.enumerated() {
+            guard case .file(let path) = source else { continue }
+            let position = String(index + 1)
+            func renamed(_ text: String) -> String {
+                var text = text
+                for suffix in ["", "/", "//", ".", "/."] {
+                    text = text.replacing("{" + path + suffix + "}", with: "{" + position + suffix + "}")
+                }
+                return text.replacing("{=" + path, with: "{=" + position)
+            }
+            template = template.map(renamed)
+            tagString = tagString.map(renamed)
+            workingDirectory = workingDirectory.map(renamed)
+            results = results.map(renamed)
+            filters = filters.map(renamed)
+            retriesTemplate = retriesTemplate.map(renamed)
+        }
     }
 }

@@ -283,9 +283,24 @@ public struct RunOptions: Sendable, Equatable {
     public var joinContinuedLines = false
     /// `--pipe` with `-L N` or `-l N`: a record is N lines, and blocks are cut between records.
     public var linesPerRecord: Int?
-    /// `--header`: the first value of each source (or, split by `--colsep`, the first line) names
-    /// it, for `{name}`; with `--pipe`, the first line (or the first N lines) starts every block.
-    public var headerLines: Int?
+    /// `--header`: what starts the input, and names its columns.
+    public enum Header: Sendable, Equatable {
+        /// `--header 0`: no header is read; only the names of file sources (`:::: FILE`, `-a FILE`)
+        /// are replacement strings (`{FILE}` for that source's value).
+        case fileNamesOnly
+        /// `--header N` (`:` is 1): with `--pipe`, the first N lines start every block; otherwise
+        /// the first line (or each source's first value) names the columns, as GNU's.
+        case lines(Int)
+        /// `--header REGEXP`: with `--pipe`, the start of the input that the (Perl-style) regexp
+        /// matches starts every block; otherwise the first line names the columns, as GNU's.
+        case pattern(String)
+
+        /// Whether a header is taken from the input (every form but `--header 0`).
+        public var readsInput: Bool { self != .fileNamesOnly }
+    }
+    /// `--header`; `nil` without it. The first value of each source (or, split by `--colsep`, the
+    /// first line) names it, for `{name}`; the names of file sources are replacement strings too.
+    public var header: Header?
     /// What `workers run` is asked for instead of running jobs.
     public enum Request: Sendable, Equatable {
         /// `--help`.

@@ -106,6 +106,11 @@ extension Runner {
 
     /// Prints a finished job's output, or saves it under `--results`.
     func deliver(_ finished: Finished) {
+        if state.discardsOutput {
+            recycle(finished.stdout)
+            recycle(finished.stderr)
+            return
+        }
         if let results, let record = finished.record {
             if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
                 stopWithError("--results: \(failure)")

@@ -12,7 +12,8 @@ extension Runner {
     func startJobs() {
         if options.roundRobin { return feedRoundRobin() }
         while case .now(let slot) = scheduler.mayStart(now: monotonicSeconds(), running: state.running.count) {
-            if options.maximumLoad != nil || options.maximumLoadFile != nil || options.minimumFreeMemory != nil, !state.running.isEmpty, throttled() { break }
+            // As GNU: even with no job running (the load or the memory may be another program's).
+            if options.maximumLoad != nil || options.maximumLoadFile != nil || options.minimumFreeMemory != nil, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
             launch(job, slot: slot, roundRobin: tee != nil)
         }
@@ -211,24 +212,36 @@ extension Runner {
             }
             state.running.append(started)
             if job.pipedBlock != nil || job.part != nil { writeFeed(state.running.count - 1) }
+        case .outOfDescriptors where !state.running.isEmpty && tee != nil:
+            // Every --tee job must run at once. GNU stops, killing the jobs it started and
+            // printing nothing of theirs.
+            warnOfDescriptorLimit()
+            output.writeError("\(programName): Error: --tee requires --jobs to be higher. Try --jobs 0.\n")
+            scheduler.stopWithError()
+            state.discardsOutput = true
+            perform(scheduler.terminateAll(now: monotonicSeconds()))
         case .outOfDescriptors where !state.running.isEmpty:
             // As GNU: fewer jobs at once, none failed. The job starts when one ends.
             state.retries.prepend(job)
-            if !state.warnedDescriptors {
-                state.warnedDescriptors = true
-                // GNU's words, line for line.
-                let count = state.running.count
-                output.writeError(["Only enough file handles to run \(count) jobs in parallel.",
-                                   "Try running '\(programName) -j0 -N \(count) --pipe \(programName) -j0'",
-                                   "or increasing 'ulimit -n' (try: ulimit -n `ulimit -Hn`)",
-                                   "or increasing 'nofile' in /etc/security/limits.conf",
-                                   "or increasing /proc/sys/fs/file-max"].map { "\(programName): Warning: \($0)\n" }.joined())
-            }
+            warnOfDescriptorLimit()
             scheduler.limitSlots(to: state.running.count)
         case .failure(let message), .outOfDescriptors(let message):
             output.writeError("\(programName): \(message)\n")
             notStarted(job, failed: true, listed: command)
         }
+    }
+
+    /// The descriptor limit was met (with this many jobs running): GNU's warning, once.
+    private func warnOfDescriptorLimit() {
+        guard !state.warnedDescriptors else { return }
+        state.warnedDescriptors = true
+        // GNU's words, line for line.
+        let count = state.running.count
+        output.writeError(["Only enough file handles to run \(count) jobs in parallel.",
+                           "Try running '\(programName) -j0 -N \(count) --pipe \(programName) -j0'",
+                           "or increasing 'ulimit -n' (try: ulimit -n `ulimit -Hn`)",
+                           "or increasing 'nofile' in /etc/security/limits.conf",
+                           "or increasing /proc/sys/fs/file-max"].map { "\(programName): Warning: \($0)\n" }.joined())
     }
 
     /// A job whose `{= … =}` called `skip()`: as GNU, it does not run, its joblog row says exit
