@@ -43,7 +43,8 @@ public final class Runner {
     /// `OLDPWD=…` for jobs that run in a `--workdir`.
     let oldWorkingDirectory: UnsafeMutablePointer<CChar>?
     let output: OutputWriter
-    var joblog: OwnedDescriptor?
+    /// `--joblog`.
+    var joblog: Joblog?
     var skip: Set<Int> = []
     let devNull: OwnedDescriptor?
     /// `--tty`: the terminal, the jobs' stdin.
@@ -52,9 +53,12 @@ public final class Runner {
     var signalPipe: (read: OwnedDescriptor, write: OwnedDescriptor)?
     /// `--results`: where outputs are saved instead of printed.
     let results: ResultsWriter?
-    /// `--line-buffer` and `-u` as they apply: `--results` saves whole outputs instead.
-    let lineBuffer: Bool
-    let ungroup: Bool
+    /// Where the jobs' output goes (`--group`, `--line-buffer`, `-u`, `--files`, `--results`).
+    let mode: any OutputMode
+    /// `--line-buffer` as it applies: the poll loop relays each job's lines.
+    var lineBuffer: Bool { mode.capture == .pipes }
+    /// `-u` as it applies: the jobs write to ours.
+    var ungroup: Bool { mode.capture == .inherited }
     /// Whether stdout is a pipe or socket, watched for its reader going away.
     var watchStdout = false
 
@@ -143,7 +147,7 @@ public final class Runner {
         /// The run ended in an error that prints none of its jobs' output (GNU's `wait_and_exit`).
         var discardsOutput = false
         /// `-k`: the finished jobs waiting for their turn.
-        var waiting: [Int: Finished] = [:]
+        var inOrder = InOrder()
         /// `--bar`, `-X`/`-m` and `--halt …%` read all input first; `total` counts it.
         var preloaded: Deque<[String]>?
         var total: Int?
@@ -195,7 +199,7 @@ public final class Runner {
         self.cpus = cpus
         // --joblog - is stdout, which holds no earlier run: GNU then runs the inputs as usual.
         if options.retryFailed, let path = options.joblog, path != "-" {
-            guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell") }
+            guard !options.noShell else { throw RunUsageError("option --retry-failed runs the joblog's commands with a shell; not with --no-shell", code: .conflictingOptions) }
             source = .failed(Deque(Self.failedCommands(in: path)))
         } else if let path = options.teeInput {
             // --tee: the ::: inputs are the jobs, and each is given all the data.
@@ -237,8 +241,7 @@ public final class Runner {
         } else {
             results = nil
         }
-        lineBuffer = options.output == .lineBuffered && results == nil && !options.outputFiles
-        ungroup = options.output == .ungrouped && results == nil
+        mode = Self.outputMode(options, results: results)
         devNull = OwnedDescriptor(open("/dev/null", O_RDONLY | O_CLOEXEC))
         terminal = options.openTerminal ? OwnedDescriptor(open("/dev/tty", O_RDWR | O_CLOEXEC)) : nil
         // Without a terminal the jobs read /dev/null, silently, as GNU's do.
@@ -249,17 +252,7 @@ public final class Runner {
             // `$Global::total_completed` counts the jobs the joblog has (GNU bug #47086).
             builder.perl?.completed = skip.count
             // `--joblog -` is standard output, as GNU's.
-            // An empty file gets the header too, as GNU's (`mktemp` makes one).
-            var status = stat()
-            let exists = path != "-" && path.withEscapedCString { stat($0, &status) } == 0 && status.st_size > 0
-            let append = path != "-" && (options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed)
-            let opened = OwnedDescriptor(path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-                : openFile(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644))
-            guard let opened else { throw RunUsageError("cannot open the joblog \(path): \(String(cString: strerror(errno)))") }
-            joblog = opened
-            if !(append && exists) {
-                write(opened.raw, "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n")
-            }
+            joblog = try Joblog(path: path, appending: options.joblogAppend || options.resume || options.resumeFailed || options.retryFailed)
         }
     }
 

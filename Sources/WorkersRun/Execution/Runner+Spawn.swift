@@ -56,17 +56,20 @@ extension Runner {
         var out: OwnedDescriptor?
         var err: OwnedDescriptor?
         var readEnds: (OwnedDescriptor, OwnedDescriptor)?
-        if lineBuffer {
+        switch mode.capture {
+        case .pipes:
             guard let outPipe = ownedPipe() else { return .failed("pipe", errno) }
             guard let errPipe = ownedPipe() else { return .failed("pipe", errno) }
             for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
             out = outPipe.write
             err = errPipe.write
             readEnds = (outPipe.read, errPipe.read)
-        } else if !ungroup {
+        case .buffers:
             out = spareBuffers.popLast() ?? bufferFile()
             err = spareBuffers.popLast() ?? bufferFile()
             guard out != nil, err != nil else { return .failed("cannot create a temporary file", errno) }
+        case .inherited:
+            break
         }
         if let preamble {
             // The child's stdout shares this file's offset: its output lands after the line.
@@ -149,21 +152,18 @@ extension Runner {
         if fd < 0 { errno = -fd }
         return OwnedDescriptor(fd)
     }
+}
 
-    func write(_ fd: Int32, _ text: String) {
-        writeFully(fd, text.escapedBytes)
+/// A new file `parXXXXX<suffix>` (five random letters, as GNU's names have) in `--tmpdir`
+/// (`temporaryDirectory`), else `$TMPDIR`, else /tmp, made with O_EXCL so it is never someone else's.
+func namedTemporaryFile(in temporaryDirectory: String?, suffix: String) -> (fd: OwnedDescriptor, path: String)? {
+    let directory = temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    for _ in 0..<100 {
+        let name = String((0..<5).map { _ in letters.randomElement()! })
+        let path = "\(directory)/par\(name)\(suffix)"
+        if let fd = OwnedDescriptor(openFile(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)) { return (fd, path) }
+        guard errno == EEXIST else { return nil }
     }
-    /// A new file `parXXXXX<suffix>` (five random letters, as GNU's names have) in `--tmpdir`,
-    /// else `$TMPDIR`, else /tmp, made with O_EXCL so it is never someone else's.
-    func namedTemporaryFile(suffix: String) -> (fd: OwnedDescriptor, path: String)? {
-        let directory = options.temporaryDirectory ?? environmentValue("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-        for _ in 0..<100 {
-            let name = String((0..<5).map { _ in letters.randomElement()! })
-            let path = "\(directory)/par\(name)\(suffix)"
-            if let fd = OwnedDescriptor(openFile(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)) { return (fd, path) }
-            guard errno == EEXIST else { return nil }
-        }
-        return nil
-    }
+    return nil
 }

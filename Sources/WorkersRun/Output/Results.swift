@@ -63,7 +63,7 @@ final class ResultsWriter {
             layout = lower.hasSuffix(".json") ? .json : .table(separator: lower.hasSuffix(".csv") ? UInt8(ascii: ",") : UInt8(ascii: "\t"))
             let toStdout = name == "-.csv" || name == "-.tsv" || name == "-.json"
             table = OwnedDescriptor(toStdout ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3) : openFile(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666))
-            guard table != nil else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))") }
+            guard table != nil else { throw RunUsageError("option --results: cannot open \(name): \(String(cString: strerror(errno)))", code: .cannotOpen) }
         } else if CommandBuilder.hasReplacement(name, replacement: options.replacement, names: builder.names) {
             layout = .template(name)
         } else {

@@ -8,13 +8,6 @@ import WorkersCore
 /// A job that ended: retried, logged, counted and its output printed (grouped, `-k`, `--lb`,
 /// `--files`, `--results`); the run's conclusion.
 extension Runner {
-    /// One joblog row, GNU's columns (a command's newlines become NULs, as GNU writes them).
-    func writeJoblogRow(_ sequence: Int, start: Double, runtime: Double, sent: Int, received: Int, exit: Int32, signal: Int32, command: String) {
-        guard let joblog else { return }
-        write(joblog.raw, cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", sequence, start, runtime, sent, received, exit, signal)
-            + command.replacingNewlines(with: "\0") + "\n")
-    }
-
     /// `--retries {…}`: this job's attempts, from its inputs (0 is no limit, as for the option);
     /// `nil` without a template.
     func attempts(of job: Running) -> Int? {
@@ -50,20 +43,18 @@ extension Runner {
         if let path = job.job.catPath { unlink(path) }
         builder.perl?.completed += 1
         rereadJobsFile()
-        if joblog != nil {
+        if let joblog {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
-            writeJoblogRow(job.job.sequence, start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
-                           exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal, command: job.command)
+            joblog.write(sequence: job.job.sequence, start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
+                         exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal, command: job.command)
         }
         if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }
         if options.json {
-            // Keys in sorted order, as before, so consumers that diff the events keep working.
-            let arguments = job.job.arguments.map(jsonString).joined(separator: ",")
-            output.writeError("{\"args\":[\(arguments)],\"command\":\(jsonString(job.command)),\"exit\":\(exit),"
-                + "\"runtime_s\":\(runtime),\"seq\":\(job.job.sequence),\"signal\":\(signal),\"slot\":\(job.slot),"
-                + "\"timed_out\":\(timedOut)}\n")
+            output.writeError(JobEvent(arguments: job.job.arguments, command: job.command, exit: exit, runtime: runtime,
+                                       sequence: job.job.sequence, signal: signal, slot: job.slot, timedOut: timedOut).line)
         }
+        // --line-buffer has printed the job's lines, but for those -k held back.
         var finished = Finished(sequence: job.job.sequence, tag: job.tag,
                                 stdout: lineBuffer ? job.heldOut : job.stdout, stderr: lineBuffer ? job.heldErr : job.stderr)
         if results != nil {
@@ -71,13 +62,11 @@ extension Runner {
                 sequence: job.job.sequence, arguments: job.job.arguments, command: job.command, startEpoch: job.startEpoch,
                 runtime: runtime, sent: job.sent, exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal)
         }
-        if !ungroup, !lineBuffer || options.keepOrder {
-            if options.keepOrder {
-                state.waiting[finished.sequence] = finished
-                flushInOrder(releasing: finished.sequence)
-            } else {
-                deliver(finished)
-            }
+        if options.keepOrder {
+            state.inOrder.hold(finished)
+            flushInOrder(releasing: finished.sequence)
+        } else {
+            deliver(finished)
         }
         let done = scheduler.succeeded + scheduler.failed
         if options.bar {
@@ -104,32 +93,9 @@ extension Runner {
         }
     }
 
-    /// Prints a finished job's output, or saves it under `--results`.
+    /// Hands a finished job's output to the output mode (printed, kept in a file or saved).
     func deliver(_ finished: Finished) {
-        if state.discardsOutput {
-            recycle(finished.stdout)
-            recycle(finished.stderr)
-            return
-        }
-        if let results, let record = finished.record {
-            if let failure = results.save(record, stdout: finished.stdout, stderr: finished.stderr) {
-                stopWithError("--results: \(failure)")
-            } else if options.output == .lineBuffered, let path = results.stdoutPath(sequence: record.sequence, arguments: record.arguments) {
-                // As GNU: --line-buffer with --results prints where each job's stdout went.
-                output.writeLines((path + "\n").escapedBytes[...], to: STDOUT_FILENO, tag: finished.tag)
-            }
-        } else if options.outputFiles {
-            // --files: the output stays, in a file of its own; its name is what is printed.
-            let file = namedTemporaryFile(suffix: ".par")
-            if let (fd, path) = file, copyWholeFile(from: finished.stdout, to: fd.raw) {
-                output.writeLines((path + "\n").escapedBytes[...], to: STDOUT_FILENO, tag: finished.tag)
-            } else {
-                stopWithError("--files: cannot write a file for job \(finished.sequence): \(String(cString: strerror(errno)))")
-            }
-            output.print(nil, finished.stderr, tag: finished.tag)
-        } else {
-            output.print(finished.stdout, finished.stderr, tag: finished.tag)
-        }
+        if !state.discardsOutput, let failure = mode.deliver(finished, to: output) { stopWithError(failure) }
         recycle(finished.stdout)
         recycle(finished.stderr)
     }
@@ -142,9 +108,7 @@ extension Runner {
 
     /// `-k`: `sequence` is done; delivers every finished job whose turn has come, in order.
     func flushInOrder(releasing sequence: Int) {
-        for ready in scheduler.release(sequence) {
-            if let finished = state.waiting.removeValue(forKey: ready), !finished.skipped { deliver(finished) }
-        }
+        for finished in state.inOrder.take(scheduler.release(sequence)) { deliver(finished) }
         // --line-buffer -k: the job now first in order prints what it held, then goes live.
         if lineBuffer, let index = state.running.firstIndex(where: { $0.job.sequence == scheduler.nextToPrint }), state.running[index].heldOut != nil {
             output.print(state.running[index].heldOut, state.running[index].heldErr, tag: state.running[index].tag)
@@ -158,9 +122,7 @@ extension Runner {
     /// The last output, the exit status and the failure summary.
     func conclude() -> Summary {
         // Anything still waiting (a turn that never came) is printed rather than lost.
-        for sequence in state.waiting.keys.sorted() {
-            if let finished = state.waiting.removeValue(forKey: sequence), !finished.skipped { deliver(finished) }
-        }
+        for finished in state.inOrder.takeAll() { deliver(finished) }
         if options.bar || options.progress { output.endProgress() }
         let summary = Summary(started: scheduler.started, succeeded: scheduler.succeeded, failed: scheduler.failed,
                               exitStatus: scheduler.exitStatus(), stdoutClosed: scheduler.caughtSignal == SIGPIPE, failures: state.failures)
@@ -176,45 +138,5 @@ extension Runner {
             output.writeError(text)
         }
         return summary
-    }
-
-    /// `--line-buffer`: reads what `fd` has, writes every complete line (tagged if asked) to
-    /// `target` and keeps the rest; at the end of the pipe (or `final`, when the job has exited),
-    /// writes the rest too and closes it.
-    /// With `-k`, a job not yet first writes its lines (untagged: the tag is added when they are
-    /// printed) to its held buffer instead.
-    func relay(_ job: inout Running, stdout: Bool, final: Bool = false) {
-        let held = stdout ? job.heldOut : job.heldErr
-        let target = held?.raw ?? (stdout ? STDOUT_FILENO : STDERR_FILENO)
-        let tagText = held == nil ? job.tag : nil
-        if stdout {
-            job.relayedOut += relayLines(&job.stdout, pending: &job.partialOut, to: target, tag: tagText, final: final)
-        } else {
-            _ = relayLines(&job.stderr, pending: &job.partialErr, to: target, tag: tagText, final: final)
-        }
-    }
-
-    /// Returns the bytes read.
-    func relayLines(_ pipe: inout OwnedDescriptor?, pending: inout [UInt8], to target: Int32, tag tagText: String?, final: Bool) -> Int {
-        guard let fd = pipe?.raw else { return 0 }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var ended = false
-        var total = 0
-        while true {
-            let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
-            if count > 0 { pending.append(contentsOf: chunk[0..<count]); total += count; continue }
-            ended = count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
-            break
-        }
-        if let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) {
-            output.writeLines(pending[...lastNewline], to: target, tag: tagText)
-            pending.removeSubrange(...lastNewline)
-        }
-        if ended || final {
-            if !pending.isEmpty { output.writeLines(pending[...], to: target, tag: tagText) }
-            pending.removeAll()
-            pipe = nil
-        }
-        return total
     }
 }

@@ -85,7 +85,7 @@ extension Runner {
             guard !options.dryRun else { return pending }
             if options.catBlocks, block != nil || part != nil {
                 // --cat: the block goes to a named file, {} is its name, stdin stays /dev/null.
-                guard let (fd, path) = namedTemporaryFile(suffix: "") else {
+                guard let (fd, path) = namedTemporaryFile(in: options.temporaryDirectory, suffix: "") else {
                     output.writeError("\(programName): --cat: cannot create a temporary file: \(String(cString: strerror(errno)))\n")
                     state.inputDone = true
                     return nil
@@ -115,7 +115,7 @@ extension Runner {
     /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
     func passOver(_ sequence: Int) {
         guard options.keepOrder else { return }
-        state.waiting[sequence] = Finished(sequence: sequence, tag: nil, stdout: nil, stderr: nil, skipped: true)
+        state.inOrder.hold(Finished(sequence: sequence, tag: nil, stdout: nil, stderr: nil, skipped: true))
         flushInOrder(releasing: sequence)
     }
 
@@ -248,7 +248,7 @@ extension Runner {
     /// -2, and it counts as failed.
     func skipByExpression(_ job: Pending, command: String) {
         if !options.dryRun {
-            writeJoblogRow(job.sequence, start: epochSeconds(), runtime: 0, sent: 0, received: 0, exit: -2, signal: 0, command: command)
+            joblog?.write(sequence: job.sequence, start: epochSeconds(), runtime: 0, sent: 0, received: 0, exit: -2, signal: 0, command: command)
         }
         notStarted(job, failed: !options.dryRun)
     }
