@@ -170,9 +170,9 @@ import Testing
     }
 
     @Test func unsupportedAndUnknownOptionsAreNamed() throws {
-        #expect(throws: RunUsageError("option --sshlogin is not supported by workers run")) { try RunOptions.parse(["--sshlogin", "x", "echo"]) }
-        #expect(throws: RunUsageError("unknown option --frobnicate")) { try RunOptions.parse(["--frobnicate", "echo"]) }
-        #expect(throws: RunUsageError("option -j: 'x' is not N, N%, +N, -N, 0 or a file holding one")) { try RunOptions.parse(["-j", "x", "echo"]) }
+        #expect(throws: RunUsageError("option --sshlogin is not supported by workers run", code: .unsupportedOption)) { try RunOptions.parse(["--sshlogin", "x", "echo"]) }
+        #expect(throws: RunUsageError("unknown option --frobnicate", code: .unknownOption)) { try RunOptions.parse(["--frobnicate", "echo"]) }
+        #expect(throws: RunUsageError("option -j: 'x' is not N, N%, +N, -N, 0 or a file holding one", code: .invalidValue)) { try RunOptions.parse(["-j", "x", "echo"]) }
     }
 
     /// `{= … =}` is Perl, evaluated, quoted like any value, and never run as shell code.
@@ -217,7 +217,7 @@ import Testing
         #expect(options.verbose && options.printCommands && options.shuffle && options.skipBlankInputs)
         #expect(options.niceness == 3 && options.workingDirectory == "/tmp" && options.trim == .both && options.endOfFile == "END")
         #expect(options.sources == [.arguments(["a"])])
-        #expect(throws: RunUsageError("option --retry-failed needs --joblog")) { try RunOptions.parse(["--retry-failed"]) }
+        #expect(throws: RunUsageError("option --retry-failed needs --joblog", code: .conflictingOptions)) { try RunOptions.parse(["--retry-failed"]) }
         #expect(throws: RunUsageError.self) { try RunOptions.parse(["--trim", "x", "echo"]) }
     }
 

@@ -24,8 +24,8 @@ import Testing
 
     @Test func aBundleWithAnUnknownLetterNamesTheLetter() {
         // parallel -X1 echo ::: k  →  "Unknown option: 1", status 255
-        #expect(throws: RunUsageError("unknown option -1 (in -X1)")) { try RunOptions.parse(["-X1", "echo"]) }
-        #expect(throws: RunUsageError("unknown option -y")) { try RunOptions.parse(["-y", "echo"]) }
+        #expect(throws: RunUsageError("unknown option -1 (in -X1)", code: .unknownOption)) { try RunOptions.parse(["-X1", "echo"]) }
+        #expect(throws: RunUsageError("unknown option -y", code: .unknownOption)) { try RunOptions.parse(["-y", "echo"]) }
     }
 
     @Test func longOptionsAbbreviateToAUniquePrefixAndIgnoreCase() throws {
@@ -34,8 +34,8 @@ import Testing
         #expect(try RunOptions.parse(["--keep", "echo"]).keepOrder)
         #expect(try RunOptions.parse(["--jobs=3", "echo"]).jobs == .count(3))
         // parallel --ta echo  →  "Option ta is ambiguous (tag, tag-string, tagstring)"
-        #expect(throws: RunUsageError("option --ta is ambiguous (--tag, --tag-string, --tagstring)")) { try RunOptions.parse(["--ta", "echo"]) }
-        #expect(throws: RunUsageError("option --tag does not take a value")) { try RunOptions.parse(["--tag=x", "echo"]) }
+        #expect(throws: RunUsageError("option --ta is ambiguous (--tag, --tag-string, --tagstring)", code: .unknownOption)) { try RunOptions.parse(["--ta", "echo"]) }
+        #expect(throws: RunUsageError("option --tag does not take a value", code: .invalidValue)) { try RunOptions.parse(["--tag=x", "echo"]) }
     }
 
     @Test func gnuAliasesAreOneOption() throws {
@@ -43,7 +43,7 @@ import Testing
         #expect(try RunOptions.parse(["--xapply", "echo"]).link)
         #expect(try RunOptions.parse(["--nn", "--willcite", "echo"]).template == ["echo"])
         #expect(try RunOptions.parse(["-P", "3", "echo"]).jobs == .count(3))
-        #expect(throws: RunUsageError("option --remove-rec-sep is not supported by workers run")) { try RunOptions.parse(["--rrs", "echo"]) }
+        #expect(throws: RunUsageError("option --remove-rec-sep is not supported by workers run", code: .unsupportedOption)) { try RunOptions.parse(["--rrs", "echo"]) }
     }
 
     @Test func optionalValuesTakeTheNextWordOnlyWhenItIsOne() throws {
@@ -86,7 +86,7 @@ import Testing
         #expect(try RunOptions.parse(["--block", "1k", "echo"]).blockSize == 1000)
         #expect(try RunOptions.parse(["--block", "1K", "echo"]).blockSize == 1024)
         #expect(try RunOptions.parse(["--block", "2Mi", "echo"]).blockSize == 2 << 20)
-        #expect(throws: RunUsageError("option --delay: 'soon' is not a time like 30, 1.5s, 2m or 1h30m")) { try RunOptions.parse(["--delay", "soon", "echo"]) }
+        #expect(throws: RunUsageError("option --delay: 'soon' is not a time like 30, 1.5s, 2m or 1h30m", code: .invalidValue)) { try RunOptions.parse(["--delay", "soon", "echo"]) }
     }
 
     @Test func dashDSplitsTripleColonValuesAndNewlinesOtherwise() throws {
@@ -134,7 +134,7 @@ import Testing
         #expect(try RunOptions.parse(["echo"], environment: prefix).template == ["nice", "echo"])
         #expect(try !RunOptions.parse(["--plain", "echo"], environment: environment).tag)
         let bad = OptionEnvironment(variables: ["PARALLEL": "--frobnicate"], readFile: { _ in nil })
-        #expect(throws: RunUsageError("unknown option --frobnicate (in $PARALLEL)")) { try RunOptions.parse(["echo"], environment: bad) }
+        #expect(throws: RunUsageError("unknown option --frobnicate (in $PARALLEL)", code: .unknownOption)) { try RunOptions.parse(["echo"], environment: bad) }
     }
 
     @Test func configFilesAndProfilesAreRead() throws {
@@ -143,7 +143,7 @@ import Testing
         #expect(try RunOptions.parse(["echo"], environment: environment).keepOrder)
         let profiled = try RunOptions.parse(["-J", "slow", "echo"], environment: environment)
         #expect(!profiled.keepOrder && profiled.jobs == .count(1) && profiled.delay == 2)
-        #expect(throws: RunUsageError("option -J: profile nope not readable")) { try RunOptions.parse(["-J", "nope", "echo"], environment: environment) }
+        #expect(throws: RunUsageError("option -J: profile nope not readable", code: .cannotOpen)) { try RunOptions.parse(["-J", "nope", "echo"], environment: environment) }
     }
 
     @Test func shellWordsSplitAsPerlsShellwords() throws {

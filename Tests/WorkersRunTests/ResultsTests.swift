@@ -55,7 +55,7 @@ import Testing
 
     @Test func resumeWorksFromResultsAlone() throws {
         #expect(try RunOptions.parse(["--resume", "--results", "d", "echo"]).resume)
-        #expect(throws: RunUsageError("option --resume and --resume-failed need --joblog or --results")) {
+        #expect(throws: RunUsageError("option --resume and --resume-failed need --joblog or --results", code: .conflictingOptions)) {
             try RunOptions.parse(["--resume", "echo"])
         }
     }

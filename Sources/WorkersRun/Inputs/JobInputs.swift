@@ -29,7 +29,7 @@ final class JobInputs {
         if options.nullSeparated {
             separator = [0]
         } else if let delimiter = options.delimiter {
-            guard !delimiter.isEmpty else { throw RunUsageError("option -d needs a delimiter") }
+            guard !delimiter.isEmpty else { throw RunUsageError("option -d needs a delimiter", code: .missingValue) }
             separator = delimiter.escapedBytes
         } else {
             separator = [UInt8(ascii: "\n")]

@@ -55,15 +55,15 @@ final class PerlEvaluator {
     ///   compile (GNU's "Cannot use CODE: …").
     init(codes: [String]) throws(RunUsageError) {
         guard let perl = executablePath("perl") else {
-            throw RunUsageError("{= … =} replacement strings are Perl: perl must be on PATH")
+            throw RunUsageError("{= … =} replacement strings are Perl: perl must be on PATH", code: .cannotOpen)
         }
         guard let toPerl = ownedPipe(), let fromPerl = ownedPipe() else {
-            throw RunUsageError("cannot start perl: \(String(cString: strerror(errno)))")
+            throw RunUsageError("cannot start perl: \(String(cString: strerror(errno)))", code: .cannotOpen)
         }
         let pid = withEscapedCStrings(["perl", "-e", PerlHelper.script]) { argv in
             perl.withCString { path in cworkers_spawn_worker(path, argv, environ, toPerl.read.raw, fromPerl.write.raw) }
         }
-        guard pid > 0 else { throw RunUsageError("cannot start perl: \(String(cString: strerror(-pid)))") }
+        guard pid > 0 else { throw RunUsageError("cannot start perl: \(String(cString: strerror(-pid)))", code: .cannotOpen) }
         process = pid
         mentionsTotal = codes.contains { $0.contains("total_jobs") }
         requests = toPerl.write
@@ -81,8 +81,8 @@ final class PerlEvaluator {
         guard ids[code] == nil else { return }
         var frame: [UInt8] = [UInt8(ascii: "D")]
         Self.append(string: code.escapedBytes, to: &frame)
-        guard let (flags, message) = roundTrip(frame) else { throw RunUsageError("perl ended while compiling \(code)") }
-        guard flags == 0 else { throw RunUsageError("Cannot use \(code): \(message)") }
+        guard let (flags, message) = roundTrip(frame) else { throw RunUsageError("perl ended while compiling \(code)", code: .cannotOpen) }
+        guard flags == 0 else { throw RunUsageError("Cannot use \(code): \(message)", code: .invalidValue) }
         ids[code] = ids.count
     }
 

@@ -44,7 +44,7 @@ final class PipeBlocks {
         case .file(let path) where options.sources.count == 1:
             (fd, closeWhenDone) = try openInput(path)
         default:
-            throw RunUsageError("option --pipe reads standard input or one file (-a FILE or :::: FILE), not ::: arguments")
+            throw RunUsageError("option --pipe reads standard input or one file (-a FILE or :::: FILE), not several", code: .conflictingOptions)
         }
         blockSize = options.blockSize
         (separator, cutOffset) = options.recordSeparator
@@ -57,7 +57,7 @@ final class PipeBlocks {
             do {
                 headerRule = .pattern(try Regex(Self.latin1(text.escapedBytes)).matchingSemantics(.unicodeScalar))
             } catch {
-                throw RunUsageError("option --header: '\(text)' is not a regular expression")
+                throw RunUsageError("option --header: '\(text)' is not a regular expression", code: .invalidValue)
             }
         case .fileNamesOnly?, nil: headerRule = nil
         }
@@ -256,15 +256,15 @@ final class PipeParts {
     /// The file of `options`, cut for `slots` job slots (`--block -N`: N parts a slot).
     init(options: RunOptions, slots: Int) throws(RunUsageError) {
         guard options.sources.count == 1, case .file(let path) = options.sources[0], path != "-" else {
-            throw RunUsageError("option --pipe-part needs one seekable file (-a FILE or :::: FILE)")
+            throw RunUsageError("option --pipe-part needs one seekable file (-a FILE or :::: FILE)", code: .conflictingOptions)
         }
         // GNU's words for a --pipe-part file that is not there.
-        guard fileExists(path) else { throw .gnu("File not found: \(path)") }
+        guard fileExists(path) else { throw .gnu("File not found: \(path)", code: .cannotOpen) }
         let (fd, _) = try openInput(path)
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             close(fd)
-            throw RunUsageError("option --pipe-part: \(path) is not a regular file")
+            throw RunUsageError("option --pipe-part: \(path) is not a regular file", code: .cannotOpen)
         }
         self.fd = fd
         size = Int(info.st_size)

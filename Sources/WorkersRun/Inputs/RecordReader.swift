@@ -7,7 +7,7 @@ import WorkersCore
 func openInput(_ path: String) throws(RunUsageError) -> (Int32, Bool) {
     if path == "-" { return (0, false) }
     let fd = openFile(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw .gnu("Cannot open input file `\(path)': \(String(cString: strerror(errno))).") }
+    guard fd >= 0 else { throw .gnu("Cannot open input file `\(path)': \(String(cString: strerror(errno))).", code: .cannotOpen) }
     return (fd, true)
 }
 
@@ -123,7 +123,7 @@ enum ColumnSeparator {
     case pattern(Regex<AnyRegexOutput>)
 
     init(_ pattern: String) throws(RunUsageError) {
-        guard !pattern.isEmpty else { throw RunUsageError("option --colsep: the separator is empty") }
+        guard !pattern.isEmpty else { throw RunUsageError("option --colsep: the separator is empty", code: .missingValue) }
         if let literal = Self.literal(pattern) {
             self = .literal(literal)
             return
@@ -131,7 +131,7 @@ enum ColumnSeparator {
         do {
             self = .pattern(try Regex(pattern))
         } catch {
-            throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression")
+            throw RunUsageError("option --colsep: '\(pattern)' is not a regular expression", code: .invalidValue)
         }
     }
 

@@ -23,7 +23,7 @@ struct ReplacementShorthands {
             // GNU: the tag, a blank, the code; a tag alone stands for the input as it is.
             let parts = definition.split(maxSplits: 1, omittingEmptySubsequences: false) { $0 == " " || $0 == "\t" || $0 == "\n" }
             guard !parts[0].isEmpty else {
-                throw RunUsageError("option --rpl: '\(definition)' is not a tag and a Perl expression, like '{..} s:\\.[^.]+$::'")
+                throw RunUsageError("option --rpl: '\(definition)' is not a tag and a Perl expression, like '{..} s:\\.[^.]+$::'", code: .invalidValue)
             }
             table[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
         }
@@ -90,7 +90,7 @@ struct ReplacementShorthands {
             guard prefix.first == "{" else { return (plain, nil) }
             return (plain, try Regex("\\{(-?[0-9]+)\\s*" + regexQuote(prefix.dropFirst()) + group + regexQuote(postfix)))
         } catch {
-            throw RunUsageError("option --rpl: '\(tag)' is not a regular expression this build can read")
+            throw RunUsageError("option --rpl: '\(tag)' is not a regular expression this build can read", code: .invalidValue)
         }
     }
 

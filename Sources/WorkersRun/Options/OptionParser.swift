@@ -45,7 +45,7 @@ struct OptionParser {
             let next = index + 1 < words.count ? words[index + 1] : nil
             switch kind {
             case .none: return nil
-            case .required: guard next != nil else { throw RunUsageError("option \(spelled) needs a value") }
+            case .required: guard next != nil else { throw RunUsageError("option \(spelled) needs a value", code: .missingValue) }
             case .optional: guard let next, !next.hasPrefix("-") else { return nil }
             case .optionalNumber: guard let next, Double(next) != nil else { return nil }
             }
@@ -63,7 +63,7 @@ struct OptionParser {
                 let inline = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
                 let row = try longRow(name, spelled: "--" + name)
                 let spelled = OptionSpec.spelled(table[row].names.first { $0.count > 1 } ?? name)
-                if !table[row].value.takesValue, inline != nil { throw RunUsageError("option \(spelled) does not take a value") }
+                if !table[row].value.takesValue, inline != nil { throw RunUsageError("option \(spelled) does not take a value", code: .invalidValue) }
                 let value = if let inline { inline } else { try nextWord(for: table[row].value, spelled: spelled) }
                 tokens.append(Token(row: row, value: value, spelled: spelled))
             } else {
@@ -72,7 +72,7 @@ struct OptionParser {
                 while let character = rest.first {
                     rest = rest.dropFirst()
                     guard let row = shortNames[character] else {
-                        throw RunUsageError(word.count > 2 ? "unknown option -\(character) (in \(word))" : "unknown option \(word)")
+                        throw RunUsageError(word.count > 2 ? "unknown option -\(character) (in \(word))" : "unknown option \(word)", code: .unknownOption)
                     }
                     let spelled = "-" + String(character)
                     // A value takes the rest of the bundle (an optional number only its digits),
@@ -103,9 +103,9 @@ struct OptionParser {
         if let exact = longNames.first(where: { $0.name == key }) { return exact.row }
         let matches = longNames.filter { $0.name.hasPrefix(key) }
         let rows = Set(matches.map(\.row))
-        guard !key.isEmpty, !rows.isEmpty else { throw RunUsageError("unknown option \(spelled)") }
+        guard !key.isEmpty, !rows.isEmpty else { throw RunUsageError("unknown option \(spelled)", code: .unknownOption) }
         guard rows.count == 1 else {
-            throw RunUsageError("option \(spelled) is ambiguous (\(matches.map { "--" + $0.name }.sorted().joined(separator: ", ")))")
+            throw RunUsageError("option \(spelled) is ambiguous (\(matches.map { "--" + $0.name }.sorted().joined(separator: ", ")))", code: .unknownOption)
         }
         return matches[0].row
     }
@@ -159,7 +159,7 @@ public struct OptionEnvironment: Sendable {
             for profile in profiles {
                 let candidates = profile.hasPrefix("/") || profile.hasPrefix("./") ? [profile] : configDirectories.map { $0 + "/" + profile }
                 let found = candidates.compactMap(readFile)
-                guard !found.isEmpty else { throw RunUsageError("option -J: profile \(profile) not readable") }
+                guard !found.isEmpty else { throw RunUsageError("option -J: profile \(profile) not readable", code: .cannotOpen) }
                 texts += found
             }
         }

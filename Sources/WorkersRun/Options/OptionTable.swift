@@ -93,7 +93,7 @@ struct OptionSpec: Sendable {
                 "-U has been retired. Use --er.", "-W has been retired. Use --wd.", "-Y has been retired. Use --shebang.",
                 "-H has been retired. Use --halt.", "--sql has been retired. Use --sqlmaster.", "--ctrlc has been retired.",
                 "--noctrlc has been retired.",
-            ])
+            ], code: .unsupportedOption)
         }
     }
 
@@ -135,7 +135,7 @@ extension OptionSpec {
 /// A whole number of at least `minimum`, or an error naming `name`.
 func wholeNumber(_ name: String, _ text: String, minimum: Int) throws(RunUsageError) -> Int {
     guard let number = Int(text), number >= minimum else {
-        throw RunUsageError("option \(name): '\(text)' is not a whole number of at least \(minimum)")
+        throw RunUsageError("option \(name): '\(text)' is not a whole number of at least \(minimum)", code: .invalidValue)
     }
     return number
 }
@@ -161,7 +161,7 @@ extension RunOptions {
             case "l": state.options.trim = .left
             case "r": state.options.trim = .right
             case "lr", "rl": state.options.trim = .both
-            default: throw .gnu("--trim must be one of: r l rl lr.")
+            default: throw .gnu("--trim must be one of: r l rl lr.", code: .invalidValue)
             }
         },
         .value("header", ":|N|REGEXP", .input, "the first line (split on tabs or --colsep), or each source's first value, names the columns: {name}; with --pipe, the lines (N, or what REGEXP matches) that start the input start each block; 0: only file sources' names") { state, text in
@@ -179,18 +179,18 @@ extension RunOptions {
         },
         .flag("no-run-if-empty|norunifempty|r", .input, "blank input values are skipped") { $0.options.skipBlankInputs = true },
         .value("arg-sep|argsep", "SEP", .input, "use SEP instead of :::") { (state, text) throws(RunUsageError) in
-            guard !text.isEmpty else { throw RunUsageError("option --arg-sep needs a non-empty string") }
+            guard !text.isEmpty else { throw RunUsageError("option --arg-sep needs a non-empty string", code: .missingValue) }
             state.options.argumentSeparator = text
         },
         .value("arg-file-sep|argfilesep", "SEP", .input, "use SEP instead of ::::") { (state, text) throws(RunUsageError) in
-            guard !text.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string") }
+            guard !text.isEmpty else { throw RunUsageError("option --arg-file-sep needs a non-empty string", code: .missingValue) }
             state.options.argumentFileSeparator = text
         },
         .flag("shuf", .input, "run the jobs in random order (reads all input first)") { $0.options.shuffle = true },
 
         // The command and its replacement strings.
         .value("I", "STR", .command, "use STR instead of {}") { (state, text) throws(RunUsageError) in
-            guard !text.isEmpty else { throw RunUsageError("option -I needs a non-empty string") }
+            guard !text.isEmpty else { throw RunUsageError("option -I needs a non-empty string", code: .missingValue) }
             state.options.replacement = text
         },
         OptionSpec("replace|i", .optional("STR"), .command, "the same, STR defaulting to {} (xargs' -i)") { state, value in
@@ -240,7 +240,7 @@ extension RunOptions {
                     state.options.nullSeparated = true
                     return 1
                 }
-                guard let number = Double(text), number >= 0 else { throw RunUsageError("option -l: '\(text)' is not a number of lines") }
+                guard let number = Double(text), number >= 0 else { throw RunUsageError("option -l: '\(text)' is not a number of lines", code: .invalidValue) }
                 // GNU: -l0 is -l1 (a relic of --tollef).
                 return max(1, Int(number))
             } ?? 1
@@ -287,7 +287,7 @@ extension RunOptions {
         .flag("verbose|t", .output, "print each command on stderr as it starts") { $0.options.printCommands = true },
         .flag("silent", .output, "print no commands (overrides -v and -t)") { $0.silent = true },
         .value("results|result|res", "NAME", .output, "save each job's output instead of printing it: NAME/1/<value>/{seq,stdout,stderr}; a NAME with {} names files (.err, .seq) or, ending in /, directories; NAME.csv, .tsv, .json: one table (-.csv: on stdout). With --resume, jobs with results are skipped") { (state, name) throws(RunUsageError) in
-            guard !name.isEmpty else { throw RunUsageError("option --results needs a name") }
+            guard !name.isEmpty else { throw RunUsageError("option --results needs a name", code: .missingValue) }
             state.options.results = name
         },
         .flag("output-as-files|outputasfiles|files", .output, "save each job's stdout in a file (in --tmpdir or $TMPDIR) and print its name") { $0.options.outputFiles = true },
@@ -311,14 +311,14 @@ extension RunOptions {
             } else if fileExists(text) {
                 state.options.maximumLoadFile = text
             } else {
-                throw RunUsageError("option --load: '\(text)' is not a load average, N% or a file holding one")
+                throw RunUsageError("option --load: '\(text)' is not a load average, N% or a file holding one", code: .invalidValue)
             }
         },
         .value("memfree", "SIZE", .scheduling, "start no job while less memory than SIZE is available (K M G T: 1024s; k m g t: 1000s)") { (state, text) throws(RunUsageError) in
             state.options.minimumFreeMemory = try RunOptions.parseSize(text, name: "--memfree")
         },
         .value("nice", "N", .scheduling, "the jobs' niceness is raised by N") { (state, text) throws(RunUsageError) in
-            guard let niceness = Int32(text), (-20...19).contains(niceness) else { throw RunUsageError("option --nice: '\(text)' is not a niceness from -20 to 19") }
+            guard let niceness = Int32(text), (-20...19).contains(niceness) else { throw RunUsageError("option --nice: '\(text)' is not a niceness from -20 to 19", code: .invalidValue) }
             state.options.niceness = niceness
         },
         .flag("tty", .scheduling, "the jobs read the terminal; also -j1 and -u unless told otherwise") { state in state.options.openTerminal = true; state.ttyDefaults = true },
@@ -384,7 +384,7 @@ extension RunOptions {
         .flag("bg", .semaphore, "in the background (the default)") { $0.options.semaphoreForeground = false },
         .flag("wait", .semaphore, "wait until every command of the semaphore has ended") { $0.options.semaphoreWait = true },
         .value("semaphore-timeout|semaphoretimeout|st", "SECS", .semaphore, "after SECS waiting, run anyway (or, SECS < 0, exit 1)") { (state, text) throws(RunUsageError) in
-            guard let seconds = Double(text) else { throw RunUsageError("option --st: '\(text)' is not a number of seconds") }
+            guard let seconds = Double(text) else { throw RunUsageError("option --st: '\(text)' is not a number of seconds", code: .invalidValue) }
             state.options.semaphoreTimeout = seconds
         },
 

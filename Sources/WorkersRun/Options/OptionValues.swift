@@ -17,19 +17,19 @@ extension RunOptions {
         while index < parts.count {
             let name = parts[index].uppercased().hasPrefix("SIG") ? String(parts[index].uppercased().dropFirst(3)) : parts[index].uppercased()
             guard let signal = names[name] ?? Int32(name).flatMap({ (1..<65).contains($0) ? $0 : nil }) else {
-                throw RunUsageError("option --term-seq: '\(parts[index])' is not a signal")
+                throw RunUsageError("option --term-seq: '\(parts[index])' is not a signal", code: .invalidValue)
             }
             var wait = 0.0
             if index + 1 < parts.count {
                 guard let milliseconds = Double(parts[index + 1]), milliseconds >= 0 else {
-                    throw RunUsageError("option --term-seq: '\(parts[index + 1])' is not a number of milliseconds")
+                    throw RunUsageError("option --term-seq: '\(parts[index + 1])' is not a number of milliseconds", code: .invalidValue)
                 }
                 wait = milliseconds / 1000
             }
             steps.append(TerminateStep(signal: signal, wait: wait))
             index += 2
         }
-        guard !steps.isEmpty else { throw RunUsageError("option --term-seq needs at least one signal") }
+        guard !steps.isEmpty else { throw RunUsageError("option --term-seq needs at least one signal", code: .missingValue) }
         return steps
     }
 
@@ -40,7 +40,7 @@ extension RunOptions {
         if let n = Int(text), n >= 0 { return n == 0 ? .unlimited : .count(n) }
         // GNU: a file that holds one of these.
         if fileExists(text) { return .file(text) }
-        throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N, 0 or a file holding one")
+        throw RunUsageError("option \(name): '\(text)' is not N, N%, +N, -N, 0 or a file holding one", code: .invalidValue)
     }
 
     /// A size with GNU's prefixes (`multiply_binary_prefix`): `K M G T P` and `Ki`…`Pi` (either
@@ -60,7 +60,7 @@ extension RunOptions {
         }
         guard let number = Double(digits), number.isFinite, allowNegative ? number != 0 : number > 0,
               abs(number * factor) < Double(Int.max / 2) else {
-            throw RunUsageError("option \(name): '\(text)' is not a size like 1M, 512K or 10k")
+            throw RunUsageError("option \(name): '\(text)' is not a size like 1M, 512K or 10k", code: .invalidValue)
         }
         let bytes = Int(number * factor)
         return bytes == 0 ? (number < 0 ? -1 : 1) : bytes
@@ -75,7 +75,7 @@ extension RunOptions {
         var sawAny = false
         for character in text {
             if let unit = units[Character(character.lowercased())] {
-                guard let value = Double(number) else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m") }
+                guard let value = Double(number) else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m", code: .invalidValue) }
                 total += value * unit
                 number = ""
                 sawAny = true
@@ -84,10 +84,10 @@ extension RunOptions {
             }
         }
         if !number.isEmpty || !sawAny {
-            guard let value = Double(number) else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m") }
+            guard let value = Double(number) else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m", code: .invalidValue) }
             total += value
         }
-        guard total.isFinite, total >= 0 else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m") }
+        guard total.isFinite, total >= 0 else { throw RunUsageError("option \(name): '\(text)' is not a time like 30, 1.5s, 2m or 1h30m", code: .invalidValue) }
         return total
     }
 
@@ -95,7 +95,7 @@ extension RunOptions {
     static func parseTimeout(_ text: String) throws(RunUsageError) -> Timeout {
         if text.hasSuffix("%"), let percent = Double(text.dropLast()), percent > 0 { return .percentOfMedian(percent) }
         let seconds = try parseDuration(text, name: "--timeout")
-        guard seconds > 0 else { throw RunUsageError("option --timeout: '\(text)' is not a time above 0 or N%") }
+        guard seconds > 0 else { throw RunUsageError("option --timeout: '\(text)' is not a time above 0 or N%", code: .invalidValue) }
         return .seconds(seconds)
     }
 
@@ -115,21 +115,21 @@ extension RunOptions {
         }
         // GNU's messages, step by step: when, then why, then how many.
         let parts = text.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let when = Halt.When(rawValue: parts[0]) else { throw .gnu("--halt must have 'never', 'soon', or 'now'.") }
+        guard let when = Halt.When(rawValue: parts[0]) else { throw .gnu("--halt must have 'never', 'soon', or 'now'.", code: .invalidValue) }
         let condition = parts.count == 2 ? parts[1].split(separator: "=", maxSplits: 1).map(String.init) : []
         let why: Halt.Why
         switch condition.first {
         case "fail": why = .fail
         case "success": why = .success
         case "done": why = .done
-        default: throw .gnu("--halt \(parts[0]) must be followed by ,success or ,fail.")
+        default: throw .gnu("--halt \(parts[0]) must be followed by ,success or ,fail.", code: .invalidValue)
         }
-        guard condition.count == 2 else { throw .gnu("--halt \(parts[0]),\(condition[0]) must be followed by ,number or ,percent%.") }
+        guard condition.count == 2 else { throw .gnu("--halt \(parts[0]),\(condition[0]) must be followed by ,number or ,percent%.", code: .invalidValue) }
         let amount = condition[1]
         if amount.hasSuffix("%"), let percent = Double(amount.dropLast()), percent > 0, percent <= 100 {
             return Halt(when: when, why: why, threshold: .percent(percent))
         }
-        guard let count = Int(amount), count >= 1 else { throw RunUsageError("option --halt: '\(amount)' is not N or N%") }
+        guard let count = Int(amount), count >= 1 else { throw RunUsageError("option --halt: '\(amount)' is not N or N%", code: .invalidValue) }
         return Halt(when: when, why: why, threshold: .count(count))
     }
 
@@ -212,7 +212,7 @@ extension RunOptions {
             default: word.append(character); inWord = true
             }
         }
-        guard quote == nil else { throw RunUsageError("unmatched quote in '\(line)'") }
+        guard quote == nil else { throw RunUsageError("unmatched quote in '\(line)'", code: .invalidValue) }
         if escaped { word.append("\\") }
         if inWord { words.append(word) }
         return words

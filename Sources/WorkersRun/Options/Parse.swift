@@ -35,7 +35,11 @@ extension RunOptions {
             for (words, origin) in [(try environment.profileWords(profiles), "a profile"),
                                     (try environment.variables["PARALLEL"].map(shellWords) ?? [], "$PARALLEL")] where !words.isEmpty {
                 let read: (tokens: [OptionParser.Token], end: Int)
-                do { read = try tokenize(words) } catch { throw RunUsageError("\(error.description) (in \(origin))") }
+                do { read = try tokenize(words) } catch {
+                    var error = error
+                    error.description += " (in \(origin))"
+                    throw error
+                }
                 leading.append((read.tokens, origin))
                 separators = separatorsAfter(read.tokens)
                 commandPrefix += words[read.end...]
@@ -48,7 +52,7 @@ extension RunOptions {
             for token in tokens {
                 let spec = parser.table[token.row]
                 if case .refused(let why) = spec.support {
-                    throw RunUsageError("option \(token.spelled) is not supported by workers run" + (why.map { " (\($0))" } ?? "") + (origin.isEmpty ? "" : " (in \(origin))"))
+                    throw RunUsageError("option \(token.spelled) is not supported by workers run" + (why.map { " (\($0))" } ?? "") + (origin.isEmpty ? "" : " (in \(origin))"), code: .unsupportedOption)
                 }
                 do { try spec.apply(&state, token.value) } catch {
                     var error = error
@@ -79,7 +83,7 @@ extension RunOptions {
             }
             let linked = separator.hasSuffix("+")
             if separator == separators.files || separator == separators.files + "+" {
-                guard !values.isEmpty else { throw RunUsageError("\(separator) needs a file name") }
+                guard !values.isEmpty else { throw RunUsageError("\(separator) needs a file name", code: .missingValue) }
                 // Every file after `::::+` is linked, as GNU links them.
                 for file in values {
                     state.options.sources.append(.file(file))
@@ -102,7 +106,7 @@ extension OptionState {
     func resolved() throws(RunUsageError) -> RunOptions {
         var options = self.options
         if tollef, !gnuGiven {
-            throw .gnu(lines: ["--tollef has been retired.", "Remove --tollef or use --gnu to override --tollef."])
+            throw .gnu(lines: ["--tollef has been retired.", "Remove --tollef or use --gnu to override --tollef."], code: .unsupportedOption)
         }
         // A semaphore is a mutex unless -j says otherwise; --fg, --wait and --id imply one.
         if options.semaphoreForeground || options.semaphoreWait || options.semaphoreID != nil { options.semaphore = true }
@@ -132,19 +136,19 @@ extension OptionState {
             options.retriesTemplate = options.retriesTemplate.map(shorthands.rewrite)
         }
         if options.pipe != nil, options.template.isEmpty, !options.semaphore {
-            throw .gnu("--pipe/--pipepart must have a command to pipe into (e.g. 'cat').")
+            throw .gnu("--pipe/--pipepart must have a command to pipe into (e.g. 'cat').", code: .missingValue)
         }
         if options.pipe != nil, options.argumentsPerJob == 0 {
-            throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part")
+            throw RunUsageError("option -N0 cannot be used with --pipe or --pipe-part", code: .conflictingOptions)
         }
         if options.pipe == .parts, options.argumentsPerJob != nil {
-            throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it")
+            throw RunUsageError("option --pipe-part cuts by --block; -N is not supported with it", code: .unsupportedOption)
         }
         if options.multiple != nil, options.pipe != nil {
-            throw RunUsageError("option -X/-m cannot be used with --pipe")
+            throw RunUsageError("option -X/-m cannot be used with --pipe", code: .conflictingOptions)
         }
         if options.csv {
-            guard options.pipe == nil else { throw RunUsageError("option --csv cannot be used with --pipe") }
+            guard options.pipe == nil else { throw RunUsageError("option --csv cannot be used with --pipe", code: .conflictingOptions) }
             if options.columnSeparator == nil { options.columnSeparator = "," }
             if options.trim == nil { options.trim = RunOptions.Trim.none }
         }
@@ -153,10 +157,10 @@ extension OptionState {
             if options.columnSeparator == nil { options.columnSeparator = "\t" }
         }
         if options.catBlocks, options.pipe == nil || options.roundRobin {
-            throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)")
+            throw RunUsageError("option --cat needs --pipe or --pipe-part (and is not supported with --round-robin)", code: .unsupportedOption)
         }
         if options.teeInput != nil {
-            guard options.pipe != nil else { throw RunUsageError("option --tee needs --pipe or --pipe-part") }
+            guard options.pipe != nil else { throw RunUsageError("option --tee needs --pipe or --pipe-part", code: .conflictingOptions) }
             // The data: the first file source (-a FILE), else standard input; the rest are the
             // jobs' arguments. All jobs run at once, so -j is 0 unless given (GNU's).
             if let index = options.sources.firstIndex(where: { if case .file = $0 { true } else { false } }),
@@ -165,7 +169,7 @@ extension OptionState {
                 options.sources.remove(at: index)
                 options.linked.remove(at: index)
             } else if options.pipe == .parts {
-                throw RunUsageError("option --pipe-part --tee needs one seekable file (-a FILE)")
+                throw RunUsageError("option --pipe-part --tee needs one seekable file (-a FILE)", code: .conflictingOptions)
             }
             if !jobsGiven { options.jobs = .unlimited }
         }
@@ -176,7 +180,7 @@ extension OptionState {
             options.linked = kept.map { options.linked[$0] }
         }
         if options.roundRobin, options.pipe == nil {
-            throw RunUsageError("option --round-robin needs --pipe or --pipe-part")
+            throw RunUsageError("option --round-robin needs --pipe or --pipe-part", code: .conflictingOptions)
         }
         if options.pipe == .parts {
             // GNU: ten blocks a job slot unless --block says otherwise; one with --round-robin,
@@ -188,23 +192,23 @@ extension OptionState {
                 options.blocksPerSlot = 10
             }
         } else if options.blocksPerSlot != nil {
-            throw RunUsageError("option --block: a negative size (blocks per job slot) needs --pipe-part")
+            throw RunUsageError("option --block: a negative size (blocks per job slot) needs --pipe-part", code: .conflictingOptions)
         }
         if options.joinContinuedLines, options.pipe != nil {
             // GNU: with --pipe, -L N and -l N make records of N lines (blocks hold whole ones).
-            guard options.pipe == .blocks else { throw RunUsageError("option -L with --pipe-part is not supported by workers run (use --pipe)") }
+            guard options.pipe == .blocks else { throw RunUsageError("option -L with --pipe-part is not supported by workers run (use --pipe)", code: .unsupportedOption) }
             options.linesPerRecord = max(1, options.argumentsPerJob ?? 1)
             options.argumentsPerJob = nil
             options.joinContinuedLines = false
         }
         if options.header?.readsInput == true, options.pipe == .parts {
-            throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)")
+            throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)", code: .unsupportedOption)
         }
         if options.retryFailed, options.joblog == nil {
-            throw RunUsageError("option --retry-failed needs --joblog")
+            throw RunUsageError("option --retry-failed needs --joblog", code: .conflictingOptions)
         }
         if options.resume || options.resumeFailed, options.joblog == nil, options.results == nil {
-            throw RunUsageError("option --resume and --resume-failed need --joblog or --results")
+            throw RunUsageError("option --resume and --resume-failed need --joblog or --results", code: .conflictingOptions)
         }
         return options
     }

@@ -326,25 +326,47 @@ public struct RunOptions: Sendable, Equatable {
 
 /// A bad command line: the message names the option. `workers run` exits with 255, as GNU does.
 public struct RunUsageError: Error, Equatable, CustomStringConvertible {
+    /// What kind of mistake it is, for callers that handle some of them.
+    public enum Code: Sendable, Equatable {
+        /// Not an option `workers run` knows, or an abbreviation of several.
+        case unknownOption
+        /// One of GNU's options that `workers run` does not run (or not in this combination),
+        /// or one GNU has retired.
+        case unsupportedOption
+        /// An option without the value it needs, or a command or separator without its operand.
+        case missingValue
+        /// An option's value that is not one it takes.
+        case invalidValue
+        /// Options that exclude or need each other.
+        case conflictingOptions
+        /// A file, or the `perl` that `{= … =}` needs, that cannot be opened or started.
+        case cannotOpen
+    }
+
+    /// What kind of mistake it is.
+    public var code: Code
     /// What is wrong, naming the option.
     public var description: String
     /// Whether the message goes on to suggest `--help`; not for GNU's own messages, which are
     /// printed as GNU prints them.
     public var suggestsHelp = true
-    /// An error saying `description`.
-    public init(_ description: String) { self.description = description }
+    /// An error of kind `code` saying `description`.
+    public init(_ description: String, code: Code) {
+        self.description = description
+        self.code = code
+    }
 
     /// GNU parallel's own message for the same mistake, word for word ("Error: …"), for scripts
     /// and test suites that compare it.
-    public static func gnu(_ message: String) -> RunUsageError {
-        var error = RunUsageError("Error: " + message)
+    public static func gnu(_ message: String, code: Code) -> RunUsageError {
+        var error = RunUsageError("Error: " + message, code: code)
         error.suggestsHelp = false
         return error
     }
 
     /// GNU's message of several lines, each its own "Error:" line.
-    public static func gnu(lines: [String]) -> RunUsageError {
-        var error = RunUsageError(lines.map { "Error: " + $0 }.joined(separator: "\n\(programName): "))
+    public static func gnu(lines: [String], code: Code) -> RunUsageError {
+        var error = RunUsageError(lines.map { "Error: " + $0 }.joined(separator: "\n\(programName): "), code: code)
         error.suggestsHelp = false
         return error
     }
