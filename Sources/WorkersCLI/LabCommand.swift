@@ -164,6 +164,7 @@ struct LabCommand: AsyncParsableCommand {
     private func text(_ report: LabReport) -> String {
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         var out = "workers lab — \(report.machine.cpus) CPUs, \(report.machine.os), \(report.machine.python ?? "python3 not found")"
+        if let freeThreaded = report.machine.freeThreadedPython { out += ", free-threaded CPython \(freeThreaded)" }
         let load = [report.machine.otherCPUs.map { String(format: "other programs %.2f CPUs", $0) }, report.machine.loadAverage.map { String(format: "load average %.2f", $0) }, report.machine.stealPercent.map { String(format: "CPU steal %.1f %%", $0) }]
         out += load.compactMap { $0 }.map { ", " + $0 }.joined()
         if report.config.rounds > 1 { out += "; each speed-up the median of \(report.config.rounds) interleaved rounds, with their range" }

@@ -115,6 +115,19 @@ enum Conclusions {
         } else if let note = cells.first(where: { $0.source == .cpython && $0.note != nil })?.note {
             lines.append("CPython: \(note); its columns are empty.")
         }
+        // Free-threaded CPython (PEP 703): the same threads without the GIL.
+        if let freeThreads = table[.cpu, "cpython-ft-threads"] {
+            let withGIL = table[.cpu, "cpython-threads"]
+            let cores = max(1, min(freeThreads.workers, machine?.cpus ?? config.workers))
+            let compared = withGIL.map { ", where CPython with the GIL ran \(x($0.speedup)) on as many threads" } ?? ""
+            let verdict = cores > 1 && freeThreads.speedup > 1.3
+                ? "without the GIL, threads run Python code on several cores at once, as processes do"
+                : cores == 1 ? "one CPU cannot show parallelism" : "short of what \(cores) cores allow: the threads still ran mostly one at a time (a GIL turned back on, or a busy machine)"
+            lines.append(unsettled("Free-threaded CPython, CPU-bound", freeThreads, withGIL)
+                ?? "Free-threaded CPython (\(machine?.freeThreadedPython ?? "no GIL")): threads ran the CPU-bound tasks \(x(freeThreads.speedup)) on \(freeThreads.workers) threads\(compared) — \(verdict).")
+        } else if let looked = machine?.freeThreadedLookedFor, machine?.freeThreadedPython == nil, !looked.isEmpty {
+            lines.append("No free-threaded CPython (PEP 703, no GIL) was found, so its threads are not measured here; looked at: \(looked.joined(separator: "; ")).")
+        }
         if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"],
            [io, gil, processes].contains(where: { $0.unsettled != nil }) {
             lines.append("This run cannot settle the rule of thumb (threads for I/O, processes for CPU): a cell it rests on is unsettled (\(busy)); run it again on a quieter machine.")

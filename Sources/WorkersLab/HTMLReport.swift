@@ -79,6 +79,7 @@ extension HTMLReport {
         .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; }
         .badge.swift { background: #feebc8; color: #9c4221; }
         .badge.cpython { background: #e9d8fd; color: #553c9a; }
+        .badge.cpython-ft { background: #c6f6d5; color: #22543d; }
         .bar { display: block; height: 4px; margin-top: 3px; background: #edf2f7; border-radius: 2px; }
         .bar > span { display: block; height: 4px; background: #4a5568; border-radius: 2px; margin-left: auto; }
         .fast { color: #276749; font-weight: 600; }
@@ -124,7 +125,8 @@ extension HTMLReport {
         let load = machine.loadAverage.map { "load average " + LabFormat.fixed($0, decimals: 2) } ?? ""
         let steal = machine.stealPercent.map { "CPU steal " + LabFormat.fixed($0, decimals: 1) + " %" } ?? ""
         let others = machine.otherCPUs.map { "other programs " + LabFormat.fixed($0, decimals: 2) + " CPUs" } ?? ""
-        return [cpus, machine.os, python, others, load, steal].filter { !$0.isEmpty }.joined(separator: " · ")
+        let freeThreaded = machine.freeThreadedPython.map { "free-threaded CPython " + $0 } ?? ""
+        return [cpus, machine.os, python, freeThreaded, others, load, steal].filter { !$0.isEmpty }.joined(separator: " · ")
     }
 
     private static func configLine(_ config: LabReport.Config) -> String {

@@ -57,6 +57,10 @@ public struct Lab: Sendable {
 
         let peer = python.map { CPythonPeer(python: $0) }
         let pythonVersion = peer?.version()
+        // A free-threaded CPython (no GIL): the given one, or one on PATH, run beside it on CPU work.
+        let mainInterpreter = python.flatMap(PythonInterpreter.probe)
+        let freeThreaded = python == nil ? (found: nil, lookedFor: []) : PythonInterpreter.findFreeThreaded(main: mainInterpreter)
+        let separatePeer = freeThreaded.found.flatMap { $0 == mainInterpreter ? nil : CPythonPeer(python: $0.path) }
         // Every mode once a round, Swift then CPython, so the modes alternate and a slow moment
         // of the machine hits all of them; each cell is then the median of its rounds.
         var rounds: [[LabCell]] = []
@@ -71,21 +75,34 @@ public struct Lab: Sendable {
             if let peer {
                 progress(prefix + "CPython: the same workloads")
                 do {
-                    cells += try peer.run(config: config, workloads: workloads, port: server?.port)
+                    let measured = try peer.run(config: config, workloads: workloads, port: server?.port)
+                    // --python pointing at a free-threaded build: its rows are the no-GIL ones.
+                    cells += freeThreaded.found == mainInterpreter && mainInterpreter != nil
+                        ? measured.map { $0.asFreeThreaded(version: mainInterpreter!.version) } : measured
                 } catch {
                     cells += workloads.map { LabCell.missing($0, note: "CPython failed: \(error)") }
                 }
             } else {
                 cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
             }
+            if let separatePeer, let interpreter = freeThreaded.found, workloads.contains(.cpu) {
+                progress(prefix + "CPython \(interpreter.version) without the GIL: the CPU workload")
+                do {
+                    cells += try separatePeer.run(config: config, workloads: [.cpu], port: nil).map { $0.asFreeThreaded(version: interpreter.version) }
+                } catch {
+                    cells.append(LabCell.missing(.cpu, note: "free-threaded CPython failed: \(error)").asFreeThreaded(version: interpreter.version))
+                }
+            }
             rounds.append(cells)
         }
         var cells = Rounds.merge(rounds)
         let loadAtEnd = MachineLoad.sample()
-        let machine = LabReport.Machine(
+        var machine = LabReport.Machine(
             cpus: cpuCount, os: Self.kernelName(), python: pythonVersion, loadAverage: MachineLoad.loadAverage(),
             stealPercent: MachineLoad.stealPercent(from: loadAtStart, to: loadAtEnd), otherCPUs: MachineLoad.otherCPUs(from: loadAtStart, to: loadAtEnd)
         )
+        machine.freeThreadedPython = freeThreaded.found.map { "\($0.version) at \($0.path)" }
+        machine.freeThreadedLookedFor = python == nil ? nil : freeThreaded.lookedFor
         cells = Settling.judge(cells, config: config, cpus: machine.cpus)
         return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine))
     }

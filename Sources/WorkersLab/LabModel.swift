@@ -27,7 +27,10 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
 /// Where a cell was measured.
 public enum LabSource: String, Codable, Sendable {
     case swift
+    /// CPython with its GIL (every release before 3.13, and the default build since).
     case cpython
+    /// A free-threaded CPython (PEP 703: `python3.13t`, `python3.14t`) running without the GIL.
+    case cpythonFreeThreaded = "cpython-ft"
 }
 
 /// What a lane of a timeline was doing during a span.
@@ -156,12 +159,20 @@ public struct LabReport: Codable, Sendable {
         public var stealPercent: Double?
         /// How many CPUs other programs kept busy during the run, on average.
         public var otherCPUs: Double?
+        /// The free-threaded CPython whose rows are in the report ("3.14.0 at /usr/bin/python3.14t"),
+        /// or `nil` when none was found.
+        public var freeThreadedPython: String?
+        /// The interpreters looked at for a free-threaded CPython, with what each turned out to be;
+        /// `nil` when CPython was not run.
+        public var freeThreadedLookedFor: [String]?
 
         enum CodingKeys: String, CodingKey {
             case cpus, os, python
             case loadAverage = "load_average"
             case stealPercent = "steal_percent"
             case otherCPUs = "other_cpus"
+            case freeThreadedPython = "free_threaded_python"
+            case freeThreadedLookedFor = "free_threaded_looked_for"
         }
 
         /// The machine as measured.

@@ -35,7 +35,9 @@ enum Settling {
 
     /// The modes that run one task at a time on CPU-bound work, whatever their workers: one
     /// thread (async tasks), or threads under a GIL, simulated or CPython's.
-    static let oneAtATimeOnCPU: Set<String> = ["serial", "async-1", "threads-gil", "cpython-serial", "cpython-threads", "cpython-asyncio"]
+    /// (A free-threaded CPython's threads are not among them: without the GIL they run at once.)
+    static let oneAtATimeOnCPU: Set<String> = ["serial", "async-1", "threads-gil", "cpython-serial", "cpython-threads", "cpython-asyncio",
+                                               "cpython-ft-serial", "cpython-ft-asyncio"]
 
     /// The most `cell` can gain over serial on a machine of `cpus` CPUs, or `nil` where no bound
     /// applies (the mixed workload, whose cells time a probe).
@@ -48,7 +50,7 @@ enum Settling {
             return Double(max(1, min(cell.workers, cpus)))
         case .ioSleep, .ioNet:
             // Waits overlap without CPUs: one thread with non-blocking calls overlaps them all.
-            let overlapping = cell.mode == "async-1" || cell.mode == "cpython-asyncio" ? config.ioTasks : cell.workers
+            let overlapping = ["async-1", "cpython-asyncio", "cpython-ft-asyncio"].contains(cell.mode) ? config.ioTasks : cell.workers
             return Double(max(1, min(overlapping, config.ioTasks)))
         }
     }
