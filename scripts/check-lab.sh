@@ -238,7 +238,7 @@ for i, c in enumerate(doc["cells"]):
             problems.append("%s has a bad %s" % (where, key))
     if c.get("workload") not in workloads:
         problems.append("%s has an unknown workload" % where)
-    if c.get("source") not in ("swift", "cpython"):
+    if c.get("source") not in ("swift", "cpython", "cpython-ft"):
         problems.append("%s has an unknown source" % where)
     for j, s in enumerate(c.get("spans") or []):
         if not isinstance(s, dict) or any(k not in s or isinstance(s[k], bool) or not isinstance(s[k], t)
@@ -263,6 +263,30 @@ if not any(c.get("source") == "swift" for c in cells):
     missing.append("no swift cells at all")
 report("PASS" if not missing else "FAIL", "structure: every workload has a serial cell per source (%s)" % sources,
        "missing: " + ", ".join(missing) if missing else "none missing", "none missing")
+
+# The verdicts: each measured section's claim with the outcome the lab computed from its cells,
+# by the thresholds in Sources/WorkersLab/Verdicts.swift (LabThresholds), not numbers of this script's.
+verdicts = doc.get("verdicts")
+bad = []
+if not isinstance(verdicts, list):
+    bad.append("no verdicts array")
+    verdicts = []
+for v in verdicts:
+    if not isinstance(v, dict) or v.get("outcome") not in ("confirmed", "contradicted", "unsettled") \
+            or not v.get("claim") or not v.get("because") or v.get("workload") not in workloads:
+        bad.append("malformed verdict %r" % (v,))
+judged = set(v.get("workload") for v in verdicts if isinstance(v, dict))
+for workload in ("io-sleep", "cpu"):
+    if any(c.get("workload") == workload for c in cells) and workload not in judged:
+        bad.append("no verdict on %s" % workload)
+report("PASS" if not bad else "FAIL", "structure: every measured section has a verdict with its claim and reason",
+       "; ".join(bad[:3]) if bad else "%d verdicts" % len(verdicts), "well-formed")
+if not honesty:
+    for v in verdicts:
+        if isinstance(v, dict):
+            outcome = v.get("outcome")
+            report("PASS" if outcome == "confirmed" else "SKIP" if outcome == "unsettled" else "FAIL",
+                   "verdict on %s" % v.get("workload"), "%s (%s)" % (outcome, v.get("because")), "confirmed")
 
 failed = results.count("FAIL")
 print("%d passed, %d failed" % (results.count("PASS"), failed))

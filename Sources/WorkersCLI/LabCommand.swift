@@ -179,6 +179,7 @@ struct LabCommand: AsyncParsableCommand {
                 let scale = timeScale(cells.filter { !($0.spans ?? []).isEmpty })
                 for cell in drawn { out += "\n" + TerminalReport.gantt(cell, timeScale: scale, color: color) }
             }
+            if let verdict = report.verdicts.first(where: { $0.workload == workload }) { out += TerminalReport.verdict(verdict, color: color) }
         }
         if timelines != .none { out += "\n" + TerminalReport.legend() }
         out += "\nConclusions\n"

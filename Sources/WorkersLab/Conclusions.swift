@@ -32,7 +32,7 @@ enum Conclusions {
             lines.append(unsettled("I/O-bound (\(config.ioTasks) sleeps)", threads, async1) ?? (
                 "I/O-bound (\(config.ioTasks) sleeps of \(format(config.ioSleepMs)) ms): \(threads.label) was \(x(threads.speedup)) faster than serial "
                 + "and async tasks on one thread \(x(async1.speedup)) — "
-                + (async1.speedup >= 0.75 * Double(config.ioTasks)
+                + (async1.speedup >= LabThresholds.overlapShare * Double(config.ioTasks)
                     ? "concurrency is one worker switching while the others wait; it needs no second core."
                     : "less than the \(config.ioTasks)× that switching while waiting allows; this machine was busy.")
             ))
@@ -43,7 +43,7 @@ enum Conclusions {
         }
         // 3. CPU-bound work: Swift threads, under the GIL, one thread.
         if let threads = table[.cpu, "threads"], let gil = table[.cpu, "threads-gil"] {
-            let gilVerdict = abs(gil.speedup - 1) <= 0.15
+            let gilVerdict = abs(gil.speedup - 1) <= LabThresholds.gilTolerance
                 ? "one thread runs at a time, so threads do not speed up CPU-bound work under a GIL"
                 : "not the 1.0× a GIL should allow; the simulation was disturbed"
             lines.append(unsettled("CPU-bound (\(config.cpuTasks) tasks)", threads, gil) ?? (
@@ -52,14 +52,14 @@ enum Conclusions {
             ))
         }
         if let async1 = table[.cpu, "async-1"] {
-            lines.append(unsettled("Async tasks on one thread, CPU-bound", async1) ?? (async1.speedup >= 0.85
+            lines.append(unsettled("Async tasks on one thread, CPU-bound", async1) ?? (async1.speedup >= 1 - LabThresholds.gilTolerance
                 ? "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)): with nothing to wait for, switching gains nothing."
                 : "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)), slower than serial: with nothing to wait for, switching only costs, or the machine was busy (\(busy))."))
         }
         // 4. Processes.
         if let processes = table[.cpu, "processes"] {
             let cores = min(processes.workers, machine?.cpus ?? config.workers)
-            let verdict = processes.speedup >= 0.85 * Double(cores)
+            let verdict = processes.speedup >= LabThresholds.parallelShare * Double(cores)
                 ? "each has its own interpreter and lock, so every core works"
                 : "short of \(cores)× on \(cores) cores; start-up or a busy machine took the rest"
             lines.append(unsettled("Processes, CPU-bound", processes)
@@ -69,7 +69,7 @@ enum Conclusions {
         if let gil = table[.mixed, "threads-gil"], let late = gil.probeMedianMs {
             var line = "Mixed: a 1 ms sleep woke \(format(late)) ms late (median) behind one CPU thread under the simulated GIL"
             let ratio = late / config.switchIntervalMs
-            line += ratio >= 0.5 && ratio <= 2
+            line += LabThresholds.convoyRange.contains(ratio)
                 ? ", about one switch interval (\(format(config.switchIntervalMs)) ms): the convoy effect"
                 : ", \(format(ratio))× the switch interval"
             if let threads = table[.mixed, "threads"]?.probeMedianMs { line += "; \(format(threads)) ms behind a Swift thread with no GIL" }
@@ -92,7 +92,7 @@ enum Conclusions {
             agreements.append("\(name) \(x(python.speedup)) (Swift \(x(swift.speedup)), \(format(difference * 100)) % apart)")
         }
         if !agreements.isEmpty {
-            lines.append((worst <= 0.15 ? "CPython agrees: " : "CPython differs by more than 15 % somewhere: ") + agreements.joined(separator: "; ") + ".")
+            lines.append((worst <= LabThresholds.agreement ? "CPython agrees: " : "CPython differs by more than 15 % somewhere: ") + agreements.joined(separator: "; ") + ".")
             // Parallel runs that kept the CPUs busy yet gained less: each core ran slower with the
             // other busy (shared physical cores, caches, memory bandwidth) — a property of the
             // machine and of the loop, which CPU ÷ wall against speed-up shows.
@@ -120,7 +120,7 @@ enum Conclusions {
             let withGIL = table[.cpu, "cpython-threads"]
             let cores = max(1, min(freeThreads.workers, machine?.cpus ?? config.workers))
             let compared = withGIL.map { ", where CPython with the GIL ran \(x($0.speedup)) on as many threads" } ?? ""
-            let verdict = cores > 1 && freeThreads.speedup > 1.3
+            let verdict = cores > 1 && freeThreads.speedup > LabThresholds.scales
                 ? "without the GIL, threads run Python code on several cores at once, as processes do"
                 : cores == 1 ? "one CPU cannot show parallelism" : "short of what \(cores) cores allow: the threads still ran mostly one at a time (a GIL turned back on, or a busy machine)"
             lines.append(unsettled("Free-threaded CPython, CPU-bound", freeThreads, withGIL)
@@ -132,7 +132,7 @@ enum Conclusions {
            [io, gil, processes].contains(where: { $0.unsettled != nil }) {
             lines.append("This run cannot settle the rule of thumb (threads for I/O, processes for CPU): a cell it rests on is unsettled (\(busy)); run it again on a quieter machine.")
         } else if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"] {
-            let rule = io.speedup > 2 && gil.speedup < 1.3 && processes.speedup > 1.3
+            let rule = io.speedup > 2 && gil.speedup < LabThresholds.scales && processes.speedup > LabThresholds.scales
             lines.append(rule
                 ? "So, under a GIL: threads (or async) for I/O-bound work (\(x(io.speedup))), processes for CPU-bound work (\(x(processes.speedup)) vs \(x(gil.speedup)) for threads)."
                 : "This run does not bear out the rule of thumb (threads \(x(io.speedup)) on I/O, \(x(gil.speedup)) on CPU under the GIL, processes \(x(processes.speedup))); run it again on a quieter machine.")

@@ -104,7 +104,8 @@ public struct Lab: Sendable {
         machine.freeThreadedPython = freeThreaded.found.map { "\($0.version) at \($0.path)" }
         machine.freeThreadedLookedFor = python == nil ? nil : freeThreaded.lookedFor
         cells = Settling.judge(cells, config: config, cpus: machine.cpus)
-        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine))
+        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine),
+                         verdicts: Verdicts.judge(cells, config: config, machine: machine))
     }
 
     /// The first `python3` on PATH, or `nil`.

@@ -261,12 +261,15 @@ public struct LabReport: Codable, Sendable {
     public var cells: [LabCell]
     /// Sentences computed from the cells.
     public var conclusions: [String]
+    /// The course's claim for each workload measured, with the verdict the cells give it.
+    public var verdicts: [LabVerdict]
 
     /// A report of `cells` measured on `machine` with `config`.
-    public init(machine: Machine, config: Config, cells: [LabCell], conclusions: [String]) {
+    public init(machine: Machine, config: Config, cells: [LabCell], conclusions: [String], verdicts: [LabVerdict] = []) {
         self.machine = machine
         self.config = config
         self.cells = cells
         self.conclusions = conclusions
+        self.verdicts = verdicts
     }
 }

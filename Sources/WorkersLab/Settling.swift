@@ -14,13 +14,13 @@ import WorkersCore
 enum Settling {
     /// How far above a bound a measured speed-up may go before it is called a disturbance, not a
     /// result: timer and scheduling noise on a quiet machine stays well inside it.
-    static let tolerance = 1.15
+    static let tolerance = LabThresholds.boundTolerance
 
     /// How far apart a cell's rounds may be (highest ÷ lowest speed-up) before the cell is called
     /// unsteady: then the machine, not the mode, decided its number. With three rounds or more,
     /// the one farthest from the median is left out first: one disturbed round is outvoted by
     /// the others (the median already ignores it); two that disagree are not.
-    static let spreadTolerance = 1.3
+    static let spreadTolerance = LabThresholds.spreadTolerance
 
     /// The rounds that must agree: all, less the one farthest from their median when there are
     /// three or more.

@@ -58,6 +58,20 @@ public enum TerminalReport {
             (glyph == .idle ? "' '" : render([glyph], color: color)) + " " + name
         }.joined(separator: "   ") + "\n"
     }
+
+    /// A section's claim and its verdict: "claim: …" then "verdict: confirmed — because …"
+    /// (green, red or yellow when `color` is set).
+    public static func verdict(_ verdict: LabVerdict, color: Bool = false) -> String {
+        let word = verdict.outcome.rawValue
+        let painted: String
+        if color {
+            let code = switch verdict.outcome { case .confirmed: "32"; case .contradicted: "31"; case .unsettled: "33" }
+            painted = "\u{1B}[1;\(code)m\(word)\u{1B}[0m"
+        } else {
+            painted = word
+        }
+        return "\nclaim: \(verdict.claim)\nverdict: \(painted) — \(verdict.because)\n"
+    }
 }
 
 // MARK: - Table

@@ -1,0 +1,137 @@
+/// The course's claims, one a workload, each with the verdict this run's cells give it: the
+/// claim is a sentence of the course, the verdict is computed, never written in advance.
+public struct LabVerdict: Codable, Sendable, Equatable {
+    /// What the numbers say of the claim.
+    public enum Outcome: String, Codable, Sendable {
+        /// The cells bear it out.
+        case confirmed
+        /// The cells say otherwise, settled as they are (``because`` says which and how).
+        case contradicted
+        /// A cell it rests on is unsettled, or the machine cannot show it (one CPU): no lesson.
+        case unsettled
+    }
+
+    /// The workload whose section it closes.
+    public var workload: LabWorkload
+    /// The course's sentence.
+    public var claim: String
+    /// What the cells say.
+    public var outcome: Outcome
+    /// The numbers it rests on; for a contradicted or unsettled claim, why.
+    public var because: String
+
+    /// A verdict on `claim` for `workload`.
+    public init(workload: LabWorkload, claim: String, outcome: Outcome, because: String) {
+        self.workload = workload
+        self.claim = claim
+        self.outcome = outcome
+        self.because = because
+    }
+}
+
+/// Every bar a result is held to, in one place: the conclusions, the verdicts and the settling
+/// rules read them here (and `scripts/check-lab.sh` checks the verdicts, not numbers of its own).
+enum LabThresholds {
+    /// A mode that runs one task at a time (under a GIL) is 1×, give or take this.
+    static let gilTolerance = 0.15
+    /// A speed-up above its physical bound by more than this factor is a disturbed run.
+    static let boundTolerance = 1.15
+    /// Rounds of one cell more than this factor apart (after the farthest is left out): unsettled.
+    static let spreadTolerance = 1.3
+    /// Overlapping waits must give at least this share of the waits that could overlap.
+    static let overlapShare = 0.75
+    /// Parallel CPU work must give at least this share of its cores (the conclusions' "every core
+    /// works").
+    static let parallelShare = 0.85
+    /// Parallel CPU work runs on several cores when it gains at least this share of each core
+    /// beyond the first (1.5× on 2 cores, 2.5× on 4): what the claim needs, with room for a pool's
+    /// start-up, which a short run feels.
+    static let extraCoreShare = 0.5
+    /// The convoy effect: a waiting thread late by this range of switch intervals.
+    static let convoyRange = 0.5...2.0
+    /// CPython and the Swift side agree when their speed-ups are this close.
+    static let agreement = 0.15
+    /// Threads that scale: above this speed-up on CPU-bound work.
+    static let scales = 1.3
+}
+
+enum Verdicts {
+    static let claims: [LabWorkload: String] = [
+        .ioSleep: "Threads are ideal for I/O-bound tasks: while one waits, the others run, so the waits overlap (concurrency, which needs no second core).",
+        .ioNet: "The same holds for real I/O: requests to a server overlap on threads, and on one thread with non-blocking sockets.",
+        .cpu: "The GIL limits parallel execution in threads: under it CPU-bound threads run one at a time, while processes, each with its own interpreter, use every core (parallelism).",
+        .mixed: "Under a GIL, a thread waiting on I/O also waits for a CPU-bound thread to let go of the lock: about one switch interval each time (the convoy effect).",
+    ]
+
+    /// The verdict on each workload's claim that this run measured.
+    static func judge(_ cells: [LabCell], config: LabReport.Config, machine: LabReport.Machine?) -> [LabVerdict] {
+        let table = Conclusions.Table(cells: cells)
+        let busy = machine?.busyText ?? "no load figures"
+        let x = { (value: Double) in Conclusions.format(value) + "×" }
+        var verdicts: [LabVerdict] = []
+        func verdict(_ workload: LabWorkload, uses: [LabCell?], _ decide: () -> (Bool, String)) {
+            guard let claim = claims[workload], !uses.isEmpty, uses.allSatisfy({ $0 != nil }) else { return }
+            let used = uses.compactMap { $0 }
+            if case let disturbed = used.filter({ $0.unsettled != nil }), !disturbed.isEmpty {
+                let reasons = disturbed.map { "\($0.label) \($0.unsettled!)" }.joined(separator: "; ")
+                verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: .unsettled, because: "\(reasons) (\(busy))"))
+                return
+            }
+            let (holds, because) = decide()
+            verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: holds ? .confirmed : .contradicted, because: because))
+        }
+
+        for workload in [LabWorkload.ioSleep, .ioNet] {
+            let threads = table[workload, "threads"], async1 = table[workload, "async-1"]
+            verdict(workload, uses: [threads, async1]) {
+                let waits = config.ioTasks
+                let width = Double(max(1, min(threads!.workers, waits)))
+                let threadsOverlap = threads!.speedup >= LabThresholds.overlapShare * width
+                let asyncOverlaps = async1!.speedup >= LabThresholds.overlapShare * Double(waits)
+                let numbers = "\(threads!.label) \(x(threads!.speedup)) and one thread of async tasks \(x(async1!.speedup)) on \(waits) waits"
+                if threadsOverlap && asyncOverlaps { return (true, numbers + ": the waits overlapped") }
+                let short = [threadsOverlap ? nil : "\(threads!.label) below \(x(LabThresholds.overlapShare * width))",
+                             asyncOverlaps ? nil : "async tasks below \(x(LabThresholds.overlapShare * Double(waits)))"].compactMap { $0 }
+                return (false, numbers + ": " + short.joined(separator: ", ") + ", so the waits did not overlap as they can")
+            }
+        }
+
+        let gil = table[.cpu, "threads-gil"], processes = table[.cpu, "processes"]
+        let cpythonThreads = table[.cpu, "cpython-threads"], cpythonProcesses = table[.cpu, "cpython-processes"]
+        let cores = max(1, min(processes?.workers ?? config.workers, machine?.cpus ?? config.workers))
+        if let claim = claims[.cpu], gil != nil, processes != nil, cores == 1 {
+            verdicts.append(LabVerdict(workload: .cpu, claim: claim, outcome: .unsettled,
+                                       because: "this machine gave the lab one CPU, and one CPU cannot show parallelism"))
+        } else {
+            verdict(.cpu, uses: [gil, processes] + [cpythonThreads, cpythonProcesses].filter { $0 != nil }) {
+                var failures: [String] = []
+                let oneAtATime = [gil!] + [cpythonThreads].compactMap { $0 }
+                for cell in oneAtATime where abs(cell.speedup - 1) > LabThresholds.gilTolerance {
+                    failures.append("\(cell.label) ran \(x(cell.speedup)), not about 1×")
+                }
+                let parallel = [processes!] + [cpythonProcesses].compactMap { $0 }
+                let several = 1 + LabThresholds.extraCoreShare * Double(cores - 1)
+                for cell in parallel where cell.speedup < several {
+                    failures.append("\(cell.label) ran \(x(cell.speedup)), below the \(x(several)) that several of the \(cores) cores give")
+                }
+                let numbers = (oneAtATime + parallel).map { "\($0.label) \(x($0.speedup))" }.joined(separator: ", ")
+                return failures.isEmpty ? (true, numbers) : (false, failures.joined(separator: "; "))
+            }
+        }
+
+        let convoy = table[.mixed, "threads-gil"]
+        if convoy?.probeMedianMs != nil {
+            verdict(.mixed, uses: [convoy]) {
+                let late = convoy!.probeMedianMs!
+                let ratio = late / config.switchIntervalMs
+                let free = table[.mixed, "threads"]?.probeMedianMs
+                var because = "a 1 ms sleep woke \(Conclusions.format(late)) ms late behind a CPU thread under the GIL "
+                    + "(\(Conclusions.format(ratio))× the \(Conclusions.format(config.switchIntervalMs)) ms switch interval)"
+                if let free { because += ", \(Conclusions.format(free)) ms with no GIL" }
+                let holds = LabThresholds.convoyRange.contains(ratio) && (free.map { $0 < late / 2 } ?? true)
+                return (holds, holds ? because : because + ": not the one switch interval the claim says")
+            }
+        }
+        return verdicts
+    }
+}

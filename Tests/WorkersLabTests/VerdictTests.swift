@@ -1,0 +1,55 @@
+import Testing
+@testable import WorkersLab
+
+/// Each section's claim gets the verdict its cells give: confirmed, contradicted with why, or
+/// unsettled — never a lesson from a disturbed cell.
+@Suite struct VerdictTests {
+    let machine = LabReport.Machine(cpus: 2, os: "Linux", python: nil)
+
+    func outcome(_ cells: [LabCell], _ workload: LabWorkload, machine: LabReport.Machine? = nil) -> LabVerdict? {
+        Verdicts.judge(cells, config: config, machine: machine ?? self.machine).first { $0.workload == workload }
+    }
+
+    @Test func aQuietRunConfirmsEveryClaim() {
+        let verdicts = Verdicts.judge(cells(), config: config, machine: machine)
+        #expect(verdicts.map(\.workload) == [.ioSleep, .cpu, .mixed])
+        #expect(verdicts.allSatisfy { $0.outcome == .confirmed })
+        #expect(verdicts.first { $0.workload == .cpu }?.because.contains("threads-gil 1×") == true)
+    }
+
+    @Test func numbersThatSayOtherwiseContradictWithWhy() {
+        let io = outcome(cells(ioThreads: 2.1), .ioSleep)
+        #expect(io?.outcome == .contradicted)
+        #expect(io?.because.contains("threads below 6×") == true)
+        let cpu = outcome(cells(cpuGIL: 1.7, cpuProcesses: 1.1), .cpu)
+        #expect(cpu?.outcome == .contradicted)
+        #expect(cpu?.because.contains("threads-gil ran 1.7×, not about 1×") == true)
+        #expect(cpu?.because.contains("processes ran 1.1×, below the 1.5× that several of the 2 cores give") == true)
+        // A pool's start-up in a short run (1.64× on 2 cores) is still parallelism.
+        #expect(outcome(cells(cpuProcesses: 1.64), .cpu)?.outcome == .confirmed)
+        #expect(outcome(cells(probeGIL: 40), .mixed)?.outcome == .contradicted)
+        // CPython's cells count too when it ran.
+        #expect(outcome(cells(python: (threads: 1.6, processes: 1.9)), .cpu)?.outcome == .contradicted)
+    }
+
+    /// The false lesson the issue names: a disturbed cell must not become a verdict either way.
+    @Test func anUnsettledCellGivesNoVerdict() {
+        var disturbed = cells(cpuProcesses: 0.9)
+        for index in disturbed.indices where disturbed[index].mode == "processes" { disturbed[index].unsettled = "its rounds gave 0.5×, 1.9×, 1.2×" }
+        let cpu = outcome(disturbed, .cpu)
+        #expect(cpu?.outcome == .unsettled)
+        #expect(cpu?.because.contains("its rounds gave") == true)
+        // One CPU cannot show parallelism: no verdict on the processes claim.
+        let one = LabReport.Machine(cpus: 1, os: "Linux", python: nil)
+        #expect(outcome(cells(cpuProcesses: 1.0), .cpu, machine: one)?.outcome == .unsettled)
+    }
+
+    @Test func theVerdictIsRenderedAfterItsSection() {
+        let verdict = LabVerdict(workload: .cpu, claim: "Claim.", outcome: .contradicted, because: "numbers")
+        #expect(TerminalReport.verdict(verdict) == "\nclaim: Claim.\nverdict: contradicted — numbers\n")
+        let report = LabReport(machine: machine, config: config, cells: cells(), conclusions: [], verdicts: [verdict])
+        let html = HTMLReport.render(report)
+        #expect(html.contains("<p class=\"claim\">Claim: Claim.</p>"))
+        #expect(html.contains("<p class=\"verdict contradicted\"><strong>Contradicted</strong> — numbers</p>"))
+    }
+}
