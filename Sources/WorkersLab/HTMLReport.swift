@@ -9,6 +9,7 @@ public enum HTMLReport {
         var html = documentHead()
         html += "<main>\n"
         html += header(report)
+        html += distinction(report.cells)
         html += conclusions(report.conclusions)
         let workloads = LabWorkload.allCases.filter { workload in
             report.cells.contains { $0.workload == workload }
@@ -146,6 +147,33 @@ extension HTMLReport {
         parts.append("\(config.probeCount) probe sleeps of 1 ms")
         if config.rounds > 1 { parts.append("each speed-up the median of \(config.rounds) interleaved rounds, its range beneath") }
         return parts.joined(separator: " · ")
+    }
+
+    /// The report's opening: concurrency and parallelism side by side, on two of this run's own
+    /// timelines — one thread whose tasks' waits overlap, and workers computing at the same moment.
+    /// Empty when the run recorded neither (`--only`, or no timelines).
+    static func distinction(_ cells: [LabCell]) -> String {
+        func recorded(_ workload: LabWorkload, _ mode: String) -> LabCell? {
+            cells.first { $0.workload == workload && $0.mode == mode && $0.source == .swift && LabFormat.hasTimeline($0) }
+        }
+        guard let concurrent = recorded(.ioSleep, "async-1"),
+              let parallel = recorded(.cpu, "processes") ?? recorded(.cpu, "threads") else { return "" }
+        let esc = LabFormat.escape
+        var html = "<section class=\"distinction\">\n<h2>Concurrency is not parallelism</h2>\n"
+        html += "<p class=\"hint\">Two of this run's own timelines. Concurrency is dealing with many tasks at once: one "
+        html += "worker switches to another task whenever one waits. Parallelism is doing many at once: several workers "
+        html += "compute at the same moment, one a core.</p>\n"
+        for (cell, caption) in [
+            (concurrent, "Concurrency: \(concurrent.label) ran the I/O-bound tasks \(Conclusions.format(concurrent.speedup))× faster "
+                + "than serial on one thread: their waits overlap."),
+            (parallel, "Parallelism: \(parallel.label) ran the CPU-bound tasks \(Conclusions.format(parallel.speedup))× faster than serial: "
+                + "its lanes compute at the same moment."),
+        ] {
+            html += "<figure class=\"timeline\">\n<figcaption>\(esc(caption))</figcaption>\n"
+            html += timelineSVG(cell, timeScale: LabFormat.sharedTimeScale([cell]))
+            html += "</figure>\n"
+        }
+        return html + "</section>\n"
     }
 
     private static func conclusions(_ sentences: [String]) -> String {

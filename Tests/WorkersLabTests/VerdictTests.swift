@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WorkersLab
 
@@ -51,5 +52,18 @@ import Testing
         let html = HTMLReport.render(report)
         #expect(html.contains("<p class=\"claim\">Claim: Claim.</p>"))
         #expect(html.contains("<p class=\"verdict contradicted\"><strong>Contradicted</strong> — numbers</p>"))
+    }
+
+    /// The report opens with concurrency and parallelism on two of the run's own timelines.
+    @Test func theReportOpensWithConcurrencyAndParallelism() {
+        let opening = HTMLReport.distinction(cells(ioAsync: 7.8, cpuProcesses: 1.9))
+        #expect(opening.contains("<h2>Concurrency is not parallelism</h2>"))
+        #expect(opening.contains("Concurrency: async-1 ran the I/O-bound tasks 7.8× faster than serial on one thread"))
+        #expect(opening.contains("Parallelism: processes ran the CPU-bound tasks 1.9× faster than serial"))
+        #expect(opening.components(separatedBy: "<svg").count == 3)
+        #expect(HTMLReport.distinction(cells().filter { $0.workload == .cpu }).isEmpty)
+        let report = LabReport(machine: machine, config: config, cells: cells(), conclusions: ["A sentence."])
+        let html = HTMLReport.render(report)
+        #expect(html.range(of: "Concurrency is not parallelism")!.lowerBound < html.range(of: "<h2>Conclusions</h2>")!.lowerBound)
     }
 }
