@@ -94,7 +94,9 @@ func makeClusterPool(agents: Int = 2, slots: Int = 2, retry: RetryPolicy = Retry
 
 func clusterOptions() -> ClusterOptions {
     var options = ClusterOptions()
-    options.connectTimeout = .seconds(20)
+    // Agents under ThreadSanitizer, started while the whole suite runs, once took over 20 s to join
+    // (every agent test of one fresh-clone CI run failed together): the stress runs wait longer.
+    options.connectTimeout = .seconds(20 * stressScale)
     options.keyDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("workers-keys-\(getpid())").path
     return options
 }
