@@ -56,9 +56,10 @@ public struct Lab: Sendable {
         defer { server?.stop() }
 
         let peer = python.map { CPythonPeer(python: $0) }
-        let pythonVersion = peer?.version()
-        // A free-threaded CPython (no GIL): the given one, or one on PATH, run beside it on CPU work.
+        // One run of python3 says both its version and whether it has the GIL.
         let mainInterpreter = python.flatMap(PythonInterpreter.probe)
+        let pythonVersion = mainInterpreter.map { "Python \($0.version)" } ?? peer?.version()
+        // A free-threaded CPython (no GIL): the given one, or one on PATH, run beside it on CPU work.
         let freeThreaded = python == nil ? (found: nil, lookedFor: []) : PythonInterpreter.findFreeThreaded(main: mainInterpreter)
         let separatePeer = freeThreaded.found.flatMap { $0 == mainInterpreter ? nil : CPythonPeer(python: $0.path) }
         // Every mode once a round, Swift then CPython, so the modes alternate and a slow moment

@@ -50,8 +50,7 @@ struct LineBufferedOutput: OutputMode {
     var capture: OutputCapture { .pipes }
 
     func deliver(_ finished: Runner.Finished, to output: OutputWriter) -> String? {
-        output.print(finished.stdout, finished.stderr, tag: finished.tag)
-        return nil
+        GroupedOutput().deliver(finished, to: output)
     }
 }
 
