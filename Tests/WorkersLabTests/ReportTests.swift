@@ -190,6 +190,35 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         #expect(mixed.kind == .mixed)
     }
 
+    @Test func aWaitForACoreIsNeitherComputingNorIO() {
+        // A loop that got a third of a core on a busy machine: 0.3 s CPU in 1 s, 0.7 s of it queued.
+        let busy = CommandProfile.classify(command: ["sh"], exitStatus: 0, wallSeconds: 1, userSeconds: 0.3, systemSeconds: 0,
+                                           cpus: 2, runQueueSeconds: 0.7)
+        #expect(busy.cpuPerWall == 0.3)
+        #expect(busy.computeRatio > 0.99)
+        #expect(busy.kind == .cpuBound)
+        #expect(busy.advice.joined().contains("waited 0.700 s (70 %"))
+        // Without the queue it would have looked I/O-bound; a wait longer than the wall is clamped.
+        #expect(CommandProfile.classify(command: ["sh"], exitStatus: 0, wallSeconds: 1, userSeconds: 0.3, systemSeconds: 0, cpus: 2).kind == .ioBound)
+        #expect(CommandProfile.classify(command: ["sh"], exitStatus: 0, wallSeconds: 1, userSeconds: 0.3, systemSeconds: 0, cpus: 2,
+                                        runQueueSeconds: 5).runQueueSeconds == 1)
+    }
+
+    @Test func schedstatsSecondFieldIsTheRunQueueWait() {
+        #expect(CommandProfile.parseRunQueueNanoseconds("207619115 210674733 53\n") == 210_674_733)
+        #expect(CommandProfile.parseRunQueueNanoseconds("12\n") == nil)
+        #expect(CommandProfile.parseRunQueueNanoseconds("") == nil)
+    }
+
+    @Test func measuringReadsTheRunQueueAndTheExitStatus() throws {
+        let profile = try CommandProfile.measure(["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 4"], cpus: 2)
+        #expect(profile.exitStatus == 4)
+        #expect(profile.userSeconds + profile.systemSeconds > 0)
+        #expect(profile.runQueueSeconds >= 0 && profile.runQueueSeconds <= profile.wallSeconds)
+        let killed = try CommandProfile.measure(["sh", "-c", "kill -9 $$"], cpus: 2)
+        #expect(killed.exitStatus == 128 + 9)
+    }
+
     @Test func anUnknownCommandIsAnError() {
         #expect(throws: LabError.self) { try CommandProfile.measure(["no-such-command-workers-test"], cpus: 1) }
     }

@@ -166,11 +166,16 @@ func untilBusy(_ pool: ProcessPool) async {
 
     @Test func aJobOverItsTimeoutIsKilled() async throws {
         let pool = try await makePool(workers: 1)
+        let pid = try #require(pool.workerInfo[0].processID)
         let start = ContinuousClock.now
+        // A nap of ten minutes: `.timedOut` at all means the worker was killed mid-nap (had the nap
+        // ended first, its answer would have resolved the job). The bound below is the nap's own
+        // length, not a speed: a loaded CI machine once took 10.6 s to report a 100 ms time-out.
         await #expect(throws: ProcessPoolError(.timedOut, jobName: "nap")) {
-            try await pool.run(Nap.self, 20_000, timeout: .milliseconds(100))
+            try await pool.run(Nap.self, 600_000, timeout: .milliseconds(100))
         }
-        #expect(start.duration(to: .now) < .seconds(10))
+        #expect(start.duration(to: .now) < .seconds(600))
+        #expect(!isAlive(pid))
         #expect(try await pool.run(Square.self, 5) == 25)
         await pool.shutdown()
     }
