@@ -108,6 +108,9 @@ let package = Package(
         .target(
             name: "WorkersLab",
             dependencies: ["WorkersCore", "WorkersThreads", "WorkersProcesses", "CWorkersShims"],
+            // The CPython peer is a real Python file (linted and compiled as Python in the tests),
+            // compiled into the binary as bytes, so an installed `workers` needs no resource bundle.
+            resources: [.embedInCode("lab_peer.py")],
             swiftSettings: swiftSettings
         ),
         // The command tree, in a library so tests can drive it in-process.

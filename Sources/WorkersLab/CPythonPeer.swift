@@ -1,8 +1,14 @@
 import Foundation
 
-/// Runs the lab's workloads in real CPython (``CPythonPeerScript``) and reads back its cells.
+/// Runs the lab's workloads in real CPython and reads back its cells. The peer is
+/// `Sources/WorkersLab/lab_peer.py`, one self-contained Python 3.8+ file (standard library only),
+/// compiled into the binary as bytes (``source``) and written to a temporary file to run: it reads
+/// a JSON config on stdin and writes the cells it measured, as JSON, on stdout.
 struct CPythonPeer {
     let python: String
+
+    /// The peer's source, as the package embeds it.
+    static var source: [UInt8] { PackageResources.lab_peer_py }
 
     /// `python3 --version`, e.g. "Python 3.11.7"; `nil` if it does not run.
     func version() -> String? {
@@ -16,7 +22,7 @@ struct CPythonPeer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = directory.appendingPathComponent("lab_peer.py")
-        try Data(CPythonPeerScript.source.utf8).write(to: script)
+        try Data(Self.source).write(to: script)
 
         let settings: [String: Any] = [
             "workers": config.workers,

@@ -1,9 +1,3 @@
-/// The CPython peer of `workers lab`: one self-contained Python 3.8+ file (standard library only),
-/// run by ``CPythonPeer`` from a temporary file. It reads a JSON config on stdin and writes the
-/// cells it measured, as JSON, on stdout. Edit it here; `scripts/lab-peer.sh` writes it out to run
-/// it by hand.
-enum CPythonPeerScript {
-    static let source = #"""
 #!/usr/bin/env python3
 """workers lab: the CPython peer.
 
@@ -657,5 +651,3 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
-"""#
-}

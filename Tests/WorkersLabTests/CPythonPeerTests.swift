@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+import WorkersCore
+@testable import WorkersLab
+
+/// The CPython peer is a real Python file compiled into the binary: the bytes the lab writes out
+/// are that file, CPython compiles them, and the peer's kernel computes what Swift's does, so the
+/// two sides' checksums can be compared at all.
+@Suite struct CPythonPeerTests {
+    /// The file in the source tree, beside this package's sources.
+    static let sourceFile = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Sources/WorkersLab/lab_peer.py")
+
+    @Test func theEmbeddedPeerIsTheFile() throws {
+        let file = try Data(contentsOf: Self.sourceFile)
+        #expect(Data(CPythonPeer.source) == file)
+        #expect(String(decoding: CPythonPeer.source.prefix(22), as: UTF8.self) == "#!/usr/bin/env python3")
+    }
+
+    @Test func cpythonCompilesThePeerAndItsKernelIsSwifts() throws {
+        let python = try #require(Lab.findPython(), "python3 is installed by .ci/run")
+        let seeds: [UInt64] = [1, 2, 7, 0xFFFF_FFFF]
+        let iterations = 10_000
+        let program = """
+            import importlib.util, sys
+            spec = importlib.util.spec_from_file_location("lab_peer", sys.argv[1])
+            peer = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(peer)
+            print(" ".join(str(peer.kernel(seed, \(iterations))) for seed in (\(seeds.map(String.init).joined(separator: ", ")))))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", program, Self.sourceFile.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let values = String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
+        #expect(values == seeds.map { Kernel.run(seed: $0, iterations: iterations) })
+    }
+}
