@@ -56,7 +56,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Rounds of every mode, interleaved; each speed-up is their median, shown with its range (default 3).")
     var rounds: Int?
 
-    @Option(name: .long, help: "Only these workloads, comma-separated: io-sleep, io-net, cpu, mixed.")
+    @Option(name: .long, help: "Only these workloads, comma-separated: io-sleep, io-net, cpu, mixed, cpu-scaling, io-scaling.")
     var only: String?
 
     @Option(name: .long, help: "The python3 to compare with (default: python3 on PATH).")
@@ -94,7 +94,7 @@ struct LabCommand: AsyncParsableCommand {
         guard let only else { return LabWorkload.allCases }
         return try only.split(separator: ",").map { name in
             guard let workload = LabWorkload(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--only: unknown workload '\(name)' (io-sleep, io-net, cpu, mixed)")
+                throw ValidationError("--only: unknown workload '\(name)' (\(LabWorkload.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             return workload
         }
@@ -113,7 +113,7 @@ struct LabCommand: AsyncParsableCommand {
         let workloads = try selectedWorkloads()
         let pythonPath = noPython ? nil : (python ?? Lab.findPython())
 
-        let progress = ProgressLine(total: 1 + config.rounds * (progressSteps(workloads, python: pythonPath != nil) - 1))
+        let progress = ProgressLine(total: 1 + config.rounds * (progressSteps(workloads, python: pythonPath != nil, config: config) - 1))
         let lab = Lab(config: config, workloads: workloads, python: pythonPath, progress: { progress.step($0) })
         let result = try await lab.run()
         progress.finish()
@@ -156,8 +156,11 @@ struct LabCommand: AsyncParsableCommand {
         }
     }
 
-    private func progressSteps(_ workloads: [LabWorkload], python: Bool) -> Int {
-        1 + workloads.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
+    /// Progress lines in one round (the scaling curves, which run once, are spread over the rounds).
+    private func progressSteps(_ workloads: [LabWorkload], python: Bool, config: LabReport.Config) -> Int {
+        let curves = workloads.filter(\.isScaling).reduce(0) { $0 + 1 + 3 * config.widths($1).count }
+        return 1 + workloads.filter { !$0.isScaling }.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
+            + (curves + config.rounds - 1) / max(1, config.rounds)
     }
 
     /// The terminal report: per workload a table and timelines, then the conclusions.
@@ -173,6 +176,11 @@ struct LabCommand: AsyncParsableCommand {
             let cells = report.cells.filter { $0.workload == workload }
             guard !cells.isEmpty else { continue }
             out += "\n"
+            if workload.isScaling {
+                out += TerminalReport.scalingChart(cells, workload: workload, config: report.config, cpus: report.machine.cpus)
+                if let verdict = report.verdicts.first(where: { $0.workload == workload }) { out += TerminalReport.verdict(verdict, color: color) }
+                continue
+            }
             out += TerminalReport.table(cells, workload: workload)
             let drawn = cells.filter { shouldDraw($0) }
             if !drawn.isEmpty {
@@ -198,6 +206,7 @@ struct LabCommand: AsyncParsableCommand {
             case .ioNet: return false
             case .cpu: return ["threads", "threads-gil", "processes"].contains(cell.mode)
             case .mixed: return cell.mode == "threads-gil"
+            case .cpuScaling, .ioScaling: return false
             }
         }
     }

@@ -38,6 +38,12 @@ struct CPythonPeer {
             // The lab's own rounds pair each CPython cell with the serial run of its round; one
             // run a round is enough then (two back to back when the lab runs one round).
             "cpu_rounds": config.rounds > 1 ? 1 : 2,
+            "scaling_widths": config.scalingWidths,
+            "io_scaling_widths": config.ioScalingWidths,
+            "scaling_cpu_tasks": config.scalingTasks,
+            "scaling_cpu_task_s": config.scalingTaskMs / 1_000,
+            "scaling_io_tasks": config.ioScalingTasks,
+            "scaling_io_sleep_s": config.ioScalingSleepMs / 1_000,
             "workloads": workloads.map(\.rawValue),
         ]
         let input = try JSONSerialization.data(withJSONObject: settings)

@@ -76,6 +76,10 @@ enum Conclusions {
             if let processes = table[.mixed, "processes"]?.probeMedianMs { line += "; \(format(processes)) ms behind a CPU process" }
             lines.append(line + ".")
         }
+        // The scaling curves.
+        for workload in [LabWorkload.cpuScaling, .ioScaling] {
+            if let line = ScalingCurve.conclusion(cells, workload: workload, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
+        }
         // CPython side by side.
         let pairs: [(LabWorkload, String, String, String)] = [
             (.ioSleep, "cpython-threads", "threads", "threads on I/O"),
@@ -112,7 +116,7 @@ enum Conclusions {
                     )
                 }
             }
-        } else if let note = cells.first(where: { $0.source == .cpython && $0.note != nil })?.note {
+        } else if let note = cells.first(where: { $0.source == .cpython && $0.wallSeconds == 0 && $0.note != nil })?.note {
             lines.append("CPython: \(note); its columns are empty.")
         }
         // Free-threaded CPython (PEP 703): the same threads without the GIL.

@@ -13,11 +13,14 @@ struct SwiftExperiments {
     /// The worker program for the process modes (it must call `runIfWorker(jobs: LabJobs.all)`).
     let executable: String?
     let progress: @Sendable (String) -> Void
+    /// Threads in the I/O thread modes; `nil`: one per task, all at once.
+    var ioThreads: Int? = nil
 
     /// The Swift modes, in the order they run and print.
     static let modes = ["serial", "async-1", "threads", "threads-gil", "processes"]
 
     func run(_ workload: LabWorkload, port: UInt16?) async throws -> [LabCell] {
+        if workload.isScaling { return try await scaling(workload) }
         var cells: [LabCell] = []
         for mode in Self.modes {
             if workload == .mixed, mode == "async-1" { continue }
@@ -33,7 +36,7 @@ struct SwiftExperiments {
 
     // MARK: One cell
 
-    private func measure(_ workload: LabWorkload, mode: String, port: UInt16?) async throws -> LabCell {
+    func measure(_ workload: LabWorkload, mode: String, port: UInt16?) async throws -> LabCell {
         let recorder = TimelineRecorder()
         let cpuBefore = cpuSeconds()
         let start = monotonicSeconds()
@@ -45,6 +48,7 @@ struct SwiftExperiments {
             outcome = try await ioNet(mode: mode, port: port, recorder: recorder)
         case .cpu: outcome = try await cpu(mode: mode, recorder: recorder)
         case .mixed: outcome = try await mixed(mode: mode, recorder: recorder)
+        case .cpuScaling, .ioScaling: throw LabError("\(workload.rawValue) is measured point by point (scaling(_:))")
         }
         let elapsed = monotonicSeconds() - start
         let cpu = cpuSeconds() - cpuBefore
@@ -107,8 +111,9 @@ struct SwiftExperiments {
             await pool.shutdown()
             return Outcome(workers: 1, note: "one thread; each task a row")
         case "threads", "threads-gil":
-            try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { blockingSleep(seconds: seconds) }
-            return Outcome(workers: tasks)
+            let threads = ioThreads ?? tasks
+            try await blockingIOOnThreads(tasks, threads: threads, underGIL: mode == "threads-gil", recorder: recorder) { blockingSleep(seconds: seconds) }
+            return Outcome(workers: threads)
         default:
             try await waitsInProcesses(SleepJob.self, Array(repeating: seconds, count: tasks), recorder: recorder)
             return Outcome(workers: config.workers)
@@ -134,7 +139,7 @@ struct SwiftExperiments {
             }
             return Outcome(workers: 1, note: "one thread, non-blocking sockets and poll (as asyncio); each request a row")
         case "threads", "threads-gil":
-            try await blockingIOOnThreads(tasks, underGIL: mode == "threads-gil", recorder: recorder) { try blockingRequest(port: port) }
+            try await blockingIOOnThreads(tasks, threads: tasks, underGIL: mode == "threads-gil", recorder: recorder) { try blockingRequest(port: port) }
             return Outcome(workers: tasks)
         default:
             try await waitsInProcesses(RequestJob.self, Array(repeating: port, count: tasks), recorder: recorder)
@@ -151,14 +156,15 @@ struct SwiftExperiments {
         record(timings, state: .waiting, into: recorder)
     }
 
-    /// `tasks` blocking I/O calls, each on a thread of its own, all at once; under the simulated
-    /// GIL each thread holds it to start (as Python code would), releases it for the call, and
-    /// takes it back afterwards — where the convoy comes from.
+    /// `tasks` blocking I/O calls on `threads` threads, all submitted at once (one thread per
+    /// call when they are as many); under the simulated GIL each thread holds it to start (as
+    /// Python code would), releases it for the call, and takes it back afterwards — where the
+    /// convoy comes from.
     private func blockingIOOnThreads(
-        _ tasks: Int, underGIL: Bool, recorder: TimelineRecorder, _ io: @escaping @Sendable () throws -> Void
+        _ tasks: Int, threads: Int, underGIL: Bool, recorder: TimelineRecorder, _ io: @escaping @Sendable () throws -> Void
     ) async throws {
         let gil = underGIL ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
-        let pool = ThreadPool(threads: tasks)
+        let pool = ThreadPool(threads: max(1, threads))
         do {
             _ = try await eachOnItsOwnJob(tasks, on: pool) { task in
                 let lane = recorder.laneForCurrentThread()

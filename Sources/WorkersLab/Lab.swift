@@ -21,12 +21,31 @@ public struct Lab: Sendable {
 
     /// The default sizes: three interleaved rounds, about 40 s in all on 2 cores with CPython;
     /// `quick` (CPU tasks of 80 ms, waits of 50 ms) under 20 s.
+    ///
+    /// The scaling curves run once (not in every round) with small tasks: CPU work at 1, 2, 4, …
+    /// up to four times the CPUs (`quick`: 1, the CPUs and four times them), and sleeps at 1, 2,
+    /// 4, … up to the I/O width.
     public static func defaultConfig(quick: Bool, workers: Int = cpuCount) -> LabReport.Config {
-        LabReport.Config(
-            quick: quick, workers: workers, ioTasks: 8, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
+        let widest = max(1, 4 * workers)
+        let ioTasks = 8
+        let ioWidest = max(ioTasks, widest)
+        return LabReport.Config(
+            quick: quick, workers: workers, ioTasks: ioTasks, ioSleepMs: quick ? 50 : 100, netLatencyMs: quick ? 25 : 50,
             cpuTasks: 2 * workers, cpuTaskMs: quick ? 80 : 250, switchIntervalMs: 5, probeCount: quick ? 30 : 60,
-            rounds: 3
+            rounds: 3,
+            scalingWidths: quick ? Array(Set([1, workers, widest])).sorted() : powersOfTwo(upTo: widest),
+            ioScalingWidths: quick ? Array(Set([1, workers, ioWidest])).sorted() : powersOfTwo(upTo: ioWidest),
+            scalingTasks: widest, scalingTaskMs: quick ? 20 : 40,
+            ioScalingTasks: ioWidest, ioScalingSleepMs: quick ? 10 : 20
         )
+    }
+
+    /// 1, 2, 4, … up to `limit`, and `limit` itself when it is not a power of two.
+    static func powersOfTwo(upTo limit: Int) -> [Int] {
+        var widths: [Int] = []
+        var width = 1
+        while width < limit { widths.append(width); width *= 2 }
+        return widths + [max(1, limit)]
     }
 
     /// A lab run: the sizes, the workloads, the python3 to compare with (`nil`: none), the worker
@@ -69,14 +88,17 @@ public struct Lab: Sendable {
             let prefix = config.rounds > 1 ? "round \(round) of \(config.rounds): " : ""
             let experiments = SwiftExperiments(config: config, executable: executable, progress: { progress(prefix + $0) })
             var cells: [LabCell] = []
-            for workload in workloads {
+            // The scaling curves run once, in the first round: each point is bounded by its
+            // workers and the CPUs like any cell, and rounds of every point would double the run.
+            let inRound = round == 1 ? workloads : workloads.filter { !$0.isScaling }
+            for workload in inRound {
                 try Task.checkCancellation()
                 cells += try await experiments.run(workload, port: server?.port)
             }
             if let peer {
                 progress(prefix + "CPython: the same workloads")
                 do {
-                    let measured = try peer.run(config: config, workloads: workloads, port: server?.port)
+                    let measured = try peer.run(config: config, workloads: inRound, port: server?.port)
                     // --python pointing at a free-threaded build: its rows are the no-GIL ones.
                     cells += freeThreaded.found == mainInterpreter && mainInterpreter != nil
                         ? measured.map { $0.asFreeThreaded(version: mainInterpreter!.version) } : measured
@@ -84,12 +106,13 @@ public struct Lab: Sendable {
                     cells += workloads.map { LabCell.missing($0, note: "CPython failed: \(error)") }
                 }
             } else {
-                cells += workloads.map { LabCell.missing($0, note: "python3 not found") }
+                cells += inRound.map { LabCell.missing($0, note: "python3 not found") }
             }
-            if let separatePeer, let interpreter = freeThreaded.found, workloads.contains(.cpu) {
+            let cpuWork = inRound.filter { $0 == .cpu || $0 == .cpuScaling }
+            if let separatePeer, let interpreter = freeThreaded.found, !cpuWork.isEmpty {
                 progress(prefix + "CPython \(interpreter.version) without the GIL: the CPU workload")
                 do {
-                    cells += try separatePeer.run(config: config, workloads: [.cpu], port: nil).map { $0.asFreeThreaded(version: interpreter.version) }
+                    cells += try separatePeer.run(config: config, workloads: cpuWork, port: nil).map { $0.asFreeThreaded(version: interpreter.version) }
                 } catch {
                     cells.append(LabCell.missing(.cpu, note: "free-threaded CPython failed: \(error)").asFreeThreaded(version: interpreter.version))
                 }

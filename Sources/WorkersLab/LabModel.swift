@@ -12,6 +12,11 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
     case cpu
     /// A probe measuring how late a 1 ms sleep wakes while CPU-bound work runs.
     case mixed
+    /// The scaling curve of CPU-bound work: the same kernel tasks at 1, 2, 4, … workers (up to
+    /// four times the CPUs), on threads, threads under the simulated GIL and processes.
+    case cpuScaling = "cpu-scaling"
+    /// The scaling curve of I/O-bound work: the same sleeps at 1, 2, 4, … workers.
+    case ioScaling = "io-scaling"
 
     /// The heading a person reads.
     public var title: String {
@@ -20,8 +25,13 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
         case .ioNet: "I/O-bound: requests to a loopback server"
         case .cpu: "CPU-bound: a deterministic kernel"
         case .mixed: "Mixed: I/O latency while CPU work runs"
+        case .cpuScaling: "CPU-bound: speed-up by workers (the scaling curve)"
+        case .ioScaling: "I/O-bound: speed-up by workers (the scaling curve)"
         }
     }
+
+    /// Whether its cells are the points of a scaling curve (one per mode and width).
+    public var isScaling: Bool { self == .cpuScaling || self == .ioScaling }
 }
 
 /// Where a cell was measured.
@@ -220,6 +230,18 @@ public struct LabReport: Codable, Sendable {
         public var kernelIterations: Int
         /// Rounds of every mode, interleaved; each cell is the median of its rounds.
         public var rounds: Int
+        /// The scaling curve's widths for CPU-bound work (1, 2, 4, … up to 4× the CPUs).
+        public var scalingWidths: [Int]
+        /// The scaling curve's widths for I/O-bound work (1, 2, 4, … up to its tasks).
+        public var ioScalingWidths: [Int]
+        /// Kernel tasks at every width of the CPU curve (its widest width, so all can run at once).
+        public var scalingTasks: Int
+        /// How long each of the CPU curve's tasks takes serially, in milliseconds.
+        public var scalingTaskMs: Double
+        /// Sleeps at every width of the I/O curve.
+        public var ioScalingTasks: Int
+        /// How long each of the I/O curve's sleeps lasts, in milliseconds.
+        public var ioScalingSleepMs: Double
 
         enum CodingKeys: String, CodingKey {
             case quick, workers
@@ -232,12 +254,20 @@ public struct LabReport: Codable, Sendable {
             case probeCount = "probe_count"
             case kernelIterations = "kernel_iterations"
             case rounds
+            case scalingWidths = "scaling_widths"
+            case ioScalingWidths = "io_scaling_widths"
+            case scalingTasks = "scaling_tasks"
+            case scalingTaskMs = "scaling_task_ms"
+            case ioScalingTasks = "io_scaling_tasks"
+            case ioScalingSleepMs = "io_scaling_sleep_ms"
         }
 
         /// The sizes a run used.
         public init(
             quick: Bool, workers: Int, ioTasks: Int, ioSleepMs: Double, netLatencyMs: Double, cpuTasks: Int,
-            cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0, rounds: Int = 1
+            cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0, rounds: Int = 1,
+            scalingWidths: [Int] = [], ioScalingWidths: [Int] = [], scalingTasks: Int = 0, scalingTaskMs: Double = 0,
+            ioScalingTasks: Int = 0, ioScalingSleepMs: Double = 0
         ) {
             self.quick = quick
             self.workers = workers
@@ -250,6 +280,21 @@ public struct LabReport: Codable, Sendable {
             self.probeCount = probeCount
             self.kernelIterations = kernelIterations
             self.rounds = rounds
+            self.scalingWidths = scalingWidths
+            self.ioScalingWidths = ioScalingWidths
+            self.scalingTasks = scalingTasks
+            self.scalingTaskMs = scalingTaskMs
+            self.ioScalingTasks = ioScalingTasks
+            self.ioScalingSleepMs = ioScalingSleepMs
+        }
+
+        /// The widths of `workload`'s scaling curve (none for the other workloads).
+        public func widths(_ workload: LabWorkload) -> [Int] {
+            switch workload {
+            case .cpuScaling: scalingWidths
+            case .ioScaling: ioScalingWidths
+            default: []
+            }
         }
     }
 

@@ -45,9 +45,11 @@ enum Settling {
         switch cell.workload {
         case .mixed:
             return nil
-        case .cpu:
+        case .cpu, .cpuScaling:
             if oneAtATimeOnCPU.contains(cell.mode) { return 1 }
             return Double(max(1, min(cell.workers, cpus)))
+        case .ioScaling:
+            return Double(max(1, min(cell.workers, config.ioScalingTasks)))
         case .ioSleep, .ioNet:
             // Waits overlap without CPUs: one thread with non-blocking calls overlaps them all.
             let overlapping = ["async-1", "cpython-asyncio", "cpython-ft-asyncio"].contains(cell.mode) ? config.ioTasks : cell.workers

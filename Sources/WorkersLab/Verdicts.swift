@@ -61,6 +61,8 @@ enum Verdicts {
         .ioNet: "The same holds for real I/O: requests to a server overlap on threads, and on one thread with non-blocking sockets.",
         .cpu: "The GIL limits parallel execution in threads: under it CPU-bound threads run one at a time, while processes, each with its own interpreter, use every core (parallelism).",
         .mixed: "Under a GIL, a thread waiting on I/O also waits for a CPU-bound thread to let go of the lock: about one switch interval each time (the convoy effect).",
+        .cpuScaling: "CPU-bound work scales with the cores, not with the workers: the speed-up grows up to the CPU count and stops there, and under a GIL threads stay flat at 1×.",
+        .ioScaling: "I/O-bound work keeps scaling with the workers past the CPU count, because a wait needs no core, even under a GIL.",
     ]
 
     /// The verdict on each workload's claim that this run measured.
@@ -116,6 +118,49 @@ enum Verdicts {
                 }
                 let numbers = (oneAtATime + parallel).map { "\($0.label) \(x($0.speedup))" }.joined(separator: ", ")
                 return failures.isEmpty ? (true, numbers) : (false, failures.joined(separator: "; "))
+            }
+        }
+
+        // The scaling curves: the points each claim rests on.
+        let cpus = machine?.cpus ?? config.workers
+        func point(_ workload: LabWorkload, _ mode: String, _ width: Int?) -> LabCell? {
+            guard let width else { return nil }
+            return cells.first { $0.workload == workload && $0.mode == mode && $0.workers == width && $0.wallSeconds > 0 }
+        }
+        let cpuWidths = config.scalingWidths
+        if let claim = claims[.cpuScaling], cells.contains(where: { $0.workload == .cpuScaling }), cpus == 1 {
+            verdicts.append(LabVerdict(workload: .cpuScaling, claim: claim, outcome: .unsettled,
+                                       because: "this machine gave the lab one CPU, and one CPU cannot show where scaling stops"))
+        } else if let atCPUs = point(.cpuScaling, "threads", cpuWidths.last { $0 <= cpus }), let widest = point(.cpuScaling, "threads", cpuWidths.last) {
+            let gilPoints = cpuWidths.compactMap { point(.cpuScaling, "threads-gil", $0) }
+            verdict(.cpuScaling, uses: [atCPUs, widest] + gilPoints.map { $0 }) {
+                let cores = max(1, min(atCPUs.workers, cpus))
+                let several = 1 + LabThresholds.extraCoreShare * Double(cores - 1)
+                var failures: [String] = []
+                if atCPUs.speedup < several { failures.append("\(atCPUs.label) ran \(x(atCPUs.speedup)), below the \(x(several)) that \(cores) cores give") }
+                if widest.workers > cpus, widest.speedup > atCPUs.speedup * LabThresholds.boundTolerance {
+                    failures.append("\(widest.label) ran \(x(widest.speedup)), more than at \(atCPUs.workers) workers")
+                }
+                if let flattest = gilPoints.max(by: { $0.speedup < $1.speedup }), flattest.speedup > 1 + LabThresholds.gilTolerance {
+                    failures.append("\(flattest.label) ran \(x(flattest.speedup)), not about 1×")
+                }
+                let gilRange = gilPoints.isEmpty ? "" : ", under the simulated GIL \(x(gilPoints.map(\.speedup).min()!))–\(x(gilPoints.map(\.speedup).max()!)) at every width"
+                let numbers = "Swift threads \(x(atCPUs.speedup)) at \(atCPUs.workers) and \(x(widest.speedup)) at \(widest.workers) workers on \(cpus) CPUs" + gilRange
+                return failures.isEmpty ? (true, numbers) : (false, failures.joined(separator: "; "))
+            }
+        }
+        let ioWidest = config.ioScalingWidths.last
+        if let threads = point(.ioScaling, "threads", ioWidest), let gil = point(.ioScaling, "threads-gil", ioWidest) {
+            let python = point(.ioScaling, "cpython-threads", ioWidest)
+            verdict(.ioScaling, uses: [threads, gil] + (python.map { [$0] } ?? [])) {
+                let ideal = ScalingCurve.ideal(workload: .ioScaling, width: threads.workers, cpus: cpus, config: config)
+                let enough = LabThresholds.overlapShare * ideal
+                let used = [threads, gil] + (python.map { [$0] } ?? [])
+                let short = used.filter { $0.speedup < enough }
+                let numbers = used.map { "\($0.label) \(x($0.speedup))" }.joined(separator: ", ") + " with \(threads.workers) workers on \(cpus) CPUs"
+                if threads.workers <= cpus { return (false, numbers + ": the curve never went past the CPU count, so it cannot show this") }
+                return short.isEmpty ? (true, numbers)
+                    : (false, numbers + ": " + short.map { "\($0.label) below \(x(enough))" }.joined(separator: ", "))
             }
         }
 

@@ -7,7 +7,9 @@ I/O-bound work, threads under the GIL do not speed up CPU-bound work, and proces
 Input: one JSON object on stdin (every key optional):
   {"workers": 2, "io_tasks": 8, "io_sleep_s": 0.1, "net_port": null, "net_requests": 8,
    "cpu_tasks": 4, "cpu_task_s": 0.25, "switch_interval_s": 0.005, "probe_count": 60,
-   "probe_sleep_s": 0.001, "workloads": ["io-sleep", "io-net", "cpu", "mixed"]}
+   "probe_sleep_s": 0.001, "scaling_widths": [1, 2, 4, 8], "io_scaling_widths": [1, 2, 4, 8],
+   "scaling_cpu_tasks": 8, "scaling_cpu_task_s": 0.04, "scaling_io_tasks": 8, "scaling_io_sleep_s": 0.02,
+   "workloads": ["io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling"]}
 Output: a JSON array of cells (the LabCell schema, source "cpython") on stdout and nothing else there.
 Progress lines go to stderr, prefixed "cpython: ".
 
@@ -45,6 +47,12 @@ DEFAULTS = {
     "probe_count": 60,
     "probe_sleep_s": 0.001,
     "cpu_rounds": 2,
+    "scaling_widths": [1, 2, 4, 8],
+    "io_scaling_widths": [1, 2, 4, 8],
+    "scaling_cpu_tasks": 8,
+    "scaling_cpu_task_s": 0.04,
+    "scaling_io_tasks": 8,
+    "scaling_io_sleep_s": 0.02,
     "workloads": ["io-sleep", "io-net", "cpu", "mixed"],
 }
 
@@ -558,6 +566,70 @@ def mixed_workload(cfg, ctx, n):
     set_speedups(cells)
     return cells
 
+def scaling_workload(cfg, ctx, workload, n):
+    """The scaling curve: the same tasks serially once, then on threads and on processes at each
+    width (widths outside, modes inside). n is the kernel's iterations for one curve task."""
+    if workload == "cpu-scaling":
+        widths = cfg["scaling_widths"]
+        count = cfg["scaling_cpu_tasks"]
+
+        def one(i):
+            return kernel(i + 1, n)
+
+        proc_fn, items = _proc_cpu, [(i, n) for i in range(count)]
+        timeout = 120.0 + 10 * count * cfg["scaling_cpu_task_s"]
+    else:
+        widths = cfg["io_scaling_widths"]
+        count = cfg["scaling_io_tasks"]
+        seconds = cfg["scaling_io_sleep_s"]
+
+        def one(i):
+            time.sleep(seconds)
+            return 0
+
+        proc_fn, items = _proc_sleep, [(i, seconds) for i in range(count)]
+        timeout = 60.0 + 4 * count * seconds
+
+    def checksum(cell, values):
+        if workload == "cpu-scaling":
+            acc = 0
+            for value in values:
+                acc ^= value
+            cell.checksum = "0x%016x" % acc
+        return [], None
+
+    def serial(cell, t0):
+        return checksum(cell, [one(i) for i in range(count)])
+
+    def threads_at(width):
+        def body(cell, t0):
+            with ThreadPoolExecutor(max_workers=width) as pool:
+                return checksum(cell, list(pool.map(one, range(count))))
+        return body
+
+    def processes_at(width):
+        def body(cell, t0):
+            results = pool_map(ctx, width, proc_fn, items, timeout)
+            return checksum(cell, [row[4] or 0 for row in results])
+        return body
+
+    cells = [run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)]
+    for width in widths:
+        cells.append(run_cell(Cell(workload, "cpython-threads", "CPython threading (%d threads)" % width, width),
+                              threads_at(width)))
+        cells.append(run_cell(Cell(workload, "cpython-processes", "CPython multiprocessing.Pool(%d)" % width, width),
+                              processes_at(width)))
+    # Serial again at the end; every point is divided by the faster of the two runs, so one slow
+    # serial run cannot lift the whole curve.
+    again = run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
+    if not again.failed and again.wall > 0 and (cells[0].failed or again.wall < cells[0].wall):
+        cells[0] = again
+    cells[0].notes.append("the faster of two serial runs, one before the curve and one after")
+    set_speedups(cells)
+    for cell in cells:
+        cell.spans = []
+    return cells
+
 
 def calibrate(cpu_task_s):
     """Iterations of the kernel that take about cpu_task_s in this interpreter: the median of five
@@ -594,6 +666,12 @@ def read_config():
     for key in ("io_sleep_s", "cpu_task_s", "switch_interval_s", "probe_sleep_s"):
         cfg[key] = max(0.0, float(cfg[key]))
     cfg["net_port"] = None if cfg["net_port"] is None else int(cfg["net_port"])
+    for key in ("scaling_widths", "io_scaling_widths"):
+        cfg[key] = [max(1, int(width)) for width in cfg[key]]
+    for key in ("scaling_cpu_tasks", "scaling_io_tasks"):
+        cfg[key] = max(1, int(cfg[key]))
+    for key in ("scaling_cpu_task_s", "scaling_io_sleep_s"):
+        cfg[key] = max(0.0, float(cfg[key]))
     return cfg
 
 
@@ -620,12 +698,12 @@ def main():
 
     workloads = list(cfg["workloads"])
     n = None
-    if "cpu" in workloads or "mixed" in workloads:
+    if "cpu" in workloads or "mixed" in workloads or "cpu-scaling" in workloads:
         n = calibrate(cfg["cpu_task_s"])
         log("calibrated n=%d iterations per %.3f s task" % (n, cfg["cpu_task_s"]))
 
     cells = []
-    for workload in ("io-sleep", "io-net", "cpu", "mixed"):
+    for workload in ("io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling"):
         if workload not in workloads:
             continue
         try:
@@ -639,6 +717,11 @@ def main():
                 cells += cpu_workload(cfg, ctx, n)
             elif workload == "mixed":
                 cells += mixed_workload(cfg, ctx, n)
+            elif workload == "cpu-scaling":
+                scaled = max(1000, int(round(n * cfg["scaling_cpu_task_s"] / max(cfg["cpu_task_s"], 1e-9))))
+                cells += scaling_workload(cfg, ctx, workload, scaled)
+            else:
+                cells += scaling_workload(cfg, ctx, workload, None)
         except Exception as error:  # should not happen: each mode already catches its own failure
             failed = Cell(workload, "cpython-serial", "CPython serial", 1)
             failed.failed = "%s: %s" % (type(error).__name__, error)
