@@ -159,6 +159,7 @@ struct LabCommand: AsyncParsableCommand {
     /// Progress lines in one round (the scaling curves, which run once, are spread over the rounds).
     private func progressSteps(_ workloads: [LabWorkload], python: Bool, config: LabReport.Config) -> Int {
         let curves = workloads.filter(\.isScaling).reduce(0) { $0 + 1 + 3 * config.widths($1).count }
+            + (workloads.contains(.data) ? 1 + config.dataSizes.count : 0)
         return 1 + workloads.filter { !$0.isScaling }.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
             + (curves + config.rounds - 1) / max(1, config.rounds)
     }
@@ -176,8 +177,10 @@ struct LabCommand: AsyncParsableCommand {
             let cells = report.cells.filter { $0.workload == workload }
             guard !cells.isEmpty else { continue }
             out += "\n"
-            if workload.isScaling {
-                out += TerminalReport.scalingChart(cells, workload: workload, config: report.config, cpus: report.machine.cpus)
+            if workload.isScaling || workload == .data {
+                out += workload == .data
+                    ? TerminalReport.dataChart(cells, config: report.config)
+                    : TerminalReport.scalingChart(cells, workload: workload, config: report.config, cpus: report.machine.cpus)
                 if let verdict = report.verdicts.first(where: { $0.workload == workload }) { out += TerminalReport.verdict(verdict, color: color) }
                 continue
             }
@@ -206,7 +209,7 @@ struct LabCommand: AsyncParsableCommand {
             case .ioNet: return false
             case .cpu: return ["threads", "threads-gil", "processes"].contains(cell.mode)
             case .mixed: return cell.mode == "threads-gil"
-            case .cpuScaling, .ioScaling: return false
+            case .cpuScaling, .ioScaling, .data: return false
             }
         }
     }

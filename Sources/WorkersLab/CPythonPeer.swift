@@ -44,6 +44,10 @@ struct CPythonPeer {
             "scaling_cpu_task_s": config.scalingTaskMs / 1_000,
             "scaling_io_tasks": config.ioScalingTasks,
             "scaling_io_sleep_s": config.ioScalingSleepMs / 1_000,
+            "data_sizes": config.dataSizes,
+            "data_tasks": config.dataTasks,
+            "data_stride": config.dataStride,
+            "data_repeats": config.dataRepeats,
             "workloads": workloads.map(\.rawValue),
         ]
         let input = try JSONSerialization.data(withJSONObject: settings)

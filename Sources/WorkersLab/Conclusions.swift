@@ -80,6 +80,7 @@ enum Conclusions {
         for workload in [LabWorkload.cpuScaling, .ioScaling] {
             if let line = ScalingCurve.conclusion(cells, workload: workload, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
         }
+        if let line = DataAnalysis.conclusion(cells, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
         // CPython side by side.
         let pairs: [(LabWorkload, String, String, String)] = [
             (.ioSleep, "cpython-threads", "threads", "threads on I/O"),

@@ -21,6 +21,7 @@ struct SwiftExperiments {
 
     func run(_ workload: LabWorkload, port: UInt16?) async throws -> [LabCell] {
         if workload.isScaling { return try await scaling(workload) }
+        if workload == .data { return try await data() }
         var cells: [LabCell] = []
         for mode in Self.modes {
             if workload == .mixed, mode == "async-1" { continue }
@@ -48,7 +49,7 @@ struct SwiftExperiments {
             outcome = try await ioNet(mode: mode, port: port, recorder: recorder)
         case .cpu: outcome = try await cpu(mode: mode, recorder: recorder)
         case .mixed: outcome = try await mixed(mode: mode, recorder: recorder)
-        case .cpuScaling, .ioScaling: throw LabError("\(workload.rawValue) is measured point by point (scaling(_:))")
+        case .cpuScaling, .ioScaling, .data: throw LabError("\(workload.rawValue) is measured point by point")
         }
         let elapsed = monotonicSeconds() - start
         let cpu = cpuSeconds() - cpuBefore
@@ -322,7 +323,7 @@ struct SwiftExperiments {
     private var switchInterval: Duration { .nanoseconds(Int64(config.switchIntervalMs * 1_000_000)) }
 
     /// Runs blocking `body` on a thread of its own, keeping Swift's cooperative threads free.
-    private func onOneThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func onOneThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         let pool = ThreadPool(threads: 1)
         defer { Task { await pool.shutdown() } }
         return try await pool.run { try body() }
@@ -331,7 +332,7 @@ struct SwiftExperiments {
     /// Submits each task as its own job, all at once — as `ThreadPoolExecutor.submit` does — so
     /// every thread the pool has starts at once (`map` grows its loops step by step instead, which
     /// on a busy machine delays the later ones); results in task order.
-    private func eachOnItsOwnJob<T: Sendable>(
+    func eachOnItsOwnJob<T: Sendable>(
         _ tasks: Int, on pool: ThreadPool, _ body: @escaping @Sendable (Int) throws -> T
     ) async throws -> [T] {
         try await withThrowingTaskGroup(of: (Int, T).self) { group in

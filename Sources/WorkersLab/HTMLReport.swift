@@ -17,7 +17,7 @@ public enum HTMLReport {
         html += navigation(workloads)
         for workload in workloads {
             let verdict = report.verdicts.first { $0.workload == workload }
-            if workload.isScaling {
+            if workload.isScaling || workload == .data {
                 html += scalingSection(workload, report: report, verdict: verdict)
                 continue
             }
@@ -203,9 +203,16 @@ extension HTMLReport {
         var html = "<section class=\"workload\" id=\"\(anchor(workload))\">\n"
         html += "<h2>\(LabFormat.escape(workload.title))</h2>\n"
         if let verdict { html += "<p class=\"claim\">Claim: \(LabFormat.escape(verdict.claim))</p>\n" }
-        html += "<p class=\"hint\">\(LabFormat.escape(ScalingCurve.sizes(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus))). "
-        html += "Hollow points are unsettled (a disturbed run, not a result).</p>\n"
-        html += "<figure class=\"scaling\">\n" + scalingSVG(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus) + "</figure>\n"
+        if workload != .data {
+            html += "<p class=\"hint\">\(LabFormat.escape(ScalingCurve.sizes(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus))). "
+            html += "Hollow points are unsettled (a disturbed run, not a result).</p>\n"
+        }
+        if workload == .data {
+            html += "<pre class=\"data-table\">\(LabFormat.escape(TerminalReport.dataChart(report.cells, config: report.config, heading: false)))</pre>\n"
+            html += "<figure class=\"scaling\">\n" + dataSVG(report.cells, config: report.config) + "</figure>\n"
+        } else {
+            html += "<figure class=\"scaling\">\n" + scalingSVG(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus) + "</figure>\n"
+        }
         if let verdict {
             html += "<p class=\"verdict \(verdict.outcome.rawValue)\"><strong>\(verdict.outcome.rawValue.prefix(1).uppercased() + verdict.outcome.rawValue.dropFirst())</strong> — "
             html += "\(LabFormat.escape(verdict.because))</p>\n"

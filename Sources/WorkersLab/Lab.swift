@@ -36,7 +36,9 @@ public struct Lab: Sendable {
             scalingWidths: quick ? Array(Set([1, workers, widest])).sorted() : powersOfTwo(upTo: widest),
             ioScalingWidths: quick ? Array(Set([1, workers, ioWidest])).sorted() : powersOfTwo(upTo: ioWidest),
             scalingTasks: widest, scalingTaskMs: quick ? 20 : 40,
-            ioScalingTasks: ioWidest, ioScalingSleepMs: quick ? 10 : 20
+            ioScalingTasks: ioWidest, ioScalingSleepMs: quick ? 10 : 20,
+            dataSizes: quick ? [1 << 10, 64 << 10, 1 << 20, 4 << 20] : [1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20],
+            dataTasks: 2 * max(1, workers), dataStride: 8, dataRepeats: quick ? 2 : 3
         )
     }
 
@@ -88,9 +90,10 @@ public struct Lab: Sendable {
             let prefix = config.rounds > 1 ? "round \(round) of \(config.rounds): " : ""
             let experiments = SwiftExperiments(config: config, executable: executable, progress: { progress(prefix + $0) })
             var cells: [LabCell] = []
-            // The scaling curves run once, in the first round: each point is bounded by its
-            // workers and the CPUs like any cell, and rounds of every point would double the run.
-            let inRound = round == 1 ? workloads : workloads.filter { !$0.isScaling }
+            // The scaling curves and the data-heavy sizes run once, in the first round (the data
+            // sizes repeat within it): each point is bounded by its workers and the CPUs like
+            // any cell, and rounds of every point would double the run.
+            let inRound = round == 1 ? workloads : workloads.filter { !$0.isScaling && $0 != .data }
             for workload in inRound {
                 try Task.checkCancellation()
                 cells += try await experiments.run(workload, port: server?.port)

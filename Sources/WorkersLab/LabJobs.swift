@@ -7,7 +7,7 @@ import WorkersCore
 /// `workers` program hands them to ``WorkerProcess/runIfWorker(jobs:)`` first thing in `main`.
 public enum LabJobs {
     /// Every job the lab submits to a process pool.
-    public static let all: [any Job.Type] = [KernelJob.self, SleepJob.self, RequestJob.self, BurnForJob.self]
+    public static let all: [any Job.Type] = [KernelJob.self, SleepJob.self, RequestJob.self, BurnForJob.self, DataJob.self]
 }
 
 /// When and where a job ran: its worker's pid and CLOCK_MONOTONIC nanoseconds.
@@ -119,5 +119,46 @@ public struct BurnForJob: Job {
             seed &+= 1
         }
         return Output(checksum: checksum, timing: JobTiming(pid: getpid(), start: start, end: monotonicNanoseconds()))
+    }
+}
+
+/// The data-heavy workload's task: reads and rewrites every `stride`-th byte of its input (a
+/// running hash of the bytes read so far), and sends the block back. Little work per byte, so in
+/// another process the moving of the bytes is most of the cost.
+public struct DataJob: Job {
+    /// The block and the stride.
+    public struct Input: Codable, Sendable {
+        /// The bytes to work on.
+        public var block: [UInt8]
+        /// Every `stride`-th byte is read and rewritten.
+        public var stride: Int
+    }
+
+    /// The wire name.
+    public static let name = "lab.data"
+    /// Creates the job where it runs.
+    public init() {}
+
+    /// The work itself, the same on threads and in processes.
+    public static func transform(_ block: [UInt8], stride: Int) -> [UInt8] {
+        var out = block
+        var hash: UInt32 = 0
+        out.withUnsafeMutableBufferPointer { bytes in
+            var index = 0
+            while index < bytes.count {
+                hash = hash &* 31 &+ UInt32(bytes[index])
+                bytes[index] ^= UInt8(truncatingIfNeeded: hash)
+                index += max(1, stride)
+            }
+        }
+        return out
+    }
+
+    /// Transforms the block.
+    ///
+    /// ## Cancellation
+    /// Not checked: one pass over the block runs to its end.
+    public func run(_ input: Input) async throws -> [UInt8] {
+        Self.transform(input.block, stride: input.stride)
     }
 }

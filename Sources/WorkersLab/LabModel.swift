@@ -17,6 +17,9 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
     case cpuScaling = "cpu-scaling"
     /// The scaling curve of I/O-bound work: the same sleeps at 1, 2, 4, … workers.
     case ioScaling = "io-scaling"
+    /// Inputs of growing size with a small, fixed amount of work per byte, on threads and on
+    /// processes: where moving the data to other processes costs more than it gains.
+    case data
 
     /// The heading a person reads.
     public var title: String {
@@ -27,6 +30,7 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
         case .mixed: "Mixed: I/O latency while CPU work runs"
         case .cpuScaling: "CPU-bound: speed-up by workers (the scaling curve)"
         case .ioScaling: "I/O-bound: speed-up by workers (the scaling curve)"
+        case .data: "Data-heavy: when processes lose"
         }
     }
 
@@ -115,6 +119,8 @@ public struct LabCell: Codable, Sendable {
     public var rounds: Int?
     /// Each round's speed-up, in the order the rounds ran.
     public var roundSpeedups: [Double]?
+    /// For the data-heavy workload: the bytes of each task's input (and output).
+    public var inputBytes: Int?
 
     enum CodingKeys: String, CodingKey {
         case workload, mode, label, workers
@@ -129,6 +135,7 @@ public struct LabCell: Codable, Sendable {
         case speedupMax = "speedup_max"
         case rounds
         case roundSpeedups = "speedup_rounds"
+        case inputBytes = "input_bytes"
     }
 
     /// A cell with every measured value.
@@ -242,6 +249,14 @@ public struct LabReport: Codable, Sendable {
         public var ioScalingTasks: Int
         /// How long each of the I/O curve's sleeps lasts, in milliseconds.
         public var ioScalingSleepMs: Double
+        /// The data-heavy workload's input sizes, in bytes per task.
+        public var dataSizes: [Int]
+        /// Tasks at every size of the data-heavy workload.
+        public var dataTasks: Int
+        /// Its work per byte: every `dataStride`-th byte of an input is read and rewritten.
+        public var dataStride: Int
+        /// Runs of each mode at each size; each cell is their median.
+        public var dataRepeats: Int
 
         enum CodingKeys: String, CodingKey {
             case quick, workers
@@ -260,6 +275,10 @@ public struct LabReport: Codable, Sendable {
             case scalingTaskMs = "scaling_task_ms"
             case ioScalingTasks = "io_scaling_tasks"
             case ioScalingSleepMs = "io_scaling_sleep_ms"
+            case dataSizes = "data_sizes"
+            case dataTasks = "data_tasks"
+            case dataStride = "data_stride"
+            case dataRepeats = "data_repeats"
         }
 
         /// The sizes a run used.
@@ -267,7 +286,8 @@ public struct LabReport: Codable, Sendable {
             quick: Bool, workers: Int, ioTasks: Int, ioSleepMs: Double, netLatencyMs: Double, cpuTasks: Int,
             cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0, rounds: Int = 1,
             scalingWidths: [Int] = [], ioScalingWidths: [Int] = [], scalingTasks: Int = 0, scalingTaskMs: Double = 0,
-            ioScalingTasks: Int = 0, ioScalingSleepMs: Double = 0
+            ioScalingTasks: Int = 0, ioScalingSleepMs: Double = 0,
+            dataSizes: [Int] = [], dataTasks: Int = 0, dataStride: Int = 16, dataRepeats: Int = 1
         ) {
             self.quick = quick
             self.workers = workers
@@ -286,6 +306,10 @@ public struct LabReport: Codable, Sendable {
             self.scalingTaskMs = scalingTaskMs
             self.ioScalingTasks = ioScalingTasks
             self.ioScalingSleepMs = ioScalingSleepMs
+            self.dataSizes = dataSizes
+            self.dataTasks = dataTasks
+            self.dataStride = dataStride
+            self.dataRepeats = dataRepeats
         }
 
         /// The widths of `workload`'s scaling curve (none for the other workloads).

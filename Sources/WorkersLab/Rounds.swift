@@ -9,6 +9,7 @@ enum Rounds {
         var mode: String
         var source: LabSource
         var workers: Int
+        var inputBytes: Int?
     }
 
     /// The cells of every round merged, in the first round's order. The first round's timeline
@@ -49,6 +50,6 @@ enum Rounds {
     }
 
     private static func key(_ cell: LabCell) -> Key {
-        Key(workload: cell.workload, mode: cell.mode, source: cell.source, workers: cell.workers)
+        Key(workload: cell.workload, mode: cell.mode, source: cell.source, workers: cell.workers, inputBytes: cell.inputBytes)
     }
 }

@@ -45,7 +45,9 @@ enum Settling {
         switch cell.workload {
         case .mixed:
             return nil
-        case .cpu, .cpuScaling:
+        case .data where cell.mode.hasSuffix("pool-start"):
+            return nil
+        case .cpu, .cpuScaling, .data:
             if oneAtATimeOnCPU.contains(cell.mode) { return 1 }
             return Double(max(1, min(cell.workers, cpus)))
         case .ioScaling:

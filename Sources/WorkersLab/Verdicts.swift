@@ -63,6 +63,7 @@ enum Verdicts {
         .mixed: "Under a GIL, a thread waiting on I/O also waits for a CPU-bound thread to let go of the lock: about one switch interval each time (the convoy effect).",
         .cpuScaling: "CPU-bound work scales with the cores, not with the workers: the speed-up grows up to the CPU count and stops there, and under a GIL threads stay flat at 1×.",
         .ioScaling: "I/O-bound work keeps scaling with the workers past the CPU count, because a wait needs no core, even under a GIL.",
+        .data: "Processes are not free: they pay to start and to move every input and output across a boundary, so for small inputs threads win, and without a GIL to escape processes cannot win at all.",
     ]
 
     /// The verdict on each workload's claim that this run measured.
@@ -161,6 +162,36 @@ enum Verdicts {
                 if threads.workers <= cpus { return (false, numbers + ": the curve never went past the CPU count, so it cannot show this") }
                 return short.isEmpty ? (true, numbers)
                     : (false, numbers + ": " + short.map { "\($0.label) below \(x(enough))" }.joined(separator: ", "))
+            }
+        }
+
+        // When processes lose: the smallest size in every source, and every size in Swift.
+        let dataCells = cells.filter { $0.workload == .data && $0.inputBytes != nil && $0.wallSeconds > 0 }
+        if let smallest = dataCells.compactMap(\.inputBytes).min() {
+            let pairs: [(threads: LabCell, processes: LabCell)] = [LabSource.swift, .cpython].compactMap { source in
+                let at = dataCells.filter { $0.source == source && $0.inputBytes == smallest }
+                guard let threads = at.first(where: { DataAnalysis.plainMode($0.mode) == "threads" }),
+                      let processes = at.first(where: { DataAnalysis.plainMode($0.mode) == "processes" }) else { return nil }
+                return (threads, processes)
+            }
+            let swiftSizes = dataCells.filter { $0.source == .swift && ["threads", "processes"].contains($0.mode) }
+            verdict(.data, uses: pairs.flatMap { [$0.threads, $0.processes] } + swiftSizes) {
+                var failures: [String] = []
+                for pair in pairs where pair.processes.wallSeconds < pair.threads.wallSeconds {
+                    failures.append("at \(LabFormat.bytes(smallest)) a task \(pair.processes.label) took \(LabFormat.milliseconds(pair.processes.wallSeconds)), less than \(pair.threads.label)'s \(LabFormat.milliseconds(pair.threads.wallSeconds))")
+                }
+                let sizes = Array(Set(swiftSizes.compactMap(\.inputBytes))).sorted()
+                for size in sizes {
+                    guard let threads = swiftSizes.first(where: { $0.mode == "threads" && $0.inputBytes == size }),
+                          let processes = swiftSizes.first(where: { $0.mode == "processes" && $0.inputBytes == size }) else { continue }
+                    // Processes beating threads by more than noise would mean the threads were held back.
+                    if processes.wallSeconds * LabThresholds.boundTolerance < threads.wallSeconds {
+                        failures.append("at \(LabFormat.bytes(size)) a task Swift's processes (\(LabFormat.milliseconds(processes.wallSeconds))) beat its threads (\(LabFormat.milliseconds(threads.wallSeconds)))")
+                    }
+                }
+                let numbers = pairs.map { "at \(LabFormat.bytes(smallest)) a task \($0.threads.label) \(LabFormat.milliseconds($0.threads.wallSeconds)) vs \($0.processes.label) \(LabFormat.milliseconds($0.processes.wallSeconds))" }
+                    .joined(separator: "; ") + (sizes.isEmpty ? "" : "; Swift's threads at least as fast as its processes at every size up to \(LabFormat.bytes(sizes.last!))")
+                return failures.isEmpty ? (true, numbers) : (false, failures.joined(separator: "; "))
             }
         }
 

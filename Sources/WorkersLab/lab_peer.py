@@ -9,7 +9,8 @@ Input: one JSON object on stdin (every key optional):
    "cpu_tasks": 4, "cpu_task_s": 0.25, "switch_interval_s": 0.005, "probe_count": 60,
    "probe_sleep_s": 0.001, "scaling_widths": [1, 2, 4, 8], "io_scaling_widths": [1, 2, 4, 8],
    "scaling_cpu_tasks": 8, "scaling_cpu_task_s": 0.04, "scaling_io_tasks": 8, "scaling_io_sleep_s": 0.02,
-   "workloads": ["io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling"]}
+   "data_sizes": [1024, 65536, 1048576], "data_tasks": 4, "data_stride": 16, "data_repeats": 3,
+   "workloads": ["io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data"]}
 Output: a JSON array of cells (the LabCell schema, source "cpython") on stdout and nothing else there.
 Progress lines go to stderr, prefixed "cpython: ".
 
@@ -53,6 +54,10 @@ DEFAULTS = {
     "scaling_cpu_task_s": 0.04,
     "scaling_io_tasks": 8,
     "scaling_io_sleep_s": 0.02,
+    "data_sizes": [1024, 65536, 1048576],
+    "data_tasks": 4,
+    "data_stride": 16,
+    "data_repeats": 3,
     "workloads": ["io-sleep", "io-net", "cpu", "mixed"],
 }
 
@@ -113,6 +118,26 @@ def _proc_cpu(args):
     start = perf_counter()
     result = kernel(index + 1, n)
     return (os.getpid(), index, start, perf_counter(), result)
+
+
+def data_work(block, stride):
+    """The data-heavy task: reads and rewrites every stride-th byte (a running hash of the bytes
+    read so far) and returns the block, as the Swift side's DataJob does."""
+    out = bytearray(block)
+    acc = 0
+    for i in range(0, len(out), max(1, stride)):
+        acc = (acc * 31 + out[i]) & 0xFFFFFFFF
+        out[i] ^= acc & 0xFF
+    return bytes(out)
+
+
+def _proc_data(args):
+    block, stride = args
+    return data_work(block, stride)
+
+
+def _proc_nothing(_):
+    return os.getpid()
 
 
 def _proc_cpu_until_stopped(started, stop, conn, chunk_n):
@@ -229,6 +254,7 @@ class Cell(object):
         self.notes = []
         self.failed = None
         self.speedup = 0.0
+        self.input_bytes = None
 
     def to_json(self):
         note = ("failed: %s" % self.failed) if self.failed else join_notes(*self.notes)
@@ -246,6 +272,7 @@ class Cell(object):
             "probe_p90_ms": None if self.probe_p90_ms is None else finite(self.probe_p90_ms, 4),
             "spans": self.spans if not self.failed else [],
             "note": note,
+            "input_bytes": self.input_bytes,
         }
 
 
@@ -631,6 +658,61 @@ def scaling_workload(cfg, ctx, workload, n):
     return cells
 
 
+def data_workload(cfg, ctx):
+    """Inputs of growing size with little work per byte, serially, on threads and on a process
+    pool started once (its start-up timed apart): where moving the bytes costs more than it gains."""
+    workers = cfg["workers"]
+    tasks = cfg["data_tasks"]
+    stride = cfg["data_stride"]
+    repeats = max(1, cfg["data_repeats"])
+    cells = []
+    start = perf_counter()
+    pool = ctx.Pool(workers)
+    try:
+        pool.map(_proc_nothing, range(workers), chunksize=1)  # every worker up
+        startup = Cell("data", "cpython-pool-start", "CPython multiprocessing.Pool(%d) start-up" % workers, workers)
+        startup.wall = perf_counter() - start
+        startup.notes.append("from creating the pool to every worker answering once")
+        cells.append(startup)
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            for size in cfg["data_sizes"]:
+                block = bytes((i * 2654435761 >> 24) & 0xFF for i in range(min(size, 4096))) * (size // 4096 + 1)
+                block = block[:size]
+                blocks = [block] * tasks
+                walls = {"serial": [], "threads": [], "processes": []}
+                outputs = {}
+                for _ in range(repeats):
+                    t0 = perf_counter()
+                    outputs["serial"] = [data_work(b, stride) for b in blocks]
+                    walls["serial"].append(perf_counter() - t0)
+                    t0 = perf_counter()
+                    outputs["threads"] = list(threads.map(lambda b: data_work(b, stride), blocks))
+                    walls["threads"].append(perf_counter() - t0)
+                    t0 = perf_counter()
+                    outputs["processes"] = pool.map(_proc_data, [(b, stride) for b in blocks], chunksize=1)
+                    walls["processes"].append(perf_counter() - t0)
+                serial_wall = statistics.median(walls["serial"])
+                for mode, label in (("serial", "CPython serial"),
+                                    ("threads", "CPython threading (%d threads)" % workers),
+                                    ("processes", "CPython multiprocessing.Pool(%d)" % workers)):
+                    cell = Cell("data", "cpython-" + mode, label, 1 if mode == "serial" else workers)
+                    cell.wall = statistics.median(walls[mode])
+                    cell.speedup = serial_wall / cell.wall if cell.wall > 0 else 0.0
+                    cell.input_bytes = size
+                    if outputs[mode] != outputs["serial"]:
+                        cell.notes.append("outputs differ from serial!")
+                    cells.append(cell)
+                log("data     %8d B: serial %.4f s, threads %.4f s, processes %.4f s" % (
+                    size, serial_wall, statistics.median(walls["threads"]), statistics.median(walls["processes"])))
+        pool.close()
+        pool.join()
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    return cells
+
+
 def calibrate(cpu_task_s):
     """Iterations of the kernel that take about cpu_task_s in this interpreter: the median of five
     50,000-iteration samples, scaled. (On a VM the speed of a core can vary by 2x from moment to moment,
@@ -668,7 +750,8 @@ def read_config():
     cfg["net_port"] = None if cfg["net_port"] is None else int(cfg["net_port"])
     for key in ("scaling_widths", "io_scaling_widths"):
         cfg[key] = [max(1, int(width)) for width in cfg[key]]
-    for key in ("scaling_cpu_tasks", "scaling_io_tasks"):
+    cfg["data_sizes"] = [max(1, int(size)) for size in cfg["data_sizes"]]
+    for key in ("scaling_cpu_tasks", "scaling_io_tasks", "data_tasks", "data_stride", "data_repeats"):
         cfg[key] = max(1, int(cfg[key]))
     for key in ("scaling_cpu_task_s", "scaling_io_sleep_s"):
         cfg[key] = max(0.0, float(cfg[key]))
@@ -703,7 +786,7 @@ def main():
         log("calibrated n=%d iterations per %.3f s task" % (n, cfg["cpu_task_s"]))
 
     cells = []
-    for workload in ("io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling"):
+    for workload in ("io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data"):
         if workload not in workloads:
             continue
         try:
@@ -717,6 +800,8 @@ def main():
                 cells += cpu_workload(cfg, ctx, n)
             elif workload == "mixed":
                 cells += mixed_workload(cfg, ctx, n)
+            elif workload == "data":
+                cells += data_workload(cfg, ctx)
             elif workload == "cpu-scaling":
                 scaled = max(1000, int(round(n * cfg["scaling_cpu_task_s"] / max(cfg["cpu_task_s"], 1e-9))))
                 cells += scaling_workload(cfg, ctx, workload, scaled)

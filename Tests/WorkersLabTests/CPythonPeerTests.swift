@@ -41,4 +41,27 @@ import WorkersCore
         let values = String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
         #expect(values == seeds.map { Kernel.run(seed: $0, iterations: iterations) })
     }
+
+    @Test func thePeersDataWorkIsSwifts() throws {
+        let python = try #require(Lab.findPython(), "python3 is installed by .ci/run")
+        let block = (0..<5_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 24) }
+        let program = """
+            import importlib.util, sys
+            spec = importlib.util.spec_from_file_location("lab_peer", sys.argv[1])
+            peer = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(peer)
+            block = bytes((i * 2654435761 >> 24) & 0xFF for i in range(5000))
+            sys.stdout.write(peer.data_work(block, 8).hex())
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", program, Self.sourceFile.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(printed == DataJob.transform(block, stride: 8).map { String(format: "%02x", $0) }.joined())
+    }
 }

@@ -1,0 +1,285 @@
+import Foundation
+import WorkersCore
+import WorkersProcesses
+import WorkersThreads
+
+/// The data-heavy workload: inputs of growing size with a small, fixed amount of work per byte,
+/// serially, on threads and on a process pool. Processes pay to start and to move every input and
+/// output across a boundary (the wire codec here, pickling in CPython); this is where it shows.
+
+extension SwiftExperiments {
+    /// Every size's serial, threads and processes cells (each the median of the configured
+    /// repeats, interleaved), after the pool's start-up, timed apart as its own cell.
+    func data() async throws -> [LabCell] {
+        let tasks = max(1, config.dataTasks)
+        let stride = max(1, config.dataStride)
+        let workers = config.workers
+        progress("data · starting ProcessPool(\(workers))")
+        let begin = monotonicSeconds()
+        let pool = try await ProcessPool(workers: workers, jobs: LabJobs.all, executable: executable)
+        let startup = monotonicSeconds() - begin
+        let threads = ThreadPool(threads: workers)
+        var cells = [LabCell(workload: .data, mode: "pool-start", label: "ProcessPool(\(workers)) start-up", workers: workers,
+                             wallSeconds: startup, speedup: 0, cpuPerWall: 0, source: .swift,
+                             note: "from creating the pool to every worker ready")]
+        do {
+            for size in config.dataSizes {
+                progress("data · \(LabFormat.bytes(size)) a task")
+                let block = (0..<size).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 24) }
+                let blocks = Array(repeating: block, count: tasks)
+                var walls: [String: [Double]] = [:]
+                var outputs: [String: [[UInt8]]] = [:]
+                for _ in 0..<max(1, config.dataRepeats) {
+                    var start = monotonicSeconds()
+                    outputs["serial"] = try await onOneThread { blocks.map { DataJob.transform($0, stride: stride) } }
+                    walls["serial", default: []].append(monotonicSeconds() - start)
+                    start = monotonicSeconds()
+                    outputs["threads"] = try await eachOnItsOwnJob(tasks, on: threads) { DataJob.transform(blocks[$0], stride: stride) }
+                    walls["threads", default: []].append(monotonicSeconds() - start)
+                    start = monotonicSeconds()
+                    outputs["processes"] = try await pool.map(DataJob.self, blocks.map { DataJob.Input(block: $0, stride: stride) }, chunkSize: 1)
+                    walls["processes", default: []].append(monotonicSeconds() - start)
+                }
+                let serial = Rounds.median(walls["serial"] ?? [])
+                for (mode, label, width) in [("serial", "serial (1 thread)", 1), ("threads", "ThreadPool(\(workers))", workers), ("processes", "ProcessPool(\(workers))", workers)] {
+                    let wall = Rounds.median(walls[mode] ?? [])
+                    var cell = LabCell(workload: .data, mode: mode, label: label, workers: width, wallSeconds: wall,
+                                       speedup: wall > 0 ? serial / wall : 0, cpuPerWall: 0, source: .swift)
+                    cell.inputBytes = size
+                    if outputs[mode] != outputs["serial"] { cell.note = "outputs differ from serial!" }
+                    cells.append(cell)
+                }
+            }
+        } catch {
+            await pool.shutdown()
+            await threads.shutdown()
+            throw error
+        }
+        await pool.shutdown()
+        await threads.shutdown()
+        return cells
+    }
+}
+
+/// What the data-heavy cells of one source say: the pool's start-up, where processes start to
+/// beat threads, and the costs per MiB behind it. Pure.
+struct DataAnalysis: Sendable {
+    var source: LabSource
+    /// The pool's start-up, in seconds.
+    var startup: Double?
+    /// Settled cells by mode ("serial", "threads", "processes"), in order of size.
+    var serial: [LabCell]
+    var threads: [LabCell]
+    var processes: [LabCell]
+    /// Tasks at each size, for the MiB moved.
+    var tasks: Int
+
+    /// One analysis per source that measured the workload, Swift first.
+    static func analyse(_ cells: [LabCell], config: LabReport.Config) -> [DataAnalysis] {
+        [LabSource.swift, .cpython, .cpythonFreeThreaded].compactMap { source in
+            let own = cells.filter { $0.workload == .data && $0.source == source && $0.wallSeconds > 0 }
+            guard !own.isEmpty else { return nil }
+            func mode(_ name: String) -> [LabCell] {
+                own.filter { plainMode($0.mode) == name && $0.inputBytes != nil && $0.unsettled == nil }
+                    .sorted { $0.inputBytes! < $1.inputBytes! }
+            }
+            return DataAnalysis(source: source, startup: own.first { plainMode($0.mode) == "pool-start" }?.wallSeconds,
+                                serial: mode("serial"), threads: mode("threads"), processes: mode("processes"), tasks: max(1, config.dataTasks))
+        }
+    }
+
+    /// A mode without its source's prefix: `cpython-threads` → `threads`.
+    static func plainMode(_ mode: String) -> String {
+        for prefix in ["cpython-ft-", "cpython-"] where mode.hasPrefix(prefix) { return String(mode.dropFirst(prefix.count)) }
+        return mode
+    }
+
+    /// The sizes at which threads and processes were both measured, with which was faster.
+    var winners: [(bytes: Int, processesWin: Bool)] {
+        threads.compactMap { thread in
+            guard let process = processes.first(where: { $0.inputBytes == thread.inputBytes }) else { return nil }
+            return (thread.inputBytes!, process.wallSeconds < thread.wallSeconds)
+        }
+    }
+
+    /// The first size from which processes stay faster, with the size before it; `nil` when they
+    /// never do by the largest size.
+    var crossing: (below: Int?, from: Int)? {
+        let sizes = winners
+        guard let last = sizes.last, last.processesWin else { return nil }
+        var index = sizes.count - 1
+        while index > 0, sizes[index - 1].processesWin { index -= 1 }
+        return (index > 0 ? sizes[index - 1].bytes : nil, sizes[index].bytes)
+    }
+
+    /// Seconds per MiB moved, from the smallest to the largest size: the slope of a mode's line.
+    func perMiB(_ cells: [LabCell]) -> Double? {
+        guard let small = cells.first, let large = cells.last, large.inputBytes! > small.inputBytes! else { return nil }
+        let mebibytes = Double(tasks * (large.inputBytes! - small.inputBytes!)) / 1_048_576
+        return max(0, (large.wallSeconds - small.wallSeconds) / mebibytes)
+    }
+
+    /// The work per MiB (the serial slope), what moving a MiB to a worker and back costs (the
+    /// processes' slope less their share of the work on `cores` cores), and the work per MiB
+    /// above which processes pay off on `cores` cores: m × c ÷ (c − 1), where threads (under a
+    /// GIL) pay the whole work and processes its c-th part plus the move.
+    func costs(cores: Int) -> (work: Double, move: Double, breakEven: Double?)? {
+        guard let work = perMiB(serial), let processed = perMiB(processes) else { return nil }
+        let c = Double(max(1, cores))
+        let move = max(0, processed - work / c)
+        return (work, move, cores > 1 ? move * c / (c - 1) : nil)
+    }
+
+    /// The source as the sentence names it.
+    var name: String {
+        switch source {
+        case .swift: "Swift"
+        case .cpython: "CPython"
+        case .cpythonFreeThreaded: "CPython without the GIL"
+        }
+    }
+}
+
+extension LabFormat {
+    /// A size in bytes as a person reads it: "1 KiB", "256 KiB", "4 MiB", "100 B".
+    static func bytes(_ count: Int) -> String {
+        if count >= 1 << 20, count % (1 << 20) == 0 { return "\(count >> 20) MiB" }
+        if count >= 1 << 20 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
+        if count >= 1 << 10, count % (1 << 10) == 0 { return "\(count >> 10) KiB" }
+        if count >= 1 << 10 { return String(format: "%.1f KiB", Double(count) / 1_024) }
+        return "\(count) B"
+    }
+
+    /// Milliseconds with sensible digits: "0.042 ms", "3.1 ms", "48 ms".
+    static func milliseconds(_ seconds: Double) -> String {
+        let ms = seconds * 1_000
+        // The bounds are where the rounding of the next format would carry: 9.96 is "10 ms".
+        return ms < 0.9995 ? String(format: "%.3f ms", ms) : ms < 9.95 ? String(format: "%.1f ms", ms) : String(format: "%.0f ms", ms)
+    }
+}
+
+extension DataAnalysis {
+    /// The conclusion: per source, where threads and processes each won and the pool's
+    /// start-up; then the costs per MiB and the break-even work per MiB, all from the run.
+    static func conclusion(_ cells: [LabCell], config: LabReport.Config, cpus: Int) -> String? {
+        let sides = analyse(cells, config: config)
+        guard !sides.isEmpty, !config.dataSizes.isEmpty else { return nil }
+        let cores = max(1, min(config.workers, cpus))
+        let range = "\(LabFormat.bytes(config.dataSizes.min()!)) to \(LabFormat.bytes(config.dataSizes.max()!))"
+        var parts: [String] = []
+        for side in sides {
+            guard !side.winners.isEmpty else { parts.append("\(side.name): no settled sizes"); continue }
+            var text: String
+            if let crossing = side.crossing {
+                text = crossing.below.map { "\(side.name): threads were faster up to \(LabFormat.bytes($0)) a task and processes from \(LabFormat.bytes(crossing.from)) (the lines cross between them)" }
+                    ?? "\(side.name): processes were faster at every size"
+            } else {
+                text = "\(side.name): threads were faster at every size up to \(LabFormat.bytes(side.winners.last!.bytes)) a task"
+            }
+            if let startup = side.startup { text += ", and its pool took \(LabFormat.milliseconds(startup)) to start" }
+            if let costs = side.costs(cores: cores) {
+                text += "; its work cost \(LabFormat.milliseconds(costs.work)) per MiB and moving a MiB to a worker and back \(LabFormat.milliseconds(costs.move))"
+                if let breakEven = costs.breakEven {
+                    text += side.source == .cpython
+                        ? ", so on \(cores) cores processes pay off only above about \(LabFormat.milliseconds(breakEven)) of work per MiB moved"
+                        : " (threads here run in parallel too, so processes can only add the move)"
+                }
+            }
+            parts.append(text)
+        }
+        return "Data-heavy (\(config.dataTasks) tasks of \(range), every \(config.dataStride)th byte read and rewritten): " + parts.joined(separator: ". ") + "."
+    }
+}
+
+extension TerminalReport {
+    /// The data-heavy workload as a table: one column per input size, one row per mode (its wall
+    /// time, `?` where unsettled), then per source which was faster at each size; the pools'
+    /// start-up above it, since the times below leave it out.
+    public static func dataChart(_ cells: [LabCell], config: LabReport.Config, heading: Bool = true) -> String {
+        let own = cells.filter { $0.workload == .data }
+        let sizes = Array(Set(own.compactMap(\.inputBytes))).sorted()
+        var lines = heading ? [LabWorkload.data.title] : []
+        let startups = own.filter { DataAnalysis.plainMode($0.mode) == "pool-start" && $0.wallSeconds > 0 }
+            .map { "\($0.label) \(LabFormat.milliseconds($0.wallSeconds))" }
+        lines.append("\(config.dataTasks) tasks at each size, every \(config.dataStride)th byte read and rewritten, each block sent back"
+                     + (startups.isEmpty ? "" : "; start-up, not in the times below: " + startups.joined(separator: ", ")))
+        guard !sizes.isEmpty else {
+            let notes = own.compactMap(\.note)
+            return (lines + ["(no sizes measured)" + (notes.isEmpty ? "" : ": " + notes.joined(separator: "; "))]).joined(separator: "\n") + "\n"
+        }
+        var rows: [(String, [String])] = []
+        var seen: [String] = []
+        for cell in own where cell.inputBytes != nil && !seen.contains(cell.mode + cell.source.rawValue) {
+            seen.append(cell.mode + cell.source.rawValue)
+            let values = sizes.map { size -> String in
+                guard let point = own.first(where: { $0.mode == cell.mode && $0.source == cell.source && $0.inputBytes == size }) else { return "—" }
+                return LabFormat.milliseconds(point.wallSeconds) + (point.unsettled == nil ? "" : "?")
+            }
+            rows.append((cell.label, values))
+        }
+        for side in DataAnalysis.analyse(cells, config: config) {
+            let winners = Dictionary(side.winners.map { ($0.bytes, $0.processesWin) }, uniquingKeysWith: { first, _ in first })
+            rows.append(("faster in \(side.name)", sizes.map { winners[$0].map { $0 ? "processes" : "threads" } ?? "—" }))
+        }
+        let nameWidth = max("bytes a task".count, rows.map(\.0.count).max() ?? 0)
+        let columnWidth = max(10, rows.flatMap(\.1).map(\.count).max() ?? 0) + 2
+        lines.append(LabFormat.pad("bytes a task", to: nameWidth) + sizes.map { LabFormat.pad(LabFormat.bytes($0), to: columnWidth, alignRight: true) }.joined())
+        for (name, values) in rows {
+            lines.append(LabFormat.pad(name, to: nameWidth) + values.map { LabFormat.pad($0, to: columnWidth, alignRight: true) }.joined())
+        }
+        for cell in own { if let why = cell.unsettled { lines.append("? unsettled: \(cell.label) at \(LabFormat.bytes(cell.inputBytes ?? 0)) — \(why)") } }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension HTMLReport {
+    /// The data-heavy workload as an SVG chart: wall time (log) against bytes a task (log), one
+    /// line per mode and source, threads solid and processes dashed, hollow points unsettled.
+    public static func dataSVG(_ cells: [LabCell], config: LabReport.Config) -> String {
+        let own = cells.filter { $0.workload == .data && $0.inputBytes != nil && $0.wallSeconds > 0 && DataAnalysis.plainMode($0.mode) != "serial" }
+        let sizes = Array(Set(own.compactMap(\.inputBytes))).sorted()
+        guard let smallest = sizes.first, let largest = sizes.last, let fastest = own.map(\.wallSeconds).min(), let slowest = own.map(\.wallSeconds).max() else {
+            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no sizes measured</text></svg>\n"
+        }
+        let (plotWidth, plotHeight, left, top, legendWidth) = (520.0, 260.0, 64.0, 16.0, 300.0)
+        let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
+        let xSpan = max(log10(Double(largest)) - log10(Double(smallest)), 1)
+        let yLow = floor(log10(fastest)), yHigh = max(ceil(log10(slowest)), yLow + 1)
+        func x(_ bytes: Int) -> Double { left + (log10(Double(bytes)) - log10(Double(smallest))) / xSpan * plotWidth }
+        func y(_ seconds: Double) -> Double { top + plotHeight - (log10(seconds) - yLow) / (yHigh - yLow) * plotHeight }
+        func number(_ value: Double) -> String { String(format: "%.1f", value) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
+        svg += "viewBox=\"0 0 \(Int(total.width)) \(Int(total.height))\" font-family=\"system-ui, sans-serif\" font-size=\"11\" role=\"img\" "
+        svg += "aria-label=\"\(LabFormat.escape(LabWorkload.data.title))\">\n"
+        for power in stride(from: yLow, through: yHigh, by: 1) {
+            let tick = pow(10, power)
+            svg += "<line x1=\"\(number(left))\" y1=\"\(number(y(tick)))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(y(tick)))\" stroke=\"#e2e8f0\"/>"
+            svg += "<text x=\"\(number(left - 6))\" y=\"\(number(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(LabFormat.escape(LabFormat.milliseconds(tick)))</text>\n"
+        }
+        for size in sizes {
+            svg += "<text x=\"\(number(x(size)))\" y=\"\(number(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(LabFormat.bytes(size))</text>\n"
+        }
+        svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(number(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">bytes a task (wall time of all tasks, log scales)</text>\n"
+        let colors: [LabSource: String] = [.swift: "#2563eb", .cpython: "#dc2626", .cpythonFreeThreaded: "#16a34a"]
+        var legend = ""
+        var index = 0
+        var drawn: [String] = []
+        for cell in own where !drawn.contains(cell.mode + cell.source.rawValue) {
+            drawn.append(cell.mode + cell.source.rawValue)
+            let points = own.filter { $0.mode == cell.mode && $0.source == cell.source }.sorted { $0.inputBytes! < $1.inputBytes! }
+            let color = colors[cell.source] ?? "#475569"
+            let dashed = DataAnalysis.plainMode(cell.mode) == "processes" ? " stroke-dasharray=\"6 4\"" : ""
+            svg += "<polyline class=\"curve\" points=\"\(points.map { "\(number(x($0.inputBytes!))),\(number(y($0.wallSeconds)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>\n"
+            for point in points {
+                svg += "<circle cx=\"\(number(x(point.inputBytes!)))\" cy=\"\(number(y(point.wallSeconds)))\" r=\"3.5\" fill=\"\(point.unsettled == nil ? color : "#fff")\" stroke=\"\(color)\">"
+                svg += "<title>\(LabFormat.escape(point.label)), \(LabFormat.bytes(point.inputBytes!)) a task: \(LabFormat.milliseconds(point.wallSeconds))</title></circle>\n"
+            }
+            let legendY = top + 8 + Double(index) * 18
+            legend += "<line x1=\"\(number(left + plotWidth + 24))\" y1=\"\(number(legendY - 4))\" x2=\"\(number(left + plotWidth + 44))\" y2=\"\(number(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>"
+            legend += "<text x=\"\(number(left + plotWidth + 50))\" y=\"\(number(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(cell.label))</text>\n"
+            index += 1
+        }
+        svg += legend + "</svg>\n"
+        return svg
+    }
+}
