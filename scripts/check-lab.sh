@@ -210,6 +210,38 @@ if not honesty:
         report("PASS" if abs(ratio - 1) <= 0.15 else "FAIL", description,
                "%.3f / %.3f = %.3f" % (py, sw, ratio), "|ratio - 1| <= 0.15")
 
+    # --- The scaling curve: the simulated GIL against CPython's at every width --------------------
+    widths = sorted(set(c.get("workers") for c in cells if c.get("workload") == "cpu-scaling" and c.get("mode") == "threads-gil"))
+    for width in widths:
+        description = "cpu-scaling at %s workers: cpython threads speedup vs swift threads-gil" % width
+        if not have_cpython:
+            print("SKIP  %s: no CPython cells (want |ratio - 1| <= 0.15)" % description)
+            continue
+        py = next((c for c in cells if c.get("workload") == "cpu-scaling" and c.get("mode") == "cpython-threads" and c.get("workers") == width), None)
+        sw = next((c for c in cells if c.get("workload") == "cpu-scaling" and c.get("mode") == "threads-gil" and c.get("workers") == width), None)
+        py_v, sw_v = value(py, "speedup"), value(sw, "speedup")
+        if py_v is None or sw_v is None or sw_v <= 0:
+            report("FAIL", description, "cpython %s, swift %s" % (fmt(py_v), fmt(sw_v)), "|ratio - 1| <= 0.15")
+            continue
+        ratio = py_v / sw_v
+        report("PASS" if abs(ratio - 1) <= 0.15 else "FAIL", description, "%.3f / %.3f = %.3f" % (py_v, sw_v, ratio), "|ratio - 1| <= 0.15")
+
+    # --- When processes lose: threads win the smallest size in both sources -----------------------
+    data = [c for c in cells if c.get("workload") == "data" and isinstance(c.get("input_bytes"), int)]
+    if data:
+        smallest = min(c["input_bytes"] for c in data)
+        for source, threads_mode, processes_mode in (("swift", "threads", "processes"), ("cpython", "cpython-threads", "cpython-processes")):
+            if source == "cpython" and not have_cpython:
+                continue
+            t = next((c for c in data if c.get("source") == source and c.get("mode") == threads_mode and c["input_bytes"] == smallest), None)
+            p = next((c for c in data if c.get("source") == source and c.get("mode") == processes_mode and c["input_bytes"] == smallest), None)
+            start = next((c for c in cells if c.get("workload") == "data" and c.get("source") == source
+                          and str(c.get("mode", "")).endswith("pool-start")), None)
+            tv, pv, sv = value(t, "wall_s"), value(p, "wall_s"), value(start, "wall_s") or 0.0
+            report("PASS" if tv is not None and pv is not None and tv < pv + sv else "FAIL",
+                   "data at %d bytes a task: %s threads faster than starting a pool and running processes" % (smallest, source),
+                   "threads %.6f s, processes %.6f s + start %.6f s" % (tv or 0, pv or 0, sv), "threads < processes + start")
+
 # --- Structure -------------------------------------------------------------------------------
 required = {
     "workload": str, "mode": str, "label": str, "workers": int, "wall_s": (int, float),
@@ -217,10 +249,10 @@ required = {
 }
 optional = {
     "checksum": str, "probe_median_ms": (int, float), "probe_p90_ms": (int, float), "spans": list, "note": str,
-    "unsettled": str,
+    "unsettled": str, "input_bytes": int,
 }
 span_keys = {"lane": int, "task": int, "start": (int, float), "end": (int, float), "state": str}
-workloads = {"io-sleep", "io-net", "cpu", "mixed"}
+workloads = {"io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data"}
 states = {"running", "waiting", "gil-wait"}
 problems = []
 for i, c in enumerate(doc["cells"]):

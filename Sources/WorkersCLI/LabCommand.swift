@@ -35,7 +35,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "I/O tasks, and threads in the I/O thread modes (default 8).")
     var ioTasks: Int?
 
-    @Option(name: .long, help: "How long each I/O task sleeps, in ms (default 100; --quick 50).")
+    @Option(name: .long, help: "How long each I/O task sleeps, in ms (default 100; --quick 30).")
     var ioSleepMs: Double?
 
     @Option(name: .long, help: "The loopback server's latency, in ms (default 50; --quick 25).")
@@ -44,7 +44,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "CPU-bound tasks (default: twice the workers).")
     var cpuTasks: Int?
 
-    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 250; --quick 80).")
+    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 200; --quick 80).")
     var cpuTaskMs: Double?
 
     @Option(name: .long, help: "The simulated GIL's switch interval, in ms (CPython's default: 5).")

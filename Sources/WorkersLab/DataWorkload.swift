@@ -19,6 +19,9 @@ extension SwiftExperiments {
         let pool = try await ProcessPool(workers: workers, jobs: LabJobs.all, executable: executable)
         let startup = monotonicSeconds() - begin
         let threads = ThreadPool(threads: workers)
+        // Serial runs on a thread of its own, started once: a thread started for each run would
+        // put its start in the serial times.
+        let alone = ThreadPool(threads: 1)
         var cells = [LabCell(workload: .data, mode: "pool-start", label: "ProcessPool(\(workers)) start-up", workers: workers,
                              wallSeconds: startup, speedup: 0, cpuPerWall: 0, source: .swift,
                              note: "from creating the pool to every worker ready")]
@@ -29,16 +32,19 @@ extension SwiftExperiments {
                 let blocks = Array(repeating: block, count: tasks)
                 var walls: [String: [Double]] = [:]
                 var outputs: [String: [[UInt8]]] = [:]
-                for _ in 0..<max(1, config.dataRepeats) {
-                    var start = monotonicSeconds()
-                    outputs["serial"] = try await onOneThread { blocks.map { DataJob.transform($0, stride: stride) } }
-                    walls["serial", default: []].append(monotonicSeconds() - start)
-                    start = monotonicSeconds()
-                    outputs["threads"] = try await eachOnItsOwnJob(tasks, on: threads) { DataJob.transform(blocks[$0], stride: stride) }
-                    walls["threads", default: []].append(monotonicSeconds() - start)
-                    start = monotonicSeconds()
-                    outputs["processes"] = try await pool.map(DataJob.self, blocks.map { DataJob.Input(block: $0, stride: stride) }, chunkSize: 1)
-                    walls["processes", default: []].append(monotonicSeconds() - start)
+                let order = ["serial", "threads", "processes"]
+                for round in 0..<max(1, config.dataRepeats) {
+                    // Each repeat starts with another mode, so none is always first after a change of size.
+                    let first = round % order.count
+                    for mode in Array(order[first...]) + Array(order[..<first]) {
+                        let start = monotonicSeconds()
+                        switch mode {
+                        case "serial": outputs[mode] = try await alone.run { blocks.map { DataJob.transform($0, stride: stride) } }
+                        case "threads": outputs[mode] = try await eachOnItsOwnJob(tasks, on: threads) { DataJob.transform(blocks[$0], stride: stride) }
+                        default: outputs[mode] = try await pool.map(DataJob.self, blocks.map { DataJob.Input(block: $0, stride: stride) }, chunkSize: 1)
+                        }
+                        walls[mode, default: []].append(monotonicSeconds() - start)
+                    }
                 }
                 let serial = Rounds.median(walls["serial"] ?? [])
                 for (mode, label, width) in [("serial", "serial (1 thread)", 1), ("threads", "ThreadPool(\(workers))", workers), ("processes", "ProcessPool(\(workers))", workers)] {
@@ -53,10 +59,12 @@ extension SwiftExperiments {
         } catch {
             await pool.shutdown()
             await threads.shutdown()
+            await alone.shutdown()
             throw error
         }
         await pool.shutdown()
         await threads.shutdown()
+        await alone.shutdown()
         return cells
     }
 }
@@ -163,9 +171,10 @@ extension DataAnalysis {
     /// start-up; then the costs per MiB and the break-even work per MiB, all from the run.
     static func conclusion(_ cells: [LabCell], config: LabReport.Config, cpus: Int) -> String? {
         let sides = analyse(cells, config: config)
-        guard !sides.isEmpty, !config.dataSizes.isEmpty else { return nil }
+        let sizes = cells.filter { $0.workload == .data }.compactMap(\.inputBytes)
+        guard !sides.isEmpty, let smallest = sizes.min(), let largest = sizes.max() else { return nil }
         let cores = max(1, min(config.workers, cpus))
-        let range = "\(LabFormat.bytes(config.dataSizes.min()!)) to \(LabFormat.bytes(config.dataSizes.max()!))"
+        let range = "\(LabFormat.bytes(smallest)) to \(LabFormat.bytes(largest))"
         var parts: [String] = []
         for side in sides {
             guard !side.winners.isEmpty else { parts.append("\(side.name): no settled sizes"); continue }

@@ -646,12 +646,13 @@ def scaling_workload(cfg, ctx, workload, n):
                               threads_at(width)))
         cells.append(run_cell(Cell(workload, "cpython-processes", "CPython multiprocessing.Pool(%d)" % width, width),
                               processes_at(width)))
-    # Serial again at the end; every point is divided by the faster of the two runs, so one slow
-    # serial run cannot lift the whole curve.
+    # Serial again at the end; every point is divided by the mean of the two runs, so a drift of
+    # the machine's speed during the curve is met halfway (the faster of the two would bias every
+    # point low).
     again = run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
-    if not again.failed and again.wall > 0 and (cells[0].failed or again.wall < cells[0].wall):
-        cells[0] = again
-    cells[0].notes.append("the faster of two serial runs, one before the curve and one after")
+    if not again.failed and again.wall > 0 and not cells[0].failed and cells[0].wall > 0:
+        cells[0].wall = (cells[0].wall + again.wall) / 2
+        cells[0].notes.append("the mean of two serial runs, one before the curve and one after")
     set_speedups(cells)
     for cell in cells:
         cell.spans = []
@@ -681,16 +682,19 @@ def data_workload(cfg, ctx):
                 blocks = [block] * tasks
                 walls = {"serial": [], "threads": [], "processes": []}
                 outputs = {}
-                for _ in range(repeats):
-                    t0 = perf_counter()
-                    outputs["serial"] = [data_work(b, stride) for b in blocks]
-                    walls["serial"].append(perf_counter() - t0)
-                    t0 = perf_counter()
-                    outputs["threads"] = list(threads.map(lambda b: data_work(b, stride), blocks))
-                    walls["threads"].append(perf_counter() - t0)
-                    t0 = perf_counter()
-                    outputs["processes"] = pool.map(_proc_data, [(b, stride) for b in blocks], chunksize=1)
-                    walls["processes"].append(perf_counter() - t0)
+                runs = {
+                    "serial": lambda: [data_work(b, stride) for b in blocks],
+                    "threads": lambda: list(threads.map(lambda b: data_work(b, stride), blocks)),
+                    "processes": lambda: pool.map(_proc_data, [(b, stride) for b in blocks], chunksize=1),
+                }
+                order = ["serial", "threads", "processes"]
+                for round_index in range(repeats):
+                    # Each repeat starts with another mode, so none is always first after a change of size.
+                    first = round_index % len(order)
+                    for mode in order[first:] + order[:first]:
+                        t0 = perf_counter()
+                        outputs[mode] = runs[mode]()
+                        walls[mode].append(perf_counter() - t0)
                 serial_wall = statistics.median(walls["serial"])
                 for mode, label in (("serial", "CPython serial"),
                                     ("threads", "CPython threading (%d threads)" % workers),
