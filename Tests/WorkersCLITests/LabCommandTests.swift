@@ -17,6 +17,7 @@ import Testing
         var probe_median_ms: Double?
         var spans: [Span]?
         var note: String?
+        var input_bytes: Int?
     }
 
     struct Span: Decodable {
@@ -28,10 +29,18 @@ import Testing
     }
 
     struct Report: Decodable {
-        struct Config: Decodable { var switch_interval_ms: Double; var io_tasks: Int }
+        struct Config: Decodable {
+            var switch_interval_ms: Double
+            var io_tasks: Int
+            var scaling_widths: [Int]
+            var io_scaling_widths: [Int]
+            var data_sizes: [Int]
+        }
+        struct Verdict: Decodable { var workload: String; var outcome: String; var claim: String; var because: String }
         var config: Config
         var cells: [Cell]
         var conclusions: [String]
+        var verdicts: [Verdict]
     }
 
     @Test func labQuickMeasuresEveryWorkloadInEveryMode() async throws {
@@ -75,6 +84,30 @@ import Testing
             #expect((cell("mixed", "threads-gil")?.probe_median_ms ?? 0) >= report.config.switch_interval_ms / 2)
         }
         #expect(report.conclusions.count >= 4)
+        // The scaling curves: every mode at every width, beside one serial run.
+        for (workload, widths) in [("cpu-scaling", report.config.scaling_widths), ("io-scaling", report.config.io_scaling_widths)] {
+            #expect(widths.first == 1 && widths.count >= 3, "\(workload) widths \(widths)")
+            #expect(cell(workload, "serial") != nil)
+            for mode in ["threads", "threads-gil", "processes"] {
+                let measured = swift.filter { $0.workload == workload && $0.mode == mode && $0.wall_s > 0 }.map(\.workers)
+                #expect(measured == widths, "\(workload) × \(mode) at \(measured)")
+            }
+        }
+        // Under the simulated GIL the CPU curve stays flat: never the CPU-bound speed-up of two cores.
+        #expect(swift.filter { $0.workload == "cpu-scaling" && $0.mode == "threads-gil" }.allSatisfy { $0.cpu_per_wall <= 1.2 })
+        // When processes lose: every size in every mode, the pool's start-up apart.
+        for mode in ["serial", "threads", "processes"] {
+            let sizes = swift.filter { $0.workload == "data" && $0.mode == mode }.compactMap(\.input_bytes)
+            #expect(sizes == report.config.data_sizes, "data × \(mode) at \(sizes)")
+        }
+        #expect((cell("data", "pool-start")?.wall_s ?? 0) > 0)
+        #expect(!swift.contains { $0.workload == "data" && ($0.note ?? "").contains("differ") })
+        // A claim and a verdict for every section, the new ones included.
+        for workload in ["io-sleep", "cpu", "cpu-scaling", "io-scaling", "data"] {
+            #expect(report.verdicts.contains { $0.workload == workload && !$0.claim.isEmpty && !$0.because.isEmpty }, "no verdict on \(workload)")
+        }
+        #expect(report.conclusions.contains { $0.hasPrefix("CPU-bound scaling") })
+        #expect(report.conclusions.contains { $0.hasPrefix("Data-heavy") })
         // CPython: measured cells, or one that says why not.
         let python = report.cells.filter { $0.source == "cpython" }
         #expect(!python.isEmpty)
