@@ -81,7 +81,7 @@ trap 'rm -rf "$work_dir"' EXIT
 rendered=0
 for headless in --headless --headless=new; do
     rm -f "$png"
-    cmd=("$chromium_bin" "$headless" --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2000
+    cmd=("$chromium_bin" "$headless" --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,3600
          --virtual-time-budget=3000 --user-data-dir="$work_dir/profile$headless"
          --screenshot="$png" "$html_uri")
     if timeout 120 "${cmd[@]}" >"$work_dir/chromium.log" 2>&1 && [[ -s "$png" ]]; then

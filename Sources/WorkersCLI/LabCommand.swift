@@ -141,7 +141,7 @@ struct LabCommand: AsyncParsableCommand {
                 let cells = result.cells.filter { $0.workload == workload && !($0.spans ?? []).isEmpty }
                 let scale = timeScale(cells)
                 for cell in cells {
-                    let path = "\(svgDir)/\(workload.rawValue)-\(cell.mode).svg"
+                    let path = "\(svgDir)/\(workload.rawValue)-\(cell.mode.rawValue).svg"
                     try write(Data(HTMLReport.timelineSVG(cell, timeScale: scale).utf8), to: path, what: "--svg-dir")
                 }
             }
@@ -205,10 +205,10 @@ struct LabCommand: AsyncParsableCommand {
         case .all: return true
         case .some:
             switch cell.workload {
-            case .ioSleep: return ["serial", "async-1", "threads"].contains(cell.mode)
+            case .ioSleep: return [.serial, .asyncOneThread, .threads].contains(cell.mode)
             case .ioNet: return false
-            case .cpu: return ["threads", "threads-gil", "processes"].contains(cell.mode)
-            case .mixed: return cell.mode == "threads-gil"
+            case .cpu: return [.threads, .threadsUnderSimulatedGIL, .processes].contains(cell.mode)
+            case .mixed: return cell.mode == .threadsUnderSimulatedGIL
             case .cpuScaling, .ioScaling, .data: return false
             }
         }

@@ -28,7 +28,7 @@ enum Conclusions {
         }
 
         // 1–2. Concurrency: threads and one-thread async on I/O-bound work.
-        if let threads = table[.ioSleep, "threads"], let async1 = table[.ioSleep, "async-1"] {
+        if let threads = table[.ioSleep, .threads], let async1 = table[.ioSleep, .asyncOneThread] {
             lines.append(unsettled("I/O-bound (\(config.ioTasks) sleeps)", threads, async1) ?? (
                 "I/O-bound (\(config.ioTasks) sleeps of \(format(config.ioSleepMs)) ms): \(threads.label) was \(x(threads.speedup)) faster than serial "
                 + "and async tasks on one thread \(x(async1.speedup)) — "
@@ -37,12 +37,12 @@ enum Conclusions {
                     : "less than the \(config.ioTasks)× that switching while waiting allows; this machine was busy.")
             ))
         }
-        if let net = table[.ioNet, "threads"], let netAsync = table[.ioNet, "async-1"] {
+        if let net = table[.ioNet, .threads], let netAsync = table[.ioNet, .asyncOneThread] {
             lines.append(unsettled("Real I/O (\(config.ioTasks) requests)", net, netAsync)
                 ?? "Real I/O (\(config.ioTasks) requests to a loopback server answering after \(format(config.netLatencyMs)) ms): threads \(x(net.speedup)), one thread with non-blocking sockets \(x(netAsync.speedup)).")
         }
         // 3. CPU-bound work: Swift threads, under the GIL, one thread.
-        if let threads = table[.cpu, "threads"], let gil = table[.cpu, "threads-gil"] {
+        if let threads = table[.cpu, .threads], let gil = table[.cpu, .threadsUnderSimulatedGIL] {
             let gilVerdict = abs(gil.speedup - 1) <= LabThresholds.gilTolerance
                 ? "one thread runs at a time, so threads do not speed up CPU-bound work under a GIL"
                 : "not the 1.0× a GIL should allow; the simulation was disturbed"
@@ -51,13 +51,13 @@ enum Conclusions {
                 + "under the simulated GIL (\(format(config.switchIntervalMs)) ms switch interval) \(x(gil.speedup)) — \(gilVerdict)."
             ))
         }
-        if let async1 = table[.cpu, "async-1"] {
+        if let async1 = table[.cpu, .asyncOneThread] {
             lines.append(unsettled("Async tasks on one thread, CPU-bound", async1) ?? (async1.speedup >= 1 - LabThresholds.gilTolerance
                 ? "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)): with nothing to wait for, switching gains nothing."
                 : "Async tasks on one thread ran the CPU-bound tasks at \(x(async1.speedup)), slower than serial: with nothing to wait for, switching only costs, or the machine was busy (\(busy))."))
         }
         // 4. Processes.
-        if let processes = table[.cpu, "processes"] {
+        if let processes = table[.cpu, .processes] {
             let cores = min(processes.workers, machine?.cpus ?? config.workers)
             let verdict = processes.speedup >= LabThresholds.parallelShare * Double(cores)
                 ? "each has its own interpreter and lock, so every core works"
@@ -66,14 +66,14 @@ enum Conclusions {
                 ?? "Processes: \(processes.label) ran the CPU-bound tasks \(x(processes.speedup)) faster than serial — \(verdict).")
         }
         // Mixed: the convoy effect.
-        if let gil = table[.mixed, "threads-gil"], let late = gil.probeMedianMs {
+        if let gil = table[.mixed, .threadsUnderSimulatedGIL], let late = gil.probeMedianMs {
             var line = "Mixed: a 1 ms sleep woke \(format(late)) ms late (median) behind one CPU thread under the simulated GIL"
             let ratio = late / config.switchIntervalMs
             line += LabThresholds.convoyRange.contains(ratio)
                 ? ", about one switch interval (\(format(config.switchIntervalMs)) ms): the convoy effect"
                 : ", \(format(ratio))× the switch interval"
-            if let threads = table[.mixed, "threads"]?.probeMedianMs { line += "; \(format(threads)) ms behind a Swift thread with no GIL" }
-            if let processes = table[.mixed, "processes"]?.probeMedianMs { line += "; \(format(processes)) ms behind a CPU process" }
+            if let threads = table[.mixed, .threads]?.probeMedianMs { line += "; \(format(threads)) ms behind a Swift thread with no GIL" }
+            if let processes = table[.mixed, .processes]?.probeMedianMs { line += "; \(format(processes)) ms behind a CPU process" }
             lines.append(line + ".")
         }
         // The scaling curves.
@@ -82,10 +82,10 @@ enum Conclusions {
         }
         if let line = DataAnalysis.conclusion(cells, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
         // CPython side by side.
-        let pairs: [(LabWorkload, String, String, String)] = [
-            (.ioSleep, "cpython-threads", "threads", "threads on I/O"),
-            (.cpu, "cpython-threads", "threads-gil", "threads on CPU (vs the simulated GIL)"),
-            (.cpu, "cpython-processes", "processes", "processes on CPU"),
+        let pairs: [(LabWorkload, LabMode, LabMode, String)] = [
+            (.ioSleep, .cpython(.threads), .threads, "threads on I/O"),
+            (.cpu, .cpython(.threads), .threadsUnderSimulatedGIL, "threads on CPU (vs the simulated GIL)"),
+            (.cpu, .cpython(.processes), .processes, "processes on CPU"),
         ]
         var agreements: [String] = []
         var worst = 0.0
@@ -101,7 +101,7 @@ enum Conclusions {
             // Parallel runs that kept the CPUs busy yet gained less: each core ran slower with the
             // other busy (shared physical cores, caches, memory bandwidth) — a property of the
             // machine and of the loop, which CPU ÷ wall against speed-up shows.
-            if let python = table[.cpu, "cpython-processes"], let swift = table[.cpu, "processes"],
+            if let python = table[.cpu, .cpython(.processes)], let swift = table[.cpu, .processes],
                python.cpuPerWall > 0, swift.cpuPerWall > 0 {
                 let pythonEfficiency = python.speedup / python.cpuPerWall
                 let swiftEfficiency = swift.speedup / swift.cpuPerWall
@@ -121,8 +121,8 @@ enum Conclusions {
             lines.append("CPython: \(note); its columns are empty.")
         }
         // Free-threaded CPython (PEP 703): the same threads without the GIL.
-        if let freeThreads = table[.cpu, "cpython-ft-threads"] {
-            let withGIL = table[.cpu, "cpython-threads"]
+        if let freeThreads = table[.cpu, .cpythonFreeThreaded(.threads)] {
+            let withGIL = table[.cpu, .cpython(.threads)]
             let cores = max(1, min(freeThreads.workers, machine?.cpus ?? config.workers))
             let compared = withGIL.map { ", where CPython with the GIL ran \(x($0.speedup)) on as many threads" } ?? ""
             let verdict = cores > 1 && freeThreads.speedup > LabThresholds.scales
@@ -133,10 +133,10 @@ enum Conclusions {
         } else if let looked = machine?.freeThreadedLookedFor, machine?.freeThreadedPython == nil, !looked.isEmpty {
             lines.append("No free-threaded CPython (PEP 703, no GIL) was found, so its threads are not measured here; looked at: \(looked.joined(separator: "; ")).")
         }
-        if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"],
+        if let io = table[.ioSleep, .threads], let gil = table[.cpu, .threadsUnderSimulatedGIL], let processes = table[.cpu, .processes],
            [io, gil, processes].contains(where: { $0.unsettled != nil }) {
             lines.append("This run cannot settle the rule of thumb (threads for I/O, processes for CPU): a cell it rests on is unsettled (\(busy)); run it again on a quieter machine.")
-        } else if let io = table[.ioSleep, "threads"], let gil = table[.cpu, "threads-gil"], let processes = table[.cpu, "processes"] {
+        } else if let io = table[.ioSleep, .threads], let gil = table[.cpu, .threadsUnderSimulatedGIL], let processes = table[.cpu, .processes] {
             let rule = io.speedup > 2 && gil.speedup < LabThresholds.scales && processes.speedup > LabThresholds.scales
             lines.append(rule
                 ? "So, under a GIL: threads (or async) for I/O-bound work (\(x(io.speedup))), processes for CPU-bound work (\(x(processes.speedup)) vs \(x(gil.speedup)) for threads)."
@@ -159,7 +159,7 @@ enum Conclusions {
 
     struct Table {
         let cells: [LabCell]
-        subscript(workload: LabWorkload, mode: String) -> LabCell? {
+        subscript(workload: LabWorkload, mode: LabMode) -> LabCell? {
             cells.first { $0.workload == workload && $0.mode == mode && $0.wallSeconds > 0 }
         }
     }

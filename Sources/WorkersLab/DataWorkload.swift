@@ -22,7 +22,7 @@ extension SwiftExperiments {
         // Serial runs on a thread of its own, started once: a thread started for each run would
         // put its start in the serial times.
         let alone = ThreadPool(threads: 1)
-        var cells = [LabCell(workload: .data, mode: "pool-start", label: "ProcessPool(\(workers)) start-up", workers: workers,
+        var cells = [LabCell(workload: .data, mode: .poolStart, label: "ProcessPool(\(workers)) start-up", workers: workers,
                              wallSeconds: startup, speedup: 0, cpuPerWall: 0, source: .swift,
                              note: "from creating the pool to every worker ready")]
         do {
@@ -30,29 +30,29 @@ extension SwiftExperiments {
                 progress("data · \(LabFormat.bytes(size)) a task")
                 let block = (0..<size).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 24) }
                 let blocks = Array(repeating: block, count: tasks)
-                var walls: [String: [Double]] = [:]
-                var outputs: [String: [[UInt8]]] = [:]
-                let order = ["serial", "threads", "processes"]
+                var walls: [LabMode: [Double]] = [:]
+                var outputs: [LabMode: [[UInt8]]] = [:]
+                let order: [LabMode] = [.serial, .threads, .processes]
                 for round in 0..<max(1, config.dataRepeats) {
                     // Each repeat starts with another mode, so none is always first after a change of size.
                     let first = round % order.count
                     for mode in Array(order[first...]) + Array(order[..<first]) {
                         let start = monotonicSeconds()
                         switch mode {
-                        case "serial": outputs[mode] = try await alone.run { blocks.map { DataJob.transform($0, stride: stride) } }
-                        case "threads": outputs[mode] = try await eachOnItsOwnJob(tasks, on: threads) { DataJob.transform(blocks[$0], stride: stride) }
+                        case .serial: outputs[mode] = try await alone.run { blocks.map { DataJob.transform($0, stride: stride) } }
+                        case .threads: outputs[mode] = try await eachOnItsOwnJob(tasks, on: threads) { DataJob.transform(blocks[$0], stride: stride) }
                         default: outputs[mode] = try await pool.map(DataJob.self, blocks.map { DataJob.Input(block: $0, stride: stride) }, chunkSize: 1)
                         }
                         walls[mode, default: []].append(monotonicSeconds() - start)
                     }
                 }
-                let serial = Rounds.median(walls["serial"] ?? [])
-                for (mode, label, width) in [("serial", "serial (1 thread)", 1), ("threads", "ThreadPool(\(workers))", workers), ("processes", "ProcessPool(\(workers))", workers)] {
+                let serial = Rounds.median(walls[.serial] ?? [])
+                for (mode, label, width) in [(LabMode.serial, "serial (1 thread)", 1), (.threads, "ThreadPool(\(workers))", workers), (.processes, "ProcessPool(\(workers))", workers)] {
                     let wall = Rounds.median(walls[mode] ?? [])
                     var cell = LabCell(workload: .data, mode: mode, label: label, workers: width, wallSeconds: wall,
                                        speedup: wall > 0 ? serial / wall : 0, cpuPerWall: 0, source: .swift)
                     cell.inputBytes = size
-                    if outputs[mode] != outputs["serial"] { cell.note = "outputs differ from serial!" }
+                    if outputs[mode] != outputs[.serial] { cell.note = "outputs differ from serial!" }
                     cells.append(cell)
                 }
             }
@@ -87,19 +87,13 @@ struct DataAnalysis: Sendable {
         [LabSource.swift, .cpython, .cpythonFreeThreaded].compactMap { source in
             let own = cells.filter { $0.workload == .data && $0.source == source && $0.wallSeconds > 0 }
             guard !own.isEmpty else { return nil }
-            func mode(_ name: String) -> [LabCell] {
-                own.filter { plainMode($0.mode) == name && $0.inputBytes != nil && $0.unsettled == nil }
+            func mode(_ kind: LabMode.Kind) -> [LabCell] {
+                own.filter { $0.mode.kind == kind && $0.inputBytes != nil && $0.unsettled == nil }
                     .sorted { $0.inputBytes! < $1.inputBytes! }
             }
-            return DataAnalysis(source: source, startup: own.first { plainMode($0.mode) == "pool-start" }?.wallSeconds,
-                                serial: mode("serial"), threads: mode("threads"), processes: mode("processes"), tasks: max(1, config.dataTasks))
+            return DataAnalysis(source: source, startup: own.first { $0.mode.kind == .poolStart }?.wallSeconds,
+                                serial: mode(.serial), threads: mode(.threads), processes: mode(.processes), tasks: max(1, config.dataTasks))
         }
-    }
-
-    /// A mode without its source's prefix: `cpython-threads` → `threads`.
-    static func plainMode(_ mode: String) -> String {
-        for prefix in ["cpython-ft-", "cpython-"] where mode.hasPrefix(prefix) { return String(mode.dropFirst(prefix.count)) }
-        return mode
     }
 
     /// The sizes at which threads and processes were both measured, with which was faster.
@@ -207,19 +201,15 @@ extension TerminalReport {
     public static func dataChart(_ cells: [LabCell], config: LabReport.Config, heading: Bool = true) -> String {
         let own = cells.filter { $0.workload == .data }
         let sizes = Array(Set(own.compactMap(\.inputBytes))).sorted()
-        var lines = heading ? [LabWorkload.data.title] : []
-        let startups = own.filter { DataAnalysis.plainMode($0.mode) == "pool-start" && $0.wallSeconds > 0 }
-            .map { "\($0.label) \(LabFormat.milliseconds($0.wallSeconds))" }
-        lines.append("\(config.dataTasks) tasks at each size, every \(config.dataStride)th byte read and rewritten, each block sent back"
-                     + (startups.isEmpty ? "" : "; start-up, not in the times below: " + startups.joined(separator: ", ")))
+        var lines = heading ? [LabWorkload.data.title, dataSizes(cells, config: config)] : []
         guard !sizes.isEmpty else {
             let notes = own.compactMap(\.note)
             return (lines + ["(no sizes measured)" + (notes.isEmpty ? "" : ": " + notes.joined(separator: "; "))]).joined(separator: "\n") + "\n"
         }
         var rows: [(String, [String])] = []
-        var seen: [String] = []
-        for cell in own where cell.inputBytes != nil && !seen.contains(cell.mode + cell.source.rawValue) {
-            seen.append(cell.mode + cell.source.rawValue)
+        var seen: [LabMode] = []
+        for cell in own where cell.inputBytes != nil && !seen.contains(cell.mode) {
+            seen.append(cell.mode)
             let values = sizes.map { size -> String in
                 guard let point = own.first(where: { $0.mode == cell.mode && $0.source == cell.source && $0.inputBytes == size }) else { return "—" }
                 return LabFormat.milliseconds(point.wallSeconds) + (point.unsettled == nil ? "" : "?")
@@ -241,16 +231,26 @@ extension TerminalReport {
     }
 }
 
+extension TerminalReport {
+    /// What the data-heavy workload ran, and the pools' start-up (which its times leave out).
+    static func dataSizes(_ cells: [LabCell], config: LabReport.Config) -> String {
+        let startups = cells.filter { $0.workload == .data && $0.mode.kind == .poolStart && $0.wallSeconds > 0 }
+            .map { "\($0.label) \(LabFormat.milliseconds($0.wallSeconds))" }
+        return "\(config.dataTasks) tasks at each size, every \(config.dataStride)th byte read and rewritten, each block sent back"
+            + (startups.isEmpty ? "" : "; start-up, not in the times below: " + startups.joined(separator: ", "))
+    }
+}
+
 extension HTMLReport {
     /// The data-heavy workload as an SVG chart: wall time (log) against bytes a task (log), one
     /// line per mode and source, threads solid and processes dashed, hollow points unsettled.
     public static func dataSVG(_ cells: [LabCell], config: LabReport.Config) -> String {
-        let own = cells.filter { $0.workload == .data && $0.inputBytes != nil && $0.wallSeconds > 0 && DataAnalysis.plainMode($0.mode) != "serial" }
+        let own = cells.filter { $0.workload == .data && $0.inputBytes != nil && $0.wallSeconds > 0 && $0.mode.kind != .serial }
         let sizes = Array(Set(own.compactMap(\.inputBytes))).sorted()
         guard let smallest = sizes.first, let largest = sizes.last, let fastest = own.map(\.wallSeconds).min(), let slowest = own.map(\.wallSeconds).max() else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no sizes measured</text></svg>\n"
         }
-        let (plotWidth, plotHeight, left, top, legendWidth) = (520.0, 260.0, 64.0, 16.0, 300.0)
+        let (plotWidth, plotHeight, left, top, legendWidth) = (460.0, 260.0, 64.0, 16.0, 340.0)
         let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
         let xSpan = max(log10(Double(largest)) - log10(Double(smallest)), 1)
         let yLow = floor(log10(fastest)), yHigh = max(ceil(log10(slowest)), yLow + 1)
@@ -272,12 +272,12 @@ extension HTMLReport {
         let colors: [LabSource: String] = [.swift: "#2563eb", .cpython: "#dc2626", .cpythonFreeThreaded: "#16a34a"]
         var legend = ""
         var index = 0
-        var drawn: [String] = []
-        for cell in own where !drawn.contains(cell.mode + cell.source.rawValue) {
-            drawn.append(cell.mode + cell.source.rawValue)
+        var drawn: [LabMode] = []
+        for cell in own where !drawn.contains(cell.mode) {
+            drawn.append(cell.mode)
             let points = own.filter { $0.mode == cell.mode && $0.source == cell.source }.sorted { $0.inputBytes! < $1.inputBytes! }
             let color = colors[cell.source] ?? "#475569"
-            let dashed = DataAnalysis.plainMode(cell.mode) == "processes" ? " stroke-dasharray=\"6 4\"" : ""
+            let dashed = cell.mode.kind == .processes ? " stroke-dasharray=\"6 4\"" : ""
             svg += "<polyline class=\"curve\" points=\"\(points.map { "\(number(x($0.inputBytes!))),\(number(y($0.wallSeconds)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>\n"
             for point in points {
                 svg += "<circle cx=\"\(number(x(point.inputBytes!)))\" cy=\"\(number(y(point.wallSeconds)))\" r=\"3.5\" fill=\"\(point.unsettled == nil ? color : "#fff")\" stroke=\"\(color)\">"

@@ -17,17 +17,17 @@ struct SwiftExperiments {
     var ioThreads: Int? = nil
 
     /// The Swift modes, in the order they run and print.
-    static let modes = ["serial", "async-1", "threads", "threads-gil", "processes"]
+    static let modes: [LabMode] = [.serial, .asyncOneThread, .threads, .threadsUnderSimulatedGIL, .processes]
 
     func run(_ workload: LabWorkload, port: UInt16?) async throws -> [LabCell] {
         if workload.isScaling { return try await scaling(workload) }
         if workload == .data { return try await data() }
         var cells: [LabCell] = []
         for mode in Self.modes {
-            if workload == .mixed, mode == "async-1" { continue }
+            if workload == .mixed, mode == .asyncOneThread { continue }
             progress("\(workload.rawValue) · \(mode)")
             var cell = try await measure(workload, mode: mode, port: port)
-            if let serial = cells.first(where: { $0.mode == "serial" }), cell.wallSeconds > 0 {
+            if let serial = cells.first(where: { $0.mode == .serial }), cell.wallSeconds > 0 {
                 cell.speedup = serial.wallSeconds / cell.wallSeconds
             }
             cells.append(cell)
@@ -37,7 +37,7 @@ struct SwiftExperiments {
 
     // MARK: One cell
 
-    func measure(_ workload: LabWorkload, mode: String, port: UInt16?) async throws -> LabCell {
+    func measure(_ workload: LabWorkload, mode: LabMode, port: UInt16?) async throws -> LabCell {
         let recorder = TimelineRecorder()
         let cpuBefore = cpuSeconds()
         let start = monotonicSeconds()
@@ -74,29 +74,29 @@ struct SwiftExperiments {
         var note: String? = nil
     }
 
-    private func label(_ mode: String, workload: LabWorkload, workers: Int) -> String {
+    private func label(_ mode: LabMode, workload: LabWorkload, workers: Int) -> String {
         switch mode {
-        case "serial": "serial (1 thread)"
-        case "async-1": "async tasks on 1 thread"
-        case "threads": workload == .mixed ? "Swift threads (probe + 1 CPU thread)" : "ThreadPool(\(workers))"
-        case "threads-gil": workload == .mixed ? "threads + simulated GIL (probe + 1 CPU thread)" : "ThreadPool(\(workers)) + simulated GIL"
-        case "processes": workload == .mixed ? "probe + 1 CPU process" : "ProcessPool(\(workers))"
-        default: mode
+        case .serial: "serial (1 thread)"
+        case .asyncOneThread: "async tasks on 1 thread"
+        case .threads: workload == .mixed ? "Swift threads (probe + 1 CPU thread)" : "ThreadPool(\(workers))"
+        case .threadsUnderSimulatedGIL: workload == .mixed ? "threads + simulated GIL (probe + 1 CPU thread)" : "ThreadPool(\(workers)) + simulated GIL"
+        case .processes: workload == .mixed ? "probe + 1 CPU process" : "ProcessPool(\(workers))"
+        default: mode.rawValue
         }
     }
 
     // MARK: I/O: sleeps
 
-    private func ioSleep(mode: String, recorder: TimelineRecorder) async throws -> Outcome {
+    private func ioSleep(mode: LabMode, recorder: TimelineRecorder) async throws -> Outcome {
         let tasks = config.ioTasks
         let seconds = config.ioSleepMs / 1_000
         switch mode {
-        case "serial":
+        case .serial:
             try await onOneThread {
                 for task in 0..<tasks { recorder.span(thread: 0, task: task, .waiting) { blockingSleep(seconds: seconds) } }
             }
             return Outcome(workers: 1)
-        case "async-1":
+        case .asyncOneThread:
             let pool = ThreadPool(threads: 1)
             await withTaskExecutorPreference(pool) {
                 await withTaskGroup(of: Void.self) { group in
@@ -111,9 +111,9 @@ struct SwiftExperiments {
             }
             await pool.shutdown()
             return Outcome(workers: 1, note: "one thread; each task a row")
-        case "threads", "threads-gil":
+        case .threads, .threadsUnderSimulatedGIL:
             let threads = ioThreads ?? tasks
-            try await blockingIOOnThreads(tasks, threads: threads, underGIL: mode == "threads-gil", recorder: recorder) { blockingSleep(seconds: seconds) }
+            try await blockingIOOnThreads(tasks, threads: threads, underGIL: mode == .threadsUnderSimulatedGIL, recorder: recorder) { blockingSleep(seconds: seconds) }
             return Outcome(workers: threads)
         default:
             try await waitsInProcesses(SleepJob.self, Array(repeating: seconds, count: tasks), recorder: recorder)
@@ -123,15 +123,15 @@ struct SwiftExperiments {
 
     // MARK: I/O: requests to the loopback server
 
-    private func ioNet(mode: String, port: UInt16, recorder: TimelineRecorder) async throws -> Outcome {
+    private func ioNet(mode: LabMode, port: UInt16, recorder: TimelineRecorder) async throws -> Outcome {
         let tasks = config.ioTasks
         switch mode {
-        case "serial":
+        case .serial:
             try await onOneThread {
                 for task in 0..<tasks { try recorder.span(thread: 0, task: task, .waiting) { try blockingRequest(port: port) } }
             }
             return Outcome(workers: 1)
-        case "async-1":
+        case .asyncOneThread:
             try await onOneThread {
                 let origin = monotonicSeconds() - recorder.now()
                 try eventLoopRequests(port: port, count: tasks) { task, start, end in
@@ -139,8 +139,8 @@ struct SwiftExperiments {
                 }
             }
             return Outcome(workers: 1, note: "one thread, non-blocking sockets and poll (as asyncio); each request a row")
-        case "threads", "threads-gil":
-            try await blockingIOOnThreads(tasks, threads: tasks, underGIL: mode == "threads-gil", recorder: recorder) { try blockingRequest(port: port) }
+        case .threads, .threadsUnderSimulatedGIL:
+            try await blockingIOOnThreads(tasks, threads: tasks, underGIL: mode == .threadsUnderSimulatedGIL, recorder: recorder) { try blockingRequest(port: port) }
             return Outcome(workers: tasks)
         default:
             try await waitsInProcesses(RequestJob.self, Array(repeating: port, count: tasks), recorder: recorder)
@@ -186,11 +186,11 @@ struct SwiftExperiments {
 
     // MARK: CPU
 
-    private func cpu(mode: String, recorder: TimelineRecorder) async throws -> Outcome {
+    private func cpu(mode: LabMode, recorder: TimelineRecorder) async throws -> Outcome {
         let tasks = config.cpuTasks
         let iterations = config.kernelIterations
         switch mode {
-        case "serial":
+        case .serial:
             let checksum = try await onOneThread {
                 var checksum: UInt64 = 0
                 for task in 0..<tasks {
@@ -199,7 +199,7 @@ struct SwiftExperiments {
                 return checksum
             }
             return Outcome(workers: 1, checksum: checksum)
-        case "async-1":
+        case .asyncOneThread:
             let pool = ThreadPool(threads: 1)
             let checksum = await withTaskExecutorPreference(pool) {
                 await withTaskGroup(of: UInt64.self) { group in
@@ -213,9 +213,9 @@ struct SwiftExperiments {
             }
             await pool.shutdown()
             return Outcome(workers: 1, checksum: checksum, note: "tasks take turns: none waits, so none overlaps")
-        case "threads", "threads-gil":
+        case .threads, .threadsUnderSimulatedGIL:
             let workers = config.workers
-            let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
+            let gil = mode == .threadsUnderSimulatedGIL ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
             let pool = ThreadPool(threads: workers)
             let results = try await eachOnItsOwnJob(tasks, on: pool) { task -> UInt64 in
                 let lane = recorder.laneForCurrentThread()
@@ -246,15 +246,15 @@ struct SwiftExperiments {
 
     // MARK: Mixed: how late a 1 ms sleep wakes while CPU work runs
 
-    private func mixed(mode: String, recorder: TimelineRecorder) async throws -> Outcome {
+    private func mixed(mode: LabMode, recorder: TimelineRecorder) async throws -> Outcome {
         let probes = config.probeCount
         let iterations = Kernel.checkpointEvery * 16
         switch mode {
-        case "serial":
+        case .serial:
             let result = try await onOneThread { probe(count: probes, lane: 0, gil: nil, recorder: recorder) }
             return Outcome(workers: 1, lateness: result.lateness, probeSeconds: result.seconds, note: "the probe alone")
-        case "threads", "threads-gil":
-            let gil = mode == "threads-gil" ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
+        case .threads, .threadsUnderSimulatedGIL:
+            let gil = mode == .threadsUnderSimulatedGIL ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
             let stop = Event()
             let started = Event()
             let pool = ThreadPool(threads: 2)

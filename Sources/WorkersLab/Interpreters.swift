@@ -72,7 +72,7 @@ extension LabCell {
     /// labels and source, so it stands beside the GIL interpreter's.
     func asFreeThreaded(version: String) -> LabCell {
         var cell = self
-        cell.mode = mode.hasPrefix("cpython-") ? "cpython-ft-" + mode.dropFirst("cpython-".count) : "cpython-ft"
+        cell.mode = mode.freeThreaded
         cell.label = label.hasPrefix("CPython") ? "CPython \(version) no GIL" + label.dropFirst("CPython".count) : "CPython \(version) no GIL"
         cell.source = .cpythonFreeThreaded
         return cell

@@ -151,6 +151,6 @@ public struct Lab: Sendable {
 extension LabCell {
     /// A placeholder for a source that did not run, saying why.
     static func missing(_ workload: LabWorkload, note: String) -> LabCell {
-        LabCell(workload: workload, mode: "cpython", label: "CPython", workers: 0, wallSeconds: 0, speedup: 0, cpuPerWall: 0, source: .cpython, note: note)
+        LabCell(workload: workload, mode: .cpython(.serial), label: "CPython", workers: 0, wallSeconds: 0, speedup: 0, cpuPerWall: 0, source: .cpython, note: note)
     }
 }

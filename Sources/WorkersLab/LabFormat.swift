@@ -139,8 +139,8 @@ enum LabFormat {
     // MARK: Timelines
 
     /// The label of a worker lane: "process 2" for modes whose id contains `processes`, else "thread 2".
-    static func laneName(mode: String, lane: Int) -> String {
-        (mode.contains("processes") ? "process " : "thread ") + String(lane)
+    static func laneName(mode: LabMode, lane: Int) -> String {
+        (mode.kind == .processes ? "process " : "thread ") + String(lane)
     }
 
     /// The label of the row that holds the mixed workload's probe (spans with a negative task).

@@ -47,6 +47,126 @@ public enum LabSource: String, Codable, Sendable {
     case cpythonFreeThreaded = "cpython-ft"
 }
 
+/// How a cell ran its work. Its ``rawValue`` is the stable id in `--json` and the CPython peer's
+/// output: `serial`, `async-1`, `threads`, `threads-gil`, `processes`, `pool-start` for Swift;
+/// `cpython-serial`, `cpython-threads`, `cpython-processes`, `cpython-asyncio`,
+/// `cpython-pool-start` for CPython, and the same with `cpython-ft-` for a free-threaded one.
+public enum LabMode: Hashable, Sendable, CustomStringConvertible {
+    /// What a CPython mode does, with or without its GIL.
+    public enum Python: String, Hashable, Sendable, CaseIterable {
+        /// One task after another in the main thread.
+        case serial
+        /// `ThreadPoolExecutor` threads.
+        case threads
+        /// A `multiprocessing.Pool`.
+        case processes
+        /// Coroutines on one thread (`asyncio`).
+        case asyncio
+        /// Starting a `multiprocessing.Pool` (the data-heavy workload times it apart).
+        case poolStart = "pool-start"
+    }
+
+    /// One task after another on one thread.
+    case serial
+    /// Async tasks on one thread (a `ThreadPool` of one as their executor).
+    case asyncOneThread
+    /// A `ThreadPool`.
+    case threads
+    /// A `ThreadPool` whose threads take turns under the simulated GIL.
+    case threadsUnderSimulatedGIL
+    /// A `ProcessPool`.
+    case processes
+    /// Starting a `ProcessPool` (the data-heavy workload times it apart).
+    case poolStart
+    /// CPython with its GIL.
+    case cpython(Python)
+    /// A free-threaded CPython, without the GIL.
+    case cpythonFreeThreaded(Python)
+
+    /// What every mode is, whatever ran it.
+    public enum Kind: Hashable, Sendable {
+        case serial, oneThreadAsync, threads, threadsUnderSimulatedGIL, processes, poolStart
+    }
+
+    /// What the mode is, whatever ran it: CPython's threads are `.threads` (its GIL is the
+    /// source's, not the mode's).
+    public var kind: Kind {
+        switch self {
+        case .serial, .cpython(.serial), .cpythonFreeThreaded(.serial): .serial
+        case .asyncOneThread, .cpython(.asyncio), .cpythonFreeThreaded(.asyncio): .oneThreadAsync
+        case .threads, .cpython(.threads), .cpythonFreeThreaded(.threads): .threads
+        case .threadsUnderSimulatedGIL: .threadsUnderSimulatedGIL
+        case .processes, .cpython(.processes), .cpythonFreeThreaded(.processes): .processes
+        case .poolStart, .cpython(.poolStart), .cpythonFreeThreaded(.poolStart): .poolStart
+        }
+    }
+
+    /// Whether it runs one task at a time on CPU-bound work, whatever its workers: one thread, or
+    /// threads under a GIL, simulated or CPython's. A free-threaded CPython's threads run at once.
+    public var runsOneTaskAtATimeOnCPU: Bool {
+        switch self {
+        case .serial, .asyncOneThread, .threadsUnderSimulatedGIL, .cpython(.serial), .cpython(.threads), .cpython(.asyncio),
+             .cpythonFreeThreaded(.serial), .cpythonFreeThreaded(.asyncio):
+            true
+        default:
+            false
+        }
+    }
+
+    /// The same mode in a free-threaded CPython (a CPython mode's; others are unchanged).
+    public var freeThreaded: LabMode {
+        if case .cpython(let python) = self { return .cpythonFreeThreaded(python) }
+        return self
+    }
+
+    /// The stable id (see the type's description).
+    public var rawValue: String {
+        switch self {
+        case .serial: "serial"
+        case .asyncOneThread: "async-1"
+        case .threads: "threads"
+        case .threadsUnderSimulatedGIL: "threads-gil"
+        case .processes: "processes"
+        case .poolStart: "pool-start"
+        case .cpython(let python): "cpython-" + python.rawValue
+        case .cpythonFreeThreaded(let python): "cpython-ft-" + python.rawValue
+        }
+    }
+
+    /// The mode of a stable id, or `nil` for an id no mode has.
+    public init?(rawValue: String) {
+        if rawValue.hasPrefix("cpython-ft-") {
+            guard let python = Python(rawValue: String(rawValue.dropFirst("cpython-ft-".count))) else { return nil }
+            self = .cpythonFreeThreaded(python)
+        } else if rawValue.hasPrefix("cpython-") {
+            guard let python = Python(rawValue: String(rawValue.dropFirst("cpython-".count))) else { return nil }
+            self = .cpython(python)
+        } else if let mode = [LabMode.serial, .asyncOneThread, .threads, .threadsUnderSimulatedGIL, .processes, .poolStart].first(where: { $0.rawValue == rawValue }) {
+            self = mode
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+extension LabMode: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let id = try container.decode(String.self)
+        guard let mode = LabMode(rawValue: id) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "no lab mode is called '\(id)'")
+        }
+        self = mode
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
 /// What a lane of a timeline was doing during a span.
 public enum LabSpanState: String, Codable, Sendable {
     /// Computing (and, under a GIL, holding it).
@@ -84,9 +204,8 @@ public struct LabSpan: Codable, Sendable, Hashable {
 public struct LabCell: Codable, Sendable {
     /// The workload.
     public var workload: LabWorkload
-    /// The mode's stable id: `serial`, `async-1`, `threads`, `threads-gil`, `processes`,
-    /// `cpython-serial`, `cpython-threads`, `cpython-processes`, `cpython-asyncio`.
-    public var mode: String
+    /// How it ran (its stable id in `--json`: `threads-gil`, `cpython-processes`, …).
+    public var mode: LabMode
     /// The mode as a person reads it ("ThreadPool(8)").
     public var label: String
     /// Workers (threads or processes) it used.
@@ -140,7 +259,7 @@ public struct LabCell: Codable, Sendable {
 
     /// A cell with every measured value.
     public init(
-        workload: LabWorkload, mode: String, label: String, workers: Int, wallSeconds: Double,
+        workload: LabWorkload, mode: LabMode, label: String, workers: Int, wallSeconds: Double,
         speedup: Double, cpuPerWall: Double, checksum: String? = nil, source: LabSource,
         probeMedianMs: Double? = nil, probeP90Ms: Double? = nil, spans: [LabSpan]? = nil, note: String? = nil
     ) {

@@ -6,7 +6,7 @@ enum Rounds {
     /// A cell's identity across rounds.
     private struct Key: Hashable {
         var workload: LabWorkload
-        var mode: String
+        var mode: LabMode
         var source: LabSource
         var workers: Int
         var inputBytes: Int?

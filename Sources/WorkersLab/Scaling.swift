@@ -5,7 +5,7 @@ import Foundation
 
 extension SwiftExperiments {
     /// The Swift modes a scaling curve is drawn for.
-    static let scalingModes = ["threads", "threads-gil", "processes"]
+    static let scalingModes: [LabMode] = [.threads, .threadsUnderSimulatedGIL, .processes]
 
     /// The points of `workload`'s scaling curve: the same tasks serially once, then on threads,
     /// threads under the simulated GIL and processes at each width (widths outside, modes inside,
@@ -23,7 +23,7 @@ extension SwiftExperiments {
             sized.ioSleepMs = config.ioScalingSleepMs
         }
         var cells: [LabCell] = []
-        func point(_ mode: String, width: Int) async throws {
+        func point(_ mode: LabMode, width: Int) async throws {
             var atWidth = sized
             atWidth.workers = width
             let experiments = SwiftExperiments(config: atWidth, executable: executable, progress: progress, ioThreads: width)
@@ -33,7 +33,7 @@ extension SwiftExperiments {
             cell.spans = nil
             cells.append(cell)
         }
-        try await point("serial", width: 1)
+        try await point(.serial, width: 1)
         for width in config.widths(workload) {
             for mode in Self.scalingModes { try await point(mode, width: width) }
         }
@@ -41,7 +41,7 @@ extension SwiftExperiments {
         // machine whose speed drifts during the curve (a VM's core can) is met halfway, and one
         // slow serial run moves the curve by half as much. (The faster of the two would bias
         // every point low; a point the drift still lifts past its bound is unsettled.)
-        try await point("serial", width: 1)
+        try await point(.serial, width: 1)
         let again = cells.removeLast()
         if again.wallSeconds > 0, cells[0].wallSeconds > 0 {
             cells[0].wallSeconds = (cells[0].wallSeconds + again.wallSeconds) / 2
@@ -58,7 +58,7 @@ extension SwiftExperiments {
 /// One curve of a scaling workload: a mode of one source, its points in order of width.
 struct ScalingCurve: Sendable {
     var workload: LabWorkload
-    var mode: String
+    var mode: LabMode
     var source: LabSource
     /// The measured points, by width.
     var points: [LabCell]
@@ -67,7 +67,7 @@ struct ScalingCurve: Sendable {
     /// baselines are not curves.
     static func curves(_ cells: [LabCell], workload: LabWorkload) -> [ScalingCurve] {
         var curves: [ScalingCurve] = []
-        for cell in cells where cell.workload == workload && cell.wallSeconds > 0 && !cell.mode.hasSuffix("serial") {
+        for cell in cells where cell.workload == workload && cell.wallSeconds > 0 && cell.mode.kind != .serial {
             if let index = curves.firstIndex(where: { $0.mode == cell.mode && $0.source == cell.source }) {
                 curves[index].points.append(cell)
             } else {
@@ -84,11 +84,13 @@ struct ScalingCurve: Sendable {
     /// The curve as a person reads it: "Swift threads", "CPython multiprocessing", …
     var name: String {
         let kind: String
-        switch mode.split(separator: "-").filter({ $0 != "cpython" && $0 != "ft" }).joined(separator: "-") {
-        case "threads": kind = source == .swift ? "threads" : "threading"
-        case "threads-gil": kind = "threads + simulated GIL"
-        case "processes": kind = source == .swift ? "processes" : "multiprocessing"
-        default: kind = mode
+        switch mode.kind {
+        case .threads: kind = source == .swift ? "threads" : "threading"
+        case .threadsUnderSimulatedGIL: kind = "threads + simulated GIL"
+        case .processes: kind = source == .swift ? "processes" : "multiprocessing"
+        case .serial: kind = "serial"
+        case .oneThreadAsync: kind = source == .swift ? "async tasks on one thread" : "asyncio"
+        case .poolStart: kind = "pool start-up"
         }
         switch source {
         case .swift: return "Swift " + kind
@@ -132,7 +134,7 @@ struct ScalingCurve: Sendable {
 extension ScalingCurve {
     /// What the curve's tasks were, for the line under a chart's heading.
     static func sizes(_ cells: [LabCell], workload: LabWorkload, config: LabReport.Config, cpus: Int) -> String {
-        let serials = cells.filter { $0.workload == workload && $0.mode.hasSuffix("serial") && $0.wallSeconds > 0 }
+        let serials = cells.filter { $0.workload == workload && $0.mode.kind == .serial && $0.wallSeconds > 0 }
             .map { "\(LabFormat.wall($0.wallSeconds)) \($0.source == .swift ? "in Swift" : $0.source == .cpython ? "in CPython" : "in CPython without the GIL")" }
         let tasks = workload == .cpuScaling
             ? "\(config.scalingTasks) kernel tasks of \(Conclusions.format(config.scalingTaskMs)) ms"
@@ -204,7 +206,7 @@ extension HTMLReport {
     public static func scalingSVG(_ cells: [LabCell], workload: LabWorkload, config: LabReport.Config, cpus: Int) -> String {
         let curves = ScalingCurve.curves(cells, workload: workload)
         let widths = Array(Set(curves.flatMap { $0.points.map(\.workers) } + config.widths(workload))).sorted()
-        let (plotWidth, plotHeight, left, top, legendWidth) = (520.0, 260.0, 48.0, 16.0, 300.0)
+        let (plotWidth, plotHeight, left, top, legendWidth) = (440.0, 260.0, 48.0, 16.0, 380.0)
         let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
         guard let first = widths.first, let last = widths.last else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no points</text></svg>\n"

@@ -33,12 +33,6 @@ enum Settling {
         return rest
     }
 
-    /// The modes that run one task at a time on CPU-bound work, whatever their workers: one
-    /// thread (async tasks), or threads under a GIL, simulated or CPython's.
-    /// (A free-threaded CPython's threads are not among them: without the GIL they run at once.)
-    static let oneAtATimeOnCPU: Set<String> = ["serial", "async-1", "threads-gil", "cpython-serial", "cpython-threads", "cpython-asyncio",
-                                               "cpython-ft-serial", "cpython-ft-asyncio"]
-
     /// The most `cell` can gain over serial on a machine of `cpus` CPUs, or `nil` where no bound
     /// applies (the mixed workload, whose cells time a probe).
     static func bound(of cell: LabCell, config: LabReport.Config, cpus: Int) -> Double? {
@@ -51,13 +45,13 @@ enum Settling {
             // times are a thread's wake-up, not work, so no core count bounds them.
             return nil
         case .cpu, .cpuScaling:
-            if oneAtATimeOnCPU.contains(cell.mode) { return 1 }
+            if cell.mode.runsOneTaskAtATimeOnCPU { return 1 }
             return Double(max(1, min(cell.workers, cpus)))
         case .ioScaling:
             return Double(max(1, min(cell.workers, config.ioScalingTasks)))
         case .ioSleep, .ioNet:
             // Waits overlap without CPUs: one thread with non-blocking calls overlaps them all.
-            let overlapping = ["async-1", "cpython-asyncio", "cpython-ft-asyncio"].contains(cell.mode) ? config.ioTasks : cell.workers
+            let overlapping = cell.mode.kind == .oneThreadAsync ? config.ioTasks : cell.workers
             return Double(max(1, min(overlapping, config.ioTasks)))
         }
     }

@@ -85,7 +85,7 @@ enum Verdicts {
         }
 
         for workload in [LabWorkload.ioSleep, .ioNet] {
-            let threads = table[workload, "threads"], async1 = table[workload, "async-1"]
+            let threads = table[workload, .threads], async1 = table[workload, .asyncOneThread]
             verdict(workload, uses: [threads, async1]) {
                 let waits = config.ioTasks
                 let width = Double(max(1, min(threads!.workers, waits)))
@@ -99,8 +99,8 @@ enum Verdicts {
             }
         }
 
-        let gil = table[.cpu, "threads-gil"], processes = table[.cpu, "processes"]
-        let cpythonThreads = table[.cpu, "cpython-threads"], cpythonProcesses = table[.cpu, "cpython-processes"]
+        let gil = table[.cpu, .threadsUnderSimulatedGIL], processes = table[.cpu, .processes]
+        let cpythonThreads = table[.cpu, .cpython(.threads)], cpythonProcesses = table[.cpu, .cpython(.processes)]
         let cores = max(1, min(processes?.workers ?? config.workers, machine?.cpus ?? config.workers))
         if let claim = claims[.cpu], gil != nil, processes != nil, cores == 1 {
             verdicts.append(LabVerdict(workload: .cpu, claim: claim, outcome: .unsettled,
@@ -124,7 +124,7 @@ enum Verdicts {
 
         // The scaling curves: the points each claim rests on.
         let cpus = machine?.cpus ?? config.workers
-        func point(_ workload: LabWorkload, _ mode: String, _ width: Int?) -> LabCell? {
+        func point(_ workload: LabWorkload, _ mode: LabMode, _ width: Int?) -> LabCell? {
             guard let width else { return nil }
             return cells.first { $0.workload == workload && $0.mode == mode && $0.workers == width && $0.wallSeconds > 0 }
         }
@@ -132,8 +132,8 @@ enum Verdicts {
         if let claim = claims[.cpuScaling], cells.contains(where: { $0.workload == .cpuScaling }), cpus == 1 {
             verdicts.append(LabVerdict(workload: .cpuScaling, claim: claim, outcome: .unsettled,
                                        because: "this machine gave the lab one CPU, and one CPU cannot show where scaling stops"))
-        } else if let atCPUs = point(.cpuScaling, "threads", cpuWidths.last { $0 <= cpus }), let widest = point(.cpuScaling, "threads", cpuWidths.last) {
-            let gilPoints = cpuWidths.compactMap { point(.cpuScaling, "threads-gil", $0) }
+        } else if let atCPUs = point(.cpuScaling, .threads, cpuWidths.last { $0 <= cpus }), let widest = point(.cpuScaling, .threads, cpuWidths.last) {
+            let gilPoints = cpuWidths.compactMap { point(.cpuScaling, .threadsUnderSimulatedGIL, $0) }
             verdict(.cpuScaling, uses: [atCPUs, widest] + gilPoints.map { $0 }) {
                 let cores = max(1, min(atCPUs.workers, cpus))
                 let several = 1 + LabThresholds.extraCoreShare * Double(cores - 1)
@@ -151,8 +151,8 @@ enum Verdicts {
             }
         }
         let ioWidest = config.ioScalingWidths.last
-        if let threads = point(.ioScaling, "threads", ioWidest), let gil = point(.ioScaling, "threads-gil", ioWidest) {
-            let python = point(.ioScaling, "cpython-threads", ioWidest)
+        if let threads = point(.ioScaling, .threads, ioWidest), let gil = point(.ioScaling, .threadsUnderSimulatedGIL, ioWidest) {
+            let python = point(.ioScaling, .cpython(.threads), ioWidest)
             verdict(.ioScaling, uses: [threads, gil] + (python.map { [$0] } ?? [])) {
                 let ideal = ScalingCurve.ideal(workload: .ioScaling, width: threads.workers, cpus: cpus, config: config)
                 let enough = LabThresholds.overlapShare * ideal
@@ -170,25 +170,25 @@ enum Verdicts {
         if let smallest = dataCells.compactMap(\.inputBytes).min() {
             let pairs: [(threads: LabCell, processes: LabCell)] = [LabSource.swift, .cpython].compactMap { source in
                 let at = dataCells.filter { $0.source == source && $0.inputBytes == smallest }
-                guard let threads = at.first(where: { DataAnalysis.plainMode($0.mode) == "threads" }),
-                      let processes = at.first(where: { DataAnalysis.plainMode($0.mode) == "processes" }) else { return nil }
+                guard let threads = at.first(where: { $0.mode.kind == .threads }),
+                      let processes = at.first(where: { $0.mode.kind == .processes }) else { return nil }
                 return (threads, processes)
             }
-            let swiftSizes = dataCells.filter { $0.source == .swift && ["threads", "processes"].contains($0.mode) }
+            let swiftSizes = dataCells.filter { $0.source == .swift && [.threads, .processes].contains($0.mode) }
             verdict(.data, uses: pairs.flatMap { [$0.threads, $0.processes] } + swiftSizes) {
                 var failures: [String] = []
                 // A small batch on a pool started for it: its start-up (timed apart) and the batch.
                 func startup(_ source: LabSource) -> Double {
-                    dataCells.first { $0.source == source && DataAnalysis.plainMode($0.mode) == "pool-start" }?.wallSeconds
-                        ?? cells.first { $0.workload == .data && $0.source == source && DataAnalysis.plainMode($0.mode) == "pool-start" }?.wallSeconds ?? 0
+                    dataCells.first { $0.source == source && $0.mode.kind == .poolStart }?.wallSeconds
+                        ?? cells.first { $0.workload == .data && $0.source == source && $0.mode.kind == .poolStart }?.wallSeconds ?? 0
                 }
                 for pair in pairs where pair.processes.wallSeconds + startup(pair.processes.source) < pair.threads.wallSeconds {
                     failures.append("at \(LabFormat.bytes(smallest)) a task \(pair.processes.label) took \(LabFormat.milliseconds(pair.processes.wallSeconds)) and \(LabFormat.milliseconds(startup(pair.processes.source))) to start, less than \(pair.threads.label)'s \(LabFormat.milliseconds(pair.threads.wallSeconds))")
                 }
                 let sizes = Array(Set(swiftSizes.compactMap(\.inputBytes))).sorted()
                 for size in sizes {
-                    guard let threads = swiftSizes.first(where: { $0.mode == "threads" && $0.inputBytes == size }),
-                          let processes = swiftSizes.first(where: { $0.mode == "processes" && $0.inputBytes == size }) else { continue }
+                    guard let threads = swiftSizes.first(where: { $0.mode == .threads && $0.inputBytes == size }),
+                          let processes = swiftSizes.first(where: { $0.mode == .processes && $0.inputBytes == size }) else { continue }
                     // Processes beating threads by more than noise would mean the threads were held back.
                     if processes.wallSeconds * LabThresholds.boundTolerance < threads.wallSeconds {
                         failures.append("at \(LabFormat.bytes(size)) a task Swift's processes (\(LabFormat.milliseconds(processes.wallSeconds))) beat its threads (\(LabFormat.milliseconds(threads.wallSeconds)))")
@@ -200,12 +200,12 @@ enum Verdicts {
             }
         }
 
-        let convoy = table[.mixed, "threads-gil"]
+        let convoy = table[.mixed, .threadsUnderSimulatedGIL]
         if convoy?.probeMedianMs != nil {
             verdict(.mixed, uses: [convoy]) {
                 let late = convoy!.probeMedianMs!
                 let ratio = late / config.switchIntervalMs
-                let free = table[.mixed, "threads"]?.probeMedianMs
+                let free = table[.mixed, .threads]?.probeMedianMs
                 var because = "a 1 ms sleep woke \(Conclusions.format(late)) ms late behind a CPU thread under the GIL "
                     + "(\(Conclusions.format(ratio))× the \(Conclusions.format(config.switchIntervalMs)) ms switch interval)"
                 if let free { because += ", \(Conclusions.format(free)) ms with no GIL" }

@@ -10,15 +10,15 @@ import Testing
 
     /// Cells of one source: wall = fixed + perMiB × MiB moved, per mode.
     static func cells(_ source: LabSource, serial: (Double, Double), threads: (Double, Double), processes: (Double, Double), startup: Double = 0.02) -> [LabCell] {
-        let prefix = source == .swift ? "" : "cpython-"
-        var cells = [LabCell(workload: .data, mode: prefix + "pool-start", label: "\(source) pool start-up", workers: 2,
+        func mode(_ swift: LabMode, _ python: LabMode.Python) -> LabMode { source == .swift ? swift : .cpython(python) }
+        var cells = [LabCell(workload: .data, mode: mode(.poolStart, .poolStart), label: "\(source) pool start-up", workers: 2,
                              wallSeconds: startup, speedup: 0, cpuPerWall: 0, source: source)]
         for size in sizes {
             let mebibytes = Double(config.dataTasks * size) / 1_048_576
             let serialWall = serial.0 + serial.1 * mebibytes
-            for (mode, line) in [("serial", serial), ("threads", threads), ("processes", processes)] {
+            for (kind, python, line) in [(LabMode.serial, LabMode.Python.serial, serial), (.threads, .threads, threads), (.processes, .processes, processes)] {
                 let wall = line.0 + line.1 * mebibytes
-                var cell = LabCell(workload: .data, mode: prefix + mode, label: "\(source) \(mode)", workers: mode == "serial" ? 1 : 2,
+                var cell = LabCell(workload: .data, mode: mode(kind, python), label: "\(source) \(kind)", workers: kind == .serial ? 1 : 2,
                                    wallSeconds: wall, speedup: serialWall / wall, cpuPerWall: 0, source: source)
                 cell.inputBytes = size
                 cells.append(cell)
@@ -71,7 +71,7 @@ import Testing
         #expect(contradicted.because.contains("Swift's processes"))
         // An unsettled cell it rests on (here marked by hand) leaves the verdict unsettled.
         var disturbed = Settling.judge(Self.swift, config: Self.config, cpus: 2)
-        let index = try #require(disturbed.firstIndex { $0.mode == "threads" && $0.inputBytes == 1 << 10 })
+        let index = try #require(disturbed.firstIndex { $0.mode == .threads && $0.inputBytes == 1 << 10 })
         disturbed[index].unsettled = "its repeats disagreed"
         let machine2 = LabReport.Machine(cpus: 2, os: "Linux", python: nil)
         let unsettled = Verdicts.judge(disturbed + Self.cpython, config: Self.config, machine: machine2).first { $0.workload == .data }
@@ -81,7 +81,7 @@ import Testing
     @Test func dataCellsAreNotBoundedBySpeedUps() {
         // At 1 KiB a task a serial run is a thread's wake-up: 3.5× over it says nothing about cores.
         var cells = Self.swift
-        for index in cells.indices where cells[index].mode == "threads" { cells[index].speedup = 3.5 }
+        for index in cells.indices where cells[index].mode == .threads { cells[index].speedup = 3.5 }
         #expect(Settling.judge(cells, config: Self.config, cpus: 2).allSatisfy { $0.unsettled == nil })
     }
 

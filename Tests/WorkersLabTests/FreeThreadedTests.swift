@@ -47,10 +47,10 @@ import WorkersCore
     @Test func recordedFreeThreadedNumbersAreConcluded() {
         var machine = LabReport.Machine(cpus: 2, os: "Linux", python: "Python 3.11.2")
         machine.freeThreadedPython = "3.14.0 at /opt/bin/python3.14t"
-        let gil = LabCell(workload: .cpu, mode: "cpython-threads", label: "CPython threading (2 threads)", workers: 2, wallSeconds: 1,
+        let gil = LabCell(workload: .cpu, mode: .cpython(.threads), label: "CPython threading (2 threads)", workers: 2, wallSeconds: 1,
                           speedup: 1.0, cpuPerWall: 1, source: .cpython)
         let free = gil.asFreeThreaded(version: "3.14.0")
-        #expect(free.mode == "cpython-ft-threads" && free.source == .cpythonFreeThreaded)
+        #expect(free.mode == .cpythonFreeThreaded(.threads) && free.source == .cpythonFreeThreaded)
         #expect(free.label == "CPython 3.14.0 no GIL threading (2 threads)")
         var scaled = free
         scaled.speedup = 1.85
@@ -63,7 +63,7 @@ import WorkersCore
         #expect(flatText.contains("short of what 2 cores allow"))
         #expect(!flatText.contains("on several cores at once"))
         // Its threads may run in parallel (no one-at-a-time bound); its serial run may not.
-        let judged = Settling.judge([scaled, free.with(mode: "cpython-ft-serial", speedup: 1.6)], config: config, cpus: 2)
+        let judged = Settling.judge([scaled, free.with(mode: .cpythonFreeThreaded(.serial), speedup: 1.6)], config: config, cpus: 2)
         #expect(judged[0].unsettled == nil)
         #expect(judged[1].unsettled != nil)
     }
@@ -79,7 +79,7 @@ import WorkersCore
 }
 
 extension LabCell {
-    func with(mode: String, speedup: Double) -> LabCell {
+    func with(mode: LabMode, speedup: Double) -> LabCell {
         var cell = self
         cell.mode = mode
         cell.speedup = speedup

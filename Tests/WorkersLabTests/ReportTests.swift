@@ -5,23 +5,23 @@ import Testing
 /// Cells as a run would produce them, with the numbers chosen by each test.
 func cells(ioThreads: Double = 7.9, ioAsync: Double = 7.8, cpuThreads: Double = 1.95, cpuGIL: Double = 1.0,
            cpuProcesses: Double = 1.9, probeGIL: Double = 5.3, python: (threads: Double, processes: Double)? = nil) -> [LabCell] {
-    func cell(_ workload: LabWorkload, _ mode: String, _ speedup: Double, workers: Int = 2, source: LabSource = .swift, probe: Double? = nil) -> LabCell {
-        LabCell(workload: workload, mode: mode, label: mode, workers: workers, wallSeconds: 1 / speedup, speedup: speedup,
+    func cell(_ workload: LabWorkload, _ mode: LabMode, _ speedup: Double, workers: Int = 2, source: LabSource = .swift, probe: Double? = nil) -> LabCell {
+        LabCell(workload: workload, mode: mode, label: mode.rawValue, workers: workers, wallSeconds: 1 / speedup, speedup: speedup,
                 cpuPerWall: 1, source: source, probeMedianMs: probe,
                 spans: [LabSpan(lane: 0, task: 0, start: 0, end: 1 / speedup, state: .running)])
     }
     var cells = [
-        cell(.ioSleep, "serial", 1, workers: 1), cell(.ioSleep, "async-1", ioAsync, workers: 1), cell(.ioSleep, "threads", ioThreads, workers: 8),
-        cell(.cpu, "serial", 1, workers: 1), cell(.cpu, "async-1", 1, workers: 1), cell(.cpu, "threads", cpuThreads),
-        cell(.cpu, "threads-gil", cpuGIL), cell(.cpu, "processes", cpuProcesses),
-        cell(.mixed, "serial", 1, workers: 1, probe: 0.08), cell(.mixed, "threads-gil", 0.2, probe: probeGIL),
-        cell(.mixed, "processes", 1, probe: 0.09),
+        cell(.ioSleep, .serial, 1, workers: 1), cell(.ioSleep, .asyncOneThread, ioAsync, workers: 1), cell(.ioSleep, .threads, ioThreads, workers: 8),
+        cell(.cpu, .serial, 1, workers: 1), cell(.cpu, .asyncOneThread, 1, workers: 1), cell(.cpu, .threads, cpuThreads),
+        cell(.cpu, .threadsUnderSimulatedGIL, cpuGIL), cell(.cpu, .processes, cpuProcesses),
+        cell(.mixed, .serial, 1, workers: 1, probe: 0.08), cell(.mixed, .threadsUnderSimulatedGIL, 0.2, probe: probeGIL),
+        cell(.mixed, .processes, 1, probe: 0.09),
     ]
     if let python {
         cells += [
-            cell(.ioSleep, "cpython-threads", 7.7, workers: 8, source: .cpython),
-            cell(.cpu, "cpython-threads", python.threads, source: .cpython),
-            cell(.cpu, "cpython-processes", python.processes, source: .cpython),
+            cell(.ioSleep, .cpython(.threads), 7.7, workers: 8, source: .cpython),
+            cell(.cpu, .cpython(.threads), python.threads, source: .cpython),
+            cell(.cpu, .cpython(.processes), python.processes, source: .cpython),
         ]
     }
     return cells
@@ -53,12 +53,12 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
 
     @Test func slowParallelCPythonIsExplainedByTheNumbers() {
         var all = cells(python: (threads: 1.0, processes: 1.3))
-        for index in all.indices where all[index].mode == "cpython-processes" { all[index].cpuPerWall = 2.0 }
-        for index in all.indices where all[index].mode == "processes" { all[index].cpuPerWall = 1.95 }
+        for index in all.indices where all[index].mode == .cpython(.processes) { all[index].cpuPerWall = 2.0 }
+        for index in all.indices where all[index].mode == .processes { all[index].cpuPerWall = 1.95 }
         let text = Conclusions.draw(all, config: config).joined(separator: "\n")
         #expect(text.contains("CPython's loop ran slower with both CPUs busy (65 %"))
         // A superlinear speed-up means a slow serial run, which that sentence does not explain.
-        for index in all.indices where all[index].mode == "cpython-processes" { all[index].speedup = 2.2; all[index].cpuPerWall = 1.7 }
+        for index in all.indices where all[index].mode == .cpython(.processes) { all[index].speedup = 2.2; all[index].cpuPerWall = 1.7 }
         #expect(!Conclusions.draw(all, config: config).joined().contains("loop ran slower"))
     }
 
@@ -77,7 +77,7 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
 
     func judged(_ all: [LabCell]) -> [LabCell] { Settling.judge(all, config: config, cpus: 2) }
 
-    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: String) -> LabCell? {
+    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: LabMode) -> LabCell? {
         all.first { $0.workload == workload && $0.mode == mode }
     }
 
@@ -91,12 +91,12 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
 
     @Test func oneAtATimeModesAboveOneAreUnsettledAndTeachNothing() {
         var all = cells(python: (threads: 1.0, processes: 1.8))
-        for index in all.indices where all[index].workload == .cpu && all[index].mode == "async-1" { all[index].speedup = 1.3 }
-        all.append(LabCell(workload: .cpu, mode: "cpython-asyncio", label: "CPython asyncio (1 thread, no parallelism)", workers: 1,
+        for index in all.indices where all[index].workload == .cpu && all[index].mode == .asyncOneThread { all[index].speedup = 1.3 }
+        all.append(LabCell(workload: .cpu, mode: .cpython(.asyncio), label: "CPython asyncio (1 thread, no parallelism)", workers: 1,
                            wallSeconds: 0.588, speedup: 1.34, cpuPerWall: 1, source: .cpython))
         all = judged(all)
-        #expect(cell(all, .cpu, "async-1")?.unsettled?.contains("one task at a time") == true)
-        #expect(cell(all, .cpu, "cpython-asyncio")?.unsettled != nil)
+        #expect(cell(all, .cpu, .asyncOneThread)?.unsettled?.contains("one task at a time") == true)
+        #expect(cell(all, .cpu, .cpython(.asyncio))?.unsettled != nil)
         let text = Conclusions.draw(all, config: config, machine: machine).joined(separator: "\n")
         #expect(!text.contains("switching gains nothing"))
         #expect(text.contains("Async tasks on one thread, CPU-bound: unsettled"))
@@ -104,14 +104,14 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         #expect(text.contains("load average 3.4 on 2 CPUs, CPU steal 12 %"))
         // 1.12× is within the bound: a settled cell, and its lesson is drawn.
         var near = cells()
-        for index in near.indices where near[index].workload == .cpu && near[index].mode == "async-1" { near[index].speedup = 1.12 }
+        for index in near.indices where near[index].workload == .cpu && near[index].mode == .asyncOneThread { near[index].speedup = 1.12 }
         #expect(Conclusions.draw(judged(near), config: config, machine: machine).joined().contains("switching gains nothing"))
     }
 
     @Test func parallelModesAboveTheirWorkersOrCPUsAreUnsettled() {
         let all = judged(cells(ioThreads: 9.5, cpuProcesses: 2.6))
-        #expect(cell(all, .ioSleep, "threads")?.unsettled?.contains("from 8 at a time") == true)
-        #expect(cell(all, .cpu, "processes")?.unsettled?.contains("from 2 at a time") == true)
+        #expect(cell(all, .ioSleep, .threads)?.unsettled?.contains("from 8 at a time") == true)
+        #expect(cell(all, .cpu, .processes)?.unsettled?.contains("from 2 at a time") == true)
         let text = Conclusions.draw(all, config: config, machine: machine).joined(separator: "\n")
         #expect(!text.contains("every core works"))
         #expect(!text.contains("So, under a GIL"))
@@ -155,7 +155,7 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
     }
 
     @Test func theTerminalGanttDrawsEachLane() {
-        let cell = LabCell(workload: .cpu, mode: "threads-gil", label: "GIL", workers: 2, wallSeconds: 1, speedup: 1, cpuPerWall: 1, source: .swift,
+        let cell = LabCell(workload: .cpu, mode: .threadsUnderSimulatedGIL, label: "GIL", workers: 2, wallSeconds: 1, speedup: 1, cpuPerWall: 1, source: .swift,
                            spans: [LabSpan(lane: 0, task: 0, start: 0, end: 0.5, state: .running),
                                    LabSpan(lane: 1, task: 1, start: 0, end: 0.5, state: .gilWait),
                                    LabSpan(lane: 1, task: 1, start: 0.5, end: 1, state: .running)])
@@ -231,16 +231,16 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         cells(cpuThreads: cpuThreads, cpuProcesses: cpuProcesses, python: (threads: 1.0, processes: 1.8))
     }
 
-    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: String) -> LabCell? {
+    func cell(_ all: [LabCell], _ workload: LabWorkload, _ mode: LabMode) -> LabCell? {
         all.first { $0.workload == workload && $0.mode == mode }
     }
 
     @Test func eachCellIsTheMedianOfItsRounds() throws {
         let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.7), round(cpuThreads: 1.5, cpuProcesses: 1.9),
                                    round(cpuThreads: 1.95, cpuProcesses: 1.8)])
-        let threads = try #require(cell(merged, .cpu, "threads"))
+        let threads = try #require(cell(merged, .cpu, .threads))
         #expect(threads.speedup == 1.9 && threads.speedupMin == 1.5 && threads.speedupMax == 1.95 && threads.rounds == 3)
-        #expect(cell(merged, .cpu, "processes")?.speedup == 1.8)
+        #expect(cell(merged, .cpu, .processes)?.speedup == 1.8)
         // The first round's timeline is kept, in the first round's order.
         #expect(merged.map(\.mode) == round(cpuThreads: 1, cpuProcesses: 1).map(\.mode))
         #expect(threads.spans?.isEmpty == false)
@@ -252,9 +252,9 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
         let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.8), round(cpuThreads: 1.0, cpuProcesses: 1.8),
                                    round(cpuThreads: 1.4, cpuProcesses: 1.8)])
         let judged = Settling.judge(merged, config: config, cpus: 2)
-        let threads = try #require(cell(judged, .cpu, "threads"))
+        let threads = try #require(cell(judged, .cpu, .threads))
         #expect(threads.unsettled?.contains("its rounds gave 1.9×, 1×, 1.4×") == true, "\(threads.unsettled ?? "settled")")
-        #expect(cell(judged, .cpu, "processes")?.unsettled == nil)
+        #expect(cell(judged, .cpu, .processes)?.unsettled == nil)
         let machine = LabReport.Machine(cpus: 2, os: "Linux", python: nil, loadAverage: 1.0, stealPercent: 0)
         let lines = Conclusions.draw(judged, config: config, machine: machine)
         let cpu = try #require(lines.first { $0.hasPrefix("CPU-bound (") })
@@ -265,14 +265,14 @@ let config = LabReport.Config(quick: true, workers: 2, ioTasks: 8, ioSleepMs: 50
     @Test func oneRoundOffIsOutvoted() throws {
         let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.8), round(cpuThreads: 1.0, cpuProcesses: 1.8),
                                    round(cpuThreads: 1.95, cpuProcesses: 1.8)])
-        let threads = try #require(cell(Settling.judge(merged, config: config, cpus: 2), .cpu, "threads"))
+        let threads = try #require(cell(Settling.judge(merged, config: config, cpus: 2), .cpu, .threads))
         #expect(threads.unsettled == nil && threads.speedup == 1.9 && threads.speedupMin == 1.0)
         #expect(Settling.agreeing([1.9, 1.0, 1.95]) == [1.9, 1.95])
     }
 
     @Test func theJSONCarriesTheSpread() throws {
         let merged = Rounds.merge([round(cpuThreads: 1.9, cpuProcesses: 1.8), round(cpuThreads: 1.7, cpuProcesses: 1.8)])
-        let json = try String(decoding: JSONEncoder().encode(try #require(cell(merged, .cpu, "threads"))), as: UTF8.self)
+        let json = try String(decoding: JSONEncoder().encode(try #require(cell(merged, .cpu, .threads))), as: UTF8.self)
         #expect(json.contains("\"speedup_min\":1.7") && json.contains("\"speedup_max\":1.9") && json.contains("\"rounds\":2"))
         #expect(json.contains("\"speedup_rounds\":[1.9,1.7]"))
     }

@@ -8,10 +8,10 @@ import Testing
     static let config = Lab.defaultConfig(quick: false, workers: 2)
 
     /// A curve's cells: a serial run, then each mode's speed-up at each width from `speedups`.
-    static func curveCells(_ workload: LabWorkload, _ speedups: [String: [Int: Double]], source: LabSource = .swift) -> [LabCell] {
-        var cells = [LabCell(workload: workload, mode: source == .swift ? "serial" : "cpython-serial", label: "serial", workers: 1,
+    static func curveCells(_ workload: LabWorkload, _ speedups: [LabMode: [Int: Double]], source: LabSource = .swift) -> [LabCell] {
+        var cells = [LabCell(workload: workload, mode: source == .swift ? .serial : .cpython(.serial), label: "serial", workers: 1,
                              wallSeconds: 0.32, speedup: 1, cpuPerWall: 1, source: source)]
-        for (mode, points) in speedups.sorted(by: { $0.key < $1.key }) {
+        for (mode, points) in speedups.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             for (width, speedup) in points.sorted(by: { $0.key < $1.key }) {
                 cells.append(LabCell(workload: workload, mode: mode, label: "\(mode)(\(width))", workers: width,
                                      wallSeconds: 0.32 / speedup, speedup: speedup, cpuPerWall: 1, source: source))
@@ -20,15 +20,15 @@ import Testing
         return cells
     }
 
-    static let goodCPU: [String: [Int: Double]] = [
-        "threads": [1: 1.0, 2: 1.95, 4: 1.96, 8: 1.94],
-        "threads-gil": [1: 1.0, 2: 1.0, 4: 0.98, 8: 0.97],
-        "processes": [1: 0.9, 2: 1.7, 4: 1.75, 8: 1.6],
+    static let goodCPU: [LabMode: [Int: Double]] = [
+        .threads: [1: 1.0, 2: 1.95, 4: 1.96, 8: 1.94],
+        .threadsUnderSimulatedGIL: [1: 1.0, 2: 1.0, 4: 0.98, 8: 0.97],
+        .processes: [1: 0.9, 2: 1.7, 4: 1.75, 8: 1.6],
     ]
-    static let goodIO: [String: [Int: Double]] = [
-        "threads": [1: 1.0, 2: 2.0, 4: 3.9, 8: 7.7],
-        "threads-gil": [1: 1.0, 2: 2.0, 4: 3.9, 8: 7.6],
-        "processes": [1: 0.9, 2: 1.7, 4: 2.5, 8: 3.0],
+    static let goodIO: [LabMode: [Int: Double]] = [
+        .threads: [1: 1.0, 2: 2.0, 4: 3.9, 8: 7.7],
+        .threadsUnderSimulatedGIL: [1: 1.0, 2: 2.0, 4: 3.9, 8: 7.6],
+        .processes: [1: 0.9, 2: 1.7, 4: 2.5, 8: 3.0],
     ]
 
     func judged(_ cells: [LabCell]) -> [LabCell] { Settling.judge(cells, config: Self.config, cpus: 2) }
@@ -62,23 +62,23 @@ import Testing
 
     @Test func aCPUCurvesFitCountsNoMoreThanTheCPUs() throws {
         let curves = ScalingCurve.curves(Self.curveCells(.cpuScaling, Self.goodCPU), workload: .cpuScaling)
-        #expect(curves.map(\.mode) == ["processes", "threads", "threads-gil"])
+        #expect(curves.map(\.mode) == [.processes, .threads, .threadsUnderSimulatedGIL])
         #expect(curves.allSatisfy { $0.points.map(\.workers) == [1, 2, 4, 8] })
         // Flat past 2 CPUs is perfect scaling on 2 CPUs, not a serial part.
-        let threads = try #require(curves.first { $0.mode == "threads" }?.serialFraction(cpus: 2))
+        let threads = try #require(curves.first { $0.mode == .threads }?.serialFraction(cpus: 2))
         #expect(threads < 0.05)
-        let gil = try #require(curves.first { $0.mode == "threads-gil" }?.serialFraction(cpus: 2))
+        let gil = try #require(curves.first { $0.mode == .threadsUnderSimulatedGIL }?.serialFraction(cpus: 2))
         #expect(gil > 0.95)
     }
 
     @Test func aPointAboveItsBoundIsUnsettledAndLeftOutOfTheFit() throws {
         var speedups = Self.goodCPU
-        speedups["threads"]![8] = 2.9  // 8 threads on 2 CPUs cannot give 2.9×
-        speedups["threads-gil"]![4] = 1.4  // a GIL cannot give 1.4×
+        speedups[.threads]![8] = 2.9  // 8 threads on 2 CPUs cannot give 2.9×
+        speedups[.threadsUnderSimulatedGIL]![4] = 1.4  // a GIL cannot give 1.4×
         let cells = judged(Self.curveCells(.cpuScaling, speedups))
         let unsettled = cells.filter { $0.unsettled != nil }.map(\.label)
         #expect(Set(unsettled) == ["threads(8)", "threads-gil(4)"])
-        let gil = try #require(ScalingCurve.curves(cells, workload: .cpuScaling).first { $0.mode == "threads-gil" })
+        let gil = try #require(ScalingCurve.curves(cells, workload: .cpuScaling).first { $0.mode == .threadsUnderSimulatedGIL })
         #expect(try #require(gil.serialFraction(cpus: 2)) > 0.95)
     }
 
@@ -88,12 +88,12 @@ import Testing
         #expect(good.because.contains("1.95× at 2 and 1.94× at 8 workers on 2 CPUs"))
 
         var gilScales = Self.goodCPU
-        gilScales["threads-gil"]![2] = 1.6  // within the bound of 2 workers? no: a GIL mode's bound is 1×
+        gilScales[.threadsUnderSimulatedGIL]![2] = 1.6  // within the bound of 2 workers? no: a GIL mode's bound is 1×
         let disturbed = try #require(verdict(Self.curveCells(.cpuScaling, gilScales), .cpuScaling))
         #expect(disturbed.outcome == .unsettled)
 
         var noScaling = Self.goodCPU
-        noScaling["threads"] = [1: 1.0, 2: 1.1, 4: 1.05, 8: 1.0]
+        noScaling[.threads] = [1: 1.0, 2: 1.1, 4: 1.05, 8: 1.0]
         let contradicted = try #require(verdict(Self.curveCells(.cpuScaling, noScaling), .cpuScaling))
         #expect(contradicted.outcome == .contradicted)
         #expect(contradicted.because.contains("below the 1.5×"))
@@ -105,7 +105,7 @@ import Testing
         let good = try #require(verdict(Self.curveCells(.ioScaling, Self.goodIO), .ioScaling))
         #expect(good.outcome == .confirmed)
         var serialised = Self.goodIO
-        serialised["threads-gil"]![8] = 2.0
+        serialised[.threadsUnderSimulatedGIL]![8] = 2.0
         let short = try #require(verdict(Self.curveCells(.ioScaling, serialised), .ioScaling))
         #expect(short.outcome == .contradicted)
         #expect(short.because.contains("threads-gil(8) below 6×"))
@@ -113,7 +113,7 @@ import Testing
 
     @Test func theTerminalChartShowsEveryPointTheIdealAndTheFit() {
         var speedups = Self.goodCPU
-        speedups["threads"]![8] = 2.9
+        speedups[.threads]![8] = 2.9
         let cells = judged(Self.curveCells(.cpuScaling, speedups))
         let text = TerminalReport.scalingChart(cells, workload: .cpuScaling, config: Self.config, cpus: 2)
         let lines = text.split(separator: "\n").map(String.init)
@@ -128,7 +128,7 @@ import Testing
 
     @Test func theSVGChartDrawsTheIdealTheCPUsAndHollowUnsettledPoints() {
         var speedups = Self.goodCPU
-        speedups["threads"]![8] = 2.9
+        speedups[.threads]![8] = 2.9
         let cells = judged(Self.curveCells(.cpuScaling, speedups))
         let svg = HTMLReport.scalingSVG(cells, workload: .cpuScaling, config: Self.config, cpus: 2)
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))

@@ -36,7 +36,7 @@ import Testing
     /// The false lesson the issue names: a disturbed cell must not become a verdict either way.
     @Test func anUnsettledCellGivesNoVerdict() {
         var disturbed = cells(cpuProcesses: 0.9)
-        for index in disturbed.indices where disturbed[index].mode == "processes" { disturbed[index].unsettled = "its rounds gave 0.5×, 1.9×, 1.2×" }
+        for index in disturbed.indices where disturbed[index].mode == .processes { disturbed[index].unsettled = "its rounds gave 0.5×, 1.9×, 1.2×" }
         let cpu = outcome(disturbed, .cpu)
         #expect(cpu?.outcome == .unsettled)
         #expect(cpu?.because.contains("its rounds gave") == true)
