@@ -131,8 +131,10 @@ public struct Lab: Sendable {
         machine.freeThreadedPython = freeThreaded.found.map { "\($0.version) at \($0.path)" }
         machine.freeThreadedLookedFor = python == nil ? nil : freeThreaded.lookedFor
         cells = Settling.judge(cells, config: config, cpus: machine.cpus)
-        return LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine),
-                         verdicts: Verdicts.judge(cells, config: config, machine: machine))
+        var report = LabReport(machine: machine, config: config, cells: cells, conclusions: Conclusions.draw(cells, config: config, machine: machine),
+                               verdicts: Verdicts.judge(cells, config: config, machine: machine))
+        report.targets = LabTarget.targets(config: config, cpus: machine.cpus, workloads: workloads, python: peer != nil)
+        return report
     }
 
     /// The first `python3` on PATH, or `nil`.

@@ -451,6 +451,9 @@ public struct LabReport: Codable, Sendable {
     public var conclusions: [String]
     /// The course's claim for each workload measured, with the verdict the cells give it.
     public var verdicts: [LabVerdict]
+    /// The lab's acceptance targets for this run, from ``LabThresholds`` (`scripts/check-lab.sh`
+    /// checks the cells against them).
+    public var targets: [LabTarget] = []
 
     /// A report of `cells` measured on `machine` with `config`.
     public init(machine: Machine, config: Config, cells: [LabCell], conclusions: [String], verdicts: [LabVerdict] = []) {
