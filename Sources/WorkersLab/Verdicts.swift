@@ -55,6 +55,9 @@ enum LabThresholds {
     static let scales = 1.3
     /// A 1 ms sleep beside a CPU-bound process wakes later than this (ms) only on a busy machine.
     static let processProbeMs = 1.0
+    /// Other programs keeping this many CPUs busy (on average, over the run) make a failed claim
+    /// unsettled rather than contradicted.
+    static let busyCPUs = 0.25
 }
 
 enum Verdicts {
@@ -83,6 +86,13 @@ enum Verdicts {
                 return
             }
             let (holds, because) = decide()
+            // A claim that failed while other programs kept the CPUs busy failed for them: the run
+            // cannot contradict it, only leave it open.
+            if !holds, let others = machine?.otherCPUs, others >= LabThresholds.busyCPUs {
+                verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: .unsettled,
+                                           because: "\(because) — but other programs kept \(Conclusions.format(others)) of \(machine?.cpus ?? 0) CPUs busy (\(busy)), so this run cannot contradict the claim"))
+                return
+            }
             verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: holds ? .confirmed : .contradicted, because: because))
         }
 

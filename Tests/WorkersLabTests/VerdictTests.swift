@@ -33,6 +33,22 @@ import Testing
         #expect(outcome(cells(python: (threads: 1.6, processes: 1.9)), .cpu)?.outcome == .contradicted)
     }
 
+    /// A claim that fails while other programs keep the CPUs busy is left open, not contradicted:
+    /// the hogs, not the mode, slowed it. On a quiet machine the same numbers contradict it.
+    @Test func aBusyMachineCannotContradictAClaim() throws {
+        var busy = machine
+        busy.otherCPUs = 1.9
+        let cpu = try #require(outcome(cells(cpuProcesses: 1.1), .cpu, machine: busy))
+        #expect(cpu.outcome == .unsettled)
+        #expect(cpu.because.contains("other programs kept 1.9 of 2 CPUs busy"))
+        #expect(cpu.because.contains("so this run cannot contradict the claim"))
+        var quiet = machine
+        quiet.otherCPUs = 0.05
+        #expect(outcome(cells(cpuProcesses: 1.1), .cpu, machine: quiet)?.outcome == .contradicted)
+        // A claim the numbers confirm stays confirmed however busy the machine.
+        #expect(outcome(cells(), .cpu, machine: busy)?.outcome == .confirmed)
+    }
+
     /// The false lesson the issue names: a disturbed cell must not become a verdict either way.
     @Test func anUnsettledCellGivesNoVerdict() {
         var disturbed = cells(cpuProcesses: 0.9)
