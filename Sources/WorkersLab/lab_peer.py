@@ -640,20 +640,30 @@ def scaling_workload(cfg, ctx, workload, n):
             return checksum(cell, [row[4] or 0 for row in results])
         return body
 
-    cells = [run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)]
+    # CPython's own speed swings from one run to the next on a virtual machine (back to back, the
+    # same 8 x 15 ms of kernel took 116 to 185 ms here), in streaks. So each width has a serial
+    # run beside its points, and each point is divided by its own width's serial run; the serial
+    # cell reports the median of them.
+    serials = []
+    cells = []
     for width in widths:
-        cells.append(run_cell(Cell(workload, "cpython-threads", "CPython threading (%d threads)" % width, width),
-                              threads_at(width)))
-        cells.append(run_cell(Cell(workload, "cpython-processes", "CPython multiprocessing.Pool(%d)" % width, width),
-                              processes_at(width)))
-    # Serial again at the end; every point is divided by the mean of the two runs, so a drift of
-    # the machine's speed during the curve is met halfway (the faster of the two would bias every
-    # point low).
-    again = run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
-    if not again.failed and again.wall > 0 and not cells[0].failed and cells[0].wall > 0:
-        cells[0].wall = (cells[0].wall + again.wall) / 2
-        cells[0].notes.append("the mean of two serial runs, one before the curve and one after")
-    set_speedups(cells)
+        base = run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
+        points = [
+            run_cell(Cell(workload, "cpython-threads", "CPython threading (%d threads)" % width, width), threads_at(width)),
+            run_cell(Cell(workload, "cpython-processes", "CPython multiprocessing.Pool(%d)" % width, width), processes_at(width)),
+        ]
+        for point in points:
+            ok = not base.failed and base.wall > 0 and not point.failed and point.wall > 0
+            point.speedup = base.wall / point.wall if ok else 0.0
+        if not base.failed and base.wall > 0:
+            serials.append(base)
+        cells += points
+    first = serials[0] if serials else run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
+    if serials:
+        first.wall = statistics.median([c.wall for c in serials])
+        first.notes.append("the median of %d serial runs, one beside each width's points (each point's speed-up is against its own)" % len(serials))
+    first.speedup = 1.0 if not first.failed else 0.0
+    cells.insert(0, first)
     for cell in cells:
         cell.spans = []
     return cells
