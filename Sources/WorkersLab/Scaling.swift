@@ -279,7 +279,7 @@ extension ScalingCurve {
             let settled = curve.points.filter { $0.unsettled == nil }
             guard let best = settled.max(by: { $0.speedup < $1.speedup }) else { return "\(curve.name): every point unsettled" }
             let fraction = curve.serialFraction(cpus: cpus).map { ", serial fraction \(percent($0))" } ?? ""
-            return "\(curve.name) at most \(x(best.speedup)) (\(best.workers) workers\(fraction))"
+            return "\(curve.name) at most \(x(best.speedup)) (\(best.workers) worker\(best.workers == 1 ? "" : "s")\(fraction))"
         }
         let subject = workload == .cpuScaling
             ? "CPU-bound scaling (\(config.scalingTasks) tasks of \(Conclusions.format(config.scalingTaskMs)) ms, \(cpus) CPUs)"
