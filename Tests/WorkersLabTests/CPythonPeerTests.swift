@@ -12,6 +12,19 @@ import WorkersCore
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Sources/WorkersLab/lab_peer.py")
 
+    /// Runs `program` in `python` with the peer's path as its argument: its status and stdout.
+    static func run(_ python: String, _ program: String) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", program, sourceFile.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, printed)
+    }
+
     @Test func theEmbeddedPeerIsTheFile() throws {
         let file = try Data(contentsOf: Self.sourceFile)
         #expect(Data(CPythonPeer.source) == file)
@@ -29,16 +42,9 @@ import WorkersCore
             spec.loader.exec_module(peer)
             print(" ".join(str(peer.kernel(seed, \(iterations))) for seed in (\(seeds.map(String.init).joined(separator: ", ")))))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", program, Self.sourceFile.path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let values = String(decoding: printed, as: UTF8.self).split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
+        let (status, printed) = try Self.run(python, program)
+        #expect(status == 0)
+        let values = printed.split(whereSeparator: \.isWhitespace).compactMap { UInt64($0) }
         #expect(values == seeds.map { Kernel.run(seed: $0, iterations: iterations) })
     }
 
@@ -53,15 +59,8 @@ import WorkersCore
             block = bytes((i * 2654435761 >> 24) & 0xFF for i in range(5000))
             sys.stdout.write(peer.data_work(block, 8).hex())
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", program, Self.sourceFile.path]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let (status, printed) = try Self.run(python, program)
+        #expect(status == 0)
         #expect(printed == DataJob.transform(block, stride: 8).map { String(format: "%02x", $0) }.joined())
     }
 }
