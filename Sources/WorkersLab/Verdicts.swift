@@ -90,7 +90,7 @@ enum Verdicts {
             // cannot contradict it, only leave it open.
             if !holds, let others = machine?.otherCPUs, others >= LabThresholds.busyCPUs {
                 verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: .unsettled,
-                                           because: "\(because) — but other programs kept \(Conclusions.format(others)) of \(machine?.cpus ?? 0) CPUs busy (\(busy)), so this run cannot contradict the claim"))
+                                           because: "\(because) — but \(busy), so this run cannot contradict the claim"))
                 return
             }
             verdicts.append(LabVerdict(workload: workload, claim: claim, outcome: holds ? .confirmed : .contradicted, because: because))
