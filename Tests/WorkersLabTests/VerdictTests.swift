@@ -25,12 +25,26 @@ import Testing
         let cpu = outcome(cells(cpuGIL: 1.7, cpuProcesses: 1.1), .cpu)
         #expect(cpu?.outcome == .contradicted)
         #expect(cpu?.because.contains("threads-gil ran 1.7×, not about 1×") == true)
-        #expect(cpu?.because.contains("processes ran 1.1×, below the 1.5× that several of the 2 cores give") == true)
+        #expect(cpu?.because.contains("processes ran 1.1× with 1 CPUs busy, below the 1.5× that several of the 2 cores give") == true)
         // A pool's start-up in a short run (1.64× on 2 cores) is still parallelism.
         #expect(outcome(cells(cpuProcesses: 1.64), .cpu)?.outcome == .confirmed)
         #expect(outcome(cells(probeGIL: 40), .mixed)?.outcome == .contradicted)
         // CPython's cells count too when it ran.
         #expect(outcome(cells(python: (threads: 1.6, processes: 1.9)), .cpu)?.outcome == .contradicted)
+    }
+
+    /// Processes that kept both CPUs busy at once but gained less (two CPUs sharing one core's
+    /// execution resources) ran in parallel: the verdict says so instead of contradicting.
+    @Test func processesThatKeepTheCPUsBusyButGainLessAreStillParallel() throws {
+        var shared = cells(python: (threads: 1.0, processes: 1.4))
+        for index in shared.indices where shared[index].mode == .cpython(.processes) { shared[index].cpuPerWall = 1.8 }
+        let cpu = try #require(outcome(shared, .cpu))
+        #expect(cpu.outcome == .confirmed)
+        #expect(cpu.because.contains("kept 1.8 CPUs busy at once for 1.4×: each CPU ran slower with the other busy"))
+        // Both CPUs busy but no gain to speak of is not parallelism that pays.
+        var busyForNothing = cells(python: (threads: 1.0, processes: 1.1))
+        for index in busyForNothing.indices where busyForNothing[index].mode == .cpython(.processes) { busyForNothing[index].cpuPerWall = 1.9 }
+        #expect(try #require(outcome(busyForNothing, .cpu)).outcome == .contradicted)
     }
 
     /// A claim that fails while other programs keep the CPUs busy is left open, not contradicted:
