@@ -113,7 +113,7 @@ struct LabCommand: AsyncParsableCommand {
         let workloads = try selectedWorkloads()
         let pythonPath = noPython ? nil : (python ?? Lab.findPython())
 
-        let progress = ProgressLine(total: 1 + config.rounds * (progressSteps(workloads, python: pythonPath != nil, config: config) - 1))
+        let progress = ProgressLine(total: progressSteps(workloads, python: pythonPath != nil, config: config))
         let lab = Lab(config: config, workloads: workloads, python: pythonPath, progress: { progress.step($0) })
         let result = try await lab.run()
         progress.finish()
@@ -156,12 +156,15 @@ struct LabCommand: AsyncParsableCommand {
         }
     }
 
-    /// Progress lines in one round (the scaling curves, which run once, are spread over the rounds).
+    /// The progress lines a run prints: calibrating, then every round's cells (and CPython's
+    /// line), then the cells of the workloads that run once (a scaling curve's serial runs before
+    /// and after it and three modes at each width; the data workload's pool and each size).
     private func progressSteps(_ workloads: [LabWorkload], python: Bool, config: LabReport.Config) -> Int {
-        let curves = workloads.filter(\.isScaling).reduce(0) { $0 + 1 + 3 * config.widths($1).count }
-            + (workloads.contains(.data) ? 1 + config.dataSizes.count : 0)
-        return 1 + workloads.filter { !$0.isScaling }.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
-            + (curves + config.rounds - 1) / max(1, config.rounds)
+        let perRound = workloads.filter { !$0.runsOnce }.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
+        let once = workloads.filter(\.runsOnce).reduce(0) { steps, workload in
+            steps + (workload == .data ? 1 + config.dataSizes.count : 2 + 3 * config.widths(workload).count)
+        }
+        return 1 + config.rounds * perRound + once
     }
 
     /// The terminal report: per workload a table and timelines, then the conclusions.
@@ -177,7 +180,7 @@ struct LabCommand: AsyncParsableCommand {
             let cells = report.cells.filter { $0.workload == workload }
             guard !cells.isEmpty else { continue }
             out += "\n"
-            if workload.isScaling || workload == .data {
+            if workload.runsOnce {
                 out += workload == .data
                     ? TerminalReport.dataChart(cells, config: report.config)
                     : TerminalReport.scalingChart(cells, workload: workload, config: report.config, cpus: report.machine.cpus)

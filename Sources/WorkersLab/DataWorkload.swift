@@ -25,6 +25,11 @@ extension SwiftExperiments {
         var cells = [LabCell(workload: .data, mode: .poolStart, label: "ProcessPool(\(workers)) start-up", workers: workers,
                              wallSeconds: startup, speedup: 0, cpuPerWall: 0, source: .swift,
                              note: "from creating the pool to every worker ready")]
+        func shutdown() async {
+            await pool.shutdown()
+            await threads.shutdown()
+            await alone.shutdown()
+        }
         do {
             for size in config.dataSizes {
                 progress("data · \(LabFormat.bytes(size)) a task")
@@ -57,14 +62,10 @@ extension SwiftExperiments {
                 }
             }
         } catch {
-            await pool.shutdown()
-            await threads.shutdown()
-            await alone.shutdown()
+            await shutdown()
             throw error
         }
-        await pool.shutdown()
-        await threads.shutdown()
-        await alone.shutdown()
+        await shutdown()
         return cells
     }
 }
@@ -131,32 +132,15 @@ struct DataAnalysis: Sendable {
         let move = max(0, processed - work / c)
         return (work, move, cores > 1 ? move * c / (c - 1) : nil)
     }
-
-    /// The source as the sentence names it.
-    var name: String {
-        switch source {
-        case .swift: "Swift"
-        case .cpython: "CPython"
-        case .cpythonFreeThreaded: "CPython without the GIL"
-        }
-    }
 }
 
 extension LabFormat {
     /// A size in bytes as a person reads it: "1 KiB", "256 KiB", "4 MiB", "100 B".
     static func bytes(_ count: Int) -> String {
-        if count >= 1 << 20, count % (1 << 20) == 0 { return "\(count >> 20) MiB" }
-        if count >= 1 << 20 { return String(format: "%.1f MiB", Double(count) / 1_048_576) }
-        if count >= 1 << 10, count % (1 << 10) == 0 { return "\(count >> 10) KiB" }
-        if count >= 1 << 10 { return String(format: "%.1f KiB", Double(count) / 1_024) }
+        for (unit, shift) in [("MiB", 20), ("KiB", 10)] where count >= 1 << shift {
+            return count % (1 << shift) == 0 ? "\(count >> shift) \(unit)" : fixed(Double(count) / Double(1 << shift), decimals: 1) + " " + unit
+        }
         return "\(count) B"
-    }
-
-    /// Milliseconds with sensible digits: "0.042 ms", "3.1 ms", "48 ms".
-    static func milliseconds(_ seconds: Double) -> String {
-        let ms = seconds * 1_000
-        // The bounds are where the rounding of the next format would carry: 9.96 is "10 ms".
-        return ms < 0.9995 ? String(format: "%.3f ms", ms) : ms < 9.95 ? String(format: "%.1f ms", ms) : String(format: "%.0f ms", ms)
     }
 }
 
@@ -171,20 +155,20 @@ extension DataAnalysis {
         let range = "\(LabFormat.bytes(smallest)) to \(LabFormat.bytes(largest))"
         var parts: [String] = []
         for side in sides {
-            guard !side.winners.isEmpty else { parts.append("\(side.name): no settled sizes"); continue }
+            guard !side.winners.isEmpty else { parts.append("\(side.source.name): no settled sizes"); continue }
             var text: String
             if let crossing = side.crossing {
-                text = crossing.below.map { "\(side.name): threads were faster up to \(LabFormat.bytes($0)) a task and processes from \(LabFormat.bytes(crossing.from)) (the lines cross between them)" }
-                    ?? "\(side.name): processes were faster at every size"
+                text = crossing.below.map { "\(side.source.name): threads were faster up to \(LabFormat.bytes($0)) a task and processes from \(LabFormat.bytes(crossing.from)) (the lines cross between them)" }
+                    ?? "\(side.source.name): processes were faster at every size"
             } else {
-                text = "\(side.name): threads were faster at every size up to \(LabFormat.bytes(side.winners.last!.bytes)) a task"
+                text = "\(side.source.name): threads were faster at every size up to \(LabFormat.bytes(side.winners.last!.bytes)) a task"
             }
-            if let startup = side.startup { text += ", and its pool took \(LabFormat.milliseconds(startup)) to start" }
+            if let startup = side.startup { text += ", and its pool took \(LabFormat.duration(startup)) to start" }
             if let costs = side.costs(cores: cores) {
-                text += "; its work cost \(LabFormat.milliseconds(costs.work)) per MiB and moving a MiB to a worker and back \(LabFormat.milliseconds(costs.move))"
+                text += "; its work cost \(LabFormat.duration(costs.work)) per MiB and moving a MiB to a worker and back \(LabFormat.duration(costs.move))"
                 if let breakEven = costs.breakEven {
                     text += side.source == .cpython
-                        ? ", so on \(cores) cores processes pay off only above about \(LabFormat.milliseconds(breakEven)) of work per MiB moved"
+                        ? ", so on \(cores) cores processes pay off only above about \(LabFormat.duration(breakEven)) of work per MiB moved"
                         : " (threads here run in parallel too, so processes can only add the move)"
                 }
             }
@@ -212,13 +196,13 @@ extension TerminalReport {
             seen.append(cell.mode)
             let values = sizes.map { size -> String in
                 guard let point = own.first(where: { $0.mode == cell.mode && $0.source == cell.source && $0.inputBytes == size }) else { return "—" }
-                return LabFormat.milliseconds(point.wallSeconds) + (point.unsettled == nil ? "" : "?")
+                return LabFormat.duration(point.wallSeconds) + (point.unsettled == nil ? "" : "?")
             }
             rows.append((cell.label, values))
         }
         for side in DataAnalysis.analyse(cells, config: config) {
             let winners = Dictionary(side.winners.map { ($0.bytes, $0.processesWin) }, uniquingKeysWith: { first, _ in first })
-            rows.append(("faster in \(side.name)", sizes.map { winners[$0].map { $0 ? "processes" : "threads" } ?? "—" }))
+            rows.append(("faster in \(side.source.name)", sizes.map { winners[$0].map { $0 ? "processes" : "threads" } ?? "—" }))
         }
         let nameWidth = max("bytes a task".count, rows.map(\.0.count).max() ?? 0)
         let columnWidth = max(10, rows.flatMap(\.1).map(\.count).max() ?? 0) + 2
@@ -235,7 +219,7 @@ extension TerminalReport {
     /// What the data-heavy workload ran, and the pools' start-up (which its times leave out).
     static func dataSizes(_ cells: [LabCell], config: LabReport.Config) -> String {
         let startups = cells.filter { $0.workload == .data && $0.mode.kind == .poolStart && $0.wallSeconds > 0 }
-            .map { "\($0.label) \(LabFormat.milliseconds($0.wallSeconds))" }
+            .map { "\($0.label) \(LabFormat.duration($0.wallSeconds))" }
         return "\(config.dataTasks) tasks at each size, every \(config.dataStride)th byte read and rewritten, each block sent back"
             + (startups.isEmpty ? "" : "; start-up, not in the times below: " + startups.joined(separator: ", "))
     }
@@ -256,19 +240,18 @@ extension HTMLReport {
         let yLow = floor(log10(fastest)), yHigh = max(ceil(log10(slowest)), yLow + 1)
         func x(_ bytes: Int) -> Double { left + (log10(Double(bytes)) - log10(Double(smallest))) / xSpan * plotWidth }
         func y(_ seconds: Double) -> Double { top + plotHeight - (log10(seconds) - yLow) / (yHigh - yLow) * plotHeight }
-        func number(_ value: Double) -> String { String(format: "%.1f", value) }
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
         svg += "viewBox=\"0 0 \(Int(total.width)) \(Int(total.height))\" font-family=\"system-ui, sans-serif\" font-size=\"11\" role=\"img\" "
         svg += "aria-label=\"\(LabFormat.escape(LabWorkload.data.title))\">\n"
         for power in stride(from: yLow, through: yHigh, by: 1) {
             let tick = pow(10, power)
-            svg += "<line x1=\"\(number(left))\" y1=\"\(number(y(tick)))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(y(tick)))\" stroke=\"#e2e8f0\"/>"
-            svg += "<text x=\"\(number(left - 6))\" y=\"\(number(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(LabFormat.escape(LabFormat.milliseconds(tick)))</text>\n"
+            svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(y(tick)))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(y(tick)))\" stroke=\"#e2e8f0\"/>"
+            svg += "<text x=\"\(coordinate(left - 6))\" y=\"\(coordinate(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(LabFormat.escape(LabFormat.duration(tick)))</text>\n"
         }
         for size in sizes {
-            svg += "<text x=\"\(number(x(size)))\" y=\"\(number(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(LabFormat.bytes(size))</text>\n"
+            svg += "<text x=\"\(coordinate(x(size)))\" y=\"\(coordinate(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(LabFormat.bytes(size))</text>\n"
         }
-        svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(number(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">bytes a task (wall time of all tasks, log scales)</text>\n"
+        svg += "<text x=\"\(coordinate(left + plotWidth / 2))\" y=\"\(coordinate(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">bytes a task (wall time of all tasks, log scales)</text>\n"
         let colors: [LabSource: String] = [.swift: "#2563eb", .cpython: "#dc2626", .cpythonFreeThreaded: "#16a34a"]
         var legend = ""
         var index = 0
@@ -278,14 +261,14 @@ extension HTMLReport {
             let points = own.filter { $0.mode == cell.mode && $0.source == cell.source }.sorted { $0.inputBytes! < $1.inputBytes! }
             let color = colors[cell.source] ?? "#475569"
             let dashed = cell.mode.kind == .processes ? " stroke-dasharray=\"6 4\"" : ""
-            svg += "<polyline class=\"curve\" points=\"\(points.map { "\(number(x($0.inputBytes!))),\(number(y($0.wallSeconds)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>\n"
+            svg += "<polyline class=\"curve\" points=\"\(points.map { "\(coordinate(x($0.inputBytes!))),\(coordinate(y($0.wallSeconds)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>\n"
             for point in points {
-                svg += "<circle cx=\"\(number(x(point.inputBytes!)))\" cy=\"\(number(y(point.wallSeconds)))\" r=\"3.5\" fill=\"\(point.unsettled == nil ? color : "#fff")\" stroke=\"\(color)\">"
-                svg += "<title>\(LabFormat.escape(point.label)), \(LabFormat.bytes(point.inputBytes!)) a task: \(LabFormat.milliseconds(point.wallSeconds))</title></circle>\n"
+                svg += "<circle cx=\"\(coordinate(x(point.inputBytes!)))\" cy=\"\(coordinate(y(point.wallSeconds)))\" r=\"3.5\" fill=\"\(point.unsettled == nil ? color : "#fff")\" stroke=\"\(color)\">"
+                svg += "<title>\(LabFormat.escape(point.label)), \(LabFormat.bytes(point.inputBytes!)) a task: \(LabFormat.duration(point.wallSeconds))</title></circle>\n"
             }
             let legendY = top + 8 + Double(index) * 18
-            legend += "<line x1=\"\(number(left + plotWidth + 24))\" y1=\"\(number(legendY - 4))\" x2=\"\(number(left + plotWidth + 44))\" y2=\"\(number(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>"
-            legend += "<text x=\"\(number(left + plotWidth + 50))\" y=\"\(number(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(cell.label))</text>\n"
+            legend += "<line x1=\"\(coordinate(left + plotWidth + 24))\" y1=\"\(coordinate(legendY - 4))\" x2=\"\(coordinate(left + plotWidth + 44))\" y2=\"\(coordinate(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>"
+            legend += "<text x=\"\(coordinate(left + plotWidth + 50))\" y=\"\(coordinate(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(cell.label))</text>\n"
             index += 1
         }
         svg += legend + "</svg>\n"

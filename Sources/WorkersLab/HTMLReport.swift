@@ -17,7 +17,7 @@ public enum HTMLReport {
         }
         // The curves are the big picture (how each mode scales, and where processes lose), so
         // they come first, before the conclusions and the sections of single widths.
-        let curves = workloads.filter { $0.isScaling || $0 == .data }
+        let curves = workloads.filter(\.runsOnce)
         for workload in curves {
             html += scalingSection(workload, report: report, verdict: report.verdicts.first { $0.workload == workload })
         }
@@ -753,8 +753,9 @@ extension HTMLReport {
     }
 }
 
-/// An SVG coordinate with at most two decimals and no trailing zeros ("12", "12.5", "12.34").
-private func coordinate(_ value: Double) -> String {
+/// An SVG coordinate with at most two decimals and no trailing zeros ("12", "12.5", "12.34"):
+/// the timelines' and the charts'.
+func coordinate(_ value: Double) -> String {
     var text = LabFormat.fixed(value, decimals: 2)
     guard text.contains(".") else { return text }
     while text.hasSuffix("0") { text.removeLast() }

@@ -93,7 +93,7 @@ public struct Lab: Sendable {
             // The scaling curves and the data-heavy sizes run once, in the first round (the data
             // sizes repeat within it): each point is bounded by its workers and the CPUs like
             // any cell, and rounds of every point would double the run.
-            let inRound = round == 1 ? workloads : workloads.filter { !$0.isScaling && $0 != .data }
+            let inRound = round == 1 ? workloads : workloads.filter { !$0.runsOnce }
             for workload in inRound {
                 try Task.checkCancellation()
                 cells += try await experiments.run(workload, port: server?.port)

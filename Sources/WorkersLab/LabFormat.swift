@@ -31,8 +31,9 @@ enum LabFormat {
         guard seconds.isFinite, seconds >= 0 else { return missing }
         if seconds == 0 { return "0 ms" }
         let milliseconds = seconds * 1000
-        if milliseconds < 1 { return fixed(milliseconds, decimals: 2) + " ms" }
-        if milliseconds < 10 { return fixed(milliseconds, decimals: 1) + " ms" }
+        // Each bound is where the next digit's rounding would carry ("9.96" would print "10.0").
+        if milliseconds < 0.995 { return fixed(milliseconds, decimals: 2) + " ms" }
+        if milliseconds < 9.95 { return fixed(milliseconds, decimals: 1) + " ms" }
         if milliseconds.rounded() < 1000 { return fixed(milliseconds, decimals: 0) + " ms" }
         if seconds < 9.995 { return fixed(seconds, decimals: 2) + " s" }
         if seconds < 99.95 { return fixed(seconds, decimals: 1) + " s" }

@@ -36,6 +36,11 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
 
     /// Whether its cells are the points of a scaling curve (one per mode and width).
     public var isScaling: Bool { self == .cpuScaling || self == .ioScaling }
+
+    /// Whether it runs once, in the lab's first round, instead of in every round: the curves
+    /// (scaling, and the data-heavy sizes), whose points repeat within the one run if at all.
+    /// The HTML report draws these first.
+    public var runsOnce: Bool { isScaling || self == .data }
 }
 
 /// Where a cell was measured.
@@ -45,6 +50,15 @@ public enum LabSource: String, Codable, Sendable {
     case cpython
     /// A free-threaded CPython (PEP 703: `python3.13t`, `python3.14t`) running without the GIL.
     case cpythonFreeThreaded = "cpython-ft"
+
+    /// The source as a sentence names it.
+    public var name: String {
+        switch self {
+        case .swift: "Swift"
+        case .cpython: "CPython"
+        case .cpythonFreeThreaded: "CPython without the GIL"
+        }
+    }
 }
 
 /// How a cell ran its work. Its ``rawValue`` is the stable id in `--json` and the CPython peer's

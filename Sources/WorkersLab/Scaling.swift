@@ -55,23 +55,26 @@ extension SwiftExperiments {
     }
 }
 
-/// One curve of a scaling workload: a mode of one source, its points in order of width.
+/// One curve of a scaling workload: one mode (which names its source), its points in order of
+/// width.
 struct ScalingCurve: Sendable {
     var workload: LabWorkload
     var mode: LabMode
-    var source: LabSource
-    /// The measured points, by width.
+    /// The measured points, by width; never empty.
     var points: [LabCell]
+
+    /// Where it was measured.
+    var source: LabSource { points[0].source }
 
     /// The curves of `workload` in `cells`, in the order their first points appear; the serial
     /// baselines are not curves.
     static func curves(_ cells: [LabCell], workload: LabWorkload) -> [ScalingCurve] {
         var curves: [ScalingCurve] = []
         for cell in cells where cell.workload == workload && cell.wallSeconds > 0 && cell.mode.kind != .serial {
-            if let index = curves.firstIndex(where: { $0.mode == cell.mode && $0.source == cell.source }) {
+            if let index = curves.firstIndex(where: { $0.mode == cell.mode }) {
                 curves[index].points.append(cell)
             } else {
-                curves.append(ScalingCurve(workload: workload, mode: cell.mode, source: cell.source, points: [cell]))
+                curves.append(ScalingCurve(workload: workload, mode: cell.mode, points: [cell]))
             }
         }
         return curves.map { curve in
@@ -92,11 +95,7 @@ struct ScalingCurve: Sendable {
         case .oneThreadAsync: kind = source == .swift ? "async tasks on one thread" : "asyncio"
         case .poolStart: kind = "pool start-up"
         }
-        switch source {
-        case .swift: return "Swift " + kind
-        case .cpython: return "CPython " + kind
-        case .cpythonFreeThreaded: return "CPython no-GIL " + kind
-        }
+        return source.name + " " + kind
     }
 
     /// What a width can give at most: the CPUs for CPU-bound work, the waits for I/O-bound.
@@ -135,7 +134,7 @@ extension ScalingCurve {
     /// What the curve's tasks were, for the line under a chart's heading.
     static func sizes(_ cells: [LabCell], workload: LabWorkload, config: LabReport.Config, cpus: Int) -> String {
         let serials = cells.filter { $0.workload == workload && $0.mode.kind == .serial && $0.wallSeconds > 0 }
-            .map { "\(LabFormat.wall($0.wallSeconds)) \($0.source == .swift ? "in Swift" : $0.source == .cpython ? "in CPython" : "in CPython without the GIL")" }
+            .map { "\(LabFormat.wall($0.wallSeconds)) in \($0.source.name)" }
         let tasks = workload == .cpuScaling
             ? "\(config.scalingTasks) kernel tasks of \(Conclusions.format(config.scalingTaskMs)) ms"
             : "\(config.ioScalingTasks) sleeps of \(Conclusions.format(config.ioScalingSleepMs)) ms"
@@ -217,7 +216,6 @@ extension HTMLReport {
         let span = max(log2(Double(last)) - log2(Double(first)), 1)
         func x(_ width: Int) -> Double { left + (log2(Double(width)) - log2(Double(first))) / span * plotWidth }
         func y(_ speedup: Double) -> Double { top + plotHeight - min(speedup, yTop) / yTop * plotHeight }
-        func number(_ value: Double) -> String { String(format: "%.1f", value) }
         let colors = ["#2563eb", "#f59e0b", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d"]
 
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
@@ -226,40 +224,40 @@ extension HTMLReport {
         // Axes and grid.
         let step = yTop <= 4 ? 0.5 : yTop <= 10 ? 1 : (yTop / 8).rounded(.up)
         for tick in stride(from: 0.0, through: yTop, by: step) {
-            svg += "<line x1=\"\(number(left))\" y1=\"\(number(y(tick)))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(y(tick)))\" stroke=\"#e2e8f0\"/>"
-            svg += "<text x=\"\(number(left - 6))\" y=\"\(number(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(Conclusions.format(tick))×</text>\n"
+            svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(y(tick)))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(y(tick)))\" stroke=\"#e2e8f0\"/>"
+            svg += "<text x=\"\(coordinate(left - 6))\" y=\"\(coordinate(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(Conclusions.format(tick))×</text>\n"
         }
         for width in widths {
-            svg += "<text x=\"\(number(x(width)))\" y=\"\(number(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(width)</text>\n"
+            svg += "<text x=\"\(coordinate(x(width)))\" y=\"\(coordinate(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(width)</text>\n"
         }
-        svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(number(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">workers</text>\n"
-        svg += "<line x1=\"\(number(left))\" y1=\"\(number(top + plotHeight))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(top + plotHeight))\" stroke=\"#94a3b8\"/>\n"
+        svg += "<text x=\"\(coordinate(left + plotWidth / 2))\" y=\"\(coordinate(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">workers</text>\n"
+        svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(top + plotHeight))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(top + plotHeight))\" stroke=\"#94a3b8\"/>\n"
         // The CPU count.
         if workload == .cpuScaling || cpus < last {
             let cpuX = left + (log2(Double(max(cpus, first))) - log2(Double(first))) / span * plotWidth
             if cpuX <= left + plotWidth {
-                svg += "<line x1=\"\(number(cpuX))\" y1=\"\(number(top))\" x2=\"\(number(cpuX))\" y2=\"\(number(top + plotHeight))\" stroke=\"#64748b\" stroke-dasharray=\"2 3\"/>"
-                svg += "<text x=\"\(number(cpuX + 4))\" y=\"\(number(top + 10))\" fill=\"#64748b\">\(cpus) CPUs</text>\n"
+                svg += "<line x1=\"\(coordinate(cpuX))\" y1=\"\(coordinate(top))\" x2=\"\(coordinate(cpuX))\" y2=\"\(coordinate(top + plotHeight))\" stroke=\"#64748b\" stroke-dasharray=\"2 3\"/>"
+                svg += "<text x=\"\(coordinate(cpuX + 4))\" y=\"\(coordinate(top + 10))\" fill=\"#64748b\">\(cpus) CPUs</text>\n"
             }
         }
         // The ideal.
-        let idealPoints = zip(widths, ideal).map { "\(number(x($0))),\(number(y($1)))" }.joined(separator: " ")
+        let idealPoints = zip(widths, ideal).map { "\(coordinate(x($0))),\(coordinate(y($1)))" }.joined(separator: " ")
         svg += "<polyline class=\"ideal\" points=\"\(idealPoints)\" fill=\"none\" stroke=\"#94a3b8\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
         // The curves.
-        var legend = "<text x=\"\(number(left + plotWidth + 24))\" y=\"\(number(top + 4))\" fill=\"#94a3b8\">- - ideal</text>\n"
+        var legend = "<text x=\"\(coordinate(left + plotWidth + 24))\" y=\"\(coordinate(top + 4))\" fill=\"#94a3b8\">- - ideal</text>\n"
         for (index, curve) in curves.enumerated() {
             let color = colors[index % colors.count]
-                        let line = curve.points.map { "\(number(x($0.workers))),\(number(y($0.speedup)))" }.joined(separator: " ")
+            let line = curve.points.map { "\(coordinate(x($0.workers))),\(coordinate(y($0.speedup)))" }.joined(separator: " ")
             svg += "<polyline class=\"curve\" points=\"\(line)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(curve.source == .swift ? "2.5" : "1.5")\"/>\n"
             for point in curve.points {
                 let fill = point.unsettled == nil ? color : "#fff"
-                svg += "<circle cx=\"\(number(x(point.workers)))\" cy=\"\(number(y(point.speedup)))\" r=\"4\" fill=\"\(fill)\" stroke=\"\(color)\" stroke-width=\"1.5\">"
+                svg += "<circle cx=\"\(coordinate(x(point.workers)))\" cy=\"\(coordinate(y(point.speedup)))\" r=\"4\" fill=\"\(fill)\" stroke=\"\(color)\" stroke-width=\"1.5\">"
                 svg += "<title>\(LabFormat.escape(point.label)): \(LabFormat.speedup(point.speedup))\(point.unsettled.map { " — unsettled: " + LabFormat.escape($0) } ?? "")</title></circle>\n"
             }
             let fraction = curve.serialFraction(cpus: cpus).map { " · serial fraction " + ScalingCurve.percent($0) } ?? ""
             let legendY = top + 22 + Double(index) * 18
-            legend += "<line x1=\"\(number(left + plotWidth + 24))\" y1=\"\(number(legendY - 4))\" x2=\"\(number(left + plotWidth + 44))\" y2=\"\(number(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2.5\"/>"
-            legend += "<text x=\"\(number(left + plotWidth + 50))\" y=\"\(number(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(curve.name + fraction))</text>\n"
+            legend += "<line x1=\"\(coordinate(left + plotWidth + 24))\" y1=\"\(coordinate(legendY - 4))\" x2=\"\(coordinate(left + plotWidth + 44))\" y2=\"\(coordinate(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2.5\"/>"
+            legend += "<text x=\"\(coordinate(left + plotWidth + 50))\" y=\"\(coordinate(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(curve.name + fraction))</text>\n"
         }
         svg += legend
         svg += "</svg>\n"

@@ -24,11 +24,6 @@ public struct LabTarget: Codable, Sendable, Equatable {
         case atMost = "at_most"
     }
 
-    /// Whether `measured` meets the target.
-    public func holds(_ measured: Double) -> Bool {
-        (atLeast.map { measured >= $0 } ?? true) && (atMost.map { measured <= $0 } ?? true)
-    }
-
     /// The targets of a run with `config` on `cpus` CPUs, for the workloads it measured.
     static func targets(config: LabReport.Config, cpus: Int, workloads: [LabWorkload], python: Bool) -> [LabTarget] {
         let cores = Double(max(1, min(config.workers, cpus)))

@@ -206,11 +206,10 @@ enum Verdicts {
                 var failures: [String] = []
                 // A small batch on a pool started for it: its start-up (timed apart) and the batch.
                 func startup(_ source: LabSource) -> Double {
-                    dataCells.first { $0.source == source && $0.mode.kind == .poolStart }?.wallSeconds
-                        ?? cells.first { $0.workload == .data && $0.source == source && $0.mode.kind == .poolStart }?.wallSeconds ?? 0
+                    cells.first { $0.workload == .data && $0.source == source && $0.mode.kind == .poolStart }?.wallSeconds ?? 0
                 }
                 for pair in pairs where pair.processes.wallSeconds + startup(pair.processes.source) < pair.threads.wallSeconds {
-                    failures.append("at \(LabFormat.bytes(smallest)) a task \(pair.processes.label) took \(LabFormat.milliseconds(pair.processes.wallSeconds)) and \(LabFormat.milliseconds(startup(pair.processes.source))) to start, less than \(pair.threads.label)'s \(LabFormat.milliseconds(pair.threads.wallSeconds))")
+                    failures.append("at \(LabFormat.bytes(smallest)) a task \(pair.processes.label) took \(LabFormat.duration(pair.processes.wallSeconds)) and \(LabFormat.duration(startup(pair.processes.source))) to start, less than \(pair.threads.label)'s \(LabFormat.duration(pair.threads.wallSeconds))")
                 }
                 let sizes = Array(Set(swiftSizes.compactMap(\.inputBytes))).sorted()
                 for size in sizes {
@@ -218,10 +217,10 @@ enum Verdicts {
                           let processes = swiftSizes.first(where: { $0.mode == .processes && $0.inputBytes == size }) else { continue }
                     // Processes beating threads by more than noise would mean the threads were held back.
                     if processes.wallSeconds * LabThresholds.boundTolerance < threads.wallSeconds {
-                        failures.append("at \(LabFormat.bytes(size)) a task Swift's processes (\(LabFormat.milliseconds(processes.wallSeconds))) beat its threads (\(LabFormat.milliseconds(threads.wallSeconds)))")
+                        failures.append("at \(LabFormat.bytes(size)) a task Swift's processes (\(LabFormat.duration(processes.wallSeconds))) beat its threads (\(LabFormat.duration(threads.wallSeconds)))")
                     }
                 }
-                let numbers = pairs.map { "at \(LabFormat.bytes(smallest)) a task \($0.threads.label) \(LabFormat.milliseconds($0.threads.wallSeconds)) vs \($0.processes.label) \(LabFormat.milliseconds($0.processes.wallSeconds)) after \(LabFormat.milliseconds(startup($0.processes.source))) to start" }
+                let numbers = pairs.map { "at \(LabFormat.bytes(smallest)) a task \($0.threads.label) \(LabFormat.duration($0.threads.wallSeconds)) vs \($0.processes.label) \(LabFormat.duration($0.processes.wallSeconds)) after \(LabFormat.duration(startup($0.processes.source))) to start" }
                     .joined(separator: "; ") + (sizes.isEmpty ? "" : "; Swift's threads at least as fast as its processes at every size up to \(LabFormat.bytes(sizes.last!))")
                 return failures.isEmpty ? (true, numbers) : (false, failures.joined(separator: "; "))
             }

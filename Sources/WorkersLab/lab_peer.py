@@ -644,10 +644,11 @@ def scaling_workload(cfg, ctx, workload, n):
     # same 8 x 15 ms of kernel took 116 to 185 ms here), in streaks. So each width has a serial
     # run beside its points, and each point is divided by its own width's serial run; the serial
     # cell reports the median of them.
-    serials = []
+    bases = []
     cells = []
     for width in widths:
         base = run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
+        bases.append(base)
         points = [
             run_cell(Cell(workload, "cpython-threads", "CPython threading (%d threads)" % width, width), threads_at(width)),
             run_cell(Cell(workload, "cpython-processes", "CPython multiprocessing.Pool(%d)" % width, width), processes_at(width)),
@@ -655,13 +656,14 @@ def scaling_workload(cfg, ctx, workload, n):
         for point in points:
             ok = not base.failed and base.wall > 0 and not point.failed and point.wall > 0
             point.speedup = base.wall / point.wall if ok else 0.0
-        if not base.failed and base.wall > 0:
-            serials.append(base)
         cells += points
-    first = serials[0] if serials else run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
-    if serials:
-        first.wall = statistics.median([c.wall for c in serials])
-        first.notes.append("the median of %d serial runs, one beside each width's points (each point's speed-up is against its own)" % len(serials))
+    # The serial cell reports the median of the runs that worked.
+    walls = [c.wall for c in bases if not c.failed and c.wall > 0]
+    first = bases[0] if bases else run_cell(Cell(workload, "cpython-serial", "CPython serial", 1), serial)
+    if walls:
+        first.failed = None
+        first.wall = statistics.median(walls)
+        first.notes.append("the median of %d serial runs, one beside each width's points (each point's speed-up is against its own)" % len(walls))
     first.speedup = 1.0 if not first.failed else 0.0
     cells.insert(0, first)
     for cell in cells:

@@ -88,7 +88,7 @@ import Testing
         #expect(good.because.contains("1.95× at 2 and 1.94× at 8 workers on 2 CPUs"))
 
         var gilScales = Self.goodCPU
-        gilScales[.threadsUnderSimulatedGIL]![2] = 1.6  // within the bound of 2 workers? no: a GIL mode's bound is 1×
+        gilScales[.threadsUnderSimulatedGIL]![2] = 1.6  // past a GIL mode's bound of 1×: unsettled
         let disturbed = try #require(verdict(Self.curveCells(.cpuScaling, gilScales), .cpuScaling))
         #expect(disturbed.outcome == .unsettled)
 
