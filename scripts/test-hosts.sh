@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The cluster tests' hosts on one machine: host A is this machine (10.200.0.1 on a veth), host B
 # a network namespace `swtest-b` (10.200.0.2); a two-node Slurm cluster (slurmctld and slurmd "na"
-# on A, slurmd "nb" in B, one munged), and an sshd in B that lets in one generated key.
+# on A, slurmd "nb" in B, one munged), and an sshd in B that lets in one generated key; host C, a
+# second namespace `swtest-c` (10.201.0.2, its own veth from A, 10.201.0.1), with an sshd of its
+# own, for `workers run -S` across two hosts.
 #
 #   scripts/test-hosts.sh up       start everything; prints the env file's path (source it, or
 #                                  export WORKERS_TEST_HOSTS_ENV=<path> for the tests)
@@ -16,7 +18,9 @@
 set -euo pipefail
 D=${WORKERS_TEST_HOSTS_DIR:-/tmp/workers-test-hosts}
 NS=swtest-b
+NSC=swtest-c
 B="nsenter --net=/run/netns/$NS"
+C="nsenter --net=/run/netns/$NSC"
 CONF=$D/etc/slurm.conf
 export SLURM_CONF=$CONF
 
@@ -50,7 +54,7 @@ up() {
     if [ -n "$(live_pids)" ]; then echo "already up (run down first)" >&2; exit 1; fi
     # What a run that never reached `down` left behind (its processes are gone): the namespace,
     # the veth, the PID files.
-    [ -e "$D/run" ] || [ -e /run/netns/$NS ] && down >/dev/null
+    [ -e "$D/run" ] || [ -e /run/netns/$NS ] || [ -e /run/netns/$NSC ] && down >/dev/null
     rm -rf "$D"; mkdir -p "$D"/{etc,run,log,state/ctld,state/na,state/nb,munge,ssh}
     chmod 700 "$D/munge" "$D/ssh"
     ip netns add $NS
@@ -61,6 +65,14 @@ up() {
     ip link set veth-swa up
     ip -n $NS link set lo up
     ip -n $NS link set veth-swb up
+    ip netns add $NSC
+    ip link add veth-swc type veth peer name veth-swd
+    ip link set veth-swd netns $NSC
+    ip addr add 10.201.0.1/24 dev veth-swc
+    ip -n $NSC addr add 10.201.0.2/24 dev veth-swd
+    ip link set veth-swc up
+    ip -n $NSC link set lo up
+    ip -n $NSC link set veth-swd up
 
     mkdir -p /run/munge && chmod 755 /run/munge
     mungekey --create --keyfile="$D/munge/munge.key" 2>/dev/null || dd if=/dev/urandom of="$D/munge/munge.key" bs=1024 count=1 2>/dev/null
@@ -130,31 +142,39 @@ UsePAM no
 StrictModes no
 LogLevel ERROR
 SSHD
+    sed -e "s/^ListenAddress .*/ListenAddress 10.201.0.2/" -e "s|^PidFile .*|PidFile $D/run/sshd-c.daemon-pid|" \
+        "$D/ssh/sshd_config" >"$D/ssh/sshd_config_c"
     mkdir -p /run/sshd && chmod 755 /run/sshd
     setsid $B /usr/sbin/sshd -D -f "$D/ssh/sshd_config" -E "$D/log/sshd.log" </dev/null >"$D/log/sshd.out" 2>&1 &
     echo $! >"$D/run/sshd.pid"
+    setsid $C /usr/sbin/sshd -D -f "$D/ssh/sshd_config_c" -E "$D/log/sshd-c.log" </dev/null >"$D/log/sshd-c.out" 2>&1 &
+    echo $! >"$D/run/sshd-c.pid"
     cat >"$D/ssh/client_options" <<OPTS
 -i $D/ssh/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5
 OPTS
     # shellcheck disable=SC2046
     wait_for 50 ssh $(cat "$D/ssh/client_options") root@10.200.0.2 true || { echo "sshd in $NS does not answer" >&2; cat "$D/log/sshd.log" >&2; exit 1; }
+    # shellcheck disable=SC2046
+    wait_for 50 ssh $(cat "$D/ssh/client_options") root@10.201.0.2 true || { echo "sshd in $NSC does not answer" >&2; cat "$D/log/sshd-c.log" >&2; exit 1; }
 
     cat >"$D/env" <<ENV
 SLURM_CONF=$CONF
 WORKERS_TEST_HOST_A=10.200.0.1
 WORKERS_TEST_HOST_B=10.200.0.2
 WORKERS_TEST_NETNS_B=$NS
+WORKERS_TEST_HOST_C=10.201.0.2
+WORKERS_TEST_NETNS_C=$NSC
 WORKERS_TEST_SSH_OPTIONS=$(cat "$D/ssh/client_options")
 WORKERS_TEST_HOSTS_SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 ENV
     echo "$D/env"
 }
 
-# Processes in namespace B (slurmstepd, agents, workers) that are not its daemons.
-leftovers_in_b() {
-    [ -e /run/netns/$NS ] || return 0
+# Processes in namespace $1 (slurmstepd, agents, workers, jobs) that are not its daemons.
+leftovers_in() {
+    [ -e "/run/netns/$1" ] || return 0
     local ns daemons p
-    ns="net:[$(stat -L -c %i /run/netns/$NS)]"
+    ns="net:[$(stat -L -c %i "/run/netns/$1")]"
     daemons=" $(live_pids | tr '\n' ' ') "
     for p in $(ls /proc | grep -E '^[0-9]+$'); do
         [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$ns" ] || continue
@@ -162,6 +182,8 @@ leftovers_in_b() {
         echo "$p"
     done
 }
+leftovers_in_b() { leftovers_in $NS; }
+leftovers_in_c() { leftovers_in $NSC; }
 
 down() {
     # scancel only while our slurmctld runs: with none it would wait out its message timeout.
@@ -174,8 +196,11 @@ down() {
     for _ in $(seq 30); do [ -z "$(live_pids)" ] && break; sleep 0.1; done
     for p in $(live_pids); do kill -KILL "$p" 2>/dev/null || true; done
     for p in $(leftovers_in_b); do kill -KILL "$p" 2>/dev/null || true; done
+    for p in $(leftovers_in_c); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del $NS 2>/dev/null || true
     ip link del veth-swa 2>/dev/null || true
+    ip netns del $NSC 2>/dev/null || true
+    ip link del veth-swc 2>/dev/null || true
     # The env file too: tests that find it take the hosts to be up.
     rm -f "$D"/run/*.pid "$D/env"
     echo "test hosts down"
@@ -190,6 +215,7 @@ case "${1:-}" in
         wait_for 100 sh -c "[ \"\$(sinfo -h -n nb -o %T)\" = idle ]" || scontrol update NodeName=nb State=RESUME
         ;;
     leftovers-b) leftovers_in_b ;;
+    leftovers-c) leftovers_in_c ;;
     status) sinfo; ip -n $NS addr show veth-swb | grep inet || true ;;
-    *) echo "usage: $0 up|down|slurmd-b|leftovers-b|status" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|slurmd-b|leftovers-b|leftovers-c|status" >&2; exit 2 ;;
 esac

@@ -155,7 +155,7 @@ static void learn_ignored_signals(void) {
     sigaddset(&ignored_signals, SIGPIPE);
 }
 
-enum child_group { same_group, own_group, own_session };
+enum child_group { same_group, own_group, own_session, own_group_tethered };
 
 /// A spawn by vfork, for `workers run`'s jobs and `--semaphore`'s commands: no stack to map and
 /// unmap (glibc's posix_spawn maps one per call) and no descriptor shuffling in the parent.
@@ -186,7 +186,9 @@ static pid_t vfork_exec(const char *path, char *const argv[], char *const envp[]
         for (int s = 1; s < NSIG; s++) {
             if (sigismember(&ignored_signals, s) == 1) (void)sigaction(s, &standard, NULL);
         }
-        if (group == own_group && setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        if ((group == own_group || group == own_group_tethered) && setpgid(0, 0) != 0) { failure = errno; _exit(127); }
+        // Ended (SIGTERM) when the thread that started it ends: a link's ssh never outlives us.
+        if (group == own_group_tethered && prctl(PR_SET_PDEATHSIG, (unsigned long)SIGTERM, 0, 0, 0) != 0) { failure = errno; _exit(127); }
         if (group == own_session && setsid() < 0) { failure = errno; _exit(127); }
         if (directory != NULL && chdir(directory) != 0) { failure = errno; _exit(127); }
         if (niceness != 0) (void)nice(niceness);  // as nice(1): a refusal still runs the job
@@ -220,7 +222,8 @@ static pid_t vfork_exec(const char *path, char *const argv[], char *const envp[]
 pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,
                          const char *directory, int niceness, int own_group_flag) {
     const int sources[3] = { stdin_fd, stdout_fd, stderr_fd };
-    return vfork_exec(path, argv, envp, sources, 3, directory, niceness, own_group_flag ? own_group : same_group);
+    return vfork_exec(path, argv, envp, sources, 3, directory, niceness,
+                      own_group_flag == 2 ? own_group_tethered : own_group_flag ? own_group : same_group);
 }
 
 int cworkers_pidfd_open(pid_t pid) {

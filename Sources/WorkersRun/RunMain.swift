@@ -21,6 +21,8 @@ public enum RunMain {
 
     /// Runs `arguments` (the words after `workers run`); returns the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
+        // What `-S` starts on each host (not an option of GNU's, and not in --help).
+        if arguments == ["--agent"] { return RemoteAgent().serve() }
         prepareParallelHome()
         do {
             let options = try RunOptions.parse(arguments, environment: .process())

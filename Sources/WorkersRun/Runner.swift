@@ -78,14 +78,23 @@ public final class Runner {
         /// `--pipe`: the job's block, written to its stdin through a pipe (as GNU's: `test -p
         /// /dev/stdin` holds, and programs see a pipe, not a file).
         var pipedBlock: [UInt8]?
+        /// The hosts it failed on (`--retries` prefers another), and the one it must run on
+        /// (`--onall`, `--nonall`).
+        var failedHosts: [Int] = []
+        var pinnedHost: Int?
     }
 
     struct Running {
         var job: Pending
         var command: String
         var slot: Int
+        /// The process (0 for a remote job) and the pidfd the loop waits on (none for a remote
+        /// job: its exit is a frame on its host's link).
         var pid: pid_t
-        var pidfd: OwnedDescriptor
+        var pidfd: OwnedDescriptor?
+        /// With hosts (`-S`, `--slf`, `--slurm`): where it runs; and a remote job's link id.
+        var host: Int?
+        var remote: RemoteHandle?
         var startEpoch: Double
         var startMonotonic: Double
         /// Its output: memory files (grouped), or the read ends of pipes (`--line-buffer`, until
@@ -158,6 +167,10 @@ public final class Runner {
         var roundRobinQueue: Deque<[UInt8]> = []
         var roundRobinCursor = 0
 
+        /// `--onall`, `--nonall`: the jobs, a job per host per input, made once, waiting to start.
+        var everyHostQueue: Deque<Pending> = []
+        var everyHostIssued = false
+
         var inputLeft: Bool { !(inputDone && retries.isEmpty && roundRobinQueue.isEmpty) }
     }
     var state = State()
@@ -185,6 +198,15 @@ public final class Runner {
     var directPrograms: [String: Bool] = [:]
 
     var spareBuffers: [OwnedDescriptor] = []
+
+    /// `-S`, `--slf`, `--slurm`: the hosts, the next remote job's id, what `--env` carries, the
+    /// slots of the usable hosts, and the `--slf` files' change times.
+    var hosts: [RunHost] = []
+    var nextRemoteID: UInt64 = 1
+    lazy var remoteEnvironment: [String] = Self.remoteEnvironment(names: options.environmentNames)
+    var hostCapacity = 0
+    var loginFileTimes: [String: timespec?] = [:]
+    var lastLoginFileCheck = 0.0
 
     /// The machine's CPUs, for `-j` forms that depend on them (`-j FILE` is read again).
     let cpus: Int
@@ -308,6 +330,7 @@ public final class Runner {
                 state.preloaded = []
             }
         }
+        if options.remote { connectHosts() }
         builder.perl?.slots = slots
         if case .file(let path) = options.jobs { jobsFileChanged = Self.modified(path) }
         state.runStart = monotonicSeconds()

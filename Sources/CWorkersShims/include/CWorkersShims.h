@@ -44,7 +44,8 @@ int cworkers_pipe_cloexec(int fds[2]);
 int cworkers_wait_exited_keep_zombie(pid_t pid);
 
 /// Spawns `path` with `argv`/`envp` for `workers run`: fds 0, 1 and 2 from `stdin_fd`,
-/// `stdout_fd` and `stderr_fd` (-1: inherit), in a new process group (unless `own_group` is 0),
+/// `stdout_fd` and `stderr_fd` (-1: inherit), in a new process group (unless `own_group` is 0; 2:
+/// a new group, and SIGTERM to the child when the calling thread ends),
 /// with the signal mask cleared and default dispositions, in `directory` (NULL: ours) with its
 /// niceness raised by `niceness`. Uses vfork (see shims.c). Returns the pid, or -errno.
 pid_t cworkers_spawn_job(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd,

@@ -19,7 +19,7 @@ extension Runner {
         let timeout: Int32 = wake.isFinite ? Int32(max(0, min(60_000, ((wake - now) * 1000).rounded(.up)))) : -1
         // The pidfds, then the signal pipe, then (--line-buffer) each job's stdout and stderr.
         // (poll skips an entry whose descriptor is negative: one that has ended.)
-        var descriptors = state.running.map { pollfd(fd: $0.pidfd.raw, events: Int16(POLLIN), revents: 0) }
+        var descriptors = state.running.map { pollfd(fd: $0.pidfd?.raw ?? -1, events: Int16(POLLIN), revents: 0) }
         descriptors.append(pollfd(fd: signalPipe?.read.raw ?? -1, events: Int16(POLLIN), revents: 0))
         if lineBuffer {
             for job in state.running {
@@ -38,6 +38,9 @@ extension Runner {
         // The input's next line, when a slot waits for it (it wakes the loop; startJobs reads).
         if let input = state.inputToWaitFor { descriptors.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0)) }
         state.inputToWaitFor = nil
+        // The hosts' links (-S): output, exits and room to write.
+        let linkBase = descriptors.count
+        descriptors += linkDescriptors()
         let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
         if let stdoutIndex, descriptors[stdoutIndex].revents & Int16(POLLERR | POLLHUP) != 0 {
             perform(scheduler.received(signal: SIGPIPE, now: monotonicSeconds()))
@@ -81,6 +84,7 @@ extension Runner {
             let (exit, signal) = WaitStatus(raw: status).exitAndSignal
             finish(job, exit: exit, signal: signal)
         }
+        if linkBase < descriptors.count { handleLinks(descriptors[linkBase...]) }
         perform(scheduler.advance(now: monotonicSeconds()))
         return true
     }
@@ -93,7 +97,7 @@ extension Runner {
             if kill.timedOut {
                 output.writeError("\(programName): Warning: This job was killed because it timed out:\n\(programName): Warning: \(job.command)\n")
             }
-            signal(job.pid, kill.signal)
+            signal(job, kill.signal)
         }
     }
 

@@ -10,10 +10,12 @@ extension Runner {
     /// A started job's process and descriptors.
     struct Spawned {
         var pid: pid_t
-        var pidfd: OwnedDescriptor
+        var pidfd: OwnedDescriptor?
         /// Where its output is read: as ``Running/stdout`` and ``Running/stderr``.
         var stdout: OwnedDescriptor?
         var stderr: OwnedDescriptor?
+        /// A remote job's host, id and output sinks.
+        var remote: RemoteHandle?
     }
 
     enum SpawnResult {
@@ -103,13 +105,23 @@ extension Runner {
             waitpid(pid, &status, 0)
             return .failed("pidfd_open", -opened)
         }
-        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out, stderr: err))
+        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out, stderr: err, remote: nil))
     }
 
     /// Sends `signal` to a job: to its process group (all it started), or, under `--tty`, where
     /// jobs share ours, to the job alone.
     func signal(_ pid: pid_t, _ signal: Int32) {
         kill(options.openTerminal ? pid : -pid, signal)
+    }
+
+    /// Sends `signal` to a running job: its local process group, or through its host's agent to
+    /// the remote one.
+    func signal(_ job: Running, _ signal: Int32) {
+        if let remote = job.remote {
+            hosts[remote.host].link?.send(RemoteFrame(.signal, job: remote.id, fields: [Array(String(signal).utf8)]))
+        } else if job.pid > 0 {
+            self.signal(job.pid, signal)
+        }
     }
 
     /// `program`'s path on PATH, remembered as a shell's hash table does (a PATH search is a

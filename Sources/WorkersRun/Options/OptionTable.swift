@@ -48,6 +48,7 @@ struct OptionSpec: Sendable {
         case scheduling = "SCHEDULING"
         case pipe = "PIPE"
         case log = "JOB LOG, RETRIES, TIME-OUTS"
+        case remote = "REMOTE HOSTS (one agent a host, over one ssh or srun)"
         case semaphore = "SEMAPHORE (GNU's sem)"
         case other = "OTHER"
     }
@@ -271,7 +272,9 @@ extension RunOptions {
             }
             state.options.workingDirectory = directory
         },
-        .value("env", "NAME", .command, "accepted: local jobs inherit the whole environment already") { _, _ in },
+        .value("env", "NAME", .command, "carry NAME to remote jobs ('_': every variable; local jobs inherit them all)") { state, name in
+            state.options.environmentNames.append(name)
+        },
 
         // Output.
         .flag("keep-order|keeporder|k", .output, "print outputs in input order") { $0.options.keepOrder = true },
@@ -404,14 +407,36 @@ extension RunOptions {
         .flag("will-cite|willcite|nn|nonotice|no-notice", .other, "accepted; there is no notice") { _ in },
         .flag("gnu", .other, "accepted (and lets --tollef through, as in GNU)") { $0.gnuGiven = true },
 
+        // Remote hosts.
+        .value("sshlogin|S", "[N/]LOGIN", .remote, "run jobs on LOGIN ([user@]host[:port], or 'ssh … host'; ':' is this machine; commas for more; N/: N jobs there)") { state, text in
+            state.options.sshLogins.append(text)
+        },
+        .value("sshloginfile|slf", "FILE", .remote, "sshlogins from FILE, a line each ('..': ~/.parallel/sshloginfile; re-read when it changes)") { state, text in
+            state.options.sshLoginFiles.append(text)
+        },
+        .value("ssh", "CMD", .remote, "log in with CMD instead of ssh (also $PARALLEL_SSH)") { state, text in state.options.sshCommand = text },
+        .value("ssh-delay|sshdelay", "SECS", .remote, "wait SECS between two ssh starts") { (state, text) throws(RunUsageError) in
+            state.options.sshDelay = try RunOptions.parseDuration(text, name: "--sshdelay")
+        },
+        .flag("controlmaster|M", .remote, "accepted: each host already has one connection, kept for the run") { _ in },
+        .flag("filter-hosts|filterhosts|filter-host", .remote, "leave out, silently, the hosts that cannot be reached") { $0.options.filterHosts = true },
+        .value("transfer-file|transferfile|transfer-files|transferfiles|tf", "FILE", .remote, "send FILE to the job's host first (replacement strings allowed; relative to --workdir there)") { state, text in
+            state.options.transferFiles.append(text)
+        },
+        .value("return", "FILE", .remote, "bring FILE back from the job's host when it ends") { state, text in state.options.returnFiles.append(text) },
+        .flag("cleanup", .remote, "remove the transferred and returned files from the host") { $0.options.cleanup = true },
+        .value("trc", "FILE", .remote, "--transferfile {} --return FILE --cleanup") { state, text in
+            state.options.transferFiles.append("{}")
+            state.options.returnFiles.append(text)
+            state.options.cleanup = true
+        },
+        .value("basefile|bf", "FILE", .remote, "send FILE to every host once, before its first job") { state, text in state.options.baseFiles.append(text) },
+        .flag("onall", .remote, "run every job on every host") { $0.options.onAll = true },
+        .flag("nonall", .remote, "run the command, without input, once on every host") { $0.options.nonAll = true },
+        .flag("slurm", .remote, "ours: the hosts are this Slurm allocation's nodes (an agent on each by srun; -j from SLURM_CPUS_ON_NODE)") { $0.options.slurm = true },
+
         // GNU's options that workers run does not have: named and refused, never ignored.
-        .refused("sshlogin|S", .required("LOGIN")),
-        .refused("sshloginfile|slf", .required("FILE")),
-        .refused("ssh", .required("CMD")), .refused("ssh-delay|sshdelay", .required("SECS")),
-        .refused("controlmaster|M"), .refused("filter-hosts|filterhosts|filter-host"),
-        .refused("transfer-file|transferfile|transfer-files|transferfiles|tf", .required("FILE")), .refused("transfer"),
-        .refused("return", .required("FILE")), .refused("cleanup"), .refused("trc", .required("FILE")),
-        .refused("basefile|bf", .required("FILE")), .refused("workdir-remote"), .refused("nonall"), .refused("onall"),
+        .refused("transfer"), .refused("workdir-remote"),
         .refused("rsync-opts|rsyncopts", .required("OPTS")), .refused("hgrp|hostgrp|hostgroup|hostgroups"),
         .refused("sql", .required("DBURL")), .refused("sql-master|sqlmaster", .required("DBURL")),
         .refused("sql-worker|sqlworker", .required("DBURL")), .refused("sql-and-worker|sqlandworker", .required("DBURL")),

@@ -204,6 +204,13 @@ extension OptionState {
         if options.header?.readsInput == true, options.pipe == .parts {
             throw RunUsageError("option --header with --pipe-part is not supported by workers run (use --pipe)", code: .unsupportedOption)
         }
+        if options.remote, options.pipe != nil || options.roundRobin || options.teeInput != nil || options.semaphore {
+            let what = options.semaphore ? "--semaphore" : options.roundRobin ? "--round-robin" : options.teeInput != nil ? "--tee" : options.pipe == .parts ? "--pipe-part" : "--pipe"
+            throw RunUsageError("option \(what) with remote hosts (-S, --slf, --slurm) is not supported by workers run yet", code: .unsupportedOption)
+        }
+        if options.onAll || options.nonAll, !options.remote {
+            throw RunUsageError("option --\(options.nonAll ? "nonall" : "onall") needs hosts (-S, --slf or --slurm)", code: .conflictingOptions)
+        }
         if options.retryFailed, options.joblog == nil {
             throw RunUsageError("option --retry-failed needs --joblog", code: .conflictingOptions)
         }

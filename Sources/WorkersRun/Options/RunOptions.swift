@@ -222,6 +222,33 @@ public struct RunOptions: Sendable, Equatable {
     public var workingDirectory: String?
     /// `--workdir ...`: each job in a directory of its own, removed when it ends.
     public var uniqueWorkingDirectory = false
+    /// `-S`/`--sshlogin`: the sshlogins as given, each perhaps several (commas, newlines), in order.
+    public var sshLogins: [String] = []
+    /// `--slf`/`--sshloginfile`: files of sshlogins (`..`, `.` and `-` as GNU's).
+    public var sshLoginFiles: [String] = []
+    /// `--ssh CMD` (else `$PARALLEL_SSH`, else `ssh`): the command that logs in to a host.
+    public var sshCommand: String?
+    /// `--sshdelay SECS`: the least time between two ssh starts.
+    public var sshDelay: Double = 0
+    /// `--filter-hosts`: hosts that cannot be reached are left out silently.
+    public var filterHosts = false
+    /// `--transferfile`/`--tf`: files (replacement strings allowed) sent to a job's host first.
+    public var transferFiles: [String] = []
+    /// `--return`: files (replacement strings allowed) brought back from a job's host after it.
+    public var returnFiles: [String] = []
+    /// `--cleanup`: transferred and returned files (and base files at the end) removed remotely.
+    public var cleanup = false
+    /// `--basefile`/`--bf`: files sent to every host once, before its first job.
+    public var baseFiles: [String] = []
+    /// `--onall`: every job on every host; `--nonall`: the command once on every host, no input.
+    public var onAll = false
+    public var nonAll = false
+    /// `--env NAME`: variables carried to remote jobs (`_`: all but GNU's ignored ones).
+    public var environmentNames: [String] = []
+    /// `--slurm` (ours): the Slurm allocation's nodes are the hosts, an agent on each by `srun`.
+    public var slurm = false
+    /// Whether any job may run on another machine.
+    public var remote: Bool { !sshLogins.isEmpty || !sshLoginFiles.isEmpty || slurm }
     /// One step of `--term-seq`: a signal, then how long to wait before the next step.
     public struct TerminateStep: Sendable, Equatable {
         /// The signal sent.

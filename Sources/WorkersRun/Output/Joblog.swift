@@ -27,9 +27,9 @@ struct Joblog {
 
     /// One row, GNU's columns. A command's newlines become NULs, as GNU writes them, so a row
     /// stays one line.
-    func write(sequence: Int, start: Double, runtime: Double, sent: Int, received: Int, exit: Int32, signal: Int32, command: String) {
-        let row = cFormat("%ld\t:\t%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", sequence, start, runtime, sent, received, exit, signal)
-            + command.replacingNewlines(with: "\0") + "\n"
+    func write(sequence: Int, host: String = ":", start: Double, runtime: Double, sent: Int, received: Int, exit: Int32, signal: Int32, command: String) {
+        let row = String(sequence) + "\t" + host.replacingNewlines(with: " ") + "\t"
+            + cFormat("%.3f\t%10.3f\t%ld\t%ld\t%d\t%d\t", start, runtime, sent, received, exit, signal) + command.replacingNewlines(with: "\0") + "\n"
         writeFully(file.raw, row.escapedBytes)
     }
 }

@@ -22,6 +22,7 @@ extension Runner {
     func finish(_ job: Running, exit: Int32, signal: Int32) {
         let runtime = monotonicSeconds() - job.startMonotonic
         if let directory = job.removeDirectory { removeTree(directory) }
+        if let host = job.host { hosts[host].running -= 1 }
         // A job that `--halt now` killed is not named as one that counts towards it (GNU's).
         let killedByHalt = scheduler.halting?.when == .now
         let ending = scheduler.ended(sequence: job.job.sequence, slot: job.slot, attempt: job.job.attempt, exit: exit, signal: signal,
@@ -37,16 +38,18 @@ extension Runner {
             recycle(job.heldErr)
             var again = job.job
             again.attempt += 1
+            if let host = job.host, !again.failedHosts.contains(host) { again.failedHosts.append(host) }
             state.retries.append(again)
             return
         }
         if let path = job.job.catPath { unlink(path) }
         builder.perl?.completed += 1
         rereadJobsFile()
+        rereadLoginFiles()
         if let joblog {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
-            joblog.write(sequence: job.job.sequence, start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
+            joblog.write(sequence: job.job.sequence, host: job.host.map { hosts[$0].login.login } ?? ":", start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
                          exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal, command: job.command)
         }
         if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }
@@ -123,6 +126,7 @@ extension Runner {
     func conclude() -> Summary {
         // Anything still waiting (a turn that never came) is printed rather than lost.
         for finished in state.inOrder.takeAll() { deliver(finished) }
+        closeHosts()
         if options.bar || options.progress { output.endProgress() }
         let summary = Summary(started: scheduler.started, succeeded: scheduler.succeeded, failed: scheduler.failed,
                               exitStatus: scheduler.exitStatus(), stdoutClosed: scheduler.caughtSignal == SIGPIPE, failures: state.failures)

@@ -15,7 +15,19 @@ extension Runner {
             // As GNU: even with no job running (the load or the memory may be another program's).
             if options.maximumLoad != nil || options.maximumLoadFile != nil || options.minimumFreeMemory != nil, throttled() { break }
             guard let job = state.retries.popFirst() ?? nextPending() else { break }
-            launch(job, slot: slot, roundRobin: tee != nil)
+            var host: Int?
+            if !hosts.isEmpty, !options.dryRun {
+                if let pinned = job.pinnedHost, !hosts[pinned].usable {
+                    // --onall, --nonall: its host is gone.
+                    output.writeError("\(programName): \(hosts[pinned].login.login) is lost: job \(job.sequence) does not run\n")
+                    notStarted(job, failed: true)
+                    continue
+                }
+                // No room where it may run yet: it waits for a job there to end.
+                guard let chosen = chooseHost(for: job) else { state.retries.prepend(job); break }
+                host = chosen
+            }
+            launch(job, slot: slot, host: host, roundRobin: tee != nil)
         }
         if tee != nil { feedTee() }
     }
@@ -65,6 +77,8 @@ extension Runner {
                 block = blocks.next()
                 if block == nil { state.inputDone = true; return nil }
                 // (-r: the blank lines were taken out of the input before it was cut, as GNU does.)
+            case .arguments(let inputs) where options.onAll || options.nonAll:
+                return nextOnEveryHost(inputs)
             case .arguments(let inputs):
                 // A slow writer: wait for its next line beside the running jobs, not in a read.
                 if state.preloaded == nil, !state.running.isEmpty, let fd = inputs.descriptorToWaitFor() {
@@ -112,6 +126,44 @@ extension Runner {
         return nil
     }
 
+    /// `--onall`: every input on every usable host; `--nonall`: the command once on each, with
+    /// no input. The sequence numbers go host by host (so `-k` prints a host's jobs together, in
+    /// input order, as GNU's does); the jobs start input by input, so every host is busy at once.
+    func nextOnEveryHost(_ inputs: JobInputs) -> Pending? {
+        if !state.everyHostIssued {
+            state.everyHostIssued = true
+            var all: [[String]] = []
+            if options.nonAll {
+                all = [[]]
+            } else if let preloaded = state.preloaded {
+                all = Array(preloaded)
+                state.preloaded = []
+            } else {
+                while let values = inputs.next() { all.append(values) }
+            }
+            let targets = hosts.indices.filter { hosts[$0].usable }
+            let first = state.nextSequence
+            for (index, values) in all.enumerated() {
+                for (ordinal, host) in targets.enumerated() {
+                    var pending = Pending(sequence: first + ordinal * all.count + index, arguments: values, attempt: 1)
+                    pending.pinnedHost = host
+                    state.everyHostQueue.append(pending)
+                }
+            }
+            state.nextSequence = first + all.count * targets.count
+            state.total = all.count * targets.count
+        }
+        while let pending = state.everyHostQueue.popFirst() {
+            if skip.contains(pending.sequence) {
+                passOver(pending.sequence)
+                continue
+            }
+            return pending
+        }
+        state.inputDone = true
+        return nil
+    }
+
     /// `-k`: a job that prints nothing (skipped, or never started) still takes its turn.
     func passOver(_ sequence: Int) {
         guard options.keepOrder else { return }
@@ -121,7 +173,7 @@ extension Runner {
 
     /// Spawns `job` in `slot` (or prints it, `--dry-run`). Its stdin is a pipe we write to for
     /// `--pipe` (its block) and `--round-robin` (the blocks it is handed while it runs).
-    func launch(_ job: Pending, slot: Int, roundRobin: Bool = false) {
+    func launch(_ job: Pending, slot: Int, host: Int? = nil, roundRobin: Bool = false) {
         let feedsStdin = roundRobin || job.pipedBlock != nil || job.part != nil
         let filled = CommandBuilder.Job(arguments: job.arguments, sequence: job.sequence, slot: slot)
         if options.shellQuoteOnly {
@@ -155,7 +207,10 @@ extension Runner {
         }
         if options.printCommands { output.writeError(command + "\n") }
         var directory: String?
-        if let template = options.workingDirectory {
+        let remoteHost = host.flatMap { hosts[$0].local ? nil : $0 }
+        if remoteHost != nil {
+            // Its directory is made on its host.
+        } else if let template = options.workingDirectory {
             var path = builder.substitute(template, job: filled) { $0 }
             // GNU makes the directory if it is missing; a relative one is from where we started.
             _ = makeDirectories(path)
@@ -192,13 +247,17 @@ extension Runner {
         let stdin = feed?.read.raw ?? (job.catPath == nil ? job.block?.raw : nil) ?? terminal?.raw ?? devNull?.raw ?? -1
         // -v: the command line comes first in the job's output (grouped: in its buffer, before
         // the job can write; --line-buffer: printed or held just after the spawn, before any relay).
-        switch spawn(filled, command: command, stdin: stdin, directory: directory,
-                     preamble: options.verbose && !lineBuffer ? command + "\n" : nil) {
+        let preamble = options.verbose && !lineBuffer ? command + "\n" : nil
+        let spawned = remoteHost.map { spawnRemote(filled, pending: job, host: $0, command: command, preamble: preamble) }
+            ?? spawn(filled, command: command, stdin: stdin, directory: directory, preamble: preamble)
+        switch spawned {
         case .success(let spawned):
             let now = monotonicSeconds()
             scheduler.started(sequence: job.sequence, slot: slot, attempt: job.attempt, now: now)
-            var started = Running(job: job, command: command, slot: slot, pid: spawned.pid, pidfd: spawned.pidfd, startEpoch: epochSeconds(),
-                                  startMonotonic: now, stdout: spawned.stdout, stderr: spawned.stderr, tag: tag(job.sequence, job.arguments, slot: slot))
+            var started = Running(job: job, command: command, slot: slot, pid: spawned.pid, pidfd: spawned.pidfd, host: host, remote: spawned.remote,
+                                  startEpoch: epochSeconds(), startMonotonic: now, stdout: spawned.stdout, stderr: spawned.stderr,
+                                  tag: tag(job.sequence, job.arguments, slot: slot))
+            if let host { hosts[host].running += 1 }
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
                 started.heldErr = spareBuffers.popLast() ?? bufferFile()

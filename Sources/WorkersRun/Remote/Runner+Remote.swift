@@ -1,0 +1,437 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CWorkersShims
+import DequeModule
+import WorkersCore
+
+/// A host the run may place jobs on: this machine (`:`) or one reached by a ``RemoteLink``.
+struct RunHost {
+    var login: SSHLogin
+    /// `nil` for this machine.
+    var link: RemoteLink?
+    /// Jobs at once: its `N/`, else `-j` of its CPUs.
+    var capacity = 0
+    var running = 0
+    /// Up and taking jobs; a host whose link broke, or that left the `--slf` file, takes none.
+    var usable = true
+    var local: Bool { link == nil }
+}
+
+/// Remote hosts (`-S`, `--slf`, `--slurm`): one agent a host, started once; jobs, signals,
+/// output, `--transferfile`/`--return` files and exits are frames on its link, read in the run's
+/// one poll loop.
+extension Runner {
+    /// Connects to every host (at once; `--sshdelay` apart), waits until each agent is ready or
+    /// its link failed, and sets the run's slots to what the usable hosts take. A host that
+    /// cannot be reached is named once, on stderr, and left out.
+    func connectHosts() {
+        var logins: [SSHLogin] = []
+        do {
+            for text in options.sshLogins {
+                if text == ".." || text == "-" {
+                    logins += try loginsFromFile(text == ".." ? ".." : "-")
+                } else {
+                    logins += try SSHLogin.parseList(text)
+                }
+            }
+            for name in options.sshLoginFiles { logins += try loginsFromFile(name) }
+            if options.slurm { logins += try slurmNodes() }
+        } catch {
+            stopWithError(error.description)
+            return
+        }
+        addHosts(logins)
+        if hosts.isEmpty || !hosts.contains(where: \.usable) {
+            stopWithError("Error: no host to run jobs on")
+        }
+    }
+
+    /// The sshlogins of an `--slf` file (`-`: standard input), its change time remembered.
+    func loginsFromFile(_ name: String) throws(RunUsageError) -> [SSHLogin] {
+        if name == "-" {
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(STDIN_FILENO, into: $0) }
+                if count <= 0 { break }
+                bytes += chunk[0..<count]
+            }
+            return try SSHLogin.parseFile(String(escaping: bytes))
+        }
+        let path = SSHLogin.filePath(name, home: environmentValue("HOME") ?? "/")
+        guard let text = readTextFile(path) else {
+            throw RunUsageError("cannot open the sshloginfile \(path): \(String(cString: strerror(errno)))", code: .cannotOpen)
+        }
+        loginFileTimes[path] = Self.modified(path)
+        return try SSHLogin.parseFile(text)
+    }
+
+    /// `--slurm`: the allocation's nodes (`scontrol show hostnames`), `SLURM_CPUS_ON_NODE` jobs
+    /// each unless `-j` says otherwise, an agent on each by one `srun` step.
+    func slurmNodes() throws(RunUsageError) -> [SSHLogin] {
+        guard let list = environmentValue("SLURM_JOB_NODELIST"), !list.isEmpty, environmentValue("SLURM_JOB_ID") != nil else {
+            throw RunUsageError("option --slurm runs inside a Slurm allocation (salloc, sbatch): SLURM_JOB_ID and SLURM_JOB_NODELIST are not set", code: .conflictingOptions)
+        }
+        guard let names = commandOutput(["scontrol", "show", "hostnames", list]) else {
+            throw RunUsageError("option --slurm: scontrol show hostnames \(list) failed", code: .invalidValue)
+        }
+        let cpus = environmentValue("SLURM_CPUS_ON_NODE").flatMap { Int($0.split(separator: "(").first ?? "") }
+        return names.split(separator: "\n").map { node in
+            SSHLogin(login: String(node), slots: nil, command: ["srun"], destination: String(node), port: nil, slurm: true, cpus: cpus)
+        }
+    }
+
+    /// Starts the links of `logins` (those not already hosts), waits for their agents, and adds
+    /// them as hosts.
+    func addHosts(_ logins: [SSHLogin]) {
+        var pending: [(index: Int, link: RemoteLink)] = []
+        for (number, login) in logins.enumerated() where !hosts.contains(where: { $0.login.login == login.login && $0.usable }) {
+            if login.isLocal {
+                hosts.append(RunHost(login: login, link: nil, capacity: login.slots ?? options.jobs.slots(cpus: cpus)))
+                continue
+            }
+            if number > 0, options.sshDelay > 0 { sleepThread(nanoseconds: UInt64(options.sshDelay * 1e9)) }
+            switch RemoteLink.start(login: login, argv: transport(for: login)) {
+            case .success(let link):
+                hosts.append(RunHost(login: login, link: link, capacity: 0, usable: false))
+                pending.append((hosts.count - 1, link))
+            case .failure(let failure):
+                unreachable(login, failure.reason)
+            }
+        }
+        // Each agent says it is ready, or its link ends (ssh could not connect, or no agent).
+        var waiting = pending
+        while !waiting.isEmpty {
+            var descriptors = waiting.map { pollfd(fd: $0.link.socket.raw, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            if ready < 0, errno != EINTR { break }
+            var left: [(index: Int, link: RemoteLink)] = []
+            for (entry, descriptor) in zip(waiting, descriptors) {
+                guard descriptor.revents != 0 else { left.append(entry); continue }
+                let (frames, ended) = entry.link.receive()
+                if let frame = frames.first, frame.kind == .ready {
+                    guard frame.number(0) == RemoteFrame.version else {
+                        entry.link.close(grace: 0)
+                        unreachable(entry.link.login, "its workers speaks protocol \(frame.text(0)), this one \(RemoteFrame.version)")
+                        continue
+                    }
+                    let remoteCPUs = max(1, frame.number(1) ?? 1)
+                    entry.link.cpus = remoteCPUs
+                    entry.link.remoteName = frame.text(2)
+                    hosts[entry.index].capacity = entry.link.login.slots ?? options.jobs.slots(cpus: entry.link.login.cpus ?? remoteCPUs)
+                    hosts[entry.index].usable = true
+                    entry.link.send(RemoteFrame(.hello, fields: [Array(String(RemoteFrame.version).utf8)]))
+                    for name in options.baseFiles { sendFile(name, as: .put, to: entry.link) }
+                } else if ended != nil || !frames.isEmpty {
+                    entry.link.close(grace: 0)
+                    let reason = entry.link.lastError
+                    unreachable(entry.link.login, reason.isEmpty ? (ended ?? "no agent answered") : reason)
+                } else {
+                    left.append(entry)
+                }
+            }
+            waiting = left
+        }
+        updateSlots()
+    }
+
+    /// The argv that starts `login`'s agent.
+    func transport(for login: SSHLogin) -> [String] {
+        let agent = agentCommand()
+        if login.slurm {
+            // One step per node, kept when a node fails (--no-kill), sharing the allocation's CPUs.
+            return ["srun", "--no-kill", "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=\(login.destination)", "--kill-on-bad-exit=0",
+                    "/bin/sh", "-c", agent]
+        }
+        let ssh = (try? RunOptions.shellWords(options.sshCommand ?? environmentValue("PARALLEL_SSH") ?? "ssh")) ?? ["ssh"]
+        // The far side's login shell runs this line: ours is one sh script, quoted once.
+        return login.transport(ssh: ssh.isEmpty ? ["ssh"] : ssh, remote: "exec /bin/sh -c " + singleQuoted(agent))
+    }
+
+    /// The shell command that starts the agent on a host: `$WORKERS_REMOTE_COMMAND`, else this
+    /// very binary where the host has it at the same path (a shared file system, or a copy),
+    /// else `workers` on the host's PATH.
+    func agentCommand() -> String {
+        if let command = environmentValue("WORKERS_REMOTE_COMMAND"), !command.isEmpty { return command }
+        guard let path = symbolicLinkTarget("/proc/self/exe") else { return "exec workers run --agent" }
+        let own = (path.split(separator: "/").last ?? "").hasPrefix("workers-run") ? singleQuoted(path) + " --agent" : singleQuoted(path) + " run --agent"
+        return "if [ -x \(singleQuoted(path)) ]; then exec \(own); else exec workers run --agent; fi"
+    }
+
+    /// A host that cannot be reached: named once (unless `--filter-hosts`), and left out.
+    func unreachable(_ login: SSHLogin, _ reason: String) {
+        if !options.filterHosts {
+            output.writeError("\(programName): Warning: Cannot reach \(login.login): \(reason). Its jobs run on the other hosts.\n")
+        }
+    }
+
+    /// The run's slots are what the usable hosts take.
+    func updateSlots() {
+        var total = 0
+        for host in hosts where host.usable { total = total.addingReportingOverflow(host.capacity).overflow ? Int.max : total + host.capacity }
+        scheduler.setSlots(total)
+        hostCapacity = total
+    }
+
+    /// The host for `job`: a usable one with room, preferring those it has not failed on (GNU's
+    /// `--retries` rule), then the least loaded; its own host for `--onall`/`--nonall`.
+    func chooseHost(for job: Pending) -> Int? {
+        if let pinned = job.pinnedHost {
+            return hosts[pinned].usable && hosts[pinned].running < hosts[pinned].capacity ? pinned : nil
+        }
+        let open = hosts.indices.filter { hosts[$0].usable && hosts[$0].running < hosts[$0].capacity }
+        let fresh = open.filter { !job.failedHosts.contains($0) }
+        return (fresh.isEmpty ? open : fresh).min { hosts[$0].running * hosts[$1].capacity < hosts[$1].running * hosts[$0].capacity }
+    }
+
+    /// Sends `name` (a local file, relative to here) to `link`: a base file, or a job's file.
+    @discardableResult
+    func sendFile(_ name: String, as kind: RemoteFrame.Kind, to link: RemoteLink) -> RemoteFile? {
+        let local = resolve(name, in: startDirectory)
+        var info = stat()
+        guard let contents = readWholeFile(local), local.withEscapedCString({ stat($0, &info) }) == 0 else {
+            output.writeError("\(programName): Warning: cannot send \(name) to \(link.login.login): \(String(cString: strerror(errno)))\n")
+            return nil
+        }
+        let file = RemoteFile(path: name, mode: info.st_mode & 0o7777, contents: contents)
+        if kind == .put { link.send(RemoteFrame(.put, fields: file.fields)) }
+        return file
+    }
+
+    /// Starts `job` on remote host `host`: its command, directory, environment and files go in
+    /// one frame; its output comes back into the same buffers (or pipes) a local job's would.
+    func spawnRemote(_ job: CommandBuilder.Job, pending: Pending, host: Int, command: String, preamble: String?) -> SpawnResult {
+        guard let link = hosts[host].link else { return .failure("no link") }
+        var directory = ""
+        var removeDirectory = false
+        if options.uniqueWorkingDirectory {
+            directory = ".parallel/tmp/\(hostName)-\(getpid())-\(job.sequence)"
+            removeDirectory = true
+        } else if let template = options.workingDirectory {
+            directory = builder.substitute(template, job: job) { $0 }
+            if directory == "." {
+                // GNU: where we are, relative to the home directory when beneath it.
+                let home = environmentValue("HOME") ?? ""
+                if !home.isEmpty, startDirectory == home { directory = "" }
+                else if !home.isEmpty, startDirectory.hasPrefix(home + "/") { directory = String(startDirectory.dropFirst(home.count + 1)) }
+                else { directory = startDirectory }
+            }
+        }
+        var files: [RemoteFile] = []
+        for template in options.transferFiles {
+            let name = builder.substitute(template, job: job) { $0 }
+            if let file = sendFile(name, as: .start, to: link) { files.append(file) }
+        }
+        let returns = options.returnFiles.map { builder.substitute($0, job: job) { $0 } }
+        let environment = remoteEnvironment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)", "PARALLEL_PID=\(getpid())",
+                                               "PARALLEL_SSHLOGIN=\(hosts[host].login.login)", "PARALLEL_SSHHOST=\(hosts[host].login.host)"]
+        let request = RemoteStart(shell: shell ?? "/bin/sh", command: (parallelEnvironment.map { $0 + "\n" } ?? "") + command, directory: directory,
+                                  removeDirectory: removeDirectory, environment: environment, files: files, returns: returns, cleanup: options.cleanup)
+        // Where its output goes: the buffers a local job's would be; pipes we write and relay
+        // from (--line-buffer); ours (-u).
+        var out: OwnedDescriptor?
+        var err: OwnedDescriptor?
+        var sinks: (OwnedDescriptor?, OwnedDescriptor?) = (nil, nil)
+        switch mode.capture {
+        case .pipes:
+            guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return .failed("pipe", errno) }
+            for end in [outPipe.read, errPipe.read, outPipe.write, errPipe.write] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
+            for end in [outPipe.write, errPipe.write] { _ = fcntl(end.raw, linuxSetPipeSize, Int32(1 << 20)) }
+            out = outPipe.read
+            err = errPipe.read
+            sinks = (outPipe.write, errPipe.write)
+        case .buffers:
+            out = spareBuffers.popLast() ?? bufferFile()
+            err = spareBuffers.popLast() ?? bufferFile()
+            guard out != nil, err != nil else { return .failed("cannot create a temporary file", errno) }
+            sinks = (out, err)
+        case .inherited:
+            break
+        }
+        if let preamble {
+            if ungroup { output.write(preamble) } else if let out { writeFully(out.raw, preamble.escapedBytes) }
+        }
+        let id = nextRemoteID
+        nextRemoteID += 1
+        link.send(RemoteFrame(.start, job: id, fields: request.fields))
+        return .success(Spawned(pid: 0, pidfd: nil, stdout: out, stderr: err, remote: RemoteHandle(host: host, id: id, sinkOut: sinks.0, sinkErr: sinks.1)))
+    }
+
+    /// The descriptors the poll loop watches for the links: one a usable host, POLLOUT too while
+    /// frames wait.
+    func linkDescriptors() -> [pollfd] {
+        hosts.map { host in
+            guard let link = host.link, host.usable || host.running > 0 else { return pollfd(fd: -1, events: 0, revents: 0) }
+            return pollfd(fd: link.socket.raw, events: Int16(POLLIN) | (link.wantsWrite ? Int16(POLLOUT) : 0), revents: 0)
+        }
+    }
+
+    /// Handles what the poll loop saw on the links.
+    func handleLinks(_ descriptors: ArraySlice<pollfd>) {
+        for (host, descriptor) in zip(hosts.indices, descriptors) where descriptor.revents != 0 {
+            guard let link = hosts[host].link else { continue }
+            if descriptor.revents & Int16(POLLOUT) != 0, !link.flush() {
+                lose(host, "the connection broke")
+                continue
+            }
+            guard descriptor.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { continue }
+            let (frames, ended) = link.receive()
+            for frame in frames { handle(frame, from: host) }
+            if let ended { lose(host, ended) }
+        }
+    }
+
+    /// One frame from host `host`'s agent.
+    func handle(_ frame: RemoteFrame, from host: Int) {
+        guard let index = state.running.firstIndex(where: { $0.remote?.host == host && $0.remote?.id == frame.job }) else { return }
+        switch frame.kind {
+        case .stdout, .stderr:
+            let bytes = frame.fields.first ?? []
+            let isOut = frame.kind == .stdout
+            if ungroup {
+                writeFully(isOut ? STDOUT_FILENO : STDERR_FILENO, bytes)
+            } else if let sink = isOut ? state.running[index].remote?.sinkOut : state.running[index].remote?.sinkErr {
+                writeFully(sink.raw, bytes)
+                if lineBuffer { relay(&state.running[index], stdout: isOut) }
+            }
+        case .returned:
+            guard let file = try? RemoteFile(frame, at: 0) else { return }
+            if let failure = write(file, in: startDirectory) { output.writeError("\(programName): --return: \(failure)\n") }
+        case .exited:
+            let status = Int32(frame.number(0) ?? (255 << 8))
+            remoteEnded(index, status: status)
+        default:
+            break
+        }
+    }
+
+    /// A remote job ended with wait status `status`: its host has room again, and it finishes as
+    /// a local job does.
+    func remoteEnded(_ index: Int, status: Int32, lostOn host: Int? = nil) {
+        if state.running[index].remote != nil {
+            state.running[index].remote?.sinkOut = nil
+            state.running[index].remote?.sinkErr = nil
+        }
+        if lineBuffer {
+            relay(&state.running[index], stdout: true, final: true)
+            relay(&state.running[index], stdout: false, final: true)
+        }
+        var job = state.running.remove(at: index)
+        if let host { job.job.failedHosts.append(host) }
+        let (exit, signal) = WaitStatus(raw: status).exitAndSignal
+        finish(job, exit: exit, signal: signal)
+    }
+
+    /// Host `host`'s link ended: named once, it takes no more jobs, and its running jobs fail
+    /// with ssh's 255 (and run again elsewhere when `--retries` allows).
+    func lose(_ host: Int, _ reason: String) {
+        guard let link = hosts[host].link else { return }
+        let detail = link.lastError
+        link.close(grace: 0)
+        let wasUsable = hosts[host].usable
+        hosts[host].usable = false
+        updateSlots()
+        if wasUsable || hosts[host].running > 0 {
+            output.writeError("\(programName): Warning: Lost \(hosts[host].login.login): \(detail.isEmpty ? reason : detail). "
+                + "\(hosts[host].running) running job\(hosts[host].running == 1 ? "" : "s") there failed.\n")
+        }
+        while let index = state.running.firstIndex(where: { $0.remote?.host == host }) {
+            if let sink = state.running[index].remote?.sinkErr, !ungroup {
+                writeFully(sink.raw, "\(programName): \(hosts[host].login.login): the connection to the host was lost\n".escapedBytes)
+            }
+            remoteEnded(index, status: 255 << 8, lostOn: host)
+        }
+        if hostCapacity == 0, state.inputLeft, !scheduler.stopping {
+            stopWithError("Error: no host left to run jobs on")
+        }
+    }
+
+    /// `--slf`: at most once a second, when a job ends, the files are read again if they
+    /// changed: new hosts join, hosts no longer listed take no new jobs (GNU's rule).
+    func rereadLoginFiles() {
+        guard !options.sshLoginFiles.isEmpty else { return }
+        let now = monotonicSeconds()
+        guard now - lastLoginFileCheck >= 1 else { return }
+        lastLoginFileCheck = now
+        let home = environmentValue("HOME") ?? "/"
+        let paths = options.sshLoginFiles.filter { $0 != "-" }.map { SSHLogin.filePath($0, home: home) }
+        let changed = paths.contains { path in
+            let known = loginFileTimes[path] ?? nil
+            let current = Self.modified(path)
+            return known?.tv_sec != current?.tv_sec || known?.tv_nsec != current?.tv_nsec
+        }
+        guard changed else { return }
+        var logins: [SSHLogin] = []
+        for name in options.sshLoginFiles where name != "-" { logins += (try? loginsFromFile(name)) ?? [] }
+        for text in options.sshLogins { logins += (try? SSHLogin.parseList(text)) ?? [] }
+        let listed = Set(logins.map(\.login))
+        for index in hosts.indices where hosts[index].usable && !listed.contains(hosts[index].login.login) {
+            hosts[index].usable = false
+        }
+        addHosts(logins)
+        updateSlots()
+    }
+
+    /// The end of the run: each agent is told goodbye (removing `--basefile`s under `--cleanup`),
+    /// and each link is closed.
+    func closeHosts() {
+        let baseFiles = options.cleanup ? options.baseFiles.map(\.escapedBytes) : []
+        for host in hosts {
+            guard let link = host.link else { continue }
+            link.send(RemoteFrame(.goodbye, fields: baseFiles))
+            link.drain(seconds: 2)
+        }
+        for host in hosts { host.link?.close(grace: 2) }
+    }
+
+    /// `--env`: the variables carried to remote jobs, `NAME=value` (and a bash function's
+    /// `BASH_FUNC_NAME%%`); `_` is every variable but those in ~/.parallel/ignored_vars.
+    static func remoteEnvironment(names: [String]) -> [String] {
+        guard !names.isEmpty else { return [] }
+        var all: [(name: String, entry: String)] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = escapedString(cString: entry)
+            all.append((String(text.prefix { $0 != "=" }), text))
+            pointer += 1
+        }
+        var chosen: [String] = []
+        if names.contains("_") {
+            let ignoredFile = (environmentValue("HOME") ?? "/") + "/.parallel/ignored_vars"
+            let ignored = Set((readTextFile(ignoredFile) ?? "").split(separator: "\n").map(String.init))
+                .union(["_", "PWD", "OLDPWD", "SHLVL", "HOSTNAME", "HOME", "USER", "LOGNAME", "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "SSH_AUTH_SOCK", "TERM", "DISPLAY"])
+            chosen += all.filter { !ignored.contains($0.name) }.map(\.entry)
+        }
+        for name in names where name != "_" {
+            chosen += all.filter { $0.name == name || $0.name == "BASH_FUNC_\(name)%%" || $0.name == "BASH_FUNC_\(name)()" }.map(\.entry)
+        }
+        return chosen
+    }
+}
+
+/// A remote job's place: its host, its id on the link, and where its output is written.
+struct RemoteHandle {
+    var host: Int
+    var id: UInt64
+    var sinkOut: OwnedDescriptor?
+    var sinkErr: OwnedDescriptor?
+}
+
+/// A command's standard output, or `nil` when it cannot run or fails.
+func commandOutput(_ argv: [String]) -> String? {
+    var ends: [Int32] = [-1, -1]
+    guard let path = executablePath(argv[0]), cworkers_pipe_cloexec(&ends) == 0, let readEnd = OwnedDescriptor(ends[0]) else { return nil }
+    let pid = withEscapedCStrings(argv) { argvPointer in path.withEscapedCString { cworkers_spawn_job($0, argvPointer, environ, -1, ends[1], -1, nil, 0, 0) } }
+    // Our write end closes now: the read below ends when the command does.
+    close(ends[1])
+    guard pid > 0 else { return nil }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(readEnd.raw, into: $0) }
+        if count <= 0 { break }
+        bytes += chunk[0..<count]
+    }
+    return waitForExit(pid) == 0 ? String(escaping: bytes) : nil
+}
