@@ -82,6 +82,8 @@ public final class Runner {
         /// (`--onall`, `--nonall`).
         var failedHosts: [Int] = []
         var pinnedHost: Int?
+        /// `--onall`, `--nonall`: its number among its host's jobs (the joblog's, as GNU's).
+        var hostSequence: Int?
     }
 
     struct Running {

@@ -13,6 +13,7 @@ extension Runner {
     func waitAndHandle() -> Bool {
         let now = monotonicSeconds()
         var wake = scheduler.nextWake(now: now, running: state.running.count, wantsStart: state.inputLeft) ?? .infinity
+        if let links = linksWake() { wake = min(wake, links) }
         if let throttle = throttleWait(runningCount: state.running.count, halting: scheduler.stopping, inputLeft: state.inputLeft) {
             wake = min(wake, now + throttle)
         }
@@ -84,7 +85,10 @@ extension Runner {
             let (exit, signal) = WaitStatus(raw: status).exitAndSignal
             finish(job, exit: exit, signal: signal)
         }
-        if linkBase < descriptors.count { handleLinks(descriptors[linkBase...]) }
+        if linkBase < descriptors.count {
+            handleLinks(descriptors[linkBase...])
+            tendLinks()
+        }
         perform(scheduler.advance(now: monotonicSeconds()))
         return true
     }

@@ -433,6 +433,13 @@ extension RunOptions {
         .value("basefile|bf", "FILE", .remote, "send FILE to every host once, before its first job") { state, text in state.options.baseFiles.append(text) },
         .flag("onall", .remote, "run every job on every host") { $0.options.onAll = true },
         .flag("nonall", .remote, "run the command, without input, once on every host") { $0.options.nonAll = true },
+        .value("lost-after", "SECS", .remote, "ours: a host silent for SECS (default 10) is lost; its running jobs fail, and run elsewhere with --retries") { (state, text) throws(RunUsageError) in
+            let seconds = try RunOptions.parseDuration(text, name: "--lost-after")
+            guard seconds >= 2 * LinkWatch.interval else {
+                throw RunUsageError("option --lost-after: '\(text)' is under \(Int(2 * LinkWatch.interval)) s, two heartbeats", code: .invalidValue)
+            }
+            state.options.lostAfter = seconds
+        },
         .flag("slurm", .remote, "ours: the hosts are this Slurm allocation's nodes (an agent on each by srun; -j from SLURM_CPUS_ON_NODE)") { $0.options.slurm = true },
 
         // GNU's options that workers run does not have: named and refused, never ignored.

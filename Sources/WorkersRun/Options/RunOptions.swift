@@ -245,6 +245,9 @@ public struct RunOptions: Sendable, Equatable {
     public var nonAll = false
     /// `--env NAME`: variables carried to remote jobs (`_`: all but GNU's ignored ones).
     public var environmentNames: [String] = []
+    /// `--lost-after SECS` (ours): a host's link silent this long (heartbeats are a second
+    /// apart) is taken for cut: its running jobs fail (and run again elsewhere with `--retries`).
+    public var lostAfter: Double = 10
     /// `--slurm` (ours): the Slurm allocation's nodes are the hosts, an agent on each by `srun`.
     public var slurm = false
     /// Whether any job may run on another machine.

@@ -49,7 +49,7 @@ extension Runner {
         if let joblog {
             // Receive: the bytes of stdout, as GNU counts them (not known under -u).
             let received = lineBuffer ? job.relayedOut : job.stdout.map { max(0, Int(lseek($0.raw, 0, SEEK_END))) } ?? 0
-            joblog.write(sequence: job.job.sequence, host: job.host.map { hosts[$0].login.login } ?? ":", start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
+            joblog.write(sequence: job.job.hostSequence ?? job.job.sequence, host: job.host.map { hosts[$0].login.login } ?? ":", start: job.startEpoch, runtime: runtime, sent: job.sent, received: received,
                          exit: timedOut ? -1 : exit, signal: timedOut ? 15 : signal, command: job.command)
         }
         if failed, state.failures.count < 10 { state.failures.append((job.job.sequence, exit, signal, job.command)) }

@@ -32,6 +32,8 @@ final class RemoteAgent {
     private let devNull: OwnedDescriptor?
     private var signals: (read: OwnedDescriptor, write: OwnedDescriptor)?
     private var greeted = false
+    /// Until the hello says otherwise: a driver silent for a minute is gone.
+    private var watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
 
     init(input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
         self.input = input
@@ -81,11 +83,16 @@ final class RemoteAgent {
                 descriptors.append(pollfd(fd: job.stdout?.raw ?? -1, events: Int16(POLLIN), revents: 0))
                 descriptors.append(pollfd(fd: job.stderr?.raw ?? -1, events: Int16(POLLIN), revents: 0))
             }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
+            let wait = max(0, watch.nextWake - monotonicSeconds())
+            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32((wait * 1000).rounded(.up)))
             if ready < 0 {
                 if errno == EINTR { continue }
                 return endAll(status: 1)
             }
+            let now = monotonicSeconds()
+            // A cut link (no end seen, nothing heard): the jobs end rather than run on unseen.
+            if watch.isLost(at: now) { return endAll(status: 1) }
+            if greeted, watch.heartbeatDue(at: now) { send(RemoteFrame(.heartbeat)) }
             if descriptors[1].revents != 0 { return endAll(status: 0) }
             let count = jobs.count
             // Output first, then exits (an exit's last output is read before it is reported).
@@ -104,6 +111,7 @@ final class RemoteAgent {
                 let read = chunk.withUnsafeMutableBytes { readRetryingInterrupts(input, into: $0) }
                 // The link ended or broke: nobody is left to report to.
                 guard read > 0 else { return endAll(status: read == 0 ? 0 : 1) }
+                watch.heard(at: monotonicSeconds())
                 decoder.feed(chunk[0..<read])
                 do {
                     while let frame = try decoder.next() {
@@ -126,6 +134,7 @@ final class RemoteAgent {
                 return endAll(status: 2)
             }
             greeted = true
+            if let milliseconds = frame.number(1), milliseconds > 0 { watch.lostAfter = Double(milliseconds) / 1000 }
         case .start:
             guard greeted else { return endAll(status: 2) }
             do {
@@ -134,6 +143,8 @@ final class RemoteAgent {
                 writeStandardError("\(programName) --agent: protocol error: \(error.description)\n")
                 return endAll(status: 2)
             }
+        case .heartbeat:
+            break
         case .signal:
             if let job = jobs.first(where: { $0.id == frame.job }), let signal = frame.number(0) { kill(-job.pid, Int32(signal)) }
         case .put:
@@ -247,6 +258,7 @@ final class RemoteAgent {
     private func send(_ frame: RemoteFrame) {
         // A driver that is gone is found by the next read of stdin.
         writeFully(output, frame.encoded)
+        watch.sent(at: monotonicSeconds())
     }
 }
 

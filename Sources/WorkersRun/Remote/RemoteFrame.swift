@@ -16,8 +16,12 @@ struct RemoteFrame: Equatable {
         case signal = 3
         /// Write a file (``RemoteFile``) before any job: `--basefile`.
         case put = 4
-        /// No more jobs: remove what field 0 lists (`--cleanup` of base files), end the jobs, exit.
+        /// No more jobs: remove what the fields list (`--cleanup` of base files), end the jobs, exit.
         case goodbye = 5
+        /// Either way, every ``LinkWatch/interval`` seconds: the sender is alive. A side that
+        /// hears nothing for the hello's lost-after milliseconds (field 1) takes the link for
+        /// cut: the driver fails the host's jobs, the agent ends them.
+        case heartbeat = 6
 
         // Agent → driver.
         /// The agent runs (its first frame, after ``RemoteFrame/agentMark``): its protocol
@@ -79,6 +83,32 @@ struct RemoteFrame: Equatable {
     func text(_ index: Int) -> String {
         index < fields.count ? String(escaping: fields[index]) : ""
     }
+}
+
+/// When a link is due a heartbeat, and when its silence means it is cut. Pure: the caller
+/// passes the time.
+struct LinkWatch: Equatable {
+    /// Seconds between heartbeats.
+    static let interval = 1.0
+    /// Seconds of silence after which the link is taken for cut.
+    var lostAfter: Double
+    private(set) var lastHeard: Double
+    private(set) var lastSent: Double
+
+    init(lostAfter: Double, now: Double) {
+        self.lostAfter = lostAfter
+        lastHeard = now
+        lastSent = now
+    }
+
+    mutating func heard(at now: Double) { lastHeard = max(lastHeard, now) }
+    mutating func sent(at now: Double) { lastSent = max(lastSent, now) }
+    /// Whether a heartbeat is due (nothing sent for an interval).
+    func heartbeatDue(at now: Double) -> Bool { now - lastSent >= Self.interval }
+    /// Whether the other side has been silent too long.
+    func isLost(at now: Double) -> Bool { now - lastHeard > lostAfter }
+    /// When something is next to be done: a heartbeat, or the silence to become a loss.
+    var nextWake: Double { min(lastSent + Self.interval, lastHeard + lostAfter) }
 }
 
 /// A link that broke the protocol: an unknown kind, a frame over the limit, a payload whose

@@ -23,6 +23,8 @@ final class RemoteLink {
     /// Until the agent's mark: what the login wrote (kept for the reason a host failed).
     private var beforeMark: [UInt8]? = []
     private var reaped = false
+    /// Heartbeats, and the silence that means the link is cut.
+    var watch: LinkWatch
     /// From the agent's ready frame.
     var cpus: Int?
     var remoteName: String?
@@ -32,6 +34,7 @@ final class RemoteLink {
         self.socket = socket
         self.pid = pid
         self.errors = errors
+        watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
     }
 
     deinit { close(grace: 0) }
@@ -56,6 +59,7 @@ final class RemoteLink {
     /// Queues `frame` and sends what the socket takes now.
     func send(_ frame: RemoteFrame) {
         frame.encode(into: &outgoing)
+        watch.sent(at: monotonicSeconds())
         _ = flush()
     }
 
@@ -87,6 +91,7 @@ final class RemoteLink {
         while true {
             let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(socket.raw, into: $0) }
             if count > 0 {
+                watch.heard(at: monotonicSeconds())
                 if var seen = beforeMark {
                     seen += chunk[0..<count]
                     guard let mark = seen.firstRange(of: RemoteFrame.agentMark) else {

@@ -121,7 +121,8 @@ extension Runner {
                     entry.link.remoteName = frame.text(2)
                     hosts[entry.index].capacity = entry.link.login.slots ?? options.jobs.slots(cpus: entry.link.login.cpus ?? remoteCPUs)
                     hosts[entry.index].usable = true
-                    entry.link.send(RemoteFrame(.hello, fields: [Array(String(RemoteFrame.version).utf8)]))
+                    entry.link.watch = LinkWatch(lostAfter: options.lostAfter, now: monotonicSeconds())
+                    entry.link.send(RemoteFrame(.hello, fields: [Array(String(RemoteFrame.version).utf8), Array(String(Int(options.lostAfter * 1000)).utf8)]))
                     for name in options.baseFiles { sendFile(name, as: .put, to: entry.link) }
                 } else if ended != nil || !frames.isEmpty {
                     entry.link.close(grace: 0)
@@ -267,6 +268,24 @@ extension Runner {
         }
     }
 
+    /// When the links next need the loop: a heartbeat due, or a silence becoming a loss.
+    func linksWake() -> Double? {
+        hosts.compactMap { host in host.usable || host.running > 0 ? host.link?.watch.nextWake : nil }.min()
+    }
+
+    /// Heartbeats to the links that are due one; a link silent past `--lost-after` is lost.
+    func tendLinks() {
+        let now = monotonicSeconds()
+        for host in hosts.indices where hosts[host].usable || hosts[host].running > 0 {
+            guard let link = hosts[host].link else { continue }
+            if link.watch.isLost(at: now) {
+                lose(host, "nothing heard for \(cFormat("%g", options.lostAfter)) s (the link is cut, or the host is down)")
+            } else if link.watch.heartbeatDue(at: now) {
+                link.send(RemoteFrame(.heartbeat))
+            }
+        }
+    }
+
     /// Handles what the poll loop saw on the links.
     func handleLinks(_ descriptors: ArraySlice<pollfd>) {
         for (host, descriptor) in zip(hosts.indices, descriptors) where descriptor.revents != 0 {
@@ -327,7 +346,7 @@ extension Runner {
     /// with ssh's 255 (and run again elsewhere when `--retries` allows).
     func lose(_ host: Int, _ reason: String) {
         guard let link = hosts[host].link else { return }
-        let detail = link.lastError
+        let detail = reason.hasPrefix("nothing heard") ? "" : link.lastError
         link.close(grace: 0)
         let wasUsable = hosts[host].usable
         hosts[host].usable = false

@@ -129,6 +129,7 @@ extension Runner {
     /// `--onall`: every input on every usable host; `--nonall`: the command once on each, with
     /// no input. The sequence numbers go host by host (so `-k` prints a host's jobs together, in
     /// input order, as GNU's does); the jobs start input by input, so every host is busy at once.
+    /// As GNU's, `--tag` is the host, and the joblog counts each host's jobs from 1.
     func nextOnEveryHost(_ inputs: JobInputs) -> Pending? {
         if !state.everyHostIssued {
             state.everyHostIssued = true
@@ -147,6 +148,7 @@ extension Runner {
                 for (ordinal, host) in targets.enumerated() {
                     var pending = Pending(sequence: first + ordinal * all.count + index, arguments: values, attempt: 1)
                     pending.pinnedHost = host
+                    pending.hostSequence = index + 1
                     state.everyHostQueue.append(pending)
                 }
             }
@@ -256,7 +258,8 @@ extension Runner {
             scheduler.started(sequence: job.sequence, slot: slot, attempt: job.attempt, now: now)
             var started = Running(job: job, command: command, slot: slot, pid: spawned.pid, pidfd: spawned.pidfd, host: host, remote: spawned.remote,
                                   startEpoch: epochSeconds(), startMonotonic: now, stdout: spawned.stdout, stderr: spawned.stderr,
-                                  tag: tag(job.sequence, job.arguments, slot: slot))
+                                  tag: job.pinnedHost != nil && options.tag && options.tagString == nil
+                                      ? hosts[job.pinnedHost!].login.login : tag(job.sequence, job.arguments, slot: slot))
             if let host { hosts[host].running += 1 }
             if held {
                 started.heldOut = spareBuffers.popLast() ?? bufferFile()
