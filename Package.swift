@@ -144,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkersClusterTests",
-            dependencies: ["WorkersCluster", "WorkersProcesses", "WorkersCore", "WorkersWire", "WorkersTestJobs", "WorkersTestWorker", .product(name: "Crypto", package: "swift-crypto"), .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: ["WorkersCluster", "WorkersProcesses", "WorkersCore", "WorkersWire", "WorkersTestJobs", "WorkersTestWorker", "workers", .product(name: "Crypto", package: "swift-crypto"), .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "WorkersWireTests", dependencies: ["WorkersWire"], swiftSettings: swiftSettings),
@@ -161,7 +161,7 @@ let package = Package(
         ),
         .testTarget(name: "WorkersRunTests", dependencies: ["WorkersRun"], swiftSettings: swiftSettings),
         .testTarget(name: "WorkersLabTests", dependencies: ["WorkersLab", "WorkersCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers", "workers-run", "WorkersCluster", "WorkersLab", "WorkersProcesses"], swiftSettings: swiftSettings),
+        .testTarget(name: "WorkersCLITests", dependencies: ["WorkersCLI", "workers", "workers-run", "WorkersCluster", "WorkersLab", "WorkersProcesses", "WorkersTestJobs"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

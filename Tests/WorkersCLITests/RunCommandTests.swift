@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WorkersTestJobs
 
 /// `workers run` end to end: real jobs, compared with GNU parallel's documented output and exit
 /// status (GNU parallel itself is not needed).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WorkersTestJobs
 
 /// End-to-end tests of the built `workers` binary: stdout, stderr and exit status.
 @Suite(.timeLimit(.minutes(2))) struct WorkersBinaryTests {
@@ -10,14 +11,7 @@ import Testing
     }
 
     /// The `workers` executable next to the test bundle in the build folder.
-    static var binary: URL {
-        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("workers").path),
-              directory.path != "/" {
-            directory.deleteLastPathComponent()
-        }
-        return directory.appendingPathComponent("workers")
-    }
+    static var binary: URL { URL(fileURLWithPath: TestPrograms.workers) }
 
     /// Runs the binary off Swift's cooperative threads: a test that blocks one of them (there are
     /// as many as CPUs) starves every other test's tasks.
@@ -91,12 +85,5 @@ import Testing
         #expect(output.stdout.contains("demo"))
         let demo = try await Self.run(["demo", "threads", "--help"])
         #expect(demo.stdout.contains("--block-ms"))
-    }
-}
-
-/// Runs blocking `body` on a thread of its own and waits for it without holding a cooperative thread.
-func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }

@@ -162,6 +162,9 @@ enum TestHosts {
         var a: String { variables["WORKERS_TEST_HOST_A"]! }
         var b: String { variables["WORKERS_TEST_HOST_B"]! }
         var namespaceB: String { variables["WORKERS_TEST_NETNS_B"]! }
+        /// Host C: a second namespace with an sshd (and no slurmd), for `workers run -S`.
+        var c: String { variables["WORKERS_TEST_HOST_C"]! }
+        var namespaceC: String { variables["WORKERS_TEST_NETNS_C"]! }
         var slurmConf: String { variables["SLURM_CONF"]! }
         var sshOptions: [String] { variables["WORKERS_TEST_SSH_OPTIONS"]!.split(separator: " ").map(String.init) }
         var script: String { variables["WORKERS_TEST_HOSTS_SCRIPT"]! }

@@ -160,14 +160,25 @@ public struct Hog: Job {
     }
 }
 
-/// Where the test programs are: the test worker executable, next to the test bundle in the
-/// build folder.
+/// Where the test programs are: the test worker executable and the `workers` command, next to
+/// the test bundle in the build folder.
 public enum TestPrograms {
-    public static let worker: String = {
+    public static let worker: String = built("WorkersTestWorker")
+    public static let workers: String = built("workers")
+
+    /// `name` in the first folder above the test bundle that has it.
+    static func built(_ name: String) -> String {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("WorkersTestWorker").path), directory.path != "/" {
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path), directory.path != "/" {
             directory.deleteLastPathComponent()
         }
-        return directory.appendingPathComponent("WorkersTestWorker").path
-    }()
+        return directory.appendingPathComponent(name).path
+    }
+}
+
+/// Runs blocking `body` on a thread of its own and waits for it without holding a cooperative thread.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
 }
