@@ -23,6 +23,7 @@ public enum RunMain {
     public static func main(_ arguments: [String]) -> Int32 {
         // What `-S` starts on each host (not an option of GNU's, and not in --help).
         if arguments == ["--agent"] { return RemoteAgent().serve() }
+        if arguments == ["--agent", "newlines"] { return RemoteAgent(newlines: true).serve() }
         prepareParallelHome()
         do {
             let options = try RunOptions.parse(arguments, environment: .process())

@@ -15,13 +15,16 @@ extension TestHostsTests {
         let process = Process()
         let directory: URL
 
-        init(_ arguments: [String], hosts: TestHosts.Hosts, directory: URL, stdin: String = "", mark: String? = nil) throws {
+        /// `workers run --ssh <the test hosts' ssh> arguments`, started by `launcher` (`salloc …`) if given.
+        init(_ arguments: [String], hosts: TestHosts.Hosts, directory: URL, stdin: String = "", mark: String? = nil, launcher: [String] = []) throws {
             self.directory = directory
-            process.executableURL = URL(fileURLWithPath: TestPrograms.workers)
-            process.arguments = ["run", "--ssh", (["ssh"] + hosts.sshOptions).joined(separator: " ")] + arguments
+            let run = ["run", "--ssh", (["ssh"] + hosts.sshOptions).joined(separator: " ")] + arguments
+            process.executableURL = URL(fileURLWithPath: launcher.isEmpty ? TestPrograms.workers : "/usr/bin/env")
+            process.arguments = launcher.isEmpty ? run : launcher + [TestPrograms.workers] + run
             process.currentDirectoryURL = directory
             var environment = ProcessInfo.processInfo.environment
             environment["PARALLEL_SHELL"] = "/bin/sh"
+            environment["SLURM_CONF"] = hosts.slurmConf
             if let mark { environment["WORKERS_TEST_MARK"] = mark }
             process.environment = environment
             _ = FileManager.default.createFile(atPath: directory.path + "/stdout", contents: nil)
@@ -201,5 +204,30 @@ extension TestHostsTests {
         let logged: [Int] = Self.rows(directory.path + "/log").compactMap { Int($0[0]) }.sorted()
         #expect(ran == Array(1...10))
         #expect(logged == Array(1...10))
+    }
+}
+
+extension TestHostsTests {
+    @Test("workers run --slurm in a two-node allocation: an agent a node by srun, every job once, the joblog names the nodes")
+    func runOnSlurmNodes() async throws {
+        let hosts = try TestHosts.require()
+        let directory = try Self.scratch()
+        let inputs = (1...30).map(String.init)
+        let run = try RunProcess(["--slurm", "-k", "--joblog", "log", "echo {} $PARALLEL_SSHHOST $(hostname -I)", ":::"] + inputs,
+                                 hosts: hosts, directory: directory, launcher: ["salloc", "--nodes=2", "--quiet"])
+        #expect(try await run.wait() == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(lines.map { $0[0] } == inputs)
+        // nb is host B's slurmd: its jobs see B's address; na's see A's.
+        for line in lines {
+            #expect(["na", "nb"].contains(line[1]))
+            #expect(line.contains(hosts.b) == (line[1] == "nb"))
+        }
+        let rows = Self.rows(directory.path + "/log")
+        #expect(rows.count == 30 && Set(rows.map { $0[1] }) == ["na", "nb"])
+        // Outside an allocation, --slurm says what it needs.
+        let outside = try RunProcess(["--slurm", "echo", ":::", "1"], hosts: hosts, directory: directory, launcher: ["env", "-u", "SLURM_JOB_ID"])
+        #expect(try await outside.wait() == 255)
+        #expect(outside.stderr.contains("inside a Slurm allocation"))
     }
 }

@@ -64,7 +64,7 @@ import Testing
     @Test func framesRoundTripInAnyPieces() throws {
         let start = RemoteStart(shell: "/bin/sh", command: "echo 'a b' \u{1}\n$(x)", directory: ".parallel/tmp/x", removeDirectory: true,
                                 environment: ["A=1", "B=$(two)"], files: [RemoteFile(path: "a\nb", mode: 0o640, contents: [0, 255, 10])],
-                                returns: ["out put"], cleanup: true)
+                                returns: ["out put"], cleanup: true, words: ["printf", "%s\n", "a b"])
         let frames = [RemoteFrame(.start, job: 7, fields: start.fields), RemoteFrame(.stdout, job: .max, fields: [Array(repeating: 0xFF, count: 70_000)]),
                       RemoteFrame(.heartbeat), RemoteFrame(.exited, job: 7, fields: [Array("256".utf8)])]
         let bytes = frames.flatMap(\.encoded)
@@ -103,7 +103,7 @@ import Testing
         start[6] = Array("5".utf8)
         #expect(throws: RemoteProtocolError.self) { try RemoteStart(RemoteFrame(.start, job: 1, fields: start)) }
         start[6] = Array("1".utf8)
-        start[9] = Array("rwx".utf8)
+        start[10] = Array("rwx".utf8)
         #expect(throws: RemoteProtocolError.self) { try RemoteStart(RemoteFrame(.start, job: 1, fields: start)) }
     }
 
@@ -119,5 +119,33 @@ import Testing
         // Time that goes backwards (a late reading) does not undo what was heard.
         watch.heard(at: 90)
         #expect(watch.lastHeard == 102.5)
+    }
+}
+
+@Suite struct SlurmCPUsTests {
+    @Test func slurmJobCPUsPerNodeIsReadNodeByNode() {
+        #expect(Runner.slurmCPUs("4(x2),2", nodes: 3) == [4, 4, 2])
+        #expect(Runner.slurmCPUs("1(x2)", nodes: 2) == [1, 1])
+        #expect(Runner.slurmCPUs("8", nodes: 1) == [8])
+        #expect(Runner.slurmCPUs("4(x2)", nodes: 3) == nil)
+        #expect(Runner.slurmCPUs("4(y2)", nodes: 2) == nil)
+        #expect(Runner.slurmCPUs("", nodes: 1) == nil)
+    }
+}
+
+@Suite struct TerminatedFrameTests {
+    @Test func framesOverALineBufferedLinkEndInANewlineThatIsCheckedAndDropped() throws {
+        let frames = [RemoteFrame(.ready, fields: [Array("1".utf8)]), RemoteFrame(.stdout, job: 3, fields: [Array("a\nb".utf8)])]
+        let bytes: [UInt8] = frames.flatMap { (frame: RemoteFrame) -> [UInt8] in frame.encoded + [10] }
+        var decoder = RemoteFrameDecoder(terminator: 10)
+        var decoded: [RemoteFrame] = []
+        for byte in bytes {
+            decoder.feed([byte])
+            while let frame = try decoder.next() { decoded.append(frame) }
+        }
+        #expect(decoded == frames)
+        var strict = RemoteFrameDecoder(terminator: 10)
+        strict.feed(frames[0].encoded + [UInt8(0)])
+        #expect(throws: RemoteProtocolError.self) { try strict.next() }
     }
 }

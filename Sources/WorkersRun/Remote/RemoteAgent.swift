@@ -32,12 +32,18 @@ final class RemoteAgent {
     private let devNull: OwnedDescriptor?
     private var signals: (read: OwnedDescriptor, write: OwnedDescriptor)?
     private var greeted = false
+    private var direct: [String: Bool] = [:]
     /// Until the hello says otherwise: a driver silent for a minute is gone.
     private var watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
 
-    init(input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO) {
+    /// A newline after every frame (and the mark): for `srun`, whose slurmstepd passes a task's
+    /// output on only at newlines.
+    private let terminator: UInt8?
+
+    init(input: Int32 = STDIN_FILENO, output: Int32 = STDOUT_FILENO, newlines: Bool = false) {
         self.input = input
         self.output = output
+        terminator = newlines ? 10 : nil
         home = environmentValue("HOME").flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         var entries: [String] = []
         var pointer = environ
@@ -56,19 +62,22 @@ final class RemoteAgent {
     /// Serves until the driver says goodbye or goes away; returns the exit status.
     func serve() -> Int32 {
         cworkers_ignore_sigpipe()
-        // A login that forces a terminal (RequestTTY in ssh_config) makes the link a
-        // pseudo-terminal: raw mode makes it carry bytes as they are, and our own messages
-        // must not go into it.
-        if isatty(input) == 1 {
+        // slurmstepd starts tasks with SIGCHLD ignored: children would then be reaped by the
+        // kernel, and waitpid could never report a job's status.
+        signal(SIGCHLD, SIG_DFL)
+        // `srun -u`, or a login that forces a terminal (RequestTTY in ssh_config), makes the link a pseudo-terminal:
+        // raw mode makes it carry bytes as they are (no CR added, no ^C read), and our own
+        // messages must not go into it.
+        for fd in Set([input, output]) where isatty(fd) == 1 {
             var modes = termios()
-            if tcgetattr(input, &modes) == 0 {
+            if tcgetattr(fd, &modes) == 0 {
                 cfmakeraw(&modes)
-                _ = tcsetattr(input, TCSANOW, &modes)
+                _ = tcsetattr(fd, TCSANOW, &modes)
             }
             if isatty(STDERR_FILENO) == 1, let devNull { dup2(devNull.raw, STDERR_FILENO) }
         }
         // What the login printed before us (a shell's greeting, a warning) ends at the mark.
-        writeFully(output, RemoteFrame.agentMark)
+        writeFully(output, RemoteFrame.agentMark + (terminator.map { [$0] } ?? []))
         send(RemoteFrame(.ready, fields: [Array(String(RemoteFrame.version).utf8), Array(String(cpuCount).utf8), Array(hostName.utf8)]))
         if let pipe = ownedPipe() {
             _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
@@ -172,12 +181,18 @@ final class RemoteAgent {
         guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return refuse(id, "pipe: \(String(cString: strerror(errno)))") }
         for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
         let shell = executablePath(request.shell) ?? "/bin/sh"
+        var argv = [shell, "-c", request.command]
+        var program = shell
+        if let first = request.words.first, let path = executablePath(first), runsDirectly(path) {
+            argv = request.words
+            program = path
+        }
         let added = request.environment + ["PWD=\(directory)"]
         let names = Set(added.map { $0.prefix { $0 != "=" } })
         let entries = environment.filter { !names.contains($0.prefix { $0 != "=" }) } + added
-        let pid = withEscapedCStrings([shell, "-c", request.command]) { argv in
+        let pid = withEscapedCStrings(argv) { argv in
             withEscapedCStrings(entries) { envp in
-                withEscapedCStrings([shell, directory]) { paths in
+                withEscapedCStrings([program, directory]) { paths in
                     cworkers_spawn_job(paths[0]!, argv, UnsafeMutablePointer(mutating: envp), devNull?.raw ?? -1, outPipe.write.raw, errPipe.write.raw, paths[1], 0, 1)
                 }
             }
@@ -189,6 +204,16 @@ final class RemoteAgent {
             return refuse(id, "pidfd_open: \(String(cString: strerror(errno)))")
         }
         jobs.append(Job(id: id, pid: pid, pidfd: pidfd, stdout: outPipe.read, stderr: errPipe.read, directory: directory, start: request))
+    }
+
+    /// Whether the kernel runs `path` itself (an ELF binary or a `#!` script), remembered; a
+    /// shell runs any other executable file as a script, so those go to the shell.
+    private func runsDirectly(_ path: String) -> Bool {
+        if let known = direct[path] { return known }
+        let head = readWholeFile(path, limit: 4) ?? []
+        let result = head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) || head.starts(with: [0x23, 0x21])
+        direct[path] = result
+        return result
     }
 
     /// A job that could not start: its reason on its stderr, and exit 255.
@@ -257,7 +282,9 @@ final class RemoteAgent {
 
     private func send(_ frame: RemoteFrame) {
         // A driver that is gone is found by the next read of stdin.
-        writeFully(output, frame.encoded)
+        var bytes = frame.encoded
+        if let terminator { bytes.append(terminator) }
+        writeFully(output, bytes)
         watch.sent(at: monotonicSeconds())
     }
 }
@@ -279,15 +306,15 @@ func write(_ file: RemoteFile, in directory: String) -> String? {
     return writeFully(fd.raw, file.contents) ? nil : "cannot write \(path): \(String(cString: strerror(errno)))"
 }
 
-/// A whole file's bytes, or `nil` (errno set).
-func readWholeFile(_ path: String) -> [UInt8]? {
+/// A whole file's bytes (its first `limit` at most), or `nil` (errno set).
+func readWholeFile(_ path: String, limit: Int = .max) -> [UInt8]? {
     guard let fd = OwnedDescriptor(openFile(path, O_RDONLY | O_CLOEXEC)) else { return nil }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd.raw, into: $0) }
         guard count >= 0 else { return nil }
-        if count == 0 { return bytes }
+        if count == 0 || bytes.count >= limit { return Array(bytes.prefix(limit)) }
         bytes.append(contentsOf: chunk[0..<count])
     }
 }

@@ -122,6 +122,11 @@ struct RemoteProtocolError: Error, Equatable, CustomStringConvertible {
 struct RemoteFrameDecoder {
     private var buffer: [UInt8] = []
     private var start = 0
+    /// A byte the sender puts after every frame (a newline, over links that pass output on
+    /// line by line: srun's), checked and dropped; `nil`: none.
+    var terminator: UInt8?
+
+    init(terminator: UInt8? = nil) { self.terminator = terminator }
 
     /// Takes bytes as they came.
     mutating func feed<C: Collection<UInt8>>(_ bytes: C) {
@@ -144,7 +149,11 @@ struct RemoteFrameDecoder {
         guard length >= RemoteFrame.headerSize, length <= RemoteFrame.maximumLength else {
             throw RemoteProtocolError("a frame of \(length) bytes (the limits are \(RemoteFrame.headerSize) and \(RemoteFrame.maximumLength))")
         }
-        guard buffer.count - start >= 4 + length else { return nil }
+        let trailer = terminator == nil ? 0 : 1
+        guard buffer.count - start >= 4 + length + trailer else { return nil }
+        if let terminator, buffer[start + 4 + length] != terminator {
+            throw RemoteProtocolError("a frame not followed by its terminator byte \(terminator)")
+        }
         let kindByte = buffer[start + 4]
         guard let kind = RemoteFrame.Kind(rawValue: kindByte) else { throw RemoteProtocolError("a frame of unknown kind \(kindByte)") }
         var job: UInt64 = 0
@@ -160,7 +169,7 @@ struct RemoteFrameDecoder {
             fields.append(Array(buffer[position..<position + count]))
             position += count
         }
-        start = end
+        start = end + trailer
         // Keep the buffer from growing without end on a long stream of small frames.
         if start > 1 << 16, start * 2 > buffer.count {
             buffer.removeFirst(start)
@@ -200,18 +209,24 @@ struct RemoteStart: Equatable {
     var returns: [String]
     /// `--cleanup`: the transferred and returned files are removed when it ends.
     var cleanup: Bool
+    /// A command of plain words (no shell syntax): the program and its arguments, run without
+    /// the shell where the host has the program as a binary or script (a fork and a shell's
+    /// start-up fewer, as for local jobs); empty, or not found there: the shell runs `command`.
+    var words: [String]
 
     var fields: [[UInt8]] {
         var fields: [[UInt8]] = [shell.escapedBytes, command.escapedBytes, directory.escapedBytes, [removeDirectory ? 1 : 0], [cleanup ? 1 : 0],
-                                 Array(String(environment.count).utf8), Array(String(files.count).utf8), Array(String(returns.count).utf8)]
+                                 Array(String(environment.count).utf8), Array(String(files.count).utf8), Array(String(returns.count).utf8),
+                                 Array(String(words.count).utf8)]
         fields += environment.map(\.escapedBytes)
         for file in files { fields += file.fields }
         fields += returns.map(\.escapedBytes)
+        fields += words.map(\.escapedBytes)
         return fields
     }
 
     init(shell: String, command: String, directory: String = "", removeDirectory: Bool = false, environment: [String] = [],
-         files: [RemoteFile] = [], returns: [String] = [], cleanup: Bool = false) {
+         files: [RemoteFile] = [], returns: [String] = [], cleanup: Bool = false, words: [String] = []) {
         self.shell = shell
         self.command = command
         self.directory = directory
@@ -220,13 +235,14 @@ struct RemoteStart: Equatable {
         self.files = files
         self.returns = returns
         self.cleanup = cleanup
+        self.words = words
     }
 
     init(_ frame: RemoteFrame) throws(RemoteProtocolError) {
         let fields = frame.fields
-        guard fields.count >= 8, let environmentCount = frame.number(5), let fileCount = frame.number(6), let returnCount = frame.number(7),
-              environmentCount >= 0, fileCount >= 0, returnCount >= 0,
-              fields.count == 8 + environmentCount + 3 * fileCount + returnCount else {
+        guard fields.count >= 9, let environmentCount = frame.number(5), let fileCount = frame.number(6), let returnCount = frame.number(7),
+              let wordCount = frame.number(8), environmentCount >= 0, fileCount >= 0, returnCount >= 0, wordCount >= 0,
+              fields.count == 9 + environmentCount + 3 * fileCount + returnCount + wordCount else {
             throw RemoteProtocolError("a start frame whose fields do not add up")
         }
         shell = frame.text(0)
@@ -234,7 +250,7 @@ struct RemoteStart: Equatable {
         directory = frame.text(2)
         removeDirectory = fields[3] == [1]
         cleanup = fields[4] == [1]
-        var index = 8
+        var index = 9
         environment = (0..<environmentCount).map { frame.text(index + $0) }
         index += environmentCount
         files = []
@@ -243,6 +259,8 @@ struct RemoteStart: Equatable {
             index += 3
         }
         returns = (0..<returnCount).map { frame.text(index + $0) }
+        index += returnCount
+        words = (0..<wordCount).map { frame.text(index + $0) }
     }
 }
 

@@ -19,7 +19,7 @@ final class RemoteLink {
     private let errors: OwnedDescriptor?
     private var outgoing: [UInt8] = []
     private var sent = 0
-    private var decoder = RemoteFrameDecoder()
+    private var decoder: RemoteFrameDecoder
     /// Until the agent's mark: what the login wrote (kept for the reason a host failed).
     private var beforeMark: [UInt8]? = []
     private var reaped = false
@@ -34,6 +34,7 @@ final class RemoteLink {
         self.socket = socket
         self.pid = pid
         self.errors = errors
+        decoder = RemoteFrameDecoder(terminator: login.slurm ? 10 : nil)
         watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
     }
 
@@ -100,7 +101,14 @@ final class RemoteLink {
                     }
                     beforeMark = nil
                     loginOutput = String(escaping: seen[..<mark.lowerBound])
-                    decoder.feed(seen[mark.upperBound...])
+                    var rest = seen[mark.upperBound...]
+                    // The mark's own terminator: its first byte, when the frames have one.
+                    if decoder.terminator != nil {
+                        guard let first = rest.first else { beforeMark = Array(seen[..<mark.upperBound]); continue }
+                        guard first == decoder.terminator else { return (frames, "protocol error: the agent's mark is not followed by its terminator") }
+                        rest = rest.dropFirst()
+                    }
+                    decoder.feed(rest)
                 } else {
                     decoder.feed(chunk[0..<count])
                 }

@@ -76,10 +76,31 @@ extension Runner {
         guard let names = commandOutput(["scontrol", "show", "hostnames", list]) else {
             throw RunUsageError("option --slurm: scontrol show hostnames \(list) failed", code: .invalidValue)
         }
-        let cpus = environmentValue("SLURM_CPUS_ON_NODE").flatMap { Int($0.split(separator: "(").first ?? "") }
-        return names.split(separator: "\n").map { node in
-            SSHLogin(login: String(node), slots: nil, command: ["srun"], destination: String(node), port: nil, slurm: true, cpus: cpus)
+        let nodes = names.split(separator: "\n").map(String.init)
+        // Each node's CPUs in the allocation: SLURM_JOB_CPUS_PER_NODE (`4(x2),2`, in node
+        // order), else SLURM_CPUS_ON_NODE (the same on every node).
+        let perNode = Self.slurmCPUs(environmentValue("SLURM_JOB_CPUS_PER_NODE") ?? "", nodes: nodes.count)
+        let onNode = environmentValue("SLURM_CPUS_ON_NODE").flatMap { Int($0) }
+        return nodes.enumerated().map { index, node in
+            SSHLogin(login: node, slots: nil, command: ["srun"], destination: node, port: nil, slurm: true, cpus: perNode?[index] ?? onNode)
         }
+    }
+
+    /// `SLURM_JOB_CPUS_PER_NODE` (`4(x2),2`) as one count a node, or `nil` when it does not
+    /// describe `nodes` nodes.
+    static func slurmCPUs(_ text: String, nodes: Int) -> [Int]? {
+        var counts: [Int] = []
+        for part in text.split(separator: ",") {
+            let pieces = part.split(separator: "(")
+            guard let count = Int(pieces[0]) else { return nil }
+            var times = 1
+            if pieces.count == 2 {
+                guard pieces[1].hasPrefix("x"), pieces[1].hasSuffix(")"), let repeated = Int(pieces[1].dropFirst().dropLast()) else { return nil }
+                times = repeated
+            }
+            counts += Array(repeating: count, count: times)
+        }
+        return counts.count == nodes ? counts : nil
     }
 
     /// Starts the links of `logins` (those not already hosts), waits for their agents, and adds
@@ -139,25 +160,28 @@ extension Runner {
 
     /// The argv that starts `login`'s agent.
     func transport(for login: SSHLogin) -> [String] {
-        let agent = agentCommand()
         if login.slurm {
-            // One step per node, kept when a node fails (--no-kill), sharing the allocation's CPUs.
-            return ["srun", "--no-kill", "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=\(login.destination)", "--kill-on-bad-exit=0",
-                    "/bin/sh", "-c", agent]
+            // One step per node, kept when a node fails (--no-kill), sharing the allocation's
+            // CPUs (--overlap). slurmstepd passes a task's output on at newlines: the agent ends
+            // each frame with one (srun -u would give it a terminal instead: as fast here, but
+            // bytes through a line discipline rather than a pipe).
+            return ["srun", "--no-kill", "--overlap", "--quiet", "--nodes=1", "--ntasks=1", "--nodelist=\(login.destination)",
+                    "--kill-on-bad-exit=0", "/bin/sh", "-c", agentCommand(newlines: true)]
         }
         let ssh = (try? RunOptions.shellWords(options.sshCommand ?? environmentValue("PARALLEL_SSH") ?? "ssh")) ?? ["ssh"]
         // The far side's login shell runs this line: ours is one sh script, quoted once.
-        return login.transport(ssh: ssh.isEmpty ? ["ssh"] : ssh, remote: "exec /bin/sh -c " + singleQuoted(agent))
+        return login.transport(ssh: ssh.isEmpty ? ["ssh"] : ssh, remote: "exec /bin/sh -c " + singleQuoted(agentCommand()))
     }
 
     /// The shell command that starts the agent on a host: `$WORKERS_REMOTE_COMMAND`, else this
     /// very binary where the host has it at the same path (a shared file system, or a copy),
     /// else `workers` on the host's PATH.
-    func agentCommand() -> String {
-        if let command = environmentValue("WORKERS_REMOTE_COMMAND"), !command.isEmpty { return command }
-        guard let path = symbolicLinkTarget("/proc/self/exe") else { return "exec workers run --agent" }
-        let own = (path.split(separator: "/").last ?? "").hasPrefix("workers-run") ? singleQuoted(path) + " --agent" : singleQuoted(path) + " run --agent"
-        return "if [ -x \(singleQuoted(path)) ]; then exec \(own); else exec workers run --agent; fi"
+    func agentCommand(newlines: Bool = false) -> String {
+        let flag = newlines ? "--agent newlines" : "--agent"
+        if let command = environmentValue("WORKERS_REMOTE_COMMAND"), !command.isEmpty { return command + (newlines ? " newlines" : "") }
+        guard let path = symbolicLinkTarget("/proc/self/exe") else { return "exec workers run \(flag)" }
+        let own = (path.split(separator: "/").last ?? "").hasPrefix("workers-run") ? singleQuoted(path) + " " + flag : singleQuoted(path) + " run " + flag
+        return "if [ -x \(singleQuoted(path)) ]; then exec \(own); else exec workers run \(flag); fi"
     }
 
     /// A host that cannot be reached: named once (unless `--filter-hosts`), and left out.
@@ -228,7 +252,8 @@ extension Runner {
         let environment = remoteEnvironment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)", "PARALLEL_PID=\(getpid())",
                                                "PARALLEL_SSHLOGIN=\(hosts[host].login.login)", "PARALLEL_SSHHOST=\(hosts[host].login.host)"]
         let request = RemoteStart(shell: shell ?? "/bin/sh", command: (parallelEnvironment.map { $0 + "\n" } ?? "") + command, directory: directory,
-                                  removeDirectory: removeDirectory, environment: environment, files: files, returns: returns, cleanup: options.cleanup)
+                                  removeDirectory: removeDirectory, environment: environment, files: files, returns: returns, cleanup: options.cleanup,
+                                  words: parallelEnvironment == nil ? simpleCommandWords(command) ?? [] : [])
         // Where its output goes: the buffers a local job's would be; pipes we write and relay
         // from (--line-buffer); ours (-u).
         var out: OwnedDescriptor?
