@@ -13,6 +13,14 @@ struct RunSuite {
     /// The small `workers-run` executable (no Foundation), measured beside `workers run` when given.
     var workersRun: String?
     var pipeLines = 15_000_000
+    /// Remote rows: the sshlogins (two hosts), the ssh command, the trivial jobs for us and
+    /// for GNU (whose remote jobs are 100× slower: fewer, compared as jobs/s).
+    var sshLogins: [String] = []
+    var ssh = "ssh"
+    var remoteJobs = 1_000
+    var gnuRemoteJobs = 100
+    /// Slurm rows (`salloc` must work here): one node and two, against local runs of as many slots.
+    var slurm = false
     var progress: (String) -> Void
 
     func run() throws -> [Measurement] {
@@ -57,6 +65,78 @@ struct RunSuite {
         let throughput = { (wall: Double, _: Double) in String(format: "%.0f MB/s", megabytes / wall) }
         results += try Self.measure(pipes, runs: runs, workload: "--pipe 1M blocks", note: throughput)
         results += try Self.measure(pipeParts, runs: runs, workload: "--pipe-part 1M blocks", note: throughput)
+        if !sshLogins.isEmpty { results += try remote(parallel: parallel, gnu: gnu) }
+        if slurm { results += try slurmRows() }
+        return results
+    }
+
+    /// `-S 2/hostA,2/hostB true`: ours (one agent a host) and GNU's (an ssh a job; and with
+    /// --controlmaster), as jobs/s; and each one's remote start latency: the job's own clock
+    /// reading minus the joblog's start time, median of many one-at-a-time jobs.
+    func remote(parallel: String?, gnu: String?) throws -> [Measurement] {
+        let logins = sshLogins.map { "2/\($0)" }.joined(separator: ",")
+        let quotedSSH = "'" + ssh.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        let rate = { (count: Int) in { (wall: Double, _: Double) in String(format: "%.0f jobs/s (%d jobs)", Double(count) / wall, count) } }
+        progress("remote: \(remoteJobs) trivial jobs on -S \(logins) (GNU: \(gnuRemoteJobs)) × \(runs) runs")
+        var results = try Self.measure([(Self.ours, "seq \(remoteJobs) | \(workers) run --ssh \(quotedSSH) -S \(logins) true")], runs: runs,
+                                       workload: "remote trivial jobs -S 2/A,2/B", note: rate(remoteJobs))
+        var latencies: [(String, String)] = [(Self.ours, "\(workers) run --ssh \(quotedSSH) -S 1/\(sshLogins[0])")]
+        if let parallel, let gnu {
+            results += try Self.measure([(gnu, "seq \(gnuRemoteJobs) | \(parallel) --will-cite --ssh \(quotedSSH) -S \(logins) true")], runs: runs,
+                                        workload: "remote trivial jobs -S 2/A,2/B", note: rate(gnuRemoteJobs))
+            results += try Self.measure([(gnu + " --controlmaster", "seq \(gnuRemoteJobs) | \(parallel) --will-cite --controlmaster --ssh \(quotedSSH) -S \(logins) true")],
+                                        runs: runs, workload: "remote trivial jobs -S 2/A,2/B", note: rate(gnuRemoteJobs))
+            latencies.append((gnu, "\(parallel) --will-cite --ssh \(quotedSSH) -S 1/\(sshLogins[0])"))
+        }
+        progress("remote start latency: 100 jobs one at a time on \(sshLogins[0])")
+        for (name, command) in latencies {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("workers-bench-latency-\(getpid()).log").path
+            let out = log + ".out"
+            defer { unlink(log); unlink(out) }
+            let count = name == Self.ours ? 100 : 30
+            // -N0: `date` alone, no input appended (ours runs it without a shell); the tag is the
+            // job's sequence number, the joblog's first column.
+            _ = try Self.time("seq \(count) | \(command) -N0 --joblog \(log) --tagstring '{#}' date +%s.%N > \(out)")
+            let started = Dictionary(uniqueKeysWithValues: ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+                .compactMap { row -> (String, Double)? in
+                    let columns = row.split(separator: "\t")
+                    guard columns.count > 2, let start = Double(columns[2]) else { return nil }
+                    return (String(columns[0]), start)
+                })
+            // The job's clock, minus when the driver started it.
+            let samples = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> Double? in
+                let parts = line.split(separator: "\t")
+                guard parts.count == 2, let ran = Double(parts[1]), let start = started[String(parts[0])] else { return nil }
+                return ran - start
+            }
+            results.append(Measurement(suite: "run", workload: "remote start latency (one job at a time)", system: name, unit: "wall", samples: samples,
+                                       note: String(format: "median %.2f ms over %d jobs", median(samples) * 1_000, samples.count)))
+        }
+        return results
+    }
+
+    /// `--slurm` in an allocation of one node (2 CPUs) and of two, against a local run with as
+    /// many slots; the allocation's own time (`salloc … true`) is measured beside and taken off.
+    func slurmRows() throws -> [Measurement] {
+        var results: [Measurement] = []
+        for nodes in [1, 2] {
+            let allocate = "salloc --quiet --nodes=\(nodes) --cpus-per-task=2"
+            progress("--slurm on \(nodes) node(s): \(remoteJobs) trivial jobs × \(runs) runs")
+            let rows = try Self.measure([
+                ("salloc alone", "\(allocate) true"),
+                (Self.ours + " --slurm", "\(allocate) sh -c 'seq \(remoteJobs) | \(workers) run --slurm true'"),
+                (Self.ours + " -j\(2 * nodes) (local)", "seq \(remoteJobs) | \(workers) run -j\(2 * nodes) true"),
+            ], runs: runs, workload: "--slurm \(nodes) node(s), \(remoteJobs) trivial jobs")
+            let floor = median(rows[0].samples)
+            let slurm = median(rows[1].samples) - floor
+            let local = median(rows[2].samples)
+            results += rows.enumerated().map { index, row in
+                var row = row
+                if index == 1 { row.note = String(format: "%.0f jobs/s less the allocation; %.2f× the local rate", Double(remoteJobs) / slurm, local / slurm) }
+                if index == 2 { row.note = String(format: "%.0f jobs/s", Double(remoteJobs) / local) }
+                return row
+            }
+        }
         return results
     }
 
@@ -82,17 +162,26 @@ struct RunSuite {
     }
 
     /// Wall seconds and children's CPU seconds of `/bin/sh -c command`, its output discarded.
+    ///
+    /// Spawned and reaped here (posix_spawn, waitpid), not by Foundation's `Process`: after
+    /// `parallel --controlmaster` (which leaves an `ssh -M` behind), `waitUntilExit` never saw
+    /// the shell end, and the suite hung on a zombie.
     static func time(_ command: String) throws -> (Double, Double) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var before = rusage()
         getrusage(RUSAGE_CHILDREN.rawValue, &before)
         let start = Date()
-        try process.run()
-        process.waitUntilExit()
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+        defer { for pointer in argv { free(pointer) } }
+        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let wall = Date().timeIntervalSince(start)
         var after = rusage()
         getrusage(RUSAGE_CHILDREN.rawValue, &after)

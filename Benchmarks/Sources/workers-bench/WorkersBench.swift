@@ -196,6 +196,21 @@ struct Run: ParsableCommand {
     @Option(help: "The workers-run binary to measure beside it (default: workers-run next to the workers binary, if there).")
     var workersRun: String?
 
+    @Option(name: .customLong("ssh-login"), help: "A host for the remote rows (give two: -S 2/A,2/B); none: no remote rows.")
+    var sshLogins: [String] = []
+
+    @Option(help: "The ssh command of the remote rows (as --ssh).")
+    var ssh = "ssh"
+
+    @Option(help: "Trivial remote jobs a run (ours; and --slurm's).")
+    var remoteJobs = 1_000
+
+    @Option(help: "Trivial remote jobs a run for GNU parallel (an ssh each: fewer).")
+    var gnuRemoteJobs = 100
+
+    @Flag(help: "Slurm rows: --slurm in salloc allocations of one node and two (salloc must work here).")
+    var slurm = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -211,7 +226,8 @@ struct Run: ParsableCommand {
         }
         let sibling = String(binary[..<(binary.lastIndex(of: "/").map { binary.index(after: $0) } ?? binary.startIndex)]) + "workers-run"
         let lean = workersRun ?? (access(sibling, X_OK) == 0 ? sibling : nil)
-        let suite = RunSuite(runs: runs, jobs: jobs, workers: binary, workersRun: lean) { line in
+        let suite = RunSuite(runs: runs, jobs: jobs, workers: binary, workersRun: lean, sshLogins: sshLogins, ssh: ssh,
+                             remoteJobs: remoteJobs, gnuRemoteJobs: gnuRemoteJobs, slurm: slurm) { line in
             FileHandle.standardError.write(Data("… \(line)\n".utf8))
         }
         try output.emit(try suite.run(), reference: RunSuite.ours)
