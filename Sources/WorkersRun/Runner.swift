@@ -332,7 +332,7 @@ public final class Runner {
                 state.preloaded = []
             }
         }
-        if options.remote { connectHosts() }
+        if options.remote, !options.dryRun { connectHosts() }
         builder.perl?.slots = slots
         if case .file(let path) = options.jobs { jobsFileChanged = Self.modified(path) }
         state.runStart = monotonicSeconds()

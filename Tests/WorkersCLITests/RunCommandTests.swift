@@ -104,9 +104,13 @@ import WorkersTestJobs
         let unknown = try await Self.run(["--frobnicate", "echo"])
         #expect(unknown.status == 255)
         #expect(unknown.stderr.contains("--frobnicate"))
-        let unsupported = try await Self.run(["--sshlogin", "host", "echo", ":::", "a"])
+        let unsupported = try await Self.run(["--tmux", "echo", ":::", "a"])
         #expect(unsupported.status == 255)
-        #expect(unsupported.stderr.contains("--sshlogin is not supported"))
+        #expect(unsupported.stderr.contains("--tmux is not supported"))
+        // A host that does not exist is named, and with no other host the run fails.
+        let nowhere = try await Self.run(["--sshlogin", "no-such-host.invalid", "echo", ":::", "a"])
+        #expect(nowhere.status == 255)
+        #expect(nowhere.stderr.contains("Cannot reach no-such-host.invalid") && nowhere.stderr.contains("no host to run jobs on"))
     }
 
     @Test func haltNowOnFirstFailureReturnsItsStatus() async throws {

@@ -105,6 +105,21 @@ import Testing
         #expect(filtered.status == 0 && filtered.stderr.isEmpty)
     }
 
+    @Test func anSshloginFileIsReadAgainWhenItChanges() async throws {
+        let directory = try RunCommandTests.scratch()
+        let ssh = try Self.login(in: directory)
+        let file = directory.path + "/hosts"
+        try "# one host to start with\n1/\(ssh) alpha\n".write(toFile: file, atomically: true, encoding: .utf8)
+        // The first job adds a host; when it ends the file is read again, and the next two jobs
+        // (started together) run on both.
+        let run = try await RunCommandTests.run(["--slf", file, "-k",
+                                                 "[ {} = 1 ] && echo '1/\(ssh) beta' >> \(file); sleep 0.3; echo {} $PARALLEL_SSHHOST",
+                                                 ":::", "1", "2", "3"], directory: directory)
+        #expect(run.status == 0, "\(run.stderr)")
+        let hosts = run.stdout.split(separator: "\n").map { String($0.split(separator: " ")[1]) }
+        #expect(hosts.first == "alpha" && Set(hosts.dropFirst()) == ["alpha", "beta"], "\(run.stdout)")
+    }
+
     @Test func failuresTimeoutsAndRetriesPreferAnotherHost() async throws {
         let directory = try RunCommandTests.scratch()
         let ssh = try Self.login(in: directory)

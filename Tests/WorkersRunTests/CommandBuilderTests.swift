@@ -170,7 +170,7 @@ import Testing
     }
 
     @Test func unsupportedAndUnknownOptionsAreNamed() throws {
-        #expect(throws: RunUsageError("option --sshlogin is not supported by workers run", code: .unsupportedOption)) { try RunOptions.parse(["--sshlogin", "x", "echo"]) }
+        #expect(throws: RunUsageError("option --tmux is not supported by workers run", code: .unsupportedOption)) { try RunOptions.parse(["--tmux", "echo"]) }
         #expect(throws: RunUsageError("unknown option --frobnicate", code: .unknownOption)) { try RunOptions.parse(["--frobnicate", "echo"]) }
         #expect(throws: RunUsageError("option -j: 'x' is not N, N%, +N, -N, 0 or a file holding one", code: .invalidValue)) { try RunOptions.parse(["-j", "x", "echo"]) }
     }

@@ -149,6 +149,9 @@ final class RemoteLink {
 
     /// Ends the link: the socket is shut (the agent sees its input end and ends its jobs), the
     /// transport is given `grace` seconds to exit, then killed, and reaped.
+    /// Whether ``close(grace:)`` has run.
+    var closed: Bool { reaped }
+
     func close(grace: Double) {
         guard !reaped else { return }
         reaped = true

@@ -295,14 +295,24 @@ extension Runner {
 
     /// When the links next need the loop: a heartbeat due, or a silence becoming a loss.
     func linksWake() -> Double? {
-        hosts.compactMap { host in host.usable || host.running > 0 ? host.link?.watch.nextWake : nil }.min()
+        hosts.compactMap { host in
+            guard let link = host.link, !link.closed else { return nil }
+            // A host let go: at once, to say goodbye.
+            return host.usable || host.running > 0 ? link.watch.nextWake : 0
+        }.min()
     }
 
-    /// Heartbeats to the links that are due one; a link silent past `--lost-after` is lost.
+    /// Heartbeats to the links that are due one; a link silent past `--lost-after` is lost; a
+    /// host that left the `--slf` file is let go once its last job ends.
     func tendLinks() {
         let now = monotonicSeconds()
-        for host in hosts.indices where hosts[host].usable || hosts[host].running > 0 {
-            guard let link = hosts[host].link else { continue }
+        for host in hosts.indices {
+            guard let link = hosts[host].link, !link.closed else { continue }
+            guard hosts[host].usable || hosts[host].running > 0 else {
+                link.send(RemoteFrame(.goodbye))
+                link.close(grace: 0)
+                continue
+            }
             if link.watch.isLost(at: now) {
                 lose(host, "nothing heard for \(cFormat("%g", options.lostAfter)) s (the link is cut, or the host is down)")
             } else if link.watch.heartbeatDue(at: now) {
@@ -422,7 +432,7 @@ extension Runner {
     func closeHosts() {
         let baseFiles = options.cleanup ? options.baseFiles.map(\.escapedBytes) : []
         for host in hosts {
-            guard let link = host.link else { continue }
+            guard let link = host.link, !link.closed else { continue }
             link.send(RemoteFrame(.goodbye, fields: baseFiles))
             link.drain(seconds: 2)
         }
