@@ -127,7 +127,7 @@ extension TestHostsTests {
         let (b, c) = ("root@\(hosts.b)", "root@\(hosts.c)")
         let inputs = (1...12).map(String.init)
         // A job on C marks that C runs one: the test's signal to cut C's link.
-        let run = try RunProcess(["-S", "2/\(b),2/\(c)", "--lost-after", "2", "--retries", "3", "--joblog", "log",
+        let run = try RunProcess(["-S", "2/\(b),2/\(c)", "--lost-after", "\(2 * stressScale)", "--retries", "3", "--joblog", "log",
                                   "[ $PARALLEL_SSHHOST = \(hosts.c) ] && touch \(directory.path)/on-c; sleep 1; echo {}", ":::"] + inputs,
                                  hosts: hosts, directory: directory)
         #expect(await eventually(within: .seconds(20)) { FileManager.default.fileExists(atPath: directory.path + "/on-c") })

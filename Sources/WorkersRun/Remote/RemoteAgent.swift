@@ -33,6 +33,8 @@ final class RemoteAgent {
     private var signals: (read: OwnedDescriptor, write: OwnedDescriptor)?
     private var greeted = false
     private var direct: [String: Bool] = [:]
+    private var paths: [String: String] = [:]
+    private var outgoing: [UInt8] = []
     /// Until the hello says otherwise: a driver silent for a minute is gone.
     private var watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
 
@@ -79,6 +81,7 @@ final class RemoteAgent {
         // What the login printed before us (a shell's greeting, a warning) ends at the mark.
         writeFully(output, RemoteFrame.agentMark + (terminator.map { [$0] } ?? []))
         send(RemoteFrame(.ready, fields: [Array(String(RemoteFrame.version).utf8), Array(String(cpuCount).utf8), Array(hostName.utf8)]))
+        flush()
         if let pipe = ownedPipe() {
             _ = fcntl(pipe.write.raw, F_SETFL, O_NONBLOCK)
             _ = cworkers_signals_to_pipe(pipe.write.raw)
@@ -92,6 +95,7 @@ final class RemoteAgent {
                 descriptors.append(pollfd(fd: job.stdout?.raw ?? -1, events: Int16(POLLIN), revents: 0))
                 descriptors.append(pollfd(fd: job.stderr?.raw ?? -1, events: Int16(POLLIN), revents: 0))
             }
+            flush()
             let wait = max(0, watch.nextWake - monotonicSeconds())
             let ready = poll(&descriptors, nfds_t(descriptors.count), Int32((wait * 1000).rounded(.up)))
             if ready < 0 {
@@ -133,6 +137,7 @@ final class RemoteAgent {
             }
         }
     }
+
 
     /// Carries out one frame from the driver; a status when the agent is to exit.
     private func handle(_ frame: RemoteFrame) -> Int32? {
@@ -180,10 +185,10 @@ final class RemoteAgent {
         }
         guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return refuse(id, "pipe: \(String(cString: strerror(errno)))") }
         for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
-        let shell = executablePath(request.shell) ?? "/bin/sh"
+        let shell = programPath(request.shell) ?? "/bin/sh"
         var argv = [shell, "-c", request.command]
         var program = shell
-        if let first = request.words.first, let path = executablePath(first), runsDirectly(path) {
+        if let first = request.words.first, let path = programPath(first), runsDirectly(path) {
             argv = request.words
             program = path
         }
@@ -204,6 +209,15 @@ final class RemoteAgent {
             return refuse(id, "pidfd_open: \(String(cString: strerror(errno)))")
         }
         jobs.append(Job(id: id, pid: pid, pidfd: pidfd, stdout: outPipe.read, stderr: errPipe.read, directory: directory, start: request))
+    }
+
+    /// `program`'s path on PATH, remembered as a shell's hash table does (a PATH search is a
+    /// system call a directory); misses are not remembered.
+    private func programPath(_ program: String) -> String? {
+        if let known = paths[program] { return known }
+        guard let path = executablePath(program) else { return nil }
+        if !program.contains("/") { paths[program] = path }
+        return path
     }
 
     /// Whether the kernel runs `path` itself (an ELF binary or a `#!` script), remembered; a
@@ -229,6 +243,7 @@ final class RemoteAgent {
             let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
             if count > 0 {
                 send(RemoteFrame(stdout ? .stdout : .stderr, job: jobs[index].id, fields: [Array(chunk[0..<count])]))
+                if outgoing.count >= 1 << 20 { flush() }
                 if !final { return }
                 continue
             }
@@ -262,6 +277,7 @@ final class RemoteAgent {
 
     /// Ends every job (TERM to its group; KILL to what is left after half a second) and returns `status`.
     private func endAll(status: Int32) -> Int32 {
+        flush()
         for job in jobs { kill(-job.pid, SIGTERM) }
         let deadline = monotonicNanoseconds() + 500_000_000
         while !jobs.isEmpty, monotonicNanoseconds() < deadline {
@@ -280,11 +296,18 @@ final class RemoteAgent {
         return status
     }
 
+    /// Queues `frame`; what one turn of the loop queued goes in one write (``flush()``), so two
+    /// jobs that end together cost the link one message.
     private func send(_ frame: RemoteFrame) {
+        frame.encode(into: &outgoing)
+        if let terminator { outgoing.append(terminator) }
+    }
+
+    private func flush() {
+        guard !outgoing.isEmpty else { return }
         // A driver that is gone is found by the next read of stdin.
-        var bytes = frame.encoded
-        if let terminator { bytes.append(terminator) }
-        writeFully(output, bytes)
+        writeFully(output, outgoing)
+        outgoing.removeAll(keepingCapacity: outgoing.capacity <= 1 << 20)
         watch.sent(at: monotonicSeconds())
     }
 }

@@ -57,11 +57,11 @@ final class RemoteLink {
         return .success(RemoteLink(login: login, socket: ours, pid: pid, errors: errors))
     }
 
-    /// Queues `frame` and sends what the socket takes now.
+    /// Queues `frame`; the run's loop sends what is queued before it waits (``flush()``), so
+    /// the jobs started in one turn go in one write.
     func send(_ frame: RemoteFrame) {
         frame.encode(into: &outgoing)
         watch.sent(at: monotonicSeconds())
-        _ = flush()
     }
 
     /// Whether frames wait for the socket to take them.

@@ -145,6 +145,7 @@ extension Runner {
                     entry.link.watch = LinkWatch(lostAfter: options.lostAfter, now: monotonicSeconds())
                     entry.link.send(RemoteFrame(.hello, fields: [Array(String(RemoteFrame.version).utf8), Array(String(Int(options.lostAfter * 1000)).utf8)]))
                     for name in options.baseFiles { sendFile(name, as: .put, to: entry.link) }
+                    _ = entry.link.flush()
                 } else if ended != nil || !frames.isEmpty {
                     entry.link.close(grace: 0)
                     let reason = entry.link.lastError
@@ -285,9 +286,11 @@ extension Runner {
     }
 
     /// The descriptors the poll loop watches for the links: one a usable host, POLLOUT too while
-    /// frames wait.
+    /// frames wait (what was queued since the last turn is sent first).
     func linkDescriptors() -> [pollfd] {
-        hosts.map { host in
+        // (A broken link is not lost here, amid the loop's descriptors: poll reports it.)
+        for host in hosts where host.link?.closed == false && host.link?.wantsWrite == true { _ = host.link?.flush() }
+        return hosts.map { host in
             guard let link = host.link, host.usable || host.running > 0 else { return pollfd(fd: -1, events: 0, revents: 0) }
             return pollfd(fd: link.socket.raw, events: Int16(POLLIN) | (link.wantsWrite ? Int16(POLLOUT) : 0), revents: 0)
         }
@@ -310,6 +313,7 @@ extension Runner {
             guard let link = hosts[host].link, !link.closed else { continue }
             guard hosts[host].usable || hosts[host].running > 0 else {
                 link.send(RemoteFrame(.goodbye))
+                _ = link.flush()
                 link.close(grace: 0)
                 continue
             }
