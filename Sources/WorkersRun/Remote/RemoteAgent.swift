@@ -27,8 +27,11 @@ final class RemoteAgent {
     private var decoder = RemoteFrameDecoder()
     private var jobs: [Job] = []
     private let home: String
-    /// The agent's environment, the base of every job's.
-    private let environment: [String]
+    /// The agent's environment, the base of every job's: C strings made once (a Slurm step's
+    /// hundred variables, copied for every job, were a tenth of a job's cost), and their names.
+    private let environment: [UnsafeMutablePointer<CChar>?]
+    private let environmentNames: [Substring]
+    private let environmentNameSet: Set<Substring>
     private let devNull: OwnedDescriptor?
     private var signals: (read: OwnedDescriptor, write: OwnedDescriptor)?
     private var greeted = false
@@ -57,9 +60,14 @@ final class RemoteAgent {
         // SSH_CLIENT takes itself for the ssh session's shell and reads ~/.bashrc (80 ms a job
         // here, with pyenv's set-up in it); one level up, it is a plain `bash -c`, as locally.
         let level = entries.first { $0.hasPrefix("SHLVL=") }.flatMap { Int($0.dropFirst(6)) } ?? 0
-        environment = entries.filter { !$0.hasPrefix("SHLVL=") } + ["SHLVL=\(max(level, 1))"]
+        let base = entries.filter { !$0.hasPrefix("SHLVL=") && !$0.hasPrefix("PWD=") } + ["SHLVL=\(max(level, 1))"]
+        environment = base.map { $0.withEscapedCString { strdup($0) } }
+        environmentNames = base.map { $0.prefix { $0 != "=" } }
+        environmentNameSet = Set(environmentNames)
         devNull = OwnedDescriptor(open("/dev/null", O_RDONLY | O_CLOEXEC))
     }
+
+    deinit { for entry in environment { free(entry) } }
 
     /// Serves until the driver says goodbye or goes away; returns the exit status.
     func serve() -> Int32 {
@@ -177,7 +185,7 @@ final class RemoteAgent {
 
     private func start(_ id: UInt64, _ request: RemoteStart) {
         let directory = request.directory.isEmpty ? home : resolve(request.directory, in: home)
-        if let failure = makeDirectories(directory) {
+        if directory != home, let failure = makeDirectories(directory) {
             return refuse(id, "\(programName): Error: Cannot change into non-executable dir \(directory): \(failure)")
         }
         for file in request.files {
@@ -192,13 +200,18 @@ final class RemoteAgent {
             argv = request.words
             program = path
         }
-        let added = request.environment + ["PWD=\(directory)"]
-        let names = Set(added.map { $0.prefix { $0 != "=" } })
-        let entries = environment.filter { !names.contains($0.prefix { $0 != "=" }) } + added
+        // The job's variables replace the agent's of the same name.
+        let added = (request.environment + ["PWD=\(directory)"]).map { $0.withEscapedCString { strdup($0) } }
+        defer { for entry in added { free(entry) } }
+        let addedNames = Set(request.environment.map { $0.prefix { $0 != "=" } })
+        var envp = addedNames.isDisjoint(with: environmentNameSet)
+            ? environment : zip(environment, environmentNames).filter { !addedNames.contains($0.1) }.map(\.0)
+        envp += added
+        envp.append(nil)
         let pid = withEscapedCStrings(argv) { argv in
-            withEscapedCStrings(entries) { envp in
+            envp.withUnsafeBufferPointer { envp in
                 withEscapedCStrings([program, directory]) { paths in
-                    cworkers_spawn_job(paths[0]!, argv, UnsafeMutablePointer(mutating: envp), devNull?.raw ?? -1, outPipe.write.raw, errPipe.write.raw, paths[1], 0, 1)
+                    cworkers_spawn_job(paths[0]!, argv, envp.baseAddress!, devNull?.raw ?? -1, outPipe.write.raw, errPipe.write.raw, paths[1], 0, 1)
                 }
             }
         }
