@@ -42,7 +42,9 @@ import WorkersTestJobs
         }
         process.standardError = err
         try process.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
+        // A run that ends without reading all its input (it had ::: inputs, or failed first)
+        // closes the pipe: EPIPE is its answer, not the test's failure (`write(_:)` would trap).
+        try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8))
         try input.fileHandleForWriting.close()
         let errors = Thread.detachNewThreadReturning { err.fileHandleForReading.readDataToEndOfFile() }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
