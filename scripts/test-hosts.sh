@@ -44,6 +44,17 @@ wait_for() {  # tries, command...
     return 1
 }
 
+add_namespace() {  # namespace, our veth, its veth, /24 prefix: we are .1, it is .2
+    ip netns add "$1"
+    ip link add "$2" type veth peer name "$3"
+    ip link set "$3" netns "$1"
+    ip addr add "$4.1/24" dev "$2"
+    ip -n "$1" addr add "$4.2/24" dev "$3"
+    ip link set "$2" up
+    ip -n "$1" link set lo up
+    ip -n "$1" link set "$3" up
+}
+
 start_slurmd() {  # node, launcher prefix
     local node=$1; shift
     setsid "$@" slurmd -D -f "$CONF" -N "$node" </dev/null >"$D/log/slurmd-$node.out" 2>&1 &
@@ -57,22 +68,8 @@ up() {
     [ -e "$D/run" ] || [ -e /run/netns/$NS ] || [ -e /run/netns/$NSC ] && down >/dev/null
     rm -rf "$D"; mkdir -p "$D"/{etc,run,log,state/ctld,state/na,state/nb,munge,ssh}
     chmod 700 "$D/munge" "$D/ssh"
-    ip netns add $NS
-    ip link add veth-swa type veth peer name veth-swb
-    ip link set veth-swb netns $NS
-    ip addr add 10.200.0.1/24 dev veth-swa
-    ip -n $NS addr add 10.200.0.2/24 dev veth-swb
-    ip link set veth-swa up
-    ip -n $NS link set lo up
-    ip -n $NS link set veth-swb up
-    ip netns add $NSC
-    ip link add veth-swc type veth peer name veth-swd
-    ip link set veth-swd netns $NSC
-    ip addr add 10.201.0.1/24 dev veth-swc
-    ip -n $NSC addr add 10.201.0.2/24 dev veth-swd
-    ip link set veth-swc up
-    ip -n $NSC link set lo up
-    ip -n $NSC link set veth-swd up
+    add_namespace $NS veth-swa veth-swb 10.200.0
+    add_namespace $NSC veth-swc veth-swd 10.201.0
 
     mkdir -p /run/munge && chmod 755 /run/munge
     mungekey --create --keyfile="$D/munge/munge.key" 2>/dev/null || dd if=/dev/urandom of="$D/munge/munge.key" bs=1024 count=1 2>/dev/null

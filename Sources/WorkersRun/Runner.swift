@@ -195,9 +195,7 @@ public final class Runner {
     }
 
     // Caches kept across jobs (stored here: extensions in other files cannot hold them).
-    var programPaths: [String: String] = [:]
-
-    var directPrograms: [String: Bool] = [:]
+    var programs = ProgramLookup()
 
     var spareBuffers: [OwnedDescriptor] = []
 
@@ -206,7 +204,6 @@ public final class Runner {
     var hosts: [RunHost] = []
     var nextRemoteID: UInt64 = 1
     lazy var remoteEnvironment: [String] = Self.remoteEnvironment(names: options.environmentNames)
-    var hostCapacity = 0
     var loginFileTimes: [String: timespec?] = [:]
     var lastLoginFileCheck = 0.0
 

@@ -34,20 +34,22 @@ func epochSeconds() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// The whole of a file as UTF-8 text (invalid bytes repaired), or `nil` when it cannot be read.
+/// The whole of a file as text (bytes that are not UTF-8 escaped), or `nil` when it cannot be read.
 func readTextFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+    readWholeFile(path).map { String(escaping: $0) }
+}
+
+/// A whole file's bytes, or `nil` (errno set) when it cannot be read.
+func readWholeFile(_ path: String) -> [UInt8]? {
+    guard let fd = OwnedDescriptor(openFile(path, O_RDONLY | O_CLOEXEC)) else { return nil }
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     while true {
-        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
+        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd.raw, into: $0) }
         guard count >= 0 else { return nil }
-        if count == 0 { break }
+        if count == 0 { return bytes }
         bytes.append(contentsOf: chunk[0..<count])
     }
-    return String(escaping: bytes)
 }
 
 /// Where a symbolic link points, or `nil`.

@@ -45,7 +45,7 @@ extension Runner {
             argv = [shell, "-c", command]
             // A command of plain words runs as the shell would run it, without the shell: the
             // same program, the same arguments, a fork and an exec fewer.
-            if let words = simpleCommandWords(command), let path = programPath(words[0]), execsDirectly(path) {
+            if let words = simpleCommandWords(command), let path = programs.path(words[0]), programs.runsDirectly(path) {
                 argv = words
                 resolved = path
             }
@@ -53,30 +53,8 @@ extension Runner {
             argv = builder.argv(for: job)
         }
         guard let program = argv.first, !program.isEmpty else { return .failure("job \(job.sequence): nothing to run") }
-        guard let path = resolved ?? programPath(program) else { return .failure("\(program): command not found") }
-        // The child's stdout and stderr, and (--line-buffer) the ends we read.
-        var out: OwnedDescriptor?
-        var err: OwnedDescriptor?
-        var readEnds: (OwnedDescriptor, OwnedDescriptor)?
-        switch mode.capture {
-        case .pipes:
-            guard let outPipe = ownedPipe() else { return .failed("pipe", errno) }
-            guard let errPipe = ownedPipe() else { return .failed("pipe", errno) }
-            for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
-            out = outPipe.write
-            err = errPipe.write
-            readEnds = (outPipe.read, errPipe.read)
-        case .buffers:
-            out = spareBuffers.popLast() ?? bufferFile()
-            err = spareBuffers.popLast() ?? bufferFile()
-            guard out != nil, err != nil else { return .failed("cannot create a temporary file", errno) }
-        case .inherited:
-            break
-        }
-        if let preamble {
-            // The child's stdout shares this file's offset: its output lands after the line.
-            if ungroup { output.write(preamble) } else if let out { writeFully(out.raw, preamble.escapedBytes) }
-        }
+        guard let path = resolved ?? programs.path(program) else { return .failure("\(program): command not found") }
+        guard let ends = outputEnds(preamble: preamble) else { return .failed(lineBuffer ? "pipe" : "cannot create a temporary file", errno) }
         let sequence = strdup("PARALLEL_SEQ=\(job.sequence)")
         let slot = strdup("PARALLEL_JOBSLOT=\(job.slot)")
         defer { free(sequence); free(slot) }
@@ -87,65 +65,62 @@ extension Runner {
         let pid = withEscapedCStrings(argv) { argvPointer in
             withEscapedCStrings([path] + (directory.map { [$0] } ?? [])) { paths in
                 env.withUnsafeBufferPointer { envPointer in
-                    cworkers_spawn_job(paths[0]!, argvPointer, envPointer.baseAddress!, stdin, out?.raw ?? -1, err?.raw ?? -1,
+                    cworkers_spawn_job(paths[0]!, argvPointer, envPointer.baseAddress!, stdin, ends.writeOut?.raw ?? -1, ends.writeErr?.raw ?? -1,
                                        directory == nil ? nil : paths[1], options.niceness, options.openTerminal ? 0 : 1)
                 }
             }
         }
-        if let (outRead, errRead) = readEnds {
-            // The child has the write ends now; ours would keep the pipes open after it exits.
-            out = outRead
-            err = errRead
-        }
         guard pid > 0 else { return .failed(program, -pid) }
         let opened = cworkers_pidfd_open(pid)
         guard let pidfd = OwnedDescriptor(opened) else {
-            signal(pid, SIGKILL)
+            kill(options.openTerminal ? pid : -pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             return .failed("pidfd_open", -opened)
         }
-        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: out, stderr: err, remote: nil))
+        // The child has the write ends now; ours close as `ends` goes (they would keep the pipes
+        // open after it exits).
+        return .success(Spawned(pid: pid, pidfd: pidfd, stdout: ends.readOut, stderr: ends.readErr, remote: nil))
     }
 
-    /// Sends `signal` to a job: to its process group (all it started), or, under `--tty`, where
-    /// jobs share ours, to the job alone.
-    func signal(_ pid: pid_t, _ signal: Int32) {
-        kill(options.openTerminal ? pid : -pid, signal)
+    /// Where a job writes its output and where we read it: memory files, one for both (grouped);
+    /// pipes, whose read ends are non-blocking (`--line-buffer`); nothing (`-u`: ours). `preamble`
+    /// (`-v`) is written first: into the memory file, whose offset the writer shares, or ours.
+    /// `nil` (errno set) when a pipe or file cannot be made.
+    struct OutputEnds {
+        var writeOut: OwnedDescriptor?
+        var writeErr: OwnedDescriptor?
+        var readOut: OwnedDescriptor?
+        var readErr: OwnedDescriptor?
     }
 
-    /// Sends `signal` to a running job: its local process group, or through its host's agent to
-    /// the remote one.
-    func signal(_ job: Running, _ signal: Int32) {
-        if let remote = job.remote {
-            hosts[remote.host].link?.send(RemoteFrame(.signal, job: remote.id, fields: [Array(String(signal).utf8)]))
-        } else if job.pid > 0 {
-            self.signal(job.pid, signal)
+    func outputEnds(preamble: String?) -> OutputEnds? {
+        var ends = OutputEnds()
+        switch mode.capture {
+        case .pipes:
+            guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return nil }
+            for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
+            ends = OutputEnds(writeOut: outPipe.write, writeErr: errPipe.write, readOut: outPipe.read, readErr: errPipe.read)
+        case .buffers:
+            guard let out = spareBuffers.popLast() ?? bufferFile(), let err = spareBuffers.popLast() ?? bufferFile() else { return nil }
+            ends = OutputEnds(writeOut: out, writeErr: err, readOut: out, readErr: err)
+        case .inherited:
+            break
         }
+        if let preamble {
+            if ungroup { output.write(preamble) } else if let out = ends.writeOut { writeFully(out.raw, preamble.escapedBytes) }
+        }
+        return ends
     }
 
-    /// `program`'s path on PATH, remembered as a shell's hash table does (a PATH search is a
-    /// system call per directory: a fifth of our time per job before). Misses are not remembered,
-    /// so a program that appears during the run is found.
-    func programPath(_ program: String) -> String? {
-        if let path = programPaths[program] { return path }
-        guard let path = executablePath(program) else { return nil }
-        if !program.contains("/") { programPaths[program] = path }
-        return path
-    }
-
-    /// Whether the kernel runs `path` itself (an ELF binary or a `#!` script), remembered per
-    /// path. A shell runs any other executable file as a shell script, so the exec fast path
-    /// leaves those to the shell.
-    func execsDirectly(_ path: String) -> Bool {
-        if let known = directPrograms[path] { return known }
-        var head = [UInt8](repeating: 0, count: 4)
-        let file = OwnedDescriptor(open(path, O_RDONLY | O_CLOEXEC))
-        let count = file.map { file in head.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, 4) } } ?? -1
-        // Unreadable (execute-only): let the exec decide, as before.
-        let direct = count < 0 || head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) || head.starts(with: [0x23, 0x21])
-        directPrograms[path] = direct
-        return direct
+    /// Sends `signal` to a running job: to its process group (all it started), or, under `--tty`,
+    /// where jobs share ours, to the job alone; a remote job's through its host's agent.
+    func signal(_ job: Running, _ signal: Int32) {
+        if let remote = job.remote, let host = job.host {
+            hosts[host].link?.send(RemoteFrame(.signal, job: remote.id, fields: [Array(String(signal).utf8)]))
+        } else if job.pid > 0 {
+            kill(options.openTerminal ? job.pid : -job.pid, signal)
+        }
     }
 
     /// Empties a job's output buffer and keeps it for the next job (two fewer files to create and

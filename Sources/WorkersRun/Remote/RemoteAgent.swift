@@ -35,8 +35,7 @@ final class RemoteAgent {
     private let devNull: OwnedDescriptor?
     private var signals: (read: OwnedDescriptor, write: OwnedDescriptor)?
     private var greeted = false
-    private var direct: [String: Bool] = [:]
-    private var paths: [String: String] = [:]
+    private var programs = ProgramLookup()
     private var outgoing: [UInt8] = []
     /// Until the hello says otherwise: a driver silent for a minute is gone.
     private var watch = LinkWatch(lostAfter: 60, now: monotonicSeconds())
@@ -118,8 +117,8 @@ final class RemoteAgent {
             let count = jobs.count
             // Output first, then exits (an exit's last output is read before it is reported).
             for index in 0..<count {
-                if descriptors[2 + 3 * index + 1].revents != 0 { pump(index, stdout: true) }
-                if descriptors[2 + 3 * index + 2].revents != 0 { pump(index, stdout: false) }
+                if descriptors[2 + 3 * index + 1].revents != 0 { pump(&jobs[index], stdout: true) }
+                if descriptors[2 + 3 * index + 2].revents != 0 { pump(&jobs[index], stdout: false) }
             }
             let exited = (0..<count).filter { descriptors[2 + 3 * $0].revents != 0 }.map { jobs[$0].id }
             for id in exited {
@@ -170,7 +169,7 @@ final class RemoteAgent {
         case .signal:
             if let job = jobs.first(where: { $0.id == frame.job }), let signal = frame.number(0) { kill(-job.pid, Int32(signal)) }
         case .put:
-            if let file = try? RemoteFile(frame, at: 0), let failure = write(file, in: home) {
+            if let file = try? RemoteFile(frame, at: 0), let failure = file.write(in: home) {
                 writeStandardError("\(programName) --agent: \(failure)\n")
             }
         case .goodbye:
@@ -189,14 +188,14 @@ final class RemoteAgent {
             return refuse(id, "\(programName): Error: Cannot change into non-executable dir \(directory): \(failure)")
         }
         for file in request.files {
-            if let failure = write(file, in: directory) { return refuse(id, "\(programName): \(failure)") }
+            if let failure = file.write(in: directory) { return refuse(id, "\(programName): \(failure)") }
         }
         guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return refuse(id, "pipe: \(String(cString: strerror(errno)))") }
         for end in [outPipe.read, errPipe.read] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
-        let shell = programPath(request.shell) ?? "/bin/sh"
+        let shell = programs.path(request.shell) ?? "/bin/sh"
         var argv = [shell, "-c", request.command]
         var program = shell
-        if let first = request.words.first, let path = programPath(first), runsDirectly(path) {
+        if let first = request.words.first, let path = programs.path(first), programs.runsDirectly(path) {
             argv = request.words
             program = path
         }
@@ -224,25 +223,6 @@ final class RemoteAgent {
         jobs.append(Job(id: id, pid: pid, pidfd: pidfd, stdout: outPipe.read, stderr: errPipe.read, directory: directory, start: request))
     }
 
-    /// `program`'s path on PATH, remembered as a shell's hash table does (a PATH search is a
-    /// system call a directory); misses are not remembered.
-    private func programPath(_ program: String) -> String? {
-        if let known = paths[program] { return known }
-        guard let path = executablePath(program) else { return nil }
-        if !program.contains("/") { paths[program] = path }
-        return path
-    }
-
-    /// Whether the kernel runs `path` itself (an ELF binary or a `#!` script), remembered; a
-    /// shell runs any other executable file as a script, so those go to the shell.
-    private func runsDirectly(_ path: String) -> Bool {
-        if let known = direct[path] { return known }
-        let head = readWholeFile(path, limit: 4) ?? []
-        let result = head.starts(with: [0x7F, 0x45, 0x4C, 0x46]) || head.starts(with: [0x23, 0x21])
-        direct[path] = result
-        return result
-    }
-
     /// A job that could not start: its reason on its stderr, and exit 255.
     private func refuse(_ id: UInt64, _ message: String) {
         send(RemoteFrame(.stderr, job: id, fields: [(message + "\n").escapedBytes]))
@@ -250,35 +230,31 @@ final class RemoteAgent {
     }
 
     /// Sends what a job's stdout or stderr has; at its end, closes it.
-    private func pump(_ index: Int, stdout: Bool, final: Bool = false) {
+    private func pump(_ job: inout Job, stdout: Bool, final: Bool = false) {
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while let fd = stdout ? jobs[index].stdout?.raw : jobs[index].stderr?.raw {
+        while let fd = stdout ? job.stdout?.raw : job.stderr?.raw {
             let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd, into: $0) }
             if count > 0 {
-                send(RemoteFrame(stdout ? .stdout : .stderr, job: jobs[index].id, fields: [Array(chunk[0..<count])]))
+                send(RemoteFrame(stdout ? .stdout : .stderr, job: job.id, fields: [Array(chunk[0..<count])]))
                 if outgoing.count >= 1 << 20 { flush() }
                 if !final { return }
                 continue
             }
             if count < 0, errno == EAGAIN, !final { return }
-            if stdout { jobs[index].stdout = nil } else { jobs[index].stderr = nil }
+            if stdout { job.stdout = nil } else { job.stderr = nil }
         }
     }
 
     /// A job exited: the rest of its output, its `--return` files, its clean-up, its status.
-    private func end(_ job: Job, status: Int32) {
-        jobs.append(job)
-        let index = jobs.count - 1
-        pump(index, stdout: true, final: true)
-        pump(index, stdout: false, final: true)
-        jobs.removeLast()
+    private func end(_ ended: Job, status: Int32) {
+        var job = ended
+        pump(&job, stdout: true, final: true)
+        pump(&job, stdout: false, final: true)
         for path in job.start.returns {
-            let full = resolve(path, in: job.directory)
-            var info = stat()
-            if let contents = readWholeFile(full), full.withEscapedCString({ stat($0, &info) }) == 0 {
-                send(RemoteFrame(.returned, job: job.id, fields: RemoteFile(path: path, mode: info.st_mode & 0o7777, contents: contents).fields))
+            if let file = RemoteFile(reading: path, from: job.directory) {
+                send(RemoteFrame(.returned, job: job.id, fields: file.fields))
             } else {
-                send(RemoteFrame(.stderr, job: job.id, fields: ["\(programName): --return: cannot read \(full): \(String(cString: strerror(errno)))\n".escapedBytes]))
+                send(RemoteFrame(.stderr, job: job.id, fields: ["\(programName): --return: cannot read \(resolve(path, in: job.directory)): \(String(cString: strerror(errno)))\n".escapedBytes]))
             }
         }
         if job.start.cleanup {
@@ -325,32 +301,3 @@ final class RemoteAgent {
     }
 }
 
-/// `path` from `directory` (an absolute path stays as it is).
-func resolve(_ path: String, in directory: String) -> String {
-    path.hasPrefix("/") ? path : (directory.hasSuffix("/") ? directory + path : directory + "/" + path)
-}
-
-/// Writes `file` (its path from `directory`), making the directories on its way; an error
-/// message, or `nil`.
-func write(_ file: RemoteFile, in directory: String) -> String? {
-    let path = resolve(file.path, in: directory)
-    if let slash = path.lastIndex(of: "/"), slash != path.startIndex, let failure = makeDirectories(String(path[..<slash])) { return failure }
-    guard let fd = OwnedDescriptor(openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(file.mode & 0o7777))) else {
-        return "cannot write \(path): \(String(cString: strerror(errno)))"
-    }
-    _ = fchmod(fd.raw, mode_t(file.mode & 0o7777))
-    return writeFully(fd.raw, file.contents) ? nil : "cannot write \(path): \(String(cString: strerror(errno)))"
-}
-
-/// A whole file's bytes (its first `limit` at most), or `nil` (errno set).
-func readWholeFile(_ path: String, limit: Int = .max) -> [UInt8]? {
-    guard let fd = OwnedDescriptor(openFile(path, O_RDONLY | O_CLOEXEC)) else { return nil }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(fd.raw, into: $0) }
-        guard count >= 0 else { return nil }
-        if count == 0 || bytes.count >= limit { return Array(bytes.prefix(limit)) }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-}

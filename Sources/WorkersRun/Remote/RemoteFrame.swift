@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WorkersCore
+
 /// The remote-job protocol between `workers run` and the agent it starts on each host (one ssh
 /// or `srun` connection a host; the agent's stdin and stdout are the link).
 ///
@@ -278,6 +283,27 @@ struct RemoteFile: Equatable {
         self.contents = contents
     }
 
+    /// The file `path` names from `directory`, read whole, its mode with it; `nil` (errno set)
+    /// when it cannot be read.
+    init?(reading path: String, from directory: String) {
+        let full = resolve(path, in: directory)
+        var info = stat()
+        guard let contents = readWholeFile(full), full.withEscapedCString({ stat($0, &info) }) == 0 else { return nil }
+        self.init(path: path, mode: info.st_mode & 0o7777, contents: contents)
+    }
+
+    /// Writes the file (its path from `directory`), making the directories on its way; an error
+    /// message, or `nil`.
+    func write(in directory: String) -> String? {
+        let full = resolve(path, in: directory)
+        if let slash = full.lastIndex(of: "/"), slash != full.startIndex, let failure = makeDirectories(String(full[..<slash])) { return failure }
+        guard let fd = OwnedDescriptor(openFile(full, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode & 0o7777))) else {
+            return "cannot write \(full): \(String(cString: strerror(errno)))"
+        }
+        _ = fchmod(fd.raw, mode_t(mode & 0o7777))
+        return writeFully(fd.raw, contents) ? nil : "cannot write \(full): \(String(cString: strerror(errno)))"
+    }
+
     /// The file in `frame`'s fields from `index` (path, octal mode, contents).
     init(_ frame: RemoteFrame, at index: Int) throws(RemoteProtocolError) {
         guard index + 3 <= frame.fields.count, let mode = UInt32(String(decoding: frame.fields[index + 1], as: UTF8.self), radix: 8) else {
@@ -287,4 +313,9 @@ struct RemoteFile: Equatable {
         self.mode = mode
         contents = frame.fields[index + 2]
     }
+}
+
+/// `path` from `directory` (an absolute path stays as it is).
+func resolve(_ path: String, in directory: String) -> String {
+    path.hasPrefix("/") ? path : (directory.hasSuffix("/") ? directory + path : directory + "/" + path)
 }

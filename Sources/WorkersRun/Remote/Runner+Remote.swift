@@ -49,16 +49,7 @@ extension Runner {
 
     /// The sshlogins of an `--slf` file (`-`: standard input), its change time remembered.
     func loginsFromFile(_ name: String) throws(RunUsageError) -> [SSHLogin] {
-        if name == "-" {
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { readRetryingInterrupts(STDIN_FILENO, into: $0) }
-                if count <= 0 { break }
-                bytes += chunk[0..<count]
-            }
-            return try SSHLogin.parseFile(String(escaping: bytes))
-        }
+        if name == "-" { return try SSHLogin.parseFile(String(escaping: readWholeFile("/dev/stdin") ?? [])) }
         let path = SSHLogin.filePath(name, home: environmentValue("HOME") ?? "/")
         guard let text = readTextFile(path) else {
             throw RunUsageError("cannot open the sshloginfile \(path): \(String(cString: strerror(errno)))", code: .cannotOpen)
@@ -144,7 +135,9 @@ extension Runner {
                     hosts[entry.index].usable = true
                     entry.link.watch = LinkWatch(lostAfter: options.lostAfter, now: monotonicSeconds())
                     entry.link.send(RemoteFrame(.hello, fields: [Array(String(RemoteFrame.version).utf8), Array(String(Int(options.lostAfter * 1000)).utf8)]))
-                    for name in options.baseFiles { sendFile(name, as: .put, to: entry.link) }
+                    for name in options.baseFiles {
+                        if let file = localFile(name, for: entry.link.login) { entry.link.send(RemoteFrame(.put, fields: file.fields)) }
+                    }
                     _ = entry.link.flush()
                 } else if ended != nil || !frames.isEmpty {
                     entry.link.close(grace: 0)
@@ -193,11 +186,11 @@ extension Runner {
     }
 
     /// The run's slots are what the usable hosts take.
-    func updateSlots() {
-        var total = 0
-        for host in hosts where host.usable { total = total.addingReportingOverflow(host.capacity).overflow ? Int.max : total + host.capacity }
-        scheduler.setSlots(total)
-        hostCapacity = total
+    func updateSlots() { scheduler.setSlots(hostCapacity) }
+
+    /// Jobs at once on the usable hosts.
+    var hostCapacity: Int {
+        hosts.reduce(0) { total, host in host.usable ? (total.addingReportingOverflow(host.capacity).overflow ? Int.max : total + host.capacity) : total }
     }
 
     /// The host for `job`: a usable one with room, preferring those it has not failed on (GNU's
@@ -211,17 +204,13 @@ extension Runner {
         return (fresh.isEmpty ? open : fresh).min { hosts[$0].running * hosts[$1].capacity < hosts[$1].running * hosts[$0].capacity }
     }
 
-    /// Sends `name` (a local file, relative to here) to `link`: a base file, or a job's file.
-    @discardableResult
-    func sendFile(_ name: String, as kind: RemoteFrame.Kind, to link: RemoteLink) -> RemoteFile? {
-        let local = resolve(name, in: startDirectory)
-        var info = stat()
-        guard let contents = readWholeFile(local), local.withEscapedCString({ stat($0, &info) }) == 0 else {
-            output.writeError("\(programName): Warning: cannot send \(name) to \(link.login.login): \(String(cString: strerror(errno)))\n")
+    /// `name` (a local file, relative to here) as it goes to `login`'s host: a base file, or a
+    /// job's `--transferfile`; `nil`, said once on stderr, when it cannot be read.
+    func localFile(_ name: String, for login: SSHLogin) -> RemoteFile? {
+        guard let file = RemoteFile(reading: name, from: startDirectory) else {
+            output.writeError("\(programName): Warning: cannot send \(name) to \(login.login): \(String(cString: strerror(errno)))\n")
             return nil
         }
-        let file = RemoteFile(path: name, mode: info.st_mode & 0o7777, contents: contents)
-        if kind == .put { link.send(RemoteFrame(.put, fields: file.fields)) }
         return file
     }
 
@@ -247,7 +236,7 @@ extension Runner {
         var files: [RemoteFile] = []
         for template in options.transferFiles {
             let name = builder.substitute(template, job: job) { $0 }
-            if let file = sendFile(name, as: .start, to: link) { files.append(file) }
+            if let file = localFile(name, for: link.login) { files.append(file) }
         }
         let returns = options.returnFiles.map { builder.substitute($0, job: job) { $0 } }
         let environment = remoteEnvironment + ["PARALLEL_SEQ=\(job.sequence)", "PARALLEL_JOBSLOT=\(job.slot)", "PARALLEL_PID=\(getpid())",
@@ -255,34 +244,15 @@ extension Runner {
         let request = RemoteStart(shell: shell ?? "/bin/sh", command: (parallelEnvironment.map { $0 + "\n" } ?? "") + command, directory: directory,
                                   removeDirectory: removeDirectory, environment: environment, files: files, returns: returns, cleanup: options.cleanup,
                                   words: parallelEnvironment == nil ? simpleCommandWords(command) ?? [] : [])
-        // Where its output goes: the buffers a local job's would be; pipes we write and relay
-        // from (--line-buffer); ours (-u).
-        var out: OwnedDescriptor?
-        var err: OwnedDescriptor?
-        var sinks: (OwnedDescriptor?, OwnedDescriptor?) = (nil, nil)
-        switch mode.capture {
-        case .pipes:
-            guard let outPipe = ownedPipe(), let errPipe = ownedPipe() else { return .failed("pipe", errno) }
-            for end in [outPipe.read, errPipe.read, outPipe.write, errPipe.write] { _ = fcntl(end.raw, F_SETFL, O_NONBLOCK) }
-            for end in [outPipe.write, errPipe.write] { _ = fcntl(end.raw, linuxSetPipeSize, Int32(1 << 20)) }
-            out = outPipe.read
-            err = errPipe.read
-            sinks = (outPipe.write, errPipe.write)
-        case .buffers:
-            out = spareBuffers.popLast() ?? bufferFile()
-            err = spareBuffers.popLast() ?? bufferFile()
-            guard out != nil, err != nil else { return .failed("cannot create a temporary file", errno) }
-            sinks = (out, err)
-        case .inherited:
-            break
-        }
-        if let preamble {
-            if ungroup { output.write(preamble) } else if let out { writeFully(out.raw, preamble.escapedBytes) }
-        }
+        // Its output goes where a local job's would; we write what its frames bring to the ends
+        // a local job would write to (--line-buffer: pipes we relay from, big enough that a
+        // frame's 64 KiB never waits on them).
+        guard let ends = outputEnds(preamble: preamble) else { return .failed(lineBuffer ? "pipe" : "cannot create a temporary file", errno) }
+        if lineBuffer { for end in [ends.writeOut, ends.writeErr] { _ = fcntl(end?.raw ?? -1, linuxSetPipeSize, Int32(1 << 20)) } }
         let id = nextRemoteID
         nextRemoteID += 1
         link.send(RemoteFrame(.start, job: id, fields: request.fields))
-        return .success(Spawned(pid: 0, pidfd: nil, stdout: out, stderr: err, remote: RemoteHandle(host: host, id: id, sinkOut: sinks.0, sinkErr: sinks.1)))
+        return .success(Spawned(pid: 0, pidfd: nil, stdout: ends.readOut, stderr: ends.readErr, remote: RemoteHandle(id: id, sinkOut: ends.writeOut, sinkErr: ends.writeErr)))
     }
 
     /// The descriptors the poll loop watches for the links: one a usable host, POLLOUT too while
@@ -342,7 +312,7 @@ extension Runner {
 
     /// One frame from host `host`'s agent.
     func handle(_ frame: RemoteFrame, from host: Int) {
-        guard let index = state.running.firstIndex(where: { $0.remote?.host == host && $0.remote?.id == frame.job }) else { return }
+        guard let index = state.running.firstIndex(where: { $0.host == host && $0.remote?.id == frame.job }) else { return }
         switch frame.kind {
         case .stdout, .stderr:
             let bytes = frame.fields.first ?? []
@@ -355,7 +325,7 @@ extension Runner {
             }
         case .returned:
             guard let file = try? RemoteFile(frame, at: 0) else { return }
-            if let failure = write(file, in: startDirectory) { output.writeError("\(programName): --return: \(failure)\n") }
+            if let failure = file.write(in: startDirectory) { output.writeError("\(programName): --return: \(failure)\n") }
         case .exited:
             let status = Int32(frame.number(0) ?? (255 << 8))
             remoteEnded(index, status: status)
@@ -364,9 +334,9 @@ extension Runner {
         }
     }
 
-    /// A remote job ended with wait status `status`: its host has room again, and it finishes as
-    /// a local job does.
-    func remoteEnded(_ index: Int, status: Int32, lostOn host: Int? = nil) {
+    /// A remote job ended with wait status `status`: it finishes as a local job does (which
+    /// gives its host room again, and remembers the host if it is to be retried).
+    func remoteEnded(_ index: Int, status: Int32) {
         if state.running[index].remote != nil {
             state.running[index].remote?.sinkOut = nil
             state.running[index].remote?.sinkErr = nil
@@ -375,8 +345,7 @@ extension Runner {
             relay(&state.running[index], stdout: true, final: true)
             relay(&state.running[index], stdout: false, final: true)
         }
-        var job = state.running.remove(at: index)
-        if let host { job.job.failedHosts.append(host) }
+        let job = state.running.remove(at: index)
         let (exit, signal) = WaitStatus(raw: status).exitAndSignal
         finish(job, exit: exit, signal: signal)
     }
@@ -394,11 +363,11 @@ extension Runner {
             output.writeError("\(programName): Warning: Lost \(hosts[host].login.login): \(detail.isEmpty ? reason : detail). "
                 + "\(hosts[host].running) running job\(hosts[host].running == 1 ? "" : "s") there failed.\n")
         }
-        while let index = state.running.firstIndex(where: { $0.remote?.host == host }) {
+        while let index = state.running.firstIndex(where: { $0.host == host && $0.remote != nil }) {
             if let sink = state.running[index].remote?.sinkErr, !ungroup {
                 writeFully(sink.raw, "\(programName): \(hosts[host].login.login): the connection to the host was lost\n".escapedBytes)
             }
-            remoteEnded(index, status: 255 << 8, lostOn: host)
+            remoteEnded(index, status: 255 << 8)
         }
         if hostCapacity == 0, state.inputLeft, !scheduler.stopping {
             stopWithError("Error: no host left to run jobs on")
@@ -468,9 +437,8 @@ extension Runner {
     }
 }
 
-/// A remote job's place: its host, its id on the link, and where its output is written.
+/// A remote job's id on its host's link (``Runner/Running/host``), and where its output is written.
 struct RemoteHandle {
-    var host: Int
     var id: UInt64
     var sinkOut: OwnedDescriptor?
     var sinkErr: OwnedDescriptor?
