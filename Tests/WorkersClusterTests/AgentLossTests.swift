@@ -41,7 +41,10 @@ struct AgentLossTests {
             stopped.withLock { $0 = .now }
         }
         #expect(seen.allSatisfy { $0 == 1 })
-        #expect(pool.agents.filter(\.isConnected).count == 1)
+        // The map can end before the loss: when the agent was stopped holding no batch (under
+        // ThreadSanitizer, with the suite running, the other agent may have taken them all),
+        // nothing waited for it. Its loss comes all the same, within the bound checked below.
+        #expect(await eventually(within: lossBound + .seconds(1)) { pool.agents.filter(\.isConnected).count == 1 })
         if let start = stopped.withLock({ $0 }), let lost = recorder.first("agent lost") {
             let noticed = start.duration(to: lost)
             #expect(noticed <= lossBound, "noticed after \(noticed)")
