@@ -509,13 +509,7 @@ import WorkersTestJobs
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = directory.appendingPathComponent("plain-script").path
-        // Written through a close-on-exec descriptor: a process another test spawns meanwhile
-        // must not inherit it open for writing, or exec fails with "Text file busy" (ETXTBSY).
-        let fd = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-        #expect(fd >= 0)
-        let text = Array("echo plain \"$1\"\n".utf8)
-        #expect(text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.count)
-        close(fd)
+        try writeExecutable("echo plain \"$1\"\n", to: script)
         let output = try await Self.run(["-k", script, ":::", "a", "b"])
         #expect(output.status == 0, "stderr: \(output.stderr)")
         #expect(output.stdout == "plain a\nplain b\n")

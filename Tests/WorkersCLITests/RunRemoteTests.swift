@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WorkersTestJobs
 
 /// `workers run -S` with a login command that runs the far side here (`--ssh` a script that runs
 /// its last argument, as ssh would on the host): the agent, the link and the driver, on every
@@ -17,8 +18,7 @@ import Testing
         for last; do :; done
         exec /bin/sh -c "$last"
         """
-        try script.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
+        try writeExecutable(script, to: path)
         return path
     }
 
@@ -87,16 +87,19 @@ import Testing
         // Garbage after the agent's mark would be a protocol error; garbage and then an exit
         // before it is a login that never ran the agent.
         let garbage = directory.appendingPathComponent("garbage-ssh").path
-        try "#!/bin/sh\nprintf '\\0workers-run-agent\\0\\377\\377\\377\\377xyz'\nexec sleep 30\n".write(toFile: garbage, atomically: true, encoding: .utf8)
-        chmod(garbage, 0o755)
+        try writeExecutable("#!/bin/sh\nprintf '\\0workers-run-agent\\0\\377\\377\\377\\377xyz'\nexec sleep 30\n", to: garbage)
         let missing = directory.appendingPathComponent("missing-ssh").path
-        try "#!/bin/sh\necho 'sh: 1: workers: not found' >&2\nexit 127\n".write(toFile: missing, atomically: true, encoding: .utf8)
-        chmod(missing, 0o755)
-        let run = try await RunCommandTests.run(["-S", "\(good) good", "-S", "\(garbage) bad", "-S", "\(missing) gone", "echo", ":::", "1", "2", "3"], directory: directory)
+        try writeExecutable("#!/bin/sh\necho 'sh: 1: workers: not found' >&2\nexit 127\n", to: missing)
+        // A login killed before it says anything: its status is the only reason there is.
+        let killed = directory.appendingPathComponent("killed-ssh").path
+        try writeExecutable("#!/bin/sh\nkill -9 $$\n", to: killed)
+        let run = try await RunCommandTests.run(["-S", "\(good) good", "-S", "\(garbage) bad", "-S", "\(missing) gone", "-S", "\(killed) dead",
+                                                 "echo", ":::", "1", "2", "3"], directory: directory)
         #expect(run.status == 0)
         #expect(run.stdout.split(separator: "\n").sorted() == ["1", "2", "3"])
         #expect(run.stderr.components(separatedBy: "Cannot reach \(garbage) bad: protocol error").count == 2, "\(run.stderr)")
         #expect(run.stderr.components(separatedBy: "Cannot reach \(missing) gone: sh: 1: workers: not found").count == 2, "\(run.stderr)")
+        #expect(run.stderr.components(separatedBy: "Cannot reach \(killed) dead: the connection ended (killed-ssh was killed by signal 9)").count == 2, "\(run.stderr)")
         // With no host left, the run says so and fails.
         let none = try await RunCommandTests.run(["-S", "\(missing) gone", "echo", ":::", "1"], directory: directory)
         #expect(none.status == 255 && none.stderr.contains("no host to run jobs on"))

@@ -182,3 +182,23 @@ public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) 
         Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
+
+/// Writes `text` to `path` as an executable (mode 0755) through a close-on-exec descriptor.
+/// Foundation's writes leave the descriptor open to any process another test forks meanwhile,
+/// and while one holds it open for writing, exec of the file fails with "Text file busy"
+/// (ETXTBSY): a test that runs its own script must write it this way.
+public func writeExecutable(_ text: String, to path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    var written = 0
+    while written < bytes.count {
+        let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        written += count
+    }
+    // O_CREAT's mode applies only to a new file, and then under the umask.
+    fchmod(fd, 0o755)
+}

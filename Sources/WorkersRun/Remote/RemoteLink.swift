@@ -15,6 +15,8 @@ final class RemoteLink {
     /// The transport's process (in a process group of its own: a Ctrl-C at the terminal reaches
     /// us, and we end the remote jobs through the agent).
     let pid: pid_t
+    /// The transport's program name (`ssh`, `srun`), for messages.
+    let program: String
     /// The transport's stderr (ssh's messages: why a host cannot be reached), in a memory file.
     private let errors: OwnedDescriptor?
     private var outgoing: [UInt8] = []
@@ -23,14 +25,17 @@ final class RemoteLink {
     /// Until the agent's mark: what the login wrote (kept for the reason a host failed).
     private var beforeMark: [UInt8]? = []
     private var reaped = false
+    /// The transport's wait status when it ended by itself (not killed by ``close(grace:)``).
+    private(set) var endStatus: Int32?
     /// Heartbeats, and the silence that means the link is cut.
     var watch: LinkWatch
     /// From the agent's ready frame.
     var cpus: Int?
     var remoteName: String?
 
-    private init(login: SSHLogin, socket: OwnedDescriptor, pid: pid_t, errors: OwnedDescriptor?) {
+    private init(login: SSHLogin, program: String, socket: OwnedDescriptor, pid: pid_t, errors: OwnedDescriptor?) {
         self.login = login
+        self.program = program
         self.socket = socket
         self.pid = pid
         self.errors = errors
@@ -54,7 +59,7 @@ final class RemoteLink {
         }
         guard pid > 0 else { return .failure(RemoteLinkFailure("\(argv[0]): \(String(cString: strerror(-pid)))")) }
         _ = fcntl(ours.raw, F_SETFL, O_NONBLOCK)
-        return .success(RemoteLink(login: login, socket: ours, pid: pid, errors: errors))
+        return .success(RemoteLink(login: login, program: String(argv[0].split(separator: "/").last ?? ""), socket: ours, pid: pid, errors: errors))
     }
 
     /// Queues `frame`; the run's loop sends what is queued before it waits (``flush()``), so
@@ -163,7 +168,18 @@ final class RemoteLink {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
+        } else {
+            endStatus = status
         }
+    }
+
+    /// How the transport ended, once closed, for a host that failed without a word on stderr:
+    /// `ssh exited with status 255`, `… was killed by signal 9`, or nil.
+    var transportEnd: String? {
+        guard let endStatus else { return nil }
+        let (exit, signal) = WaitStatus(raw: endStatus).exitAndSignal
+        if signal != 0 { return "\(program) was killed by signal \(signal)" }
+        return exit == 0 ? nil : "\(program) exited with status \(exit)"
     }
 
     /// Sends what is queued, waiting up to `seconds` for the socket to take it.

@@ -140,9 +140,12 @@ extension Runner {
                     }
                     _ = entry.link.flush()
                 } else if ended != nil || !frames.isEmpty {
-                    entry.link.close(grace: 0)
+                    // A moment for a transport that closed its output to exit, so that its
+                    // status can say what happened when it printed nothing.
+                    entry.link.close(grace: ended != nil ? 0.5 : 0)
                     let reason = entry.link.lastError
-                    unreachable(entry.link.login, reason.isEmpty ? (ended ?? "no agent answered") : reason)
+                    let silent = (ended ?? "no agent answered") + (entry.link.transportEnd.map { " (\($0))" } ?? "")
+                    unreachable(entry.link.login, reason.isEmpty ? silent : reason)
                 } else {
                     left.append(entry)
                 }
