@@ -35,7 +35,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "I/O tasks, and threads in the I/O thread modes (default 8).")
     var ioTasks: Int?
 
-    @Option(name: .long, help: "How long each I/O task sleeps, in ms (default 100; --quick 30).")
+    @Option(name: .long, help: "How long each I/O task sleeps, in ms (default 60; --quick 30).")
     var ioSleepMs: Double?
 
     @Option(name: .long, help: "The loopback server's latency, in ms (default 50; --quick 25).")
@@ -44,7 +44,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "CPU-bound tasks (default: twice the workers).")
     var cpuTasks: Int?
 
-    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 200; --quick 80).")
+    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 200; --quick 70).")
     var cpuTaskMs: Double?
 
     @Option(name: .long, help: "The simulated GIL's switch interval, in ms (CPython's default: 5).")
@@ -56,7 +56,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Rounds of every mode, interleaved; each speed-up is their median, shown with its range (default 3).")
     var rounds: Int?
 
-    @Option(name: .long, help: "Only these workloads, comma-separated: io-sleep, io-net, cpu, mixed, cpu-scaling, io-scaling.")
+    @Option(name: .long, help: "Only these workloads, comma-separated: io-sleep, io-net, cpu, mixed, cpu-scaling, io-scaling, data, convoy.")
     var only: String?
 
     @Option(name: .long, help: "The python3 to compare with (default: python3 on PATH).")
@@ -158,11 +158,13 @@ struct LabCommand: AsyncParsableCommand {
 
     /// The progress lines a run prints: calibrating, then every round's cells (and CPython's
     /// line), then the cells of the workloads that run once (a scaling curve's serial runs before
-    /// and after it and three modes at each width; the data workload's pool and each size).
+    /// and after it and three modes at each width; the data workload's pool and each size; the
+    /// convoy's two modes at each width).
     private func progressSteps(_ workloads: [LabWorkload], python: Bool, config: LabReport.Config) -> Int {
         let perRound = workloads.filter { !$0.runsOnce }.reduce(0) { $0 + ($1 == .mixed ? 4 : 5) } + (python ? 1 : 0)
         let once = workloads.filter(\.runsOnce).reduce(0) { steps, workload in
-            steps + (workload == .data ? 1 + config.dataSizes.count : 2 + 3 * config.widths(workload).count)
+            steps + (workload == .data ? 1 + config.dataSizes.count
+                : workload == .convoy ? 2 * config.widths(workload).count : 2 + 3 * config.widths(workload).count)
         }
         return 1 + config.rounds * perRound + once
     }
@@ -181,8 +183,8 @@ struct LabCommand: AsyncParsableCommand {
             guard !cells.isEmpty else { continue }
             out += "\n"
             if workload.runsOnce {
-                out += workload == .data
-                    ? TerminalReport.dataChart(cells, config: report.config)
+                out += workload == .data ? TerminalReport.dataChart(cells, config: report.config)
+                    : workload == .convoy ? TerminalReport.convoyChart(report.cells, config: report.config)
                     : TerminalReport.scalingChart(cells, workload: workload, config: report.config, cpus: report.machine.cpus)
                 if let verdict = report.verdicts.first(where: { $0.workload == workload }) { out += TerminalReport.verdict(verdict, color: color) }
                 continue
@@ -212,7 +214,7 @@ struct LabCommand: AsyncParsableCommand {
             case .ioNet: return false
             case .cpu: return [.threads, .threadsUnderSimulatedGIL, .processes].contains(cell.mode)
             case .mixed: return cell.mode == .threadsUnderSimulatedGIL
-            case .cpuScaling, .ioScaling, .data: return false
+            case .cpuScaling, .ioScaling, .data, .convoy: return false
             }
         }
     }

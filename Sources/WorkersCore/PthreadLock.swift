@@ -13,7 +13,11 @@ import CWorkersShims
 package final class PthreadLock: @unchecked Sendable {  // @unchecked: the pthread mutex is the synchronisation.
     package let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    package init() {
+    /// - Parameter spinning: whether a release build spins briefly on a contended lock before it
+    ///   sleeps (the default). `false` is a default pthread mutex, as C programs get: the lab's
+    ///   simulated GIL uses one, as CPython's `gil->mutex` is, since who wins a hand-off depends
+    ///   on how fast a waiter gets the mutex.
+    package init(spinning: Bool = true) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         var attr = pthread_mutexattr_t()
@@ -25,7 +29,7 @@ package final class PthreadLock: @unchecked Sendable {  // @unchecked: the pthre
         #else
         // Release builds spin briefly before sleeping on a contended lock: every critical section
         // here is a few dozen instructions, and a futex sleep and wake cost microseconds.
-        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        pthread_mutexattr_settype(&attr, spinning ? Int32(PTHREAD_MUTEX_ADAPTIVE_NP) : Int32(PTHREAD_MUTEX_NORMAL))
         #endif
         let rc = pthread_mutex_init(mutex, &attr)
         pthread_mutexattr_destroy(&attr)

@@ -35,10 +35,12 @@ struct CPythonPeer {
             "switch_interval_s": config.switchIntervalMs / 1_000,
             "probe_count": config.probeCount,
             "probe_sleep_s": 0.001,
+            "convoy_cell_s": (config.convoyCellMs ?? 0) / 1_000,
             // The lab's own rounds pair each CPython cell with the serial run of its round; one
             // run a round is enough then (two back to back when the lab runs one round).
             "cpu_rounds": config.rounds > 1 ? 1 : 2,
             "scaling_widths": config.scalingWidths,
+            "convoy_widths": config.widths(.convoy),
             "io_scaling_widths": config.ioScalingWidths,
             "scaling_cpu_tasks": config.scalingTasks,
             "scaling_cpu_task_s": config.scalingTaskMs / 1_000,

@@ -81,6 +81,7 @@ enum Conclusions {
             if let line = ScalingCurve.conclusion(cells, workload: workload, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
         }
         if let line = DataAnalysis.conclusion(cells, config: config, cpus: machine?.cpus ?? config.workers) { lines.append(line) }
+        if let line = ConvoyCurve.conclusion(cells, config: config) { lines.append(line) }
         // CPython side by side.
         let pairs: [(LabWorkload, LabMode, LabMode, String)] = [
             (.ioSleep, .cpython(.threads), .threads, "threads on I/O"),

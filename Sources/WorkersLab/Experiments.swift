@@ -22,6 +22,7 @@ struct SwiftExperiments {
     func run(_ workload: LabWorkload, port: UInt16?) async throws -> [LabCell] {
         if workload.isScaling { return try await scaling(workload) }
         if workload == .data { return try await data() }
+        if workload == .convoy { return try await convoy() }
         var cells: [LabCell] = []
         for mode in Self.modes {
             if workload == .mixed, mode == .asyncOneThread { continue }
@@ -49,6 +50,7 @@ struct SwiftExperiments {
             outcome = try await ioNet(mode: mode, port: port, recorder: recorder)
         case .cpu: outcome = try await cpu(mode: mode, recorder: recorder)
         case .mixed: outcome = try await mixed(mode: mode, recorder: recorder)
+        case .convoy: outcome = try await mixed(mode: mode, recorder: recorder, cpuThreads: max(1, config.workers), curve: true)
         case .cpuScaling, .ioScaling, .data: throw LabError("\(workload.rawValue) is measured point by point")
         }
         let elapsed = monotonicSeconds() - start
@@ -78,6 +80,8 @@ struct SwiftExperiments {
         switch mode {
         case .serial: "serial (1 thread)"
         case .asyncOneThread: "async tasks on 1 thread"
+        case .threads where workload == .convoy: "Swift threads (no GIL)"
+        case .threadsUnderSimulatedGIL where workload == .convoy: "threads + simulated GIL"
         case .threads: workload == .mixed ? "Swift threads (probe + 1 CPU thread)" : "ThreadPool(\(workers))"
         case .threadsUnderSimulatedGIL: workload == .mixed ? "threads + simulated GIL (probe + 1 CPU thread)" : "ThreadPool(\(workers)) + simulated GIL"
         case .processes: workload == .mixed ? "probe + 1 CPU process" : "ProcessPool(\(workers))"
@@ -224,7 +228,7 @@ struct SwiftExperiments {
                 }
                 gil.take(lane, task: task)
                 defer { gil.drop(lane, task: task) }
-                return Kernel.run(seed: UInt64(task + 1), iterations: iterations) { gil.checkpoint(lane, task: task) }
+                return Kernel.run(seed: UInt64(task + 1), iterations: iterations, every: Kernel.gilCheckpointEvery) { gil.checkpoint(lane, task: task) }
             }
             await pool.shutdown()
             let note = gil.map { "\($0.switches) GIL hand-offs" }
@@ -246,7 +250,28 @@ struct SwiftExperiments {
 
     // MARK: Mixed: how late a 1 ms sleep wakes while CPU work runs
 
-    private func mixed(mode: LabMode, recorder: TimelineRecorder) async throws -> Outcome {
+    /// The convoy's curve: the probe behind 1, 2, 4, … CPU threads, with no GIL and under the
+    /// simulated one. A cell's `workers` is its CPU threads (the probe's thread besides).
+    func convoy() async throws -> [LabCell] {
+        var cells: [LabCell] = []
+        for width in config.widths(.convoy) {
+            var atWidth = config
+            atWidth.workers = width
+            let experiments = SwiftExperiments(config: atWidth, executable: executable, progress: progress)
+            for mode in [LabMode.threads, .threadsUnderSimulatedGIL] {
+                progress("convoy · \(mode) · \(width)")
+                var cell = try await experiments.measure(.convoy, mode: mode, port: nil)
+                cell.spans = nil
+                cells.append(cell)
+            }
+        }
+        return cells
+    }
+
+    /// The probe (``probe(count:lane:gil:recorder:)``) beside `cpuThreads` CPU-bound threads (or
+    /// one CPU process), or alone. Its workers: the probe's thread and the CPU threads, or for
+    /// the convoy's `curve` the CPU threads alone.
+    private func mixed(mode: LabMode, recorder: TimelineRecorder, cpuThreads: Int = 1, curve: Bool = false) async throws -> Outcome {
         let probes = config.probeCount
         let iterations = Kernel.checkpointEvery * 16
         switch mode {
@@ -254,33 +279,34 @@ struct SwiftExperiments {
             let result = try await onOneThread { probe(count: probes, lane: 0, gil: nil, recorder: recorder) }
             return Outcome(workers: 1, lateness: result.lateness, probeSeconds: result.seconds, note: "the probe alone")
         case .threads, .threadsUnderSimulatedGIL:
-            let gil = mode == .threadsUnderSimulatedGIL ? SimulatedGIL(interval: switchInterval, recorder: recorder) : nil
+            // The convoy's curve draws no timelines: unrecorded, the hand-offs are not slowed.
+            let gil = mode == .threadsUnderSimulatedGIL ? SimulatedGIL(interval: switchInterval, recorder: curve ? nil : recorder) : nil
             let stop = Event()
-            let started = Event()
-            let pool = ThreadPool(threads: 2)
-            async let busy: UInt64 = pool.run {
-                let lane = 1
+            let started = CountDownLatch(count: cpuThreads)
+            let pool = ThreadPool(threads: cpuThreads + 1)
+            async let busy: [UInt64] = eachOnItsOwnJob(cpuThreads, on: pool) { task in
+                let lane = task + 1
                 var checksum: UInt64 = 0
-                var seed: UInt64 = 1
-                gil?.take(lane, task: 0)
-                started.set()  // the probe starts once its busy neighbour is running
+                var seed = UInt64(task + 1)
+                gil?.take(lane, task: task)
+                started.countDown()  // the probe starts once each busy neighbour has run
                 let begin = recorder.now()
                 while !stop.isSet {
-                    checksum ^= Kernel.run(seed: seed, iterations: iterations) { gil?.checkpoint(lane, task: 0) }
+                    checksum ^= Kernel.run(seed: seed, iterations: iterations, every: gil == nil ? Kernel.checkpointEvery : Kernel.gilCheckpointEvery) { gil?.checkpoint(lane, task: task) }
                     seed &+= 1
                 }
-                if let gil { gil.drop(lane, task: 0) } else { recorder.record(thread: lane, task: 0, from: begin, to: recorder.now(), state: .running) }
+                if let gil { gil.drop(lane, task: task) } else { recorder.record(thread: lane, task: task, from: begin, to: recorder.now(), state: .running) }
                 return checksum
             }
             let result = try await pool.run {
                 defer { stop.set() }
                 started.wait()
-                return probe(count: probes, lane: 0, gil: gil, recorder: recorder)
+                return probe(count: probes, lane: 0, gil: gil, recorder: recorder, budget: curve ? (config.convoyCellMs ?? 0) / 1_000 : 0)
             }
             _ = try await busy
             await pool.shutdown()
-            let note = "wall is the probe's time" + (gil.map { "; \($0.switches) GIL hand-offs" } ?? "")
-            return Outcome(workers: 2, lateness: result.lateness, probeSeconds: result.seconds, note: note)
+            let note = "\(result.lateness.count) sleeps; wall is the probe's time" + (gil.map { "; \($0.switches) GIL hand-offs" } ?? "")
+            return Outcome(workers: curve ? cpuThreads : cpuThreads + 1, lateness: result.lateness, probeSeconds: result.seconds, note: note)
         default:
             let pool = try await ProcessPool(workers: 1, jobs: LabJobs.all, executable: executable)
             // Long enough to cover the probe (1 ms sleeps plus a little each) with room to spare.
@@ -297,12 +323,16 @@ struct SwiftExperiments {
 
     /// `count` sleeps of 1 ms on the calling thread; returns how late each woke (seconds), taking
     /// the GIL back after each sleep when there is one.
-    private func probe(count: Int, lane: Int, gil: SimulatedGIL?, recorder: TimelineRecorder) -> Probe {
+    ///
+    /// With a positive `budget` (seconds) it stops short of `count` once that has passed, after
+    /// at least ten sleeps: behind several CPU threads one sleep can wait a hundred ms.
+    private func probe(count: Int, lane: Int, gil: SimulatedGIL?, recorder: TimelineRecorder, budget: Double = 0) -> Probe {
         let start = monotonicSeconds()
         var lateness: [Double] = []
         lateness.reserveCapacity(count)
         gil?.take(lane, task: -1)
-        for _ in 0..<count {
+        for index in 0..<count {
+            if budget > 0, index >= 10, monotonicSeconds() - start >= budget { break }
             let begin = monotonicSeconds()
             gil?.releaseForIO(lane, task: -1)
             recorder.span(thread: lane, task: -1, .waiting) { blockingSleep(seconds: 0.001) }

@@ -20,6 +20,10 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
     /// Inputs of growing size with a small, fixed amount of work per byte, on threads and on
     /// processes: where moving the data to other processes costs more than it gains.
     case data
+    /// The mixed probe behind 2, 4, … CPU threads (the CPU curve's widths; behind one is the
+    /// mixed workload): how the convoy grows with the threads that queue for the lock ahead of
+    /// a returning I/O thread.
+    case convoy
 
     /// The heading a person reads.
     public var title: String {
@@ -31,6 +35,7 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
         case .cpuScaling: "CPU-bound: speed-up by workers (the scaling curve)"
         case .ioScaling: "I/O-bound: speed-up by workers (the scaling curve)"
         case .data: "Data-heavy: when processes lose"
+        case .convoy: "Mixed: the convoy behind more CPU threads"
         }
     }
 
@@ -40,7 +45,7 @@ public enum LabWorkload: String, Codable, Sendable, CaseIterable {
     /// Whether it runs once, in the lab's first round, instead of in every round: the curves
     /// (scaling, and the data-heavy sizes), whose points repeat within the one run if at all.
     /// The HTML report draws these first.
-    public var runsOnce: Bool { isScaling || self == .data }
+    public var runsOnce: Bool { isScaling || self == .data || self == .convoy }
 }
 
 /// Where a cell was measured.
@@ -390,6 +395,10 @@ public struct LabReport: Codable, Sendable {
         public var dataStride: Int
         /// Runs of each mode at each size; each cell is their median.
         public var dataRepeats: Int
+        /// The convoy's curve: how long each of its probes may run, in milliseconds, before it
+        /// stops short of `probeCount` sleeps (after at least ten). Behind several CPU threads a
+        /// sleep can wait a hundred ms; `nil` or 0: no limit.
+        public var convoyCellMs: Double?
 
         enum CodingKeys: String, CodingKey {
             case quick, workers
@@ -412,6 +421,7 @@ public struct LabReport: Codable, Sendable {
             case dataTasks = "data_tasks"
             case dataStride = "data_stride"
             case dataRepeats = "data_repeats"
+            case convoyCellMs = "convoy_cell_ms"
         }
 
         /// The sizes a run used.
@@ -420,7 +430,7 @@ public struct LabReport: Codable, Sendable {
             cpuTaskMs: Double, switchIntervalMs: Double, probeCount: Int, kernelIterations: Int = 0, rounds: Int = 1,
             scalingWidths: [Int] = [], ioScalingWidths: [Int] = [], scalingTasks: Int = 0, scalingTaskMs: Double = 0,
             ioScalingTasks: Int = 0, ioScalingSleepMs: Double = 0,
-            dataSizes: [Int] = [], dataTasks: Int = 0, dataStride: Int = 16, dataRepeats: Int = 1
+            dataSizes: [Int] = [], dataTasks: Int = 0, dataStride: Int = 16, dataRepeats: Int = 1, convoyCellMs: Double? = nil
         ) {
             self.quick = quick
             self.workers = workers
@@ -443,12 +453,16 @@ public struct LabReport: Codable, Sendable {
             self.dataTasks = dataTasks
             self.dataStride = dataStride
             self.dataRepeats = dataRepeats
+            self.convoyCellMs = convoyCellMs
         }
 
         /// The widths of `workload`'s scaling curve (none for the other workloads).
         public func widths(_ workload: LabWorkload) -> [Int] {
             switch workload {
             case .cpuScaling: scalingWidths
+            // Behind one CPU thread is the mixed workload's probe, measured in every round.
+            // `quick`: behind the most only.
+            case .convoy: quick ? Array(scalingWidths.filter { $0 > 1 }.suffix(1)) : scalingWidths.filter { $0 > 1 }
             case .ioScaling: ioScalingWidths
             default: []
             }

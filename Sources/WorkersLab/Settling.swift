@@ -34,10 +34,10 @@ enum Settling {
     }
 
     /// The most `cell` can gain over serial on a machine of `cpus` CPUs, or `nil` where no bound
-    /// applies (the mixed workload, whose cells time a probe).
+    /// applies (the mixed and convoy workloads, whose cells time a probe).
     static func bound(of cell: LabCell, config: LabReport.Config, cpus: Int) -> Double? {
         switch cell.workload {
-        case .mixed:
+        case .mixed, .convoy:
             return nil
         case .data:
             // Its lessons compare wall times (threads against processes at one size, each the

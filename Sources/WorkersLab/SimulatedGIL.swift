@@ -7,24 +7,34 @@ import WorkersCore
 /// - One holder at a time. `take` waits on a condition variable in slices of the switch interval;
 ///   a waiter whose slice times out while nobody switched sets the drop request.
 /// - The holder calls ``checkpoint(_:)`` at fine-grained points of its work (CPython checks at
-///   loop back-edges and calls); seeing the request, it drops the lock and — forced switching —
-///   waits until another thread has taken it, then queues again as an ordinary waiter.
-/// - No fairness: `signal` wakes one waiter and the OS picks which.
+///   loop back-edges and calls, tens of nanoseconds apart: ``Kernel/gilCheckpointEvery``);
+///   seeing the request, it drops the lock and — forced switching — waits until another thread
+///   has taken it, then queues again as an ordinary waiter.
+/// - No fairness: `signal` wakes one waiter and the OS picks which; a waiter that is awake at
+///   that moment (the one that just asked for the switch) usually wins over one asleep.
 /// - Blocking I/O releases at once (``releaseForIO(_:)``) and must take it back afterwards
 ///   (``reacquireAfterIO(_:)``), which is where the convoy effect comes from: an I/O thread behind
-///   a CPU thread waits about one interval each time.
+///   one CPU thread waits about one interval each time; behind several it also loses hand-offs
+///   to the CPU threads that ask for them, and waits several.
 ///
 /// Threads are named by a small integer (`thread`), which the timeline also uses.
-public final class SimulatedGIL: @unchecked Sendable {  // @unchecked: state is guarded by `lock`; `dropRequest` is atomic.
+public final class SimulatedGIL: @unchecked Sendable {  // @unchecked: `locked` and `switchNumber` are guarded by `lock`; the rest is atomic.
     /// The switch interval.
     public let interval: Duration
     private let intervalNanoseconds: Int64
-    private let lock = PthreadLock()
+    /// CPython's `gil->mutex` and `gil->cond`: the lock's state, and the wait for it.
+    private let lock = PthreadLock(spinning: false)
     private let released: PthreadCondition
+    /// CPython's `switch_mutex` and `switch_cond` (FORCE_SWITCHING): a thread that dropped the lock
+    /// on request waits here until another thread has taken it. A lock of its own, as in
+    /// CPython: with one lock for both, the thread woken to take the GIL would queue behind the
+    /// dropper on its way into this wait, and the hand-offs would come in another order.
+    private let switchLock = PthreadLock(spinning: false)
     private let switched: PthreadCondition
     private var locked = false
-    private var lastHolder = -1
     private var switchNumber = 0
+    /// The thread that took the lock last (CPython's `last_holder`), read without the lock.
+    private let lastHolder = Atomic<Int>(-1)
     /// Set by a waiter that timed out; read by the holder at every checkpoint without the lock.
     private let dropRequest = Atomic<Bool>(false)
     private let recorder: TimelineRecorder?
@@ -34,14 +44,16 @@ public final class SimulatedGIL: @unchecked Sendable {  // @unchecked: state is 
 
     /// - Parameters:
     ///   - interval: the switch interval (CPython: `sys.setswitchinterval`, default 5 ms).
-    ///   - recorder: where to record each thread's running and GIL-waiting spans.
+    ///   - recorder: where to record each thread's running and GIL-waiting spans. Recording
+    ///     costs a little at every hand-off, which delays them; leave it out where only the
+    ///     hand-offs' timing is measured.
     public init(interval: Duration = .milliseconds(5), recorder: TimelineRecorder? = nil) {
         precondition(interval > .zero, "interval must be positive (got \(interval))")
         self.interval = interval
         intervalNanoseconds = max(1_000, interval.saturatingNanoseconds)
         self.recorder = recorder
         released = PthreadCondition(lock: lock)
-        switched = PthreadCondition(lock: lock)
+        switched = PthreadCondition(lock: switchLock)
     }
 
     /// Takes the lock for `thread`, blocking as CPython's `take_gil` does.
@@ -55,13 +67,15 @@ public final class SimulatedGIL: @unchecked Sendable {  // @unchecked: state is 
                 dropRequest.store(true, ordering: .relaxed)  // "please yield"
             }
         }
+        switchLock.lock()
         locked = true
-        if lastHolder != thread {
-            lastHolder = thread
+        if lastHolder.load(ordering: .relaxed) != thread {
+            lastHolder.store(thread, ordering: .relaxed)
             switchNumber += 1
         }
+        switched.signal()  // FORCE_SWITCHING: the thread that dropped may go on
+        switchLock.unlock()
         dropRequest.store(false, ordering: .relaxed)
-        switched.broadcast()  // FORCE_SWITCHING: the thread that dropped may go on
         lock.unlock()
         if let recorder, let waitStart {
             let now = recorder.now()
@@ -70,31 +84,36 @@ public final class SimulatedGIL: @unchecked Sendable {  // @unchecked: state is 
         }
     }
 
-    /// Drops the lock. `forced` (the holder saw a drop request) waits until another thread has
-    /// taken it, so the dropping thread cannot win the race to take it straight back.
-    public func drop(_ thread: Int, task: Int = 0, forced: Bool = false) {
+    /// Drops the lock, as CPython's `drop_gil`: when a drop request is pending (the holder was
+    /// asked to yield), it then waits until another thread has taken the lock, so the dropping
+    /// thread cannot win the race to take it straight back.
+    public func drop(_ thread: Int, task: Int = 0) {
         recorder?.end(thread: thread, task: task, state: .running)
+        lastHolder.store(thread, ordering: .relaxed)
         lock.lock()
-        lastHolder = thread
         locked = false
         released.signal()
-        if forced {
-            // CPython waits once on switch_cond; waiting while nobody has taken it yet is the same
-            // without spurious wake-ups. The bound keeps a lone thread from waiting forever.
+        lock.unlock()
+        guard dropRequest.load(ordering: .relaxed) else { return }
+        switchLock.lock()
+        // CPython waits once on switch_cond; waiting while nobody has taken it yet is the same
+        // without spurious wake-ups. The bound keeps a lone thread from waiting forever.
+        if lastHolder.load(ordering: .relaxed) == thread {
+            dropRequest.store(false, ordering: .relaxed)
             var waited: Int64 = 0
-            while lastHolder == thread, !locked, waited < intervalNanoseconds * 4 {
+            while lastHolder.load(ordering: .relaxed) == thread, waited < intervalNanoseconds * 4 {
                 _ = switched.wait(nanoseconds: intervalNanoseconds)
                 waited += intervalNanoseconds
             }
         }
-        lock.unlock()
+        switchLock.unlock()
     }
 
     /// Where the holder honours a drop request: cheap (one relaxed atomic load) when none is set.
     @inline(__always)
     public func checkpoint(_ thread: Int, task: Int = 0) {
         if dropRequest.load(ordering: .relaxed) {
-            drop(thread, task: task, forced: true)
+            drop(thread, task: task)
             take(thread, task: task)
         }
     }

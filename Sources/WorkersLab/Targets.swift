@@ -56,6 +56,13 @@ public struct LabTarget: Codable, Sendable, Equatable {
             add("cpu-scaling at \(width) workers: CPython threads agree with the simulated GIL", .cpuScaling, .cpython(.threads), workers: width,
                 relativeTo: .threadsUnderSimulatedGIL, atLeast: agreement.0, atMost: agreement.1)
         }
+        add("convoy behind 1 CPU thread: CPython's lateness within 2× of the simulated GIL's", .mixed, .cpython(.threads), value: "probe_median_ms",
+            relativeTo: .threadsUnderSimulatedGIL, atLeast: LabThresholds.convoyAgreement.lowerBound, atMost: LabThresholds.convoyAgreement.upperBound)
+        for width in config.widths(.convoy) {
+            add("convoy behind \(width) CPU thread\(width == 1 ? "" : "s"): CPython's lateness within 2× of the simulated GIL's", .convoy, .cpython(.threads), workers: width,
+                value: "probe_median_ms", relativeTo: .threadsUnderSimulatedGIL,
+                atLeast: LabThresholds.convoyAgreement.lowerBound, atMost: LabThresholds.convoyAgreement.upperBound)
+        }
         return targets
     }
 }

@@ -49,6 +49,12 @@ enum LabThresholds {
     static let extraCoreShare = 0.5
     /// The convoy effect: a waiting thread late by this range of switch intervals.
     static let convoyRange = 0.5...2.0
+    /// The convoy's curve: behind the most CPU threads a sleeper is late by at least this many
+    /// times what it is behind the fewest.
+    static let convoyGrowth = 1.5
+    /// The simulated GIL's convoy agrees with CPython's when their medians are within this ratio
+    /// at a width (the lateness comes in whole switch intervals lost, so a factor, not a percentage).
+    static let convoyAgreement = 0.5...2.0
     /// CPython and the Swift side agree when their speed-ups are this close.
     static let agreement = 0.15
     /// Threads that scale: above this speed-up on CPU-bound work.
@@ -68,6 +74,7 @@ enum Verdicts {
         .mixed: "Under a GIL, a thread waiting on I/O also waits for a CPU-bound thread to let go of the lock: about one switch interval each time (the convoy effect).",
         .cpuScaling: "CPU-bound work scales with the cores, not with the workers: the speed-up grows up to the CPU count and stops there, and under a GIL threads stay flat at 1×.",
         .ioScaling: "I/O-bound work keeps scaling with the workers past the CPU count, because a wait needs no core, even under a GIL.",
+        .convoy: "The convoy grows with the CPU-bound threads: a thread back from I/O queues for the GIL behind every one of them, so the more there are, the longer it waits.",
         .data: "Processes are not free: they pay to start and to move every input and output across a boundary, so for a small batch threads win once the pool's start is counted, and without a GIL to escape processes cannot win at all.",
     ]
 
@@ -238,6 +245,11 @@ enum Verdicts {
                 let holds = LabThresholds.convoyRange.contains(ratio) && (free.map { $0 < late / 2 } ?? true)
                 return (holds, holds ? because : because + ": not the one switch interval the claim says")
             }
+        }
+        // Behind one CPU thread, the curve's first point is the mixed workload's cell.
+        let convoyCells = cells.filter { ($0.workload == .convoy || $0.workload == .mixed) && $0.wallSeconds > 0 && $0.probeMedianMs != nil }
+        if cells.contains(where: { $0.workload == .convoy }), let decided = ConvoyCurve.decide(convoyCells) {
+            verdict(.convoy, uses: convoyCells.filter { cell in ConvoyCurve.curves(convoyCells).contains { $0.mode == cell.mode } }) { decided }
         }
         return verdicts
     }

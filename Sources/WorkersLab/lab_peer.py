@@ -10,7 +10,7 @@ Input: one JSON object on stdin (every key optional):
    "probe_sleep_s": 0.001, "scaling_widths": [1, 2, 4, 8], "io_scaling_widths": [1, 2, 4, 8],
    "scaling_cpu_tasks": 8, "scaling_cpu_task_s": 0.04, "scaling_io_tasks": 8, "scaling_io_sleep_s": 0.02,
    "data_sizes": [1024, 65536, 1048576], "data_tasks": 4, "data_stride": 16, "data_repeats": 3,
-   "workloads": ["io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data"]}
+   "workloads": ["io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data", "convoy"]}
 Output: a JSON array of cells (the LabCell schema, source "cpython") on stdout and nothing else there.
 Progress lines go to stderr, prefixed "cpython: ".
 
@@ -493,13 +493,16 @@ def cpu_workload(cfg, ctx, n):
     return cells
 
 
-def probe(cfg, raw):
-    """probe_count sleeps of probe_sleep_s on the calling thread; returns (lateness list, total time)."""
+def probe(cfg, raw, budget_s=0.0):
+    """probe_count sleeps of probe_sleep_s on the calling thread, or fewer (at least ten) once
+    budget_s has passed when it is positive; returns (lateness list, total time)."""
     count = cfg["probe_count"]
     sleep_s = cfg["probe_sleep_s"]
     lateness = []
     begin = perf_counter()
-    for _ in range(count):
+    for index in range(count):
+        if budget_s > 0 and index >= 10 and perf_counter() - begin >= budget_s:
+            break
         t0 = perf_counter()
         time.sleep(sleep_s)
         t1 = perf_counter()
@@ -508,14 +511,72 @@ def probe(cfg, raw):
     return lateness, perf_counter() - begin
 
 
-def mixed_workload(cfg, ctx, n):
-    chunk_n = max(1000, int(n * 0.01 / max(cfg["cpu_task_s"], 1e-6)))  # about 10 ms of kernel per chunk
-    interval_ms = cfg["switch_interval_s"] * 1000.0
+def kernel_chunk(cfg, n):
+    """Kernel iterations of about 10 ms: what a busy thread runs between looking at its stop flag."""
+    return max(1000, int(n * 0.01 / max(cfg["cpu_task_s"], 1e-6)))
 
-    def record(cell, lateness):
-        ms = [x * 1000.0 for x in lateness]
-        cell.probe_median_ms = statistics.median(ms)
-        cell.probe_p90_ms = percentile(ms, 0.9)
+
+def record_probe(cell, lateness):
+    ms = [x * 1000.0 for x in lateness]
+    cell.probe_median_ms = statistics.median(ms)
+    cell.probe_p90_ms = percentile(ms, 0.9)
+
+
+def probe_beside_threads(cfg, chunk_n, count, spans, budget_s=0.0):
+    """The probe while `count` threads run the kernel until it ends; returns (raw, lateness,
+    total). Each busy thread appends its chunks to spans (lane name "cpu<i>")."""
+    raw = []
+    started = threading.Barrier(count + 1)
+    stop = threading.Event()
+
+    def cpu_loop(index):
+        seed = index + 1
+        started.wait()
+        while not stop.is_set():
+            start = perf_counter()
+            kernel(seed, chunk_n)
+            if len(spans) < SPAN_CAP:
+                spans.append(("cpu%d" % index, seed - 1, start, perf_counter(), "running"))
+            seed += 1
+
+    workers = [threading.Thread(target=cpu_loop, args=(i,), name="lab-cpu-%d" % i, daemon=True) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    try:
+        started.wait(30)
+        lateness, total = probe(cfg, raw, budget_s)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(30)
+    return raw, lateness, total
+
+
+def convoy_workload(cfg, n):
+    """The probe behind convoy_widths CPU threads (2, 4, ...: the CPU curve's widths; behind one
+    is the mixed workload): a cell per width, its workers the CPU threads."""
+    chunk_n = kernel_chunk(cfg, n)
+    cells = []
+    for width in cfg.get("convoy_widths", [w for w in cfg["scaling_widths"] if w > 1]):
+        def threads(cell, t0, width=width):
+            raw, lateness, total = probe_beside_threads(cfg, chunk_n, width, [], cfg.get("convoy_cell_s", 0.0))
+            record_probe(cell, lateness)
+            cell.probe_count = len(lateness)
+            return raw, total
+        cell = Cell("convoy", "cpython-threads", "CPython threading", width)
+        cell = run_cell(cell, threads)
+        cell.notes.append("probe: %d x sleep(%g ms) behind %d CPU thread%s; wall_s is the probe's time"
+                          % (getattr(cell, "probe_count", 0), cfg["probe_sleep_s"] * 1000, width, "" if width == 1 else "s"))
+        cell.speedup = 1.0 if not cell.failed and cell.wall > 0 else 0.0
+        cell.spans = []
+        cells.append(cell)
+    return cells
+
+
+def mixed_workload(cfg, ctx, n):
+    chunk_n = kernel_chunk(cfg, n)
+    interval_ms = cfg["switch_interval_s"] * 1000.0
+    record = record_probe
 
     def serial(cell, t0):
         raw = []
@@ -524,30 +585,8 @@ def mixed_workload(cfg, ctx, n):
         return raw, total
 
     def threads(cell, t0):
-        raw = []
         spans = []
-        started = threading.Event()
-        stop = threading.Event()
-
-        def cpu_loop():
-            seed = 1
-            started.set()
-            while not stop.is_set():
-                start = perf_counter()
-                kernel(seed, chunk_n)
-                if len(spans) < SPAN_CAP:
-                    spans.append(("cpu", seed - 1, start, perf_counter(), "running"))
-                seed += 1
-
-        worker = threading.Thread(target=cpu_loop, name="lab-cpu", daemon=True)
-        worker.start()
-        try:
-            if not started.wait(30):
-                raise RuntimeError("CPU thread did not start")
-            lateness, total = probe(cfg, raw)
-        finally:
-            stop.set()
-            worker.join(30)
+        raw, lateness, total = probe_beside_threads(cfg, chunk_n, 1, spans)
         record(cell, lateness)
         return raw + spans, total
 
@@ -797,12 +836,12 @@ def main():
 
     workloads = list(cfg["workloads"])
     n = None
-    if "cpu" in workloads or "mixed" in workloads or "cpu-scaling" in workloads:
+    if "cpu" in workloads or "mixed" in workloads or "cpu-scaling" in workloads or "convoy" in workloads:
         n = calibrate(cfg["cpu_task_s"])
         log("calibrated n=%d iterations per %.3f s task" % (n, cfg["cpu_task_s"]))
 
     cells = []
-    for workload in ("io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data"):
+    for workload in ("io-sleep", "io-net", "cpu", "mixed", "cpu-scaling", "io-scaling", "data", "convoy"):
         if workload not in workloads:
             continue
         try:
@@ -818,6 +857,8 @@ def main():
                 cells += mixed_workload(cfg, ctx, n)
             elif workload == "data":
                 cells += data_workload(cfg, ctx)
+            elif workload == "convoy":
+                cells += convoy_workload(cfg, n)
             elif workload == "cpu-scaling":
                 scaled = max(1000, int(round(n * cfg["scaling_cpu_task_s"] / max(cfg["cpu_task_s"], 1e-9))))
                 cells += scaling_workload(cfg, ctx, workload, scaled)

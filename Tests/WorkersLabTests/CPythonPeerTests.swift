@@ -48,6 +48,33 @@ import WorkersCore
         #expect(values == seeds.map { Kernel.run(seed: $0, iterations: iterations) })
     }
 
+    /// The convoy's cells from real CPython threads, small: a cell per width (2 and 3 CPU
+    /// threads), each with its probe's median, and at least ten sleeps under a time limit.
+    @Test func thePeersConvoyGivesACellPerWidth() throws {
+        let python = try #require(Lab.findPython(), "python3 is installed by .ci/run")
+        let program = """
+            import importlib.util, json, sys
+            spec = importlib.util.spec_from_file_location("lab_peer", sys.argv[1])
+            peer = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(peer)
+            cfg = dict(peer.DEFAULTS)
+            cfg.update({"cpu_task_s": 0.01, "probe_count": 40, "convoy_widths": [2, 3], "convoy_cell_s": 0.001, "scaling_widths": [1, 2, 3]})
+            n = peer.calibrate(cfg["cpu_task_s"])
+            print(json.dumps([c.to_json() for c in peer.convoy_workload(cfg, n)]))
+            """
+        let (status, printed) = try Self.run(python, program)
+        #expect(status == 0)
+        let cells = try JSONDecoder().decode([LabCell].self, from: Data(printed.utf8))
+        #expect(cells.map(\.workload) == [.convoy, .convoy])
+        #expect(cells.map(\.mode) == [.cpython(.threads), .cpython(.threads)])
+        #expect(cells.map(\.workers) == [2, 3])
+        for cell in cells {
+            #expect(cell.wallSeconds > 0 && (cell.probeMedianMs ?? -1) >= 0)
+            // The time limit (1 ms) stopped it after the ten sleeps it always makes.
+            #expect(cell.note?.contains("probe: 10 x sleep(1 ms) behind \(cell.workers) CPU threads") == true, "\(cell.note ?? "")")
+        }
+    }
+
     @Test func thePeersDataWorkIsSwifts() throws {
         let python = try #require(Lab.findPython(), "python3 is installed by .ci/run")
         let block = (0..<5_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 24) }
