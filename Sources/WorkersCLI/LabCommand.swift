@@ -44,13 +44,13 @@ struct LabCommand: AsyncParsableCommand {
     @Option(name: .long, help: "CPU-bound tasks (default: twice the workers).")
     var cpuTasks: Int?
 
-    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 200; --quick 70).")
+    @Option(name: .long, help: "How long each CPU task takes serially, in ms (default 200; --quick 80).")
     var cpuTaskMs: Double?
 
     @Option(name: .long, help: "The simulated GIL's switch interval, in ms (CPython's default: 5).")
     var switchIntervalMs: Double?
 
-    @Option(name: .long, help: "How many 1 ms sleeps the mixed workload's probe makes (default 60; --quick 30).")
+    @Option(name: .long, help: "How many 1 ms sleeps the mixed workload's probe makes (default 60; --quick 20).")
     var probeCount: Int?
 
     @Option(name: .long, help: "Rounds of every mode, interleaved; each speed-up is their median, shown with its range (default 3).")

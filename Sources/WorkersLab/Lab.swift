@@ -20,7 +20,7 @@ public struct Lab: Sendable {
     public var progress: @Sendable (String) -> Void
 
     /// The default sizes: three interleaved rounds, about 40 s in all on 2 cores with CPython;
-    /// `quick` (CPU tasks of 70 ms, waits of 30 ms) under 20 s.
+    /// `quick` (CPU tasks of 80 ms, waits of 30 ms, 20 probe sleeps) under 20 s.
     ///
     /// The scaling curves run once (not in every round) with small tasks: CPU work at 1, 2, 4, …
     /// up to four times the CPUs (`quick`: 1, the CPUs and four times them), and sleeps at 1, 2,
@@ -31,7 +31,7 @@ public struct Lab: Sendable {
         let ioWidest = max(ioTasks, widest)
         return LabReport.Config(
             quick: quick, workers: workers, ioTasks: ioTasks, ioSleepMs: quick ? 30 : 60, netLatencyMs: quick ? 25 : 50,
-            cpuTasks: 2 * workers, cpuTaskMs: quick ? 70 : 200, switchIntervalMs: 5, probeCount: quick ? 30 : 60,
+            cpuTasks: 2 * workers, cpuTaskMs: quick ? 80 : 200, switchIntervalMs: 5, probeCount: quick ? 20 : 60,
             rounds: 3,
             scalingWidths: quick ? Array(Set([1, workers, widest])).sorted() : powersOfTwo(upTo: widest),
             ioScalingWidths: quick ? Array(Set([1, workers, ioWidest])).sorted() : powersOfTwo(upTo: ioWidest),
@@ -39,7 +39,7 @@ public struct Lab: Sendable {
             ioScalingTasks: ioWidest, ioScalingSleepMs: 20,
             dataSizes: quick ? [1 << 10, 64 << 10, 1 << 20] : [1 << 10, 16 << 10, 256 << 10, 1 << 20, 2 << 20],
             dataTasks: max(1, workers), dataStride: 8, dataRepeats: quick ? 2 : 3,
-            convoyCellMs: quick ? 300 : 600
+            convoyCellMs: 600
         )
     }
 

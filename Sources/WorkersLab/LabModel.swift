@@ -461,8 +461,9 @@ public struct LabReport: Codable, Sendable {
             switch workload {
             case .cpuScaling: scalingWidths
             // Behind one CPU thread is the mixed workload's probe, measured in every round.
-            // `quick`: behind the most only.
-            case .convoy: quick ? Array(scalingWidths.filter { $0 > 1 }.suffix(1)) : scalingWidths.filter { $0 > 1 }
+            // Not in `quick`: behind several threads each sleep can cost tens of ms, and the
+            // curve needs dozens of them at each width to be worth reading.
+            case .convoy: quick ? [] : scalingWidths.filter { $0 > 1 }
             case .ioScaling: ioScalingWidths
             default: []
             }

@@ -49,8 +49,8 @@ enum LabThresholds {
     static let extraCoreShare = 0.5
     /// The convoy effect: a waiting thread late by this range of switch intervals.
     static let convoyRange = 0.5...2.0
-    /// The convoy's curve: behind the most CPU threads a sleeper is late by at least this many
-    /// times what it is behind the fewest.
+    /// The convoy's curve: behind the most CPU threads a sleeper's slowest tenth is late by at
+    /// least this many times what it is behind the fewest.
     static let convoyGrowth = 1.5
     /// The simulated GIL's convoy agrees with CPython's when their medians are within this ratio
     /// at a width (the lateness comes in whole switch intervals lost, so a factor, not a percentage).
