@@ -36,6 +36,7 @@ struct CPythonPeer {
             "probe_count": config.probeCount,
             "probe_sleep_s": 0.001,
             "convoy_cell_s": (config.convoyCellMs ?? 0) / 1_000,
+            "convoy_min_sleeps": LabThresholds.convoyMinimumSleeps,
             // The lab's own rounds pair each CPython cell with the serial run of its round; one
             // run a round is enough then (two back to back when the lab runs one round).
             "cpu_rounds": config.rounds > 1 ? 1 : 2,

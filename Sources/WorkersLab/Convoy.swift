@@ -113,10 +113,11 @@ struct ConvoyCurve: Sendable {
 
 extension TerminalReport {
     /// The convoy's curve as text: a row per mode with the median lateness at each width, the
-    /// simulation's ratio to CPython's under them, and why any point is unsettled.
-    public static func convoyChart(_ cells: [LabCell], config: LabReport.Config) -> String {
+    /// simulation's ratio to CPython's under them, and why any point is unsettled; after the
+    /// section's title and sizes when `heading`.
+    public static func convoyChart(_ cells: [LabCell], config: LabReport.Config, heading: Bool = true) -> String {
         let curves = ConvoyCurve.curves(cells)
-        var lines = [LabWorkload.convoy.title, ConvoyCurve.sizes(config)]
+        var lines = heading ? [LabWorkload.convoy.title, ConvoyCurve.sizes(config)] : []
         let widths = Array(Set(curves.flatMap { $0.points.map(\.threads) })).sorted()
         guard !curves.isEmpty, !widths.isEmpty else {
             let notes = cells.filter { $0.workload == .convoy }.compactMap(\.note)
@@ -158,47 +159,32 @@ extension HTMLReport {
     public static func convoySVG(_ cells: [LabCell], config: LabReport.Config) -> String {
         let curves = ConvoyCurve.curves(cells)
         let widths = Array(Set(curves.flatMap { $0.points.map(\.threads) })).sorted()
-        let (plotWidth, plotHeight, left, top, legendWidth) = (440.0, 220.0, 56.0, 16.0, 300.0)
-        let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
-        guard let first = widths.first, let last = widths.last else {
-            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no points</text></svg>\n"
-        }
+        let frame = ChartFrame(plotWidth: 440, plotHeight: 220, left: 56, legendWidth: 300)
+        guard let first = widths.first, let last = widths.last else { return ChartFrame.empty("no points") }
         let highest = max(config.switchIntervalMs, curves.flatMap { $0.points.map(\.lateMs) }.max() ?? 1)
         let step = max(1, (highest * 1.1 / 6).rounded(.up))
         let yTop = (highest * 1.1 / step).rounded(.up) * step
         let span = max(log2(Double(last)) - log2(Double(first)), 1)
-        func x(_ width: Int) -> Double { left + (log2(Double(width)) - log2(Double(first))) / span * plotWidth }
-        func y(_ ms: Double) -> Double { top + plotHeight - min(ms, yTop) / yTop * plotHeight }
+        func x(_ width: Int) -> Double { frame.left + (log2(Double(width)) - log2(Double(first))) / span * frame.plotWidth }
+        func y(_ ms: Double) -> Double { frame.bottom - min(ms, yTop) / yTop * frame.plotHeight }
         let colors = ["#16a34a", "#f59e0b", "#dc2626", "#2563eb"]
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
-        svg += "viewBox=\"0 0 \(Int(total.width)) \(Int(total.height))\" font-family=\"system-ui, sans-serif\" font-size=\"11\" role=\"img\" "
-        svg += "aria-label=\"\(LabFormat.escape(LabWorkload.convoy.title))\">\n"
-        for tick in stride(from: 0.0, through: yTop, by: step) {
-            svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(y(tick)))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(y(tick)))\" stroke=\"#e2e8f0\"/>"
-            svg += "<text x=\"\(coordinate(left - 6))\" y=\"\(coordinate(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(Conclusions.format(tick)) ms</text>\n"
-        }
-        for width in widths {
-            svg += "<text x=\"\(coordinate(x(width)))\" y=\"\(coordinate(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(width)</text>\n"
-        }
-        svg += "<text x=\"\(coordinate(left + plotWidth / 2))\" y=\"\(coordinate(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">CPU-bound threads beside the sleeper</text>\n"
+        var svg = frame.open(label: LabWorkload.convoy.title)
+        for tick in stride(from: 0.0, through: yTop, by: step) { svg += frame.gridLine(at: y(tick), label: "\(Conclusions.format(tick)) ms") }
+        for width in widths { svg += frame.xLabel(at: x(width), String(width)) }
+        svg += frame.xTitle("CPU-bound threads beside the sleeper")
         // The switch interval.
         let interval = y(config.switchIntervalMs)
-        svg += "<line class=\"interval\" x1=\"\(coordinate(left))\" y1=\"\(coordinate(interval))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(interval))\" stroke=\"#94a3b8\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>"
-        svg += "<text x=\"\(coordinate(left + plotWidth - 4))\" y=\"\(coordinate(interval - 4))\" text-anchor=\"end\" fill=\"#64748b\">switch interval</text>\n"
+        svg += "<line class=\"interval\" x1=\"\(coordinate(frame.left))\" y1=\"\(coordinate(interval))\" x2=\"\(coordinate(frame.left + frame.plotWidth))\" y2=\"\(coordinate(interval))\" stroke=\"#94a3b8\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>"
+        svg += "<text x=\"\(coordinate(frame.left + frame.plotWidth - 4))\" y=\"\(coordinate(interval - 4))\" text-anchor=\"end\" fill=\"#64748b\">switch interval</text>\n"
         var legend = ""
         for (index, curve) in curves.enumerated() {
             let color = colors[index % colors.count]
-            let line = curve.points.map { "\(coordinate(x($0.threads))),\(coordinate(y($0.lateMs)))" }.joined(separator: " ")
-            svg += "<polyline class=\"curve\" points=\"\(line)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2.5\"/>\n"
-            for point in curve.points {
-                svg += "<circle cx=\"\(coordinate(x(point.threads)))\" cy=\"\(coordinate(y(point.lateMs)))\" r=\"4\" fill=\"\(point.unsettled ? "#fff" : color)\" stroke=\"\(color)\" stroke-width=\"1.5\">"
-                svg += "<title>\(LabFormat.escape(curve.name)) behind \(point.threads): \(Conclusions.format(point.lateMs)) ms</title></circle>\n"
-            }
-            let legendY = top + 4 + Double(index) * 18
-            legend += "<line x1=\"\(coordinate(left + plotWidth + 24))\" y1=\"\(coordinate(legendY - 4))\" x2=\"\(coordinate(left + plotWidth + 44))\" y2=\"\(coordinate(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2.5\"/>"
-            legend += "<text x=\"\(coordinate(left + plotWidth + 50))\" y=\"\(coordinate(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(curve.name))</text>\n"
+            svg += frame.curve(curve.points.map { point in
+                ChartFrame.Point(x: x(point.threads), y: y(point.lateMs), hollow: point.unsettled,
+                                 title: "\(curve.name) behind \(point.threads): \(Conclusions.format(point.lateMs)) ms")
+            }, color: color, stroke: "stroke-width=\"2.5\"")
+            legend += frame.legendEntry(at: frame.top + 4 + Double(index) * 18, color: color, stroke: "stroke-width=\"2.5\"", curve.name)
         }
-        svg += legend + "</svg>\n"
-        return svg
+        return svg + legend + "</svg>\n"
     }
 }

@@ -232,46 +232,34 @@ extension HTMLReport {
         let own = cells.filter { $0.workload == .data && $0.inputBytes != nil && $0.wallSeconds > 0 && $0.mode.kind != .serial }
         let sizes = Array(Set(own.compactMap(\.inputBytes))).sorted()
         guard let smallest = sizes.first, let largest = sizes.last, let fastest = own.map(\.wallSeconds).min(), let slowest = own.map(\.wallSeconds).max() else {
-            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no sizes measured</text></svg>\n"
+            return ChartFrame.empty("no sizes measured")
         }
-        let (plotWidth, plotHeight, left, top, legendWidth) = (460.0, 260.0, 64.0, 16.0, 340.0)
-        let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
+        let frame = ChartFrame(plotWidth: 460, plotHeight: 260, left: 64, legendWidth: 340)
         let xSpan = max(log10(Double(largest)) - log10(Double(smallest)), 1)
         let yLow = floor(log10(fastest)), yHigh = max(ceil(log10(slowest)), yLow + 1)
-        func x(_ bytes: Int) -> Double { left + (log10(Double(bytes)) - log10(Double(smallest))) / xSpan * plotWidth }
-        func y(_ seconds: Double) -> Double { top + plotHeight - (log10(seconds) - yLow) / (yHigh - yLow) * plotHeight }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
-        svg += "viewBox=\"0 0 \(Int(total.width)) \(Int(total.height))\" font-family=\"system-ui, sans-serif\" font-size=\"11\" role=\"img\" "
-        svg += "aria-label=\"\(LabFormat.escape(LabWorkload.data.title))\">\n"
+        func x(_ bytes: Int) -> Double { frame.left + (log10(Double(bytes)) - log10(Double(smallest))) / xSpan * frame.plotWidth }
+        func y(_ seconds: Double) -> Double { frame.bottom - (log10(seconds) - yLow) / (yHigh - yLow) * frame.plotHeight }
+        var svg = frame.open(label: LabWorkload.data.title)
         for power in stride(from: yLow, through: yHigh, by: 1) {
             let tick = pow(10, power)
-            svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(y(tick)))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(y(tick)))\" stroke=\"#e2e8f0\"/>"
-            svg += "<text x=\"\(coordinate(left - 6))\" y=\"\(coordinate(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(LabFormat.escape(LabFormat.duration(tick)))</text>\n"
+            svg += frame.gridLine(at: y(tick), label: LabFormat.duration(tick))
         }
-        for size in sizes {
-            svg += "<text x=\"\(coordinate(x(size)))\" y=\"\(coordinate(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(LabFormat.bytes(size))</text>\n"
-        }
-        svg += "<text x=\"\(coordinate(left + plotWidth / 2))\" y=\"\(coordinate(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">bytes a task (wall time of all tasks, log scales)</text>\n"
+        for size in sizes { svg += frame.xLabel(at: x(size), LabFormat.bytes(size)) }
+        svg += frame.xTitle("bytes a task (wall time of all tasks, log scales)")
         let colors: [LabSource: String] = [.swift: "#2563eb", .cpython: "#dc2626", .cpythonFreeThreaded: "#16a34a"]
         var legend = ""
-        var index = 0
         var drawn: [LabMode] = []
         for cell in own where !drawn.contains(cell.mode) {
             drawn.append(cell.mode)
             let points = own.filter { $0.mode == cell.mode && $0.source == cell.source }.sorted { $0.inputBytes! < $1.inputBytes! }
             let color = colors[cell.source] ?? "#475569"
-            let dashed = cell.mode.kind == .processes ? " stroke-dasharray=\"6 4\"" : ""
-            svg += "<polyline class=\"curve\" points=\"\(points.map { "\(coordinate(x($0.inputBytes!))),\(coordinate(y($0.wallSeconds)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>\n"
-            for point in points {
-                svg += "<circle cx=\"\(coordinate(x(point.inputBytes!)))\" cy=\"\(coordinate(y(point.wallSeconds)))\" r=\"3.5\" fill=\"\(point.unsettled == nil ? color : "#fff")\" stroke=\"\(color)\">"
-                svg += "<title>\(LabFormat.escape(point.label)), \(LabFormat.bytes(point.inputBytes!)) a task: \(LabFormat.duration(point.wallSeconds))</title></circle>\n"
-            }
-            let legendY = top + 8 + Double(index) * 18
-            legend += "<line x1=\"\(coordinate(left + plotWidth + 24))\" y1=\"\(coordinate(legendY - 4))\" x2=\"\(coordinate(left + plotWidth + 44))\" y2=\"\(coordinate(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed)/>"
-            legend += "<text x=\"\(coordinate(left + plotWidth + 50))\" y=\"\(coordinate(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(cell.label))</text>\n"
-            index += 1
+            let stroke = "stroke-width=\"2\"" + (cell.mode.kind == .processes ? " stroke-dasharray=\"6 4\"" : "")
+            svg += frame.curve(points.map { point in
+                ChartFrame.Point(x: x(point.inputBytes!), y: y(point.wallSeconds), hollow: point.unsettled != nil,
+                                 title: "\(point.label), \(LabFormat.bytes(point.inputBytes!)) a task: \(LabFormat.duration(point.wallSeconds))")
+            }, color: color, stroke: stroke, circle: "r=\"3.5\"")
+            legend += frame.legendEntry(at: frame.top + 8 + Double(drawn.count - 1) * 18, color: color, stroke: stroke, cell.label)
         }
-        svg += legend + "</svg>\n"
-        return svg
+        return svg + legend + "</svg>\n"
     }
 }

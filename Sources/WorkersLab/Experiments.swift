@@ -250,8 +250,9 @@ struct SwiftExperiments {
 
     // MARK: Mixed: how late a 1 ms sleep wakes while CPU work runs
 
-    /// The convoy's curve: the probe behind 1, 2, 4, … CPU threads, with no GIL and under the
-    /// simulated one. A cell's `workers` is its CPU threads (the probe's thread besides).
+    /// The convoy's curve: the probe behind 2, 4, … CPU threads (behind one is the mixed
+    /// workload's), with no GIL and under the simulated one. A cell's `workers` is its CPU
+    /// threads (the probe's thread besides).
     func convoy() async throws -> [LabCell] {
         var cells: [LabCell] = []
         for width in config.widths(.convoy) {
@@ -325,14 +326,15 @@ struct SwiftExperiments {
     /// the GIL back after each sleep when there is one.
     ///
     /// With a positive `budget` (seconds) it stops short of `count` once that has passed, after
-    /// at least ten sleeps: behind several CPU threads one sleep can wait a hundred ms.
+    /// at least ``LabThresholds/convoyMinimumSleeps``: behind several CPU threads one sleep can
+    /// wait a hundred ms.
     private func probe(count: Int, lane: Int, gil: SimulatedGIL?, recorder: TimelineRecorder, budget: Double = 0) -> Probe {
         let start = monotonicSeconds()
         var lateness: [Double] = []
         lateness.reserveCapacity(count)
         gil?.take(lane, task: -1)
         for index in 0..<count {
-            if budget > 0, index >= 10, monotonicSeconds() - start >= budget { break }
+            if budget > 0, index >= LabThresholds.convoyMinimumSleeps, monotonicSeconds() - start >= budget { break }
             let begin = monotonicSeconds()
             gil?.releaseForIO(lane, task: -1)
             recorder.span(thread: lane, task: -1, .waiting) { blockingSleep(seconds: 0.001) }

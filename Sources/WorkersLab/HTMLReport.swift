@@ -206,21 +206,18 @@ extension HTMLReport {
         var html = "<section class=\"workload\" id=\"\(anchor(workload))\">\n"
         html += "<h2>\(LabFormat.escape(workload.title))</h2>\n"
         if let verdict { html += "<p class=\"claim\">Claim: \(LabFormat.escape(verdict.claim))</p>\n" }
-        if workload == .convoy {
+        switch workload {
+        case .convoy:
             html += "<p class=\"hint\">\(LabFormat.escape(ConvoyCurve.sizes(report.config))). Hollow points are unsettled.</p>\n"
-            html += "<pre class=\"data-table\">\(LabFormat.escape(TerminalReport.convoyChart(report.cells, config: report.config).split(separator: "\n").dropFirst(2).joined(separator: "\n")))</pre>\n"
+            html += "<pre class=\"data-table\">\(LabFormat.escape(TerminalReport.convoyChart(report.cells, config: report.config, heading: false)))</pre>\n"
             html += "<figure class=\"scaling\">\n" + convoySVG(report.cells, config: report.config) + "</figure>\n"
-        } else if workload != .data {
-            html += "<p class=\"hint\">\(LabFormat.escape(ScalingCurve.sizes(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus))). "
-            html += "Hollow points are unsettled (a disturbed run, not a result).</p>\n"
-        }
-        if workload == .convoy {
-            // Drawn above.
-        } else if workload == .data {
+        case .data:
             html += "<p class=\"hint\">\(LabFormat.escape(TerminalReport.dataSizes(report.cells, config: report.config))).</p>\n"
             html += "<pre class=\"data-table\">\(LabFormat.escape(TerminalReport.dataChart(report.cells, config: report.config, heading: false)))</pre>\n"
             html += "<figure class=\"scaling\">\n" + dataSVG(report.cells, config: report.config) + "</figure>\n"
-        } else {
+        default:
+            html += "<p class=\"hint\">\(LabFormat.escape(ScalingCurve.sizes(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus))). "
+            html += "Hollow points are unsettled (a disturbed run, not a result).</p>\n"
             html += "<figure class=\"scaling\">\n" + scalingSVG(report.cells, workload: workload, config: report.config, cpus: report.machine.cpus) + "</figure>\n"
         }
         if let verdict {

@@ -396,7 +396,7 @@ public struct LabReport: Codable, Sendable {
         /// Runs of each mode at each size; each cell is their median.
         public var dataRepeats: Int
         /// The convoy's curve: how long each of its probes may run, in milliseconds, before it
-        /// stops short of `probeCount` sleeps (after at least ten). Behind several CPU threads a
+        /// stops short of `probeCount` sleeps (after ``LabThresholds/convoyMinimumSleeps``). Behind several CPU threads a
         /// sleep can wait a hundred ms; `nil` or 0: no limit.
         public var convoyCellMs: Double?
 

@@ -205,63 +205,46 @@ extension HTMLReport {
     public static func scalingSVG(_ cells: [LabCell], workload: LabWorkload, config: LabReport.Config, cpus: Int) -> String {
         let curves = ScalingCurve.curves(cells, workload: workload)
         let widths = Array(Set(curves.flatMap { $0.points.map(\.workers) } + config.widths(workload))).sorted()
-        let (plotWidth, plotHeight, left, top, legendWidth) = (440.0, 260.0, 48.0, 16.0, 380.0)
-        let total = (width: left + plotWidth + 24 + legendWidth, height: top + plotHeight + 44)
-        guard let first = widths.first, let last = widths.last else {
-            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"320\" height=\"30\"><text x=\"0\" y=\"20\">no points</text></svg>\n"
-        }
+        let frame = ChartFrame(plotWidth: 440, plotHeight: 260, left: 48, legendWidth: 380)
+        guard let first = widths.first, let last = widths.last else { return ChartFrame.empty("no points") }
         let ideal = widths.map { ScalingCurve.ideal(workload: workload, width: $0, cpus: cpus, config: config) }
         let highest = max(ideal.max() ?? 1, curves.flatMap { $0.points.map(\.speedup) }.max() ?? 1)
         let yTop = max(2, (highest * 1.1).rounded(.up))
         let span = max(log2(Double(last)) - log2(Double(first)), 1)
-        func x(_ width: Int) -> Double { left + (log2(Double(width)) - log2(Double(first))) / span * plotWidth }
-        func y(_ speedup: Double) -> Double { top + plotHeight - min(speedup, yTop) / yTop * plotHeight }
+        func x(_ width: Int) -> Double { frame.left + (log2(Double(width)) - log2(Double(first))) / span * frame.plotWidth }
+        func y(_ speedup: Double) -> Double { frame.bottom - min(speedup, yTop) / yTop * frame.plotHeight }
         let colors = ["#2563eb", "#f59e0b", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d"]
 
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(total.width))\" height=\"\(Int(total.height))\" "
-        svg += "viewBox=\"0 0 \(Int(total.width)) \(Int(total.height))\" font-family=\"system-ui, sans-serif\" font-size=\"11\" role=\"img\" "
-        svg += "aria-label=\"\(LabFormat.escape(workload.title))\">\n"
+        var svg = frame.open(label: workload.title)
         // Axes and grid.
         let step = yTop <= 4 ? 0.5 : yTop <= 10 ? 1 : (yTop / 8).rounded(.up)
-        for tick in stride(from: 0.0, through: yTop, by: step) {
-            svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(y(tick)))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(y(tick)))\" stroke=\"#e2e8f0\"/>"
-            svg += "<text x=\"\(coordinate(left - 6))\" y=\"\(coordinate(y(tick) + 4))\" text-anchor=\"end\" fill=\"#475569\">\(Conclusions.format(tick))×</text>\n"
-        }
-        for width in widths {
-            svg += "<text x=\"\(coordinate(x(width)))\" y=\"\(coordinate(top + plotHeight + 16))\" text-anchor=\"middle\" fill=\"#475569\">\(width)</text>\n"
-        }
-        svg += "<text x=\"\(coordinate(left + plotWidth / 2))\" y=\"\(coordinate(top + plotHeight + 34))\" text-anchor=\"middle\" fill=\"#334155\">workers</text>\n"
-        svg += "<line x1=\"\(coordinate(left))\" y1=\"\(coordinate(top + plotHeight))\" x2=\"\(coordinate(left + plotWidth))\" y2=\"\(coordinate(top + plotHeight))\" stroke=\"#94a3b8\"/>\n"
+        for tick in stride(from: 0.0, through: yTop, by: step) { svg += frame.gridLine(at: y(tick), label: "\(Conclusions.format(tick))×") }
+        for width in widths { svg += frame.xLabel(at: x(width), String(width)) }
+        svg += frame.xTitle("workers")
+        svg += "<line x1=\"\(coordinate(frame.left))\" y1=\"\(coordinate(frame.bottom))\" x2=\"\(coordinate(frame.left + frame.plotWidth))\" y2=\"\(coordinate(frame.bottom))\" stroke=\"#94a3b8\"/>\n"
         // The CPU count.
         if workload == .cpuScaling || cpus < last {
-            let cpuX = left + (log2(Double(max(cpus, first))) - log2(Double(first))) / span * plotWidth
-            if cpuX <= left + plotWidth {
-                svg += "<line x1=\"\(coordinate(cpuX))\" y1=\"\(coordinate(top))\" x2=\"\(coordinate(cpuX))\" y2=\"\(coordinate(top + plotHeight))\" stroke=\"#64748b\" stroke-dasharray=\"2 3\"/>"
-                svg += "<text x=\"\(coordinate(cpuX + 4))\" y=\"\(coordinate(top + 10))\" fill=\"#64748b\">\(cpus) CPUs</text>\n"
+            let cpuX = x(max(cpus, first))
+            if cpuX <= frame.left + frame.plotWidth {
+                svg += "<line x1=\"\(coordinate(cpuX))\" y1=\"\(coordinate(frame.top))\" x2=\"\(coordinate(cpuX))\" y2=\"\(coordinate(frame.bottom))\" stroke=\"#64748b\" stroke-dasharray=\"2 3\"/>"
+                svg += "<text x=\"\(coordinate(cpuX + 4))\" y=\"\(coordinate(frame.top + 10))\" fill=\"#64748b\">\(cpus) CPUs</text>\n"
             }
         }
         // The ideal.
         let idealPoints = zip(widths, ideal).map { "\(coordinate(x($0))),\(coordinate(y($1)))" }.joined(separator: " ")
         svg += "<polyline class=\"ideal\" points=\"\(idealPoints)\" fill=\"none\" stroke=\"#94a3b8\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>\n"
         // The curves.
-        var legend = "<text x=\"\(coordinate(left + plotWidth + 24))\" y=\"\(coordinate(top + 4))\" fill=\"#94a3b8\">- - ideal</text>\n"
+        var legend = "<text x=\"\(coordinate(frame.left + frame.plotWidth + 24))\" y=\"\(coordinate(frame.top + 4))\" fill=\"#94a3b8\">- - ideal</text>\n"
         for (index, curve) in curves.enumerated() {
             let color = colors[index % colors.count]
-            let line = curve.points.map { "\(coordinate(x($0.workers))),\(coordinate(y($0.speedup)))" }.joined(separator: " ")
-            svg += "<polyline class=\"curve\" points=\"\(line)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(curve.source == .swift ? "2.5" : "1.5")\"/>\n"
-            for point in curve.points {
-                let fill = point.unsettled == nil ? color : "#fff"
-                svg += "<circle cx=\"\(coordinate(x(point.workers)))\" cy=\"\(coordinate(y(point.speedup)))\" r=\"4\" fill=\"\(fill)\" stroke=\"\(color)\" stroke-width=\"1.5\">"
-                svg += "<title>\(LabFormat.escape(point.label)): \(LabFormat.speedup(point.speedup))\(point.unsettled.map { " — unsettled: " + LabFormat.escape($0) } ?? "")</title></circle>\n"
-            }
+            svg += frame.curve(curve.points.map { point in
+                ChartFrame.Point(x: x(point.workers), y: y(point.speedup), hollow: point.unsettled != nil,
+                                 title: "\(point.label): \(LabFormat.speedup(point.speedup))" + (point.unsettled.map { " — unsettled: " + $0 } ?? ""))
+            }, color: color, stroke: "stroke-width=\"\(curve.source == .swift ? "2.5" : "1.5")\"")
             let fraction = curve.serialFraction(cpus: cpus).map { " · serial fraction " + ScalingCurve.percent($0) } ?? ""
-            let legendY = top + 22 + Double(index) * 18
-            legend += "<line x1=\"\(coordinate(left + plotWidth + 24))\" y1=\"\(coordinate(legendY - 4))\" x2=\"\(coordinate(left + plotWidth + 44))\" y2=\"\(coordinate(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2.5\"/>"
-            legend += "<text x=\"\(coordinate(left + plotWidth + 50))\" y=\"\(coordinate(legendY))\" fill=\"#1e293b\">\(LabFormat.escape(curve.name + fraction))</text>\n"
+            legend += frame.legendEntry(at: frame.top + 22 + Double(index) * 18, color: color, stroke: "stroke-width=\"2.5\"", curve.name + fraction)
         }
-        svg += legend
-        svg += "</svg>\n"
-        return svg
+        return svg + legend + "</svg>\n"
     }
 }
 

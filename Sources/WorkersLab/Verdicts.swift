@@ -52,6 +52,9 @@ enum LabThresholds {
     /// The convoy's curve: behind the most CPU threads a sleeper's slowest tenth is late by at
     /// least this many times what it is behind the fewest.
     static let convoyGrowth = 1.5
+    /// The convoy's probe makes at least this many sleeps before its time limit
+    /// (``LabReport/Config/convoyCellMs``) may stop it, here and in the CPython peer.
+    static let convoyMinimumSleeps = 10
     /// The simulated GIL's convoy agrees with CPython's when their medians are within this ratio
     /// at a width (the lateness comes in whole switch intervals lost, so a factor, not a percentage).
     static let convoyAgreement = 0.5...2.0
@@ -249,7 +252,8 @@ enum Verdicts {
         // Behind one CPU thread, the curve's first point is the mixed workload's cell.
         let convoyCells = cells.filter { ($0.workload == .convoy || $0.workload == .mixed) && $0.wallSeconds > 0 && $0.probeMedianMs != nil }
         if cells.contains(where: { $0.workload == .convoy }), let decided = ConvoyCurve.decide(convoyCells) {
-            verdict(.convoy, uses: convoyCells.filter { cell in ConvoyCurve.curves(convoyCells).contains { $0.mode == cell.mode } }) { decided }
+            let drawn = Set(ConvoyCurve.curves(convoyCells).map(\.mode))
+            verdict(.convoy, uses: convoyCells.filter { drawn.contains($0.mode) }) { decided }
         }
         return verdicts
     }

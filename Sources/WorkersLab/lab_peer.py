@@ -58,6 +58,9 @@ DEFAULTS = {
     "data_tasks": 4,
     "data_stride": 16,
     "data_repeats": 3,
+    "convoy_widths": [2, 4, 8],
+    "convoy_cell_s": 0.6,
+    "convoy_min_sleeps": 10,
     "workloads": ["io-sleep", "io-net", "cpu", "mixed"],
 }
 
@@ -494,14 +497,15 @@ def cpu_workload(cfg, ctx, n):
 
 
 def probe(cfg, raw, budget_s=0.0):
-    """probe_count sleeps of probe_sleep_s on the calling thread, or fewer (at least ten) once
-    budget_s has passed when it is positive; returns (lateness list, total time)."""
+    """probe_count sleeps of probe_sleep_s on the calling thread, or fewer (at least
+    convoy_min_sleeps) once budget_s has passed when it is positive; returns (lateness list,
+    total time)."""
     count = cfg["probe_count"]
     sleep_s = cfg["probe_sleep_s"]
     lateness = []
     begin = perf_counter()
     for index in range(count):
-        if budget_s > 0 and index >= 10 and perf_counter() - begin >= budget_s:
+        if budget_s > 0 and index >= cfg["convoy_min_sleeps"] and perf_counter() - begin >= budget_s:
             break
         t0 = perf_counter()
         time.sleep(sleep_s)
@@ -557,9 +561,9 @@ def convoy_workload(cfg, n):
     is the mixed workload): a cell per width, its workers the CPU threads."""
     chunk_n = kernel_chunk(cfg, n)
     cells = []
-    for width in cfg.get("convoy_widths", [w for w in cfg["scaling_widths"] if w > 1]):
+    for width in cfg["convoy_widths"]:
         def threads(cell, t0, width=width):
-            raw, lateness, total = probe_beside_threads(cfg, chunk_n, width, [], cfg.get("convoy_cell_s", 0.0))
+            raw, lateness, total = probe_beside_threads(cfg, chunk_n, width, [], cfg["convoy_cell_s"])
             record_probe(cell, lateness)
             cell.probe_count = len(lateness)
             return raw, total
@@ -576,18 +580,17 @@ def convoy_workload(cfg, n):
 def mixed_workload(cfg, ctx, n):
     chunk_n = kernel_chunk(cfg, n)
     interval_ms = cfg["switch_interval_s"] * 1000.0
-    record = record_probe
 
     def serial(cell, t0):
         raw = []
         lateness, total = probe(cfg, raw)
-        record(cell, lateness)
+        record_probe(cell, lateness)
         return raw, total
 
     def threads(cell, t0):
         spans = []
         raw, lateness, total = probe_beside_threads(cfg, chunk_n, 1, spans)
-        record(cell, lateness)
+        record_probe(cell, lateness)
         return raw + spans, total
 
     def processes(cell, t0):
@@ -613,7 +616,7 @@ def mixed_workload(cfg, ctx, n):
             if worker.is_alive():
                 worker.terminate()
                 worker.join(5)
-        record(cell, lateness)
+        record_probe(cell, lateness)
         return raw + [("cpu", i, s, e, "running") for i, (s, e) in enumerate(spans)], total
 
     def make(mode, label, workers, note):

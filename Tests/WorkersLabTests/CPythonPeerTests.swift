@@ -49,7 +49,7 @@ import WorkersCore
     }
 
     /// The convoy's cells from real CPython threads, small: a cell per width (2 and 3 CPU
-    /// threads), each with its probe's median, and at least ten sleeps under a time limit.
+    /// threads), each with its probe's median, and the minimum of sleeps under a time limit.
     @Test func thePeersConvoyGivesACellPerWidth() throws {
         let python = try #require(Lab.findPython(), "python3 is installed by .ci/run")
         let program = """
@@ -58,7 +58,7 @@ import WorkersCore
             peer = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(peer)
             cfg = dict(peer.DEFAULTS)
-            cfg.update({"cpu_task_s": 0.01, "probe_count": 40, "convoy_widths": [2, 3], "convoy_cell_s": 0.001, "scaling_widths": [1, 2, 3]})
+            cfg.update({"cpu_task_s": 0.01, "probe_count": 40, "convoy_widths": [2, 3], "convoy_cell_s": 0.001, "convoy_min_sleeps": \(LabThresholds.convoyMinimumSleeps), "scaling_widths": [1, 2, 3]})
             n = peer.calibrate(cfg["cpu_task_s"])
             print(json.dumps([c.to_json() for c in peer.convoy_workload(cfg, n)]))
             """
@@ -70,8 +70,8 @@ import WorkersCore
         #expect(cells.map(\.workers) == [2, 3])
         for cell in cells {
             #expect(cell.wallSeconds > 0 && (cell.probeMedianMs ?? -1) >= 0)
-            // The time limit (1 ms) stopped it after the ten sleeps it always makes.
-            #expect(cell.note?.contains("probe: 10 x sleep(1 ms) behind \(cell.workers) CPU threads") == true, "\(cell.note ?? "")")
+            // The time limit (1 ms) stopped it after the sleeps it always makes.
+            #expect(cell.note?.contains("probe: \(LabThresholds.convoyMinimumSleeps) x sleep(1 ms) behind \(cell.workers) CPU threads") == true, "\(cell.note ?? "")")
         }
     }
 

@@ -25,8 +25,8 @@ final class RemoteLink {
     /// Until the agent's mark: what the login wrote (kept for the reason a host failed).
     private var beforeMark: [UInt8]? = []
     private var reaped = false
-    /// The transport's wait status when it ended by itself (not killed by ``close(grace:)``).
-    private(set) var endStatus: Int32?
+    /// How the transport ended, when it ended by itself (not killed by ``close(grace:)``).
+    private(set) var endStatus: WaitStatus?
     /// Heartbeats, and the silence that means the link is cut.
     var watch: LinkWatch
     /// From the agent's ready frame.
@@ -169,17 +169,16 @@ final class RemoteLink {
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
         } else {
-            endStatus = status
+            endStatus = WaitStatus(raw: status)
         }
     }
 
     /// How the transport ended, once closed, for a host that failed without a word on stderr:
     /// `ssh exited with status 255`, `… was killed by signal 9`, or nil.
     var transportEnd: String? {
-        guard let endStatus else { return nil }
-        let (exit, signal) = WaitStatus(raw: endStatus).exitAndSignal
-        if signal != 0 { return "\(program) was killed by signal \(signal)" }
-        return exit == 0 ? nil : "\(program) exited with status \(exit)"
+        if let signal = endStatus?.signal { return "\(program) was killed by signal \(signal)" }
+        guard let code = endStatus?.exitCode, code != 0 else { return nil }
+        return "\(program) exited with status \(code)"
     }
 
     /// Sends what is queued, waiting up to `seconds` for the socket to take it.
